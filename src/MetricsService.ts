@@ -1,0 +1,98 @@
+/**
+ * Optional metrics for the streaming policies. `StreamingService` reads this
+ * service with `Effect.serviceOption`: without it nothing is recorded and
+ * everything works unchanged. `MetricsService.layer` records with Effect's
+ * `Metric` module, labelled by `kind` and `stream`, so any Effect metrics
+ * exporter (Prometheus, OpenTelemetry) can publish them.
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
+
+export type StreamKind = "subscription" | "download" | "export"
+
+/** How a stream terminated, as recorded by metrics and the cleanup log line. */
+export type Termination = "completed" | "failed" | "interrupted"
+
+export interface StreamMetrics {
+  readonly started: (kind: StreamKind, name: string) => void
+  /** `values` delivered (events or rows; byte chunks for downloads) and `bytes` written. */
+  readonly delivered: (kind: StreamKind, name: string, values: number, bytes: number) => void
+  readonly dropped: (kind: StreamKind, name: string, count: number) => void
+  readonly ended: (kind: StreamKind, name: string, termination: Termination, durationMillis: number) => void
+}
+
+export class MetricsService extends Context.Tag("effect-stream-rpc/MetricsService")<
+  MetricsService,
+  StreamMetrics
+>() {}
+
+export const names = {
+  active: "stream_active",
+  values: "stream_values_total",
+  bytes: "stream_bytes_total",
+  dropped: "stream_dropped_total",
+  failures: "stream_failures_total",
+  terminations: "stream_terminations_total",
+  duration: "stream_duration_seconds"
+} as const
+
+/** The metric definitions; their keys include the descriptions, so read them through these values. */
+export const metrics = {
+  active: Metric.gauge(names.active, { description: "Streams currently open" }),
+  values: Metric.counter(names.values, {
+    description: "Values delivered: events, rows or byte chunks",
+    incremental: true
+  }),
+  bytes: Metric.counter(names.bytes, { description: "Bytes written to the socket", incremental: true }),
+  dropped: Metric.counter(names.dropped, {
+    description: "Values dropped by the sliding policy",
+    incremental: true
+  }),
+  failures: Metric.counter(names.failures, { description: "Streams that ended in failure", incremental: true }),
+  terminations: Metric.counter(names.terminations, {
+    description: "Streams ended, by termination",
+    incremental: true
+  }),
+  duration: Metric.histogram(
+    names.duration,
+    MetricBoundaries.exponential({ start: 0.01, factor: 4, count: 10 }),
+    "Stream lifetime in seconds"
+  )
+}
+
+/** One of the metrics above, narrowed to a kind and a stream name. */
+export const labelled = <Type, In, Out>(
+  metric: Metric.Metric<Type, In, Out>,
+  kind: StreamKind,
+  name: string
+): Metric.Metric<Type, In, Out> => metric.pipe(Metric.tagged("kind", kind), Metric.tagged("stream", name))
+
+/** Builds metrics backed by Effect's `Metric` registry. */
+export const make: Effect.Effect<StreamMetrics> = Effect.sync(() => {
+  const { active, bytes, dropped, duration, failures, terminations, values } = metrics
+  // Metric updates happen once per chunk on the hot path: use the synchronous
+  // entry points with labels instead of running an Effect each time.
+  const labels = (kind: StreamKind, name: string) => [MetricLabel.make("kind", kind), MetricLabel.make("stream", name)]
+  return {
+    started: (kind, name) => active.unsafeModify(1, labels(kind, name)),
+    delivered: (kind, name, count, size) => {
+      const tags = labels(kind, name)
+      values.unsafeUpdate(count, tags)
+      bytes.unsafeUpdate(size, tags)
+    },
+    dropped: (kind, name, count) => dropped.unsafeUpdate(count, labels(kind, name)),
+    ended: (kind, name, termination, durationMillis) => {
+      const tags = labels(kind, name)
+      active.unsafeModify(-1, tags)
+      terminations.unsafeUpdate(1, [...tags, MetricLabel.make("termination", termination)])
+      if (termination === "failed") failures.unsafeUpdate(1, tags)
+      duration.unsafeUpdate(durationMillis / 1000, tags)
+    }
+  }
+})
+
+export const layer: Layer.Layer<MetricsService> = Layer.effect(MetricsService, make)

@@ -1,0 +1,7 @@
+export * as BackpressurePolicy from "./BackpressurePolicy.ts"
+export * as ContentDisposition from "./ContentDisposition.ts"
+export * as ExportFormat from "./ExportFormat.ts"
+export * as MetricsService from "./MetricsService.ts"
+export * as SseFraming from "./SseFraming.ts"
+export * as StreamingConfig from "./StreamingConfig.ts"
+export * as StreamingService from "./StreamingService.ts"
