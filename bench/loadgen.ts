@@ -1,0 +1,276 @@
+/**
+ * The load generator: HTTP/1.1 over a raw `net` socket, written by hand.
+ * A `node:http` client saturates its own CPU long before a good SSE server
+ * does (~250k events/s), so the response is parsed here with byte loops and
+ * no allocation per event: the status line and headers once, then the body,
+ * de-chunked when `Transfer-Encoding: chunked`, handed to a sink as ranges.
+ */
+import * as Net from "node:net"
+
+/** Receives the body as ranges of the socket's buffers (already de-chunked). */
+export interface BodySink {
+  data(buffer: Uint8Array, start: number, end: number): void
+}
+
+export interface Response {
+  readonly status: number
+  readonly headers: ReadonlyMap<string, string>
+}
+
+export interface Connection {
+  /** Resolves once the status line and headers are in. */
+  readonly response: Promise<Response>
+  /** Resolves when the body is complete, rejects on a socket error or a truncated body. */
+  readonly done: Promise<void>
+  /** Body bytes received so far (after de-chunking). */
+  readonly bodyBytes: () => number
+  readonly close: () => void
+}
+
+const CR = 13
+const LF = 10
+
+/**
+ * Incremental `Transfer-Encoding: chunked` decoder: size lines (with optional
+ * extensions), data, the CRLF after data, and trailers after the last chunk.
+ */
+class ChunkedDecoder {
+  private state: "size" | "extension" | "sizeLf" | "data" | "dataEnd" | "trailer" | "done" = "size"
+  private size = 0
+  private sizeDigits = 0
+  private remaining = 0
+  private lineLength = 0
+  constructor(private readonly sink: BodySink) {}
+  get finished(): boolean {
+    return this.state === "done"
+  }
+  feed(buffer: Uint8Array, start: number, end: number): void {
+    let i = start
+    while (i < end) {
+      switch (this.state) {
+        case "data": {
+          const stop = Math.min(end, i + this.remaining)
+          this.sink.data(buffer, i, stop)
+          this.remaining -= stop - i
+          i = stop
+          if (this.remaining === 0) this.state = "dataEnd"
+          break
+        }
+        case "size": {
+          const b = buffer[i++]!
+          const digit = hexValue(b)
+          if (digit >= 0) {
+            this.size = this.size * 16 + digit
+            this.sizeDigits++
+          } else if (b === CR) this.state = "sizeLf"
+          else if (b === LF) this.endOfSizeLine()
+          else if (b === 0x3b || b === 0x20 || b === 0x09) this.state = "extension"
+          else throw new Error(`malformed chunk size line (byte ${b})`)
+          break
+        }
+        case "extension": {
+          if (buffer[i++] === LF) this.endOfSizeLine()
+          break
+        }
+        case "sizeLf": {
+          if (buffer[i++] !== LF) throw new Error("malformed chunk size line (CR without LF)")
+          this.endOfSizeLine()
+          break
+        }
+        case "dataEnd": {
+          const b = buffer[i++]!
+          if (b === LF) {
+            this.state = "size"
+            this.size = 0
+            this.sizeDigits = 0
+          } else if (b !== CR) throw new Error("malformed chunk: data longer than its size")
+          break
+        }
+        case "trailer": {
+          const b = buffer[i++]!
+          if (b === LF) {
+            if (this.lineLength === 0) this.state = "done"
+            this.lineLength = 0
+          } else if (b !== CR) this.lineLength++
+          break
+        }
+        case "done":
+          return
+      }
+    }
+  }
+  private endOfSizeLine(): void {
+    if (this.sizeDigits === 0) throw new Error("malformed chunk size line (no digits)")
+    if (this.size === 0) {
+      this.state = "trailer"
+      this.lineLength = 0
+    } else {
+      this.state = "data"
+      this.remaining = this.size
+    }
+  }
+}
+
+const hexValue = (b: number): number => {
+  if (b >= 48 && b <= 57) return b - 48
+  if (b >= 97 && b <= 102) return b - 87
+  if (b >= 65 && b <= 70) return b - 55
+  return -1
+}
+
+const headerEnd = Buffer.from("\r\n\r\n")
+
+/** Opens a connection and sends `GET path`; the body goes to `sink`. */
+export const get = (port: number, path: string, sink: BodySink): Connection => {
+  const socket = Net.connect({ port, host: "127.0.0.1", noDelay: true })
+  let head: Buffer | undefined = Buffer.alloc(0)
+  let contentLength: number | undefined
+  let chunked: ChunkedDecoder | undefined
+  let received = 0
+  let closedByUs = false
+  let resolveResponse!: (response: Response) => void
+  let rejectResponse!: (error: Error) => void
+  let resolveDone!: () => void
+  let rejectDone!: (error: Error) => void
+  const response = new Promise<Response>((resolve, reject) => {
+    resolveResponse = resolve
+    rejectResponse = reject
+  })
+  const done = new Promise<void>((resolve, reject) => {
+    resolveDone = resolve
+    rejectDone = reject
+  })
+  // Callers may await only one of the two; neither rejection is left unhandled.
+  response.catch(() => {})
+  done.catch(() => {})
+  const counting: BodySink = {
+    data(buffer, start, end) {
+      received += end - start
+      sink.data(buffer, start, end)
+    }
+  }
+  const complete = (): boolean =>
+    chunked !== undefined ? chunked.finished : contentLength !== undefined && received >= contentLength
+  const body = (buffer: Uint8Array, start: number): void => {
+    if (chunked !== undefined) chunked.feed(buffer, start, buffer.length)
+    else counting.data(buffer, start, buffer.length)
+    if (complete()) {
+      resolveDone()
+      socket.destroy()
+    }
+  }
+  socket.on("data", (data: Buffer) => {
+    try {
+      if (head === undefined) return body(data, 0)
+      head = Buffer.concat([head, data])
+      const at = head.indexOf(headerEnd)
+      if (at < 0) {
+        if (head.length > 64 * 1024) throw new Error("response headers larger than 64 KiB")
+        return
+      }
+      const lines = head.subarray(0, at).toString("latin1").split("\r\n")
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? "")?.[1])
+      if (!Number.isInteger(status)) throw new Error(`malformed status line: ${lines[0]}`)
+      const headers = new Map<string, string>()
+      for (const line of lines.slice(1)) {
+        const colon = line.indexOf(":")
+        if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim())
+      }
+      if (/\bchunked\b/i.test(headers.get("transfer-encoding") ?? "")) chunked = new ChunkedDecoder(counting)
+      else if (headers.has("content-length")) contentLength = Number(headers.get("content-length"))
+      const rest = head
+      head = undefined
+      resolveResponse({ status, headers })
+      body(rest, at + headerEnd.length)
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error))
+      rejectResponse(failure)
+      rejectDone(failure)
+      socket.destroy()
+    }
+  })
+  socket.on("error", (error) => {
+    rejectResponse(error)
+    rejectDone(error)
+  })
+  socket.on("close", () => {
+    const error = new Error(
+      closedByUs ? "closed by the load generator" : `connection closed after ${received} body bytes`
+    )
+    rejectResponse(error)
+    // A body without a length ends with the connection.
+    if (head === undefined && chunked === undefined && contentLength === undefined) resolveDone()
+    else rejectDone(error)
+  })
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: */*\r\nConnection: close\r\n\r\n`)
+  return {
+    response,
+    done,
+    bodyBytes: () => received,
+    close: () => {
+      closedByUs = true
+      socket.destroy()
+    }
+  }
+}
+
+const seqPattern = Buffer.from("\"seq\":")
+
+/** KMP failure function of `seqPattern`. */
+const seqFailure: ReadonlyArray<number> = (() => {
+  const failure = new Array<number>(seqPattern.length).fill(0)
+  for (let i = 1, k = 0; i < seqPattern.length; i++) {
+    while (k > 0 && seqPattern[i] !== seqPattern[k]) k = failure[k - 1]!
+    if (seqPattern[i] === seqPattern[k]) k++
+    failure[i] = k
+  }
+  return failure
+})()
+
+/**
+ * Counts benchmark ticks in an SSE body: each `"seq":<digits>` is one
+ * delivered value, and the digits give the producer's sequence number, so
+ * `lastSeq + 1 - count` is how many values were produced but never delivered.
+ * Matching is byte by byte, so a pattern split across reads is found.
+ * (`event: dropped` frames carry `"count"`, never `"seq"`.)
+ */
+export class TickCounter implements BodySink {
+  count = 0
+  lastSeq = -1
+  bytes = 0
+  private matched = 0
+  private inNumber = false
+  private number = 0
+  data(buffer: Uint8Array, start: number, end: number): void {
+    this.bytes += end - start
+    let matched = this.matched
+    for (let i = start; i < end; i++) {
+      const b = buffer[i]!
+      if (this.inNumber) {
+        if (b >= 48 && b <= 57) {
+          this.number = this.number * 10 + (b - 48)
+          continue
+        }
+        this.inNumber = false
+        this.count++
+        this.lastSeq = this.number
+      }
+      while (matched > 0 && seqPattern[matched] !== b) matched = seqFailure[matched - 1]!
+      if (seqPattern[matched] === b) matched++
+      if (matched === seqPattern.length) {
+        this.inNumber = true
+        this.number = 0
+        matched = 0
+      }
+    }
+    this.matched = matched
+  }
+}
+
+/** Counts body bytes only. */
+export class ByteCounter implements BodySink {
+  bytes = 0
+  data(_buffer: Uint8Array, start: number, end: number): void {
+    this.bytes += end - start
+  }
+}
