@@ -1,0 +1,92 @@
+/**
+ * Errors answered before a stream starts, each with its HTTP status and a
+ * JSON body `{"_tag", "message"}`. Bad input is always a 4xx, never a 500.
+ * `Unauthorized` and `Forbidden` are for authentication middleware: use them
+ * as (part of) an `RpcMiddleware` failure schema and the server answers 401
+ * or 403 before the handler runs. Any other error schema can choose its
+ * status with `HttpApiSchema.annotations({ status })`.
+ */
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as Schema from "effect/Schema"
+
+const fields = { message: Schema.String }
+
+export class MalformedJson extends Schema.TaggedError<MalformedJson>()(
+  "MalformedJson",
+  fields,
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
+export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()(
+  "InvalidPayload",
+  fields,
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
+  "Unauthorized",
+  fields,
+  HttpApiSchema.annotations({ status: 401 })
+) {}
+
+export class Forbidden extends Schema.TaggedError<Forbidden>()(
+  "Forbidden",
+  fields,
+  HttpApiSchema.annotations({ status: 403 })
+) {}
+
+export class NotFound extends Schema.TaggedError<NotFound>()(
+  "NotFound",
+  fields,
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
+export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
+  "MethodNotAllowed",
+  fields,
+  HttpApiSchema.annotations({ status: 405 })
+) {}
+
+export class NotAcceptable extends Schema.TaggedError<NotAcceptable>()(
+  "NotAcceptable",
+  fields,
+  HttpApiSchema.annotations({ status: 406 })
+) {}
+
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  fields,
+  HttpApiSchema.annotations({ status: 413 })
+) {}
+
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  fields,
+  HttpApiSchema.annotations({ status: 415 })
+) {}
+
+/** A defect on the server: the body never carries its message or stack. */
+export class InternalError extends Schema.TaggedError<InternalError>()(
+  "InternalError",
+  fields,
+  HttpApiSchema.annotations({ status: 500 })
+) {}
+
+export const ProtocolError = Schema.Union(
+  MalformedJson,
+  InvalidPayload,
+  Unauthorized,
+  Forbidden,
+  NotFound,
+  MethodNotAllowed,
+  NotAcceptable,
+  PayloadTooLarge,
+  UnsupportedMediaType,
+  InternalError
+)
+
+export type ProtocolError = typeof ProtocolError.Type
+
+/** HTTP status of an error value, from its schema's status annotation. */
+export const statusOf = (schema: Schema.Schema.All, fallback: number): number =>
+  HttpApiSchema.getStatus(schema.ast, fallback)
