@@ -113,22 +113,27 @@ const serve = (rpc: Rpc.AnyWithProps): Served => {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
-/** Reads the request body up to `limit` bytes; past that, refuses without reading the rest. */
+/**
+ * Reads the request body up to `limit` bytes. Past the limit the rest is
+ * discarded, not kept, so the client can read the 413; a body larger still
+ * (hostile) is cut off by closing the connection.
+ */
 const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
   Effect.gen(function*() {
     const declared = Number(request.headers["content-length"] ?? NaN)
     if (declared > limit) {
+      // Node discards an unread body after the response: nothing of it is kept.
       return yield* new ProtocolError.PayloadTooLarge({ message: `The request body exceeds ${limit} bytes` })
     }
     const chunks: Array<Uint8Array> = []
     let size = 0
+    const discardUpTo = limit * 4
     yield* request.stream.pipe(
       Stream.mapError(() => new ProtocolError.MalformedJson({ message: "The request body could not be read" })),
       Stream.runForEachWhile((chunk) => {
         size += chunk.byteLength
-        if (size > limit) return Effect.succeed(false)
-        chunks.push(chunk)
-        return Effect.succeed(true)
+        if (size <= limit) chunks.push(chunk)
+        return Effect.succeed(size <= discardUpTo)
       })
     )
     if (size > limit) {

@@ -12,7 +12,7 @@ import { createParser, type EventSourceMessage } from "eventsource-parser"
 import * as Http from "node:http"
 
 /** Serves `app` on 127.0.0.1 and an OS-chosen port for the lifetime of the scope. */
-export const listen = <E>(app: HttpApp.Default<E, never>): Effect.Effect<string, never, Scope.Scope> =>
+export const listen = <E>(app: HttpApp.Default<E, Scope.Scope>): Effect.Effect<string, never, Scope.Scope> =>
   Effect.gen(function*() {
     const server = yield* NodeHttpServer.make(() => Http.createServer(), { port: 0, host: "127.0.0.1" }).pipe(
       Effect.orDie

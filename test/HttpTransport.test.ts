@@ -1,0 +1,340 @@
+import * as RpcGroup from "@effect/rpc/RpcGroup"
+import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { EventSource } from "eventsource"
+import * as fc from "fast-check"
+import * as Http from "node:http"
+import { DemoApi } from "../examples/demo/contract.ts"
+import { AuthenticationLive, DemoHandlers } from "../examples/demo/handlers.ts"
+import * as PriceFeed from "../examples/demo/PriceFeed.ts"
+import * as BackpressurePolicy from "../src/BackpressurePolicy.ts"
+import * as HttpTransport from "../src/HttpTransport.ts"
+import * as Procedure from "../src/Procedure.ts"
+import * as StreamingConfig from "../src/StreamingConfig.ts"
+import { listen, quiet, settled } from "./support/http.ts"
+
+const DemoLive = Layer.mergeAll(DemoHandlers, AuthenticationLive).pipe(
+  Layer.provide(PriceFeed.layer({ pricesPerSecond: 100 }))
+)
+
+/** The demo contract served on a loopback port. */
+const serveDemo = Effect.gen(function*() {
+  const app = yield* HttpTransport.toHttpApp(DemoApi)
+  return yield* listen(app)
+}).pipe(Effect.provide(DemoLive))
+
+const payloadQuery = (payload: unknown) => `payload=${encodeURIComponent(JSON.stringify(payload))}`
+
+const expectJsonError = async (response: Response, status: number, tag: string) => {
+  expect(response.status).toBe(status)
+  expect(response.headers.get("content-type")).toBe("application/json")
+  const body = (await response.json()) as { _tag: string; message: string }
+  expect(body._tag).toBe(tag)
+  expect(typeof body.message).toBe("string")
+  expect(body.message.length).toBeGreaterThan(0)
+  return body
+}
+
+describe("bad input gets a 4xx with a JSON {_tag, message} body", () => {
+  it.scopedLive("400 for a payload that is not JSON", () =>
+    Effect.gen(function*() {
+      const url = yield* serveDemo
+      yield* Effect.promise(async () => {
+        await expectJsonError(await fetch(`${url}/rpc/getQuote?payload=%7Bnope`), 400, "MalformedJson")
+        await expectJsonError(
+          await fetch(`${url}/rpc/getQuote`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: "{\"symbol\":"
+          }),
+          400,
+          "MalformedJson"
+        )
+      })
+    }).pipe(quiet))
+
+  it.scopedLive("400 for a payload that does not match the schema, naming the failing path", () =>
+    Effect.gen(function*() {
+      const url = yield* serveDemo
+      const body = yield* Effect.promise(async () =>
+        expectJsonError(
+          await fetch(`${url}/rpc/watchPrices?${payloadQuery({ symbols: ["ACME", 42] })}`),
+          400,
+          "InvalidPayload"
+        )
+      )
+      expect(body.message).toContain("payload.symbols.1")
+    }).pipe(quiet))
+
+  it.scopedLive("404 for an unknown procedure", () =>
+    Effect.gen(function*() {
+      const url = yield* serveDemo
+      yield* Effect.promise(async () => expectJsonError(await fetch(`${url}/rpc/dropTables`), 404, "NotFound"))
+    }).pipe(quiet))
+
+  it.scopedLive("405 for a method other than GET or POST, with Allow", () =>
+    Effect.gen(function*() {
+      const url = yield* serveDemo
+      const response = yield* Effect.promise(() => fetch(`${url}/rpc/getQuote`, { method: "DELETE" }))
+      expect(response.headers.get("allow")).toBe("GET, POST")
+      yield* Effect.promise(() => expectJsonError(response, 405, "MethodNotAllowed"))
+    }).pipe(quiet))
+
+  it.scopedLive("413 for a body over the limit, refused without reading it whole", () =>
+    Effect.gen(function*() {
+      const url = yield* serveDemo
+      yield* Effect.promise(async () => {
+        await expectJsonError(
+          await fetch(`${url}/rpc/getQuote`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ symbol: "x".repeat(2 * 1024 * 1024) })
+          }),
+          413,
+          "PayloadTooLarge"
+        )
+      })
+      // A chunked body with no Content-Length: the server stops reading at the limit.
+      const status = yield* Effect.promise(() =>
+        new Promise<number>((resolve, reject) => {
+          const request = Http.request(`${url}/rpc/getQuote`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            agent: false
+          }, (response) => {
+            response.resume()
+            resolve(response.statusCode ?? 0)
+            request.destroy()
+          })
+          request.on("error", (error) => (error.message.includes("socket hang up") ? undefined : reject(error)))
+          const piece = "x".repeat(64 * 1024)
+          request.write("{\"symbol\":\"")
+          for (let i = 0; i < 40; i++) request.write(piece)
+          request.end("\"}")
+        })
+      )
+      expect(status).toBe(413)
+    }).pipe(quiet))
+
+  it.scopedLive("415 for a body that is not JSON", () =>
+    Effect.gen(function*() {
+      const url = yield* serveDemo
+      yield* Effect.promise(async () =>
+        expectJsonError(
+          await fetch(`${url}/rpc/getQuote`, {
+            method: "POST",
+            headers: { "content-type": "text/plain" },
+            body: "symbol=ACME"
+          }),
+          415,
+          "UnsupportedMediaType"
+        )
+      )
+    }).pipe(quiet))
+
+  it.scopedLive("401 without credentials and 403 with a token that is not allowed", () =>
+    Effect.gen(function*() {
+      const url = yield* serveDemo
+      yield* Effect.promise(async () => {
+        await expectJsonError(await fetch(`${url}/rpc/whoAmI`), 401, "Unauthorized")
+        await expectJsonError(
+          await fetch(`${url}/rpc/whoAmI`, { headers: { authorization: "Bearer stolen" } }),
+          403,
+          "Forbidden"
+        )
+        const ok = await fetch(`${url}/rpc/whoAmI`, { headers: { authorization: "Bearer demo-token" } })
+        expect(await ok.json()).toEqual({ name: "demo" })
+      })
+    }).pipe(quiet))
+
+  it.scopedLive("406 for an export format the procedure does not offer", () =>
+    Effect.gen(function*() {
+      const url = yield* serveDemo
+      yield* Effect.promise(async () =>
+        expectJsonError(
+          await fetch(`${url}/rpc/exportOrders?format=xlsx&${payloadQuery({ count: 1 })}`),
+          406,
+          "NotAcceptable"
+        )
+      )
+    }).pipe(quiet))
+
+  it.scopedLive("a typed failure of a unary procedure carries its annotated status and its fields", () =>
+    Effect.gen(function*() {
+      const url = yield* serveDemo
+      const response = yield* Effect.promise(() => fetch(`${url}/rpc/getQuote?${payloadQuery({ symbol: "NOPE" })}`))
+      expect(response.status).toBe(404)
+      expect(yield* Effect.promise(() => response.json())).toEqual({
+        _tag: "UnknownSymbol",
+        symbol: "NOPE",
+        message: "Unknown symbol NOPE"
+      })
+    }).pipe(quiet))
+
+  it.scopedLive("arbitrary paths, queries, methods and bodies never get a 5xx, and the server stays up", () =>
+    Effect.gen(function*() {
+      const url = yield* serveDemo
+      const segment = fc.oneof(
+        fc.constantFrom("rpc", "watchPrices", "getQuote", "exportOrders", "downloadReport", "whoAmI", "%", "%E0%A4%A", ".."),
+        fc.webSegment()
+      )
+      const request = fc.record({
+        path: fc.array(segment, { minLength: 0, maxLength: 4 }).map((parts) => "/" + parts.join("/")),
+        query: fc.option(fc.webQueryParameters(), { nil: undefined }),
+        method: fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"),
+        body: fc.option(fc.oneof(fc.json(), fc.string(), fc.constant("{\"symbols\":[\"ACME\"]}")), { nil: undefined }),
+        contentType: fc.constantFrom("application/json", "text/plain", "application/json; charset=utf-8")
+      })
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(request, async ({ body, contentType, method, path, query }) => {
+            const target = `${url}${path.startsWith("/rpc") ? path : `/rpc${path}`}${query === undefined ? "" : `?${query}`}`
+            const withBody = body !== undefined && method !== "GET"
+            const response = await fetch(target, {
+              method,
+              ...(withBody ? { body, headers: { "content-type": contentType } } : {})
+            })
+            await response.body?.cancel()
+            expect(response.status).toBeLessThan(500)
+          }),
+          { numRuns: 300 }
+        )
+      )
+      const alive = yield* Effect.promise(() => fetch(`${url}/rpc/whoAmI`, { headers: { authorization: "Bearer demo-token" } }))
+      expect(alive.status).toBe(200)
+    }).pipe(quiet))
+})
+
+describe("backpressure end to end", () => {
+  it.scopedLive("a client that reads 3 rows of an infinite export and stalls holds the handler to the policy plus socket buffers", () =>
+    Effect.gen(function*() {
+      let produced = 0
+      const Row = Schema.Struct({ n: Schema.Number, text: Schema.String })
+      const endless = Procedure.export("endless", { row: Row, formats: ["ndjson"] })
+      const Api = RpcGroup.make(endless)
+      const handlers = Api.toLayer({
+        endless: () =>
+          Stream.iterate(0, (n) => n + 1).pipe(
+            Stream.map((n) => ({ n, text: "x".repeat(100) })),
+            Stream.rechunk(16),
+            Stream.mapChunksEffect((chunk) =>
+              Effect.sync(() => {
+                produced += chunk.length
+                return chunk
+              })
+            )
+          )
+      })
+      const url = yield* Effect.flatMap(HttpTransport.toHttpApp(Api), listen).pipe(Effect.provide(handlers))
+      const response = yield* Effect.promise(() => fetch(`${url}/rpc/endless`))
+      const reader = response.body!.getReader()
+      let text = ""
+      while (text.split("\n").length <= 3) {
+        const { value } = yield* Effect.promise(() => reader.read())
+        text += new TextDecoder().decode(value)
+      }
+      const lines = text.split("\n").slice(0, 3).map((line) => JSON.parse(line) as { n: number })
+      expect(lines.map((row) => row.n)).toEqual([0, 1, 2])
+      const stalledAt = yield* Effect.promise(() => settled(() => produced))
+      const rowBytes = JSON.stringify({ n: 1_000_000, text: "x".repeat(100) }).length + 1
+      const socketAllowance = Math.ceil((16 * 1024 * 1024) / rowBytes)
+      expect(stalledAt).toBeLessThanOrEqual(BackpressurePolicy.capacities.export + 16 + socketAllowance)
+      yield* Effect.promise(() => reader.cancel())
+    }).pipe(quiet))
+})
+
+describe("resumable subscriptions", () => {
+  const Tick = Schema.Struct({ n: Schema.Number })
+  const ticks = Procedure.subscription("ticks", { success: Tick, cursor: (tick) => String(tick.n) })
+  const Api = RpcGroup.make(ticks)
+  /** Each connection sends the next 5 ticks after its cursor, then ends: clients must resume. */
+  const handlers = (seen: Array<string | undefined>) =>
+    Api.toLayer({
+      ticks: (_, { headers }) => {
+        const cursor = Procedure.lastEventId(headers)
+        seen.push(cursor)
+        const from = cursor === undefined ? 1 : Number(cursor) + 1
+        return Stream.range(from, from + 4).pipe(Stream.map((n) => ({ n })))
+      }
+    })
+
+  it.scopedLive("a native EventSource receives values through onmessage and resumes after Last-Event-ID, none lost or repeated", () =>
+    Effect.gen(function*() {
+      const seen: Array<string | undefined> = []
+      const url = yield* Effect.flatMap(HttpTransport.toHttpApp(Api), listen).pipe(
+        Effect.provide(handlers(seen)),
+        Effect.provide(StreamingConfig.layer({ retry: "10 millis" }))
+      )
+      const received = yield* Effect.promise(() =>
+        new Promise<Array<number>>((resolve, reject) => {
+          const values: Array<number> = []
+          const source = new EventSource(`${url}/rpc/ticks`)
+          source.onmessage = (event) => {
+            values.push((JSON.parse(event.data) as { n: number }).n)
+            if (values.length === 23) {
+              source.close()
+              resolve(values.slice())
+            }
+          }
+          source.onerror = (event) => {
+            if (source.readyState === EventSource.CLOSED) reject(new Error(`EventSource closed: ${String(event.message)}`))
+          }
+        })
+      )
+      expect(received).toEqual(Array.from({ length: 23 }, (_, i) => i + 1))
+      expect(seen.slice(0, 5)).toEqual([undefined, "5", "10", "15", "20"])
+    }).pipe(quiet))
+
+  it.scopedLive("?lastEventId= resumes for clients that cannot set headers", () =>
+    Effect.gen(function*() {
+      const seen: Array<string | undefined> = []
+      const url = yield* Effect.flatMap(HttpTransport.toHttpApp(Api), listen).pipe(Effect.provide(handlers(seen)))
+      const text = yield* Effect.promise(() => fetch(`${url}/rpc/ticks?lastEventId=41`).then((r) => r.text()))
+      expect(seen).toEqual(["41"])
+      expect(text).toContain("id: 42\ndata: {\"n\":42}\n\n")
+      expect(text).toContain("id: 46\ndata: {\"n\":46}\n\n")
+      expect(text).not.toContain("\"n\":41")
+    }).pipe(quiet))
+})
+
+describe("authentication middleware", () => {
+  it.scopedLive("denies before the handler runs", () =>
+    Effect.gen(function*() {
+      const { Authentication } = yield* Effect.promise(() => import("../examples/demo/contract.ts"))
+      const called = yield* Deferred.make<void>()
+      const secret = Procedure.unary("secret", { success: Schema.String }).middleware(Authentication)
+      const Api = RpcGroup.make(secret)
+      const url = yield* Effect.flatMap(HttpTransport.toHttpApp(Api), listen).pipe(
+        Effect.provide(Api.toLayer({ secret: () => Effect.as(Deferred.succeed(called, undefined), "s3cr3t") })),
+        Effect.provide(AuthenticationLive)
+      )
+      const denied = yield* Effect.promise(() => fetch(`${url}/rpc/secret`, { headers: { authorization: "Bearer x" } }))
+      expect(denied.status).toBe(403)
+      expect(yield* Deferred.isDone(called)).toBe(false)
+      const allowed = yield* Effect.promise(() =>
+        fetch(`${url}/rpc/secret`, { headers: { authorization: "Bearer demo-token" } })
+      )
+      expect(yield* Effect.promise(() => allowed.json())).toBe("s3cr3t")
+      expect(yield* Deferred.isDone(called)).toBe(true)
+    }).pipe(quiet))
+})
+
+describe("web-standard handler", () => {
+  it.live("serves the same protocol as (Request) => Promise<Response>", () =>
+    Effect.gen(function*() {
+      const { dispose, handler } = HttpTransport.toWebHandler(DemoApi, DemoLive)
+      const quote = yield* Effect.promise(() =>
+        handler(new Request(`http://localhost/rpc/exportOrders?format=ndjson&${payloadQuery({ count: 3 })}`))
+      )
+      expect(quote.headers.get("content-type")).toBe("application/x-ndjson")
+      const rows = (yield* Effect.promise(() => quote.text())).trim().split("\n").map((line) => JSON.parse(line))
+      expect(rows.map((row: { id: number }) => row.id)).toEqual([1, 2, 3])
+      const missing = yield* Effect.promise(() => handler(new Request("http://localhost/rpc/nothing")))
+      expect(missing.status).toBe(404)
+      yield* Effect.promise(dispose)
+    }).pipe(quiet))
+})
