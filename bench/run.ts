@@ -11,7 +11,7 @@
  *   each have a core on a 2-core machine. The server is killed afterwards.
  * - Every implementation serves the same source (`workload.ts`): ~100-byte
  *   JSON ticks produced in batches of 64 with an event-loop turn
- *   (`setImmediate`) between batches, and a shared 64 KiB buffer for
+ *   (`setImmediate`) between batches, and fresh 64 KiB buffers for
  *   downloads. A source that never yields would starve the event loop, and no
  *   real source (I/O, timers, PubSub) behaves that way.
  * - SSE throughput: one subscriber; after a warm-up, the ticks delivered in a
@@ -22,12 +22,15 @@
  * - Rounds: 3 (quick: 1), implementations alternating order; the table shows
  *   the median and the ratio of medians to `raw`. CPU of the server (from
  *   /proc, Linux only) and of this client during the window are recorded, to
- *   show which side was the bottleneck.
+ *   show which side was the bottleneck, and the server's RSS at start and its
+ *   growth to the peak (VmHWM). The load average at start is printed: other
+ *   work on the machine skews the figures, the ratios less so (interleaved).
  * - Output: a markdown table on stdout, the same data in bench/results.json.
  *
  * Flags: --quick (smoke run of everything, < 30 s), --scenario=sse,download,
  * --impl=raw,effect-stream-rpc, --profile (servers run with --cpu-prof,
- * profiles in bench/profiles/).
+ * profiles in bench/profiles/<label>/; read them with
+ * `npx tsx bench/profile-top.ts <file>`).
  *
  * Adding a peer (tRPC, oRPC, better-sse, @effect/rpc): write
  * bench/servers/<name>.ts following `harness.ts` and list it in `implementations`.
@@ -90,6 +93,10 @@ interface Server {
   readonly pid: number
   /** Seconds of CPU (user + system) the server has used, or undefined off Linux. */
   readonly cpuSeconds: () => number | undefined
+  /** RSS of the server when it announced its port, in bytes, or undefined off Linux. */
+  readonly startRss: number | undefined
+  /** Peak RSS of the server so far in bytes, or undefined off Linux. */
+  readonly peakRss: () => number | undefined
   /** Throws if the server died on its own. */
   readonly assertAlive: () => void
   readonly stop: () => Promise<void>
@@ -119,10 +126,21 @@ const procCpuSeconds = (pid: number): number | undefined => {
   }
 }
 
+/** A memory figure of a process in bytes (VmRSS: now, VmHWM: peak), or undefined off Linux. */
+const procMemory = (pid: number, field: "VmRSS" | "VmHWM"): number | undefined => {
+  try {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "latin1"))
+    return match === null ? undefined : Number(match[1]) * 1024
+  } catch {
+    return undefined
+  }
+}
+
 const startServer = (implementation: Implementation, label: string): Promise<Server> =>
   new Promise((resolve, reject) => {
     const flags = profile
-      ? ["--cpu-prof", "--cpu-prof-dir", Path.join(benchDir, "profiles"), "--cpu-prof-name", `${label}.cpuprofile`]
+      // One directory per server: the tsx loader thread writes a profile of its own (the smaller file).
+      ? ["--cpu-prof", "--cpu-prof-dir", Path.join(benchDir, "profiles", label)]
       : []
     const child = spawn(process.execPath, [...flags, "--import", "tsx", Path.join(benchDir, implementation.file)], {
       cwd: repoDir,
@@ -185,6 +203,8 @@ const startServer = (implementation: Implementation, label: string): Promise<Ser
         port,
         pid,
         cpuSeconds: () => procCpuSeconds(pid),
+        startRss: procMemory(pid, "VmRSS"),
+        peakRss: () => procMemory(pid, "VmHWM"),
         assertAlive: () => {
           if (exit !== undefined && !stopping) throw failure(`died during the measurement (${exit})`)
         },
@@ -216,6 +236,13 @@ interface Scenario {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const round = (n: number, digits = 3) => Number(n.toPrecision(digits))
+
+/** The server's RSS when it started and its growth to the peak, in MiB. */
+const memoryDetails = (server: Server): Record<string, number> => {
+  const peak = server.peakRss()
+  if (peak === undefined || server.startRss === undefined) return {}
+  return { serverStartRssMiB: round(server.startRss / MiB), serverRssGrowthMiB: round((peak - server.startRss) / MiB) }
+}
 
 const sseScenario: Scenario = {
   id: "sse",
@@ -252,6 +279,7 @@ const sseScenario: Scenario = {
         clientCpu: round((client.user + client.system) / 1e6 / seconds, 2)
       }
       if (server0 !== undefined && server1 !== undefined) details["serverCpu"] = round((server1 - server0) / seconds, 2)
+      Object.assign(details, memoryDetails(server))
       return { value: delivered / seconds, details }
     } finally {
       connection.close()
@@ -290,6 +318,7 @@ const downloadOnce = async (server: Server, bytes: number): Promise<Measurement>
       clientCpu: round((client.user + client.system) / 1e6 / seconds, 2)
     }
     if (server0 !== undefined && server1 !== undefined) details["serverCpu"] = round((server1 - server0) / seconds, 2)
+    Object.assign(details, memoryDetails(server))
     return { value: counter.bytes / 1e6 / seconds, details }
   } finally {
     connection.close()
@@ -433,7 +462,8 @@ const main = async () => {
     cpu: cpu[0]?.model.trim() ?? "unknown",
     cores: cpu.length,
     memoryGiB: round(Os.totalmem() / 1024 ** 3),
-    os: `${Os.type()} ${Os.release()} ${Os.arch()}`
+    os: `${Os.type()} ${Os.release()} ${Os.arch()}`,
+    loadAverageAtStart: round(Os.loadavg()[0] ?? 0, 2)
   }
   process.stderr.write(`bench (${quick ? "quick" : "full"}): ${chosenScenarios.length} scenarios × ${chosenImpls.length} implementations × ${settings.rounds} rounds\n`)
 
@@ -445,7 +475,9 @@ const main = async () => {
   const lines = [
     `## effect-stream-rpc benchmarks (${quick ? "quick" : "full"})`,
     "",
-    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB RAM, ${machine.os}; Node ${process.version}.`,
+    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB RAM, ${machine.os}; Node ${process.version}; load average at start ${machine.loadAverageAtStart}${
+      machine.loadAverageAtStart > machine.cores / 4 ? " (the machine was busy: figures are noisy)" : ""
+    }.`,
     `Median of ${settings.rounds} round${settings.rounds === 1 ? "" : "s"}, each on a fresh server process; ratio = median / median of \`${baseline}\` in this run.`,
     "",
     "| scenario | implementation | result | × raw | notes |",
@@ -468,6 +500,11 @@ const main = async () => {
       const clientCpu = mean("clientCpu")
       if (serverCpu !== undefined) notes.push(`server CPU ${Math.round(serverCpu * 100)}%`)
       if (clientCpu !== undefined) notes.push(`client CPU ${Math.round(clientCpu * 100)}%`)
+      const growth = mean("serverRssGrowthMiB")
+      const startRss = mean("serverStartRssMiB")
+      if (growth !== undefined && startRss !== undefined) {
+        notes.push(`server RSS ${Math.round(startRss)} MiB +${Math.round(growth)} MiB at peak`)
+      }
       if (r.trials.some((t) => t.details["complete"] === false)) notes.push("cut off by the time limit")
       lines.push(
         `| ${scenario.title} | ${r.implementation} | ${format(r.median, scenario.unit)} | ${

@@ -51,11 +51,19 @@ export const makeBatch = (firstSeq: number): Array<Tick> => {
 /** Size of each buffer of a download source (what a file read would hand over). */
 export const downloadChunkBytes = 64 * 1024
 
+const pattern: Uint8Array = new Uint8Array(downloadChunkBytes).map((_, i) => i & 0xff)
+
 /**
- * The download payload: one 64 KiB buffer, shared and never mutated, sent
- * again and again. The benchmark measures the transport, not the allocator.
+ * The next buffer of a download: a fresh 64 KiB copy, as a file read would
+ * hand over (allocation and one copy per chunk, the same for every
+ * implementation). A shared buffer would hide what an implementation holds in
+ * flight: with fresh buffers, the server's RSS growth shows it.
  */
-export const downloadChunk: Uint8Array = new Uint8Array(downloadChunkBytes).map((_, i) => i & 0xff)
+export const downloadChunk = (): Uint8Array => {
+  const chunk = Buffer.allocUnsafeSlow(downloadChunkBytes)
+  chunk.set(pattern)
+  return chunk
+}
 
 /** Parses `?bytes=N` of a download request; undefined when absent or not a positive multiple of the chunk. */
 export const downloadBytesOf = (url: string): number | undefined => {

@@ -10,7 +10,7 @@
  *   The source is not slowed by the client (that is the sliding policy), so
  *   the figure is events DELIVERED per second; the runner reports the share
  *   the policy dropped.
- * - Download source: the shared 64 KiB buffer, one per stream element.
+ * - Download source: a fresh 64 KiB buffer per stream element.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
@@ -58,7 +58,7 @@ const ticks: Stream.Stream<Tick> = Stream.suspend(() => {
 })
 
 const chunks = (bytes: number): Stream.Stream<Uint8Array> =>
-  Stream.repeatValue(downloadChunk).pipe(Stream.take(bytes / downloadChunkBytes))
+  Stream.repeatEffect(Effect.sync(downloadChunk)).pipe(Stream.take(bytes / downloadChunkBytes))
 
 const router = HttpRouter.empty.pipe(
   HttpRouter.get(paths.sse, StreamingService.sse("bench-ticks", ticks, serializeTick)),

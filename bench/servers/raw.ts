@@ -7,7 +7,7 @@
  *   Between batches of `sseBatchSize` events it yields with `setImmediate`,
  *   the same source pattern as every other implementation.
  * - Download: `pipeline(readable, res)` from a Readable handing over the
- *   shared 64 KiB buffer on each `read()`.
+ *   next 64 KiB buffer on each `read()`.
  */
 import * as Http from "node:http"
 import { Readable } from "node:stream"
@@ -73,7 +73,7 @@ const download = (req: Http.IncomingMessage, res: Http.ServerResponse): void => 
         return
       }
       left--
-      this.push(downloadChunk)
+      this.push(downloadChunk())
     }
   })
   res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(bytes) })
