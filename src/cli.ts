@@ -1,0 +1,99 @@
+/**
+ * `effect-stream-rpc generate --contract <module>#<Group> --out <file.ts> [--openapi <file.json>] [--check]`
+ *
+ * Writes the typed client module and the OpenAPI 3.1 document of a group.
+ * With `--check`, writes nothing and fails when the files on disk are stale.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import * as Path from "node:path"
+import { pathToFileURL } from "node:url"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import type * as Rpc from "@effect/rpc/Rpc"
+import * as Generator from "./Generator.ts"
+
+const usage =
+  "usage: effect-stream-rpc generate --contract <module.ts>#<GroupExport> --out <client.ts> [--openapi <file.json>] [--check]"
+
+const fail = (message: string): never => {
+  process.stderr.write(`${message}\n${usage}\n`)
+  process.exit(2)
+}
+
+const relativeImport = (from: string, to: string): string => {
+  const relative = Path.relative(Path.dirname(from), to).split(Path.sep).join("/")
+  return relative.startsWith(".") ? relative : `./${relative}`
+}
+
+const isGroup = (u: unknown): u is RpcGroup.RpcGroup<Rpc.Any> =>
+  typeof u === "function" || (typeof u === "object" && u !== null)
+    ? (u as { requests?: unknown }).requests instanceof Map
+    : false
+
+export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
+  const args = [...argv]
+  if (args[0] === "generate") args.shift()
+  const options = new Map<string, string>()
+  let check = false
+  while (args.length > 0) {
+    const flag = args.shift()!
+    if (flag === "--check") check = true
+    else if (flag === "--contract" || flag === "--out" || flag === "--openapi" || flag === "--title") {
+      options.set(flag, args.shift() ?? fail(`${flag} needs a value`))
+    } else fail(`unknown argument ${flag}`)
+  }
+  const contract = options.get("--contract") ?? fail("--contract is required")
+  const out = Path.resolve(options.get("--out") ?? fail("--out is required"))
+  const [modulePath, groupName] = contract.split("#")
+  if (modulePath === undefined || groupName === undefined || groupName === "") fail("--contract must be <module>#<GroupExport>")
+  const contractFile = Path.resolve(modulePath!)
+  if (!existsSync(contractFile)) fail(`no such contract module: ${modulePath}`)
+  const module = (await import(pathToFileURL(contractFile).href)) as Record<string, unknown>
+  const group = module[groupName!]
+  if (!isGroup(group)) return fail(`${modulePath} does not export an RpcGroup named ${groupName}`)
+
+  const openapiFile = Path.resolve(options.get("--openapi") ?? out.replace(/\.ts$/, ".openapi.json"))
+  const runtime = Path.resolve(Path.dirname(new URL(import.meta.url).pathname), "../client/StreamClient.ts")
+  const source = `${Path.relative(process.cwd(), contractFile).split(Path.sep).join("/")}#${groupName}`
+  const files = new Map<string, string>([
+    [
+      out,
+      Generator.clientModule(group, {
+        contractImport: relativeImport(out, contractFile),
+        runtimeImport: relativeImport(out, runtime),
+        groupName: groupName!,
+        source
+      })
+    ],
+    [
+      openapiFile,
+      JSON.stringify(
+        Generator.openApi(group, { title: options.get("--title") ?? groupName!, version: "1.0.0" }),
+        null,
+        2
+      ) + "\n"
+    ]
+  ])
+  let stale = 0
+  for (const [file, content] of files) {
+    const name = Path.relative(process.cwd(), file)
+    if (check) {
+      const current = existsSync(file) ? readFileSync(file, "utf8") : undefined
+      if (current !== content) {
+        stale++
+        process.stderr.write(`${name} is stale: run npm run generate\n`)
+      }
+    } else {
+      mkdirSync(Path.dirname(file), { recursive: true })
+      writeFileSync(file, content)
+      process.stdout.write(`wrote ${name}\n`)
+    }
+  }
+  return stale === 0 ? 0 : 1
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`)
+    process.exit(1)
+  })
+}
