@@ -10,8 +10,10 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
+import * as Generator from "../../src/Generator.ts"
 import * as HttpTransport from "../../src/HttpTransport.ts"
 import * as MetricsService from "../../src/MetricsService.ts"
+import * as Prometheus from "../../src/Prometheus.ts"
 import { DemoApi } from "./contract.ts"
 import { AuthenticationLive, DemoHandlers } from "./handlers.ts"
 import * as PriceFeed from "./PriceFeed.ts"
@@ -30,8 +32,14 @@ const page = `<!doctype html>
 </ul>`
 
 const Home = HttpLayerRouter.add("GET", "/", HttpServerResponse.html(page))
+const Metrics = HttpLayerRouter.add("GET", "/metrics", Prometheus.response)
+const OpenApiDocument = HttpLayerRouter.add(
+  "GET",
+  "/openapi.json",
+  HttpServerResponse.unsafeJson(Generator.openApi(DemoApi, { title: "effect-stream-rpc demo", version: "1.0.0" }))
+)
 
-const App = Layer.mergeAll(HttpTransport.layer(DemoApi), Home).pipe(
+const App = Layer.mergeAll(HttpTransport.layer(DemoApi), Home, Metrics, OpenApiDocument).pipe(
   Layer.provide(DemoHandlers),
   Layer.provide(AuthenticationLive),
   Layer.provide(PriceFeed.layer({ pricesPerSecond })),
