@@ -338,3 +338,26 @@ describe("web-standard handler", () => {
       yield* Effect.promise(dispose)
     }).pipe(quiet))
 })
+
+describe("trace context", () => {
+  it.scopedLive("the server span of a call is a child of the caller's span (traceparent)", () =>
+    Effect.gen(function*() {
+      const Span = Schema.Struct({ traceId: Schema.String, parentSpanId: Schema.String })
+      const traced = Procedure.unary("traced", { success: Span })
+      const Api = RpcGroup.make(traced)
+      const handlers = Api.toLayer({
+        traced: () =>
+          Effect.map(Effect.orDie(Effect.currentSpan), (span) => ({
+            traceId: span.traceId,
+            parentSpanId: span.parent._tag === "Some" ? span.parent.value.spanId : "none"
+          }))
+      })
+      const url = yield* Effect.flatMap(HttpTransport.toHttpApp(Api), listen).pipe(Effect.provide(handlers))
+      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
+      const spanId = "00f067aa0ba902b7"
+      const response = yield* Effect.promise(() =>
+        fetch(`${url}/rpc/traced`, { headers: { traceparent: `00-${traceId}-${spanId}-01` } }).then((r) => r.json())
+      )
+      expect(response).toEqual({ traceId, parentSpanId: spanId })
+    }).pipe(quiet))
+})
