@@ -1,0 +1,2 @@
+export * as RpcProtocol from "./RpcProtocol.ts"
+export * as SseParser from "./SseParser.ts"
