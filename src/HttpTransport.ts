@@ -345,7 +345,8 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
           return yield* asEffect(result).pipe(
             Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext)),
             Effect.withSpan(`RpcServer.${tag}`, spanOptions),
-            Effect.map((value) => HttpServerResponse.unsafeJson(served.encodeSuccess(value))),
+            // JSON has no undefined: a void result is sent as null
+            Effect.map((value) => HttpServerResponse.unsafeJson(served.encodeSuccess(value) ?? null)),
             Effect.mapError((error) => ({ _tag: "TypedFailure" as const, served, error }))
           )
         }
