@@ -16,6 +16,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -23,6 +24,7 @@ import * as Stream from "effect/Stream"
 import * as BackpressurePolicy from "./BackpressurePolicy.ts"
 import * as ContentDisposition from "./ContentDisposition.ts"
 import * as ExportFormat from "./ExportFormat.ts"
+import { type Drain, GracefulShutdown } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamKind, type StreamMetrics, type Termination } from "./MetricsService.ts"
 import { StreamingConfig } from "./StreamingConfig.ts"
 import * as SseFraming from "./SseFraming.ts"
@@ -72,9 +74,11 @@ class Lifecycle {
   constructor(
     readonly kind: StreamKind,
     readonly name: string,
-    readonly metrics: StreamMetrics | undefined
+    readonly metrics: StreamMetrics | undefined,
+    readonly shutdown: Drain
   ) {
     metrics?.started(kind, name)
+    if (kind !== "subscription") shutdown.transferStarted()
   }
   delivered(values: number, bytes: number): void {
     this.values += values
@@ -86,6 +90,7 @@ class Lifecycle {
   }
   readonly cleanup: Effect.Effect<void> = Effect.suspend(() => {
     const durationMillis = Date.now() - this.startedAt
+    if (this.kind !== "subscription") this.shutdown.transferEnded()
     this.metrics?.ended(this.kind, this.name, this.termination, durationMillis)
     return Effect.logInfo("stream closed").pipe(
       Effect.annotateLogs({
@@ -101,9 +106,10 @@ class Lifecycle {
 }
 
 const lifecycle = (kind: StreamKind, name: string): Effect.Effect<Lifecycle> =>
-  Effect.map(
+  Effect.zipWith(
     Effect.serviceOption(MetricsService),
-    (metrics) => new Lifecycle(kind, name, Option.getOrUndefined(metrics))
+    GracefulShutdown,
+    (metrics, shutdown) => new Lifecycle(kind, name, Option.getOrUndefined(metrics), shutdown)
   )
 
 /**
@@ -217,6 +223,8 @@ export const sse = <A, E, R>(
           { haltStrategy: "left" }
         ),
         Stream.provideContext(context),
+        // Draining ends subscriptions without `end`: clients reconnect elsewhere and resume.
+        Stream.interruptWhen(Deferred.await(life.shutdown.draining)),
         Stream.ensuring(life.cleanup)
       )
     }))
