@@ -35,7 +35,7 @@
  * Adding a peer (tRPC, oRPC, better-sse, @effect/rpc): write
  * bench/servers/<name>.ts following `harness.ts` and list it in `implementations`.
  */
-import { spawn, type ChildProcess } from "node:child_process"
+import { execFileSync, spawn, type ChildProcess } from "node:child_process"
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -453,8 +453,33 @@ const parserTable = (result: unknown): Array<string> => {
   return ["", `Client SSE parser: ${JSON.stringify(result)}`]
 }
 
+interface SourceState {
+  readonly commit: string
+  /** Library files that differ from the commit. */
+  readonly uncommitted: Array<string>
+  /** The whole state of `src/` (status and diff), to notice edits made during the run. */
+  readonly fingerprint: string
+}
+
+/** What library code the servers load: the commit, and the files of `src/` that differ from it. */
+const sourceState = (): SourceState | undefined => {
+  try {
+    // Not trimmed: a porcelain line starts with its two status columns, often a space.
+    const git = (...args: Array<string>) => execFileSync("git", args, { cwd: repoDir, encoding: "utf8" })
+    const status = git("status", "--porcelain", "--", "src")
+    return {
+      commit: git("rev-parse", "--short", "HEAD").trim(),
+      uncommitted: status.split("\n").filter((l) => l !== "").map((l) => l.slice(3)),
+      fingerprint: `${git("rev-parse", "HEAD")}\n${status}\n${git("diff", "HEAD", "--", "src")}`
+    }
+  } catch {
+    return undefined
+  }
+}
+
 const main = async () => {
   const started = performance.now()
+  const source = sourceState()
   const chosenScenarios = pick(scenarios, option("scenario"), "scenario")
   const chosenImpls = pick(implementations, option("impl"), "implementation")
   const cpu = Os.cpus()
@@ -471,6 +496,7 @@ const main = async () => {
   for (const scenario of chosenScenarios) results.push(await runScenario(scenario, chosenImpls))
   const parser = option("scenario") === undefined ? await runParser() : undefined
   const wallSeconds = round((performance.now() - started) / 1000)
+  const changedDuringRun = source !== undefined && sourceState()?.fingerprint !== source.fingerprint
 
   const lines = [
     `## effect-stream-rpc benchmarks (${quick ? "quick" : "full"})`,
@@ -478,6 +504,11 @@ const main = async () => {
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB RAM, ${machine.os}; Node ${process.version}; load average at start ${machine.loadAverageAtStart}${
       machine.loadAverageAtStart > machine.cores / 4 ? " (the machine was busy: figures are noisy)" : ""
     }.`,
+    `Source: ${
+      source === undefined
+        ? "unknown (no git)"
+        : `commit ${source.commit}${source.uncommitted.length === 0 ? "" : ` + uncommitted changes in ${source.uncommitted.join(", ")}`}`
+    }.${changedDuringRun ? " WARNING: src/ changed during the run; servers started at different times ran different code." : ""}`,
     `Median of ${settings.rounds} round${settings.rounds === 1 ? "" : "s"}, each on a fresh server process; ratio = median / median of \`${baseline}\` in this run.`,
     "",
     "| scenario | implementation | result | × raw | notes |",
@@ -522,6 +553,7 @@ const main = async () => {
     date: new Date().toISOString(),
     machine,
     node: process.version,
+    source: source === undefined ? null : { commit: source.commit, uncommitted: source.uncommitted, changedDuringRun },
     baseline,
     settings,
     wallSeconds,
