@@ -6,8 +6,12 @@
  * CSV cells that a spreadsheet would evaluate as a formula — text starting
  * with `=`, `+`, `-`, `@`, a tab or a carriage return — are prefixed with a
  * single quote (`'`), as OWASP recommends against CSV injection. Numbers are
- * written as numbers (a negative number is not a formula). A consumer that
- * needs the original text strips one leading `'` from such cells.
+ * written as numbers (a negative number is not a formula). Text that already
+ * starts with quotes followed by one of those characters (`'=x`) gets one
+ * more, so a consumer that strips one leading `'` from every cell matching
+ * `^'+[=+\-@\t\r]` gets the original text back exactly. An empty string
+ * is written quoted (`""`), so that it differs from an absent value (an
+ * empty cell).
  */
 
 export type ExportFormat = "json" | "csv" | "ndjson"
@@ -35,7 +39,7 @@ export interface RowEncoder {
   readonly footer: string
 }
 
-const formulaStart = /^[=+\-@\t\r]/
+const formulaStart = /^'*[=+\-@\t\r]/
 const needsQuotes = /[",\r\n]/
 
 /** Text of one CSV cell, neutralised against formula injection and quoted per RFC 4180. */
@@ -44,6 +48,7 @@ export const csvCell = (value: unknown): string => {
   if (value === null || value === undefined) return ""
   switch (typeof value) {
     case "string":
+      if (value === "") return "\"\""
       text = formulaStart.test(value) ? `'${value}` : value
       break
     case "number":
