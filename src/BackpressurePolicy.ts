@@ -12,6 +12,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
@@ -26,9 +27,29 @@ export const capacities = {
 
 /** What a sliding consumer receives: the values it missed, then the newest values. */
 export interface SlidingBatch<A> {
+  /** Values missed before `values`: overwritten here, or reported by the producer as `MissedValues`. */
   readonly dropped: number
+  /** The producer reported a gap whose size it cannot know (e.g. a cursor from before a restart). */
+  readonly unknownGap: boolean
   readonly values: ReadonlyArray<A>
 }
+
+/**
+ * Lets a subscription's producer report values its consumer will never get
+ * (e.g. a resume cursor older than what is kept for replay). They are
+ * announced like the sliding policy's own drops: an `event: dropped` before
+ * the next value. `undefined` reports a gap of unknown size.
+ */
+export class MissedValues extends Context.Tag("effect-stream-rpc/MissedValues")<MissedValues, {
+  readonly report: (count: number | undefined) => Effect.Effect<void>
+}>() {}
+
+/** Reports missed values when running under a sliding policy; does nothing elsewhere. */
+export const reportMissed = (count: number | undefined): Effect.Effect<void> =>
+  Effect.flatMap(
+    Effect.serviceOption(MissedValues),
+    (service) => (Option.isSome(service) ? service.value.report(count) : Effect.void)
+  )
 
 /** A wake-up slot for one waiting party. */
 class Signal {
@@ -54,16 +75,17 @@ class SlidingRing<A> {
   private start = 0
   size = 0
   dropped = 0
+  unknownGap = false
   constructor(readonly capacity: number) {
     this.items = new Array<A | undefined>(capacity)
   }
-  pushAll(values: ReadonlyArray<A>): void {
+  pushAll(values: ReadonlyArray<A>, start = 0): void {
     const capacity = this.capacity
-    let from = 0
-    if (values.length > capacity) {
+    let from = start
+    if (values.length - start > capacity) {
       // Values that cannot fit even in an empty ring are dropped without being copied.
       from = values.length - capacity
-      this.dropped += from
+      this.dropped += from - start
     }
     for (let i = from; i < values.length; i++) {
       if (this.size === capacity) {
@@ -83,10 +105,11 @@ class SlidingRing<A> {
       values[i] = this.items[index] as A
       this.items[index] = undefined
     }
-    const batch: SlidingBatch<A> = { dropped: this.dropped, values }
+    const batch: SlidingBatch<A> = { dropped: this.dropped, unknownGap: this.unknownGap, values }
     this.start = 0
     this.size = 0
     this.dropped = 0
+    this.unknownGap = false
     return batch
   }
 }
@@ -107,13 +130,50 @@ export const sliding = <A, E, R>(
     const ring = new SlidingRing<A>(capacity)
     const ready = new Signal()
     let done: Exit.Exit<void, E> | undefined
-    yield* self.pipe(
-      Stream.runForEachChunk((chunk) =>
-        Effect.sync(() => {
-          ring.pushAll(Chunk.toReadonlyArray(chunk))
+    // True from the moment the consumer asks for a batch until it has taken one: a full
+    // ring then means a burst (a chunk larger than the ring), not a slow consumer, and the
+    // producer hands over instead of overwriting. Only a consumer held up downstream (by
+    // the socket) makes the producer slide.
+    let consumerReady = false
+    const offer = (values: ReadonlyArray<A>, start: number): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        let i = start
+        while (i < values.length) {
+          const room = capacity - ring.size
+          if (room > 0) {
+            const end = Math.min(values.length, i + room)
+            ring.pushAll(values.slice(i, end))
+            i = end
+          } else if (consumerReady) {
+            ready.notify()
+            const next = i
+            return Effect.zipRight(Effect.yieldNow(), offer(values, next))
+          } else {
+            ring.pushAll(values, i)
+            i = values.length
+          }
+        }
+        ready.notify()
+        return Effect.void
+      })
+    const taken = new Signal()
+    // A reported gap lies between the values already held and the next ones: it waits
+    // for the held values to be taken, so the `dropped` event lands where the gap is.
+    const report = (count: number | undefined): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (ring.size > 0) {
           ready.notify()
-        })
-      ),
+          return Effect.zipRight(taken.await, report(count))
+        }
+        if (count === undefined) ring.unknownGap = true
+        else if (count > 0) ring.dropped += count
+        ready.notify()
+        return Effect.void
+      })
+    const missed = MissedValues.of({ report })
+    yield* self.pipe(
+      Stream.provideService(MissedValues, missed),
+      Stream.runForEachChunk((chunk) => offer(Chunk.toReadonlyArray(chunk), 0)),
       Effect.onExit((exit) =>
         Effect.sync(() => {
           done = exit
@@ -123,7 +183,13 @@ export const sliding = <A, E, R>(
       Effect.forkScoped
     )
     const pull: Effect.Effect<SlidingBatch<A>, Option.Option<E>> = Effect.suspend(() => {
-      if (ring.size > 0 || ring.dropped > 0) return Effect.succeed(ring.take())
+      consumerReady = true
+      if (ring.size > 0 || ring.dropped > 0 || ring.unknownGap) {
+        consumerReady = false
+        const batch = ring.take()
+        taken.notify()
+        return Effect.succeed(batch)
+      }
       if (done !== undefined) return endOf(done)
       return Effect.zipRight(ready.await, pull)
     })
@@ -137,11 +203,20 @@ export const sliding = <A, E, R>(
  */
 export const suspend = <A, E, R>(
   self: Stream.Stream<A, E, R>,
-  capacity: number
+  capacity: number,
+  options?: {
+    /**
+     * Most values handed to the consumer at once. A writer that writes a whole
+     * pulled chunk before it waits for `drain` then queues at most this many on
+     * the socket, on top of the buffer. Default: everything buffered.
+     */
+    readonly maxPull?: number | undefined
+  }
 ): Stream.Stream<A, E, R> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     let buffered: Array<Chunk.Chunk<A>> = []
     let size = 0
+    const maxPull = options?.maxPull ?? Infinity
     const ready = new Signal()
     const space = new Signal()
     let done: Exit.Exit<void, E> | undefined
@@ -169,11 +244,31 @@ export const suspend = <A, E, R>(
     )
     const pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>> = Effect.suspend(() => {
       if (size > 0) {
-        const taken = buffered.length === 1 ? buffered[0]! : Chunk.flatten(Chunk.unsafeFromArray(buffered))
-        buffered = []
-        size = 0
+        if (size <= maxPull) {
+          const taken = buffered.length === 1 ? buffered[0]! : Chunk.flatten(Chunk.unsafeFromArray(buffered))
+          buffered = []
+          size = 0
+          space.notify()
+          return Effect.succeed(taken)
+        }
+        const parts: Array<Chunk.Chunk<A>> = []
+        let taken = 0
+        while (taken < maxPull) {
+          const head = buffered[0]!
+          const want = maxPull - taken
+          if (Chunk.size(head) <= want) {
+            parts.push(head)
+            taken += Chunk.size(head)
+            buffered.shift()
+          } else {
+            parts.push(Chunk.take(head, want))
+            buffered[0] = Chunk.drop(head, want)
+            taken += want
+          }
+        }
+        size -= taken
         space.notify()
-        return Effect.succeed(taken)
+        return Effect.succeed(parts.length === 1 ? parts[0]! : Chunk.flatten(Chunk.unsafeFromArray(parts)))
       }
       if (done !== undefined) return endOf(done)
       return Effect.zipRight(ready.await, pull)

@@ -46,8 +46,11 @@ export const retry = (duration: Duration.DurationInput): string =>
     new Sse.Retry({ duration: Duration.decode(duration), lastEventId: undefined })
   )
 
-/** `event: dropped` telling the consumer exactly how many values it missed. */
-export const dropped = (count: number): string =>
+/**
+ * `event: dropped` telling the consumer exactly how many values it missed;
+ * `null` when the server cannot know (a resume cursor from before a restart).
+ */
+export const dropped = (count: number | null): string =>
   event({ type: eventTypes.dropped, data: JSON.stringify({ count }) })
 
 /** `event: end` — with a non-empty `data:` line so every client dispatches it. */

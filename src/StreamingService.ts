@@ -185,9 +185,9 @@ export const sse = <A, E, R>(
     const body = Stream.unwrap(Effect.map(lifecycle("subscription", name), (life) => {
       const encodeBatch = (batch: BackpressurePolicy.SlidingBatch<A>): Uint8Array => {
         let text = ""
-        if (batch.dropped > 0) {
-          text += SseFraming.dropped(batch.dropped)
-          life.dropped(batch.dropped)
+        if (batch.unknownGap || batch.dropped > 0) {
+          text += SseFraming.dropped(batch.unknownGap ? null : batch.dropped)
+          if (batch.dropped > 0) life.dropped(batch.dropped)
         }
         const values = batch.values
         for (let i = 0; i < values.length; i++) {
@@ -252,7 +252,12 @@ export const download = <E>(
   const name = config.name ?? filename ?? "download"
   const body = Stream.unwrap(Effect.map(
     lifecycle("download", name),
-    (life) => transfer(life, BackpressurePolicy.suspend(stream, BackpressurePolicy.capacities.download), () => 1)
+    (life) => transfer(
+      life,
+      // 16 chunks per pull: the writer then queues at most 16 chunks on the socket beyond the buffer
+      BackpressurePolicy.suspend(stream, BackpressurePolicy.capacities.download, { maxPull: 16 }),
+      () => 1
+    )
   ))
   const headers: Record<string, string> = {}
   if (filename !== undefined) headers["content-disposition"] = ContentDisposition.attachment(filename)

@@ -21,11 +21,12 @@ const DemoLive = Layer.mergeAll(DemoHandlers, AuthenticationLive).pipe(
   Layer.provide(PriceFeed.layer({ pricesPerSecond: 100 }))
 )
 
-/** The demo contract served on a loopback port. */
+/** The demo contract served on a loopback port; its services live as long as the test's scope. */
 const serveDemo = Effect.gen(function*() {
-  const app = yield* HttpTransport.toHttpApp(DemoApi)
+  const context = yield* Layer.build(DemoLive)
+  const app = yield* HttpTransport.toHttpApp(DemoApi).pipe(Effect.provide(context))
   return yield* listen(app)
-}).pipe(Effect.provide(DemoLive))
+})
 
 const payloadQuery = (payload: unknown) => `payload=${encodeURIComponent(JSON.stringify(payload))}`
 

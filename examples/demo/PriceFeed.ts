@@ -22,8 +22,12 @@ export interface PriceFeedOptions {
 }
 
 export interface Replay {
-  /** Prices after the cursor that could no longer be replayed (older than the oldest kept). */
-  readonly missed: number
+  /**
+   * Prices after the cursor that can no longer be replayed (older than the
+   * oldest kept); `undefined` when the cursor is from before a restart, so
+   * what the previous run produced after it cannot be known.
+   */
+  readonly missed: number | undefined
   readonly prices: Stream.Stream<Price>
 }
 
@@ -42,6 +46,18 @@ export const make = (options: PriceFeedOptions) =>
     const kept: Array<Price> = []
     const latest = new Map<string, Price>()
     let seq = Date.now() * 1000
+    const firstSeq = seq + 1
+    /** How many of the prices with seq in [from, to] are of a wanted symbol (seq → symbol is round-robin). */
+    const countWanted = (from: number, to: number, wanted: ReadonlySet<string>): number => {
+      if (to < from) return 0
+      const n = options.symbols.length
+      const length = to - from + 1
+      let count = Math.floor(length / n) * wanted.size
+      for (let s = from + Math.floor(length / n) * n; s <= to; s++) {
+        if (wanted.has(options.symbols[(s - firstSeq) % n]!)) count++
+      }
+      return count
+    }
     let owed = 0
     const prices = new Map(options.symbols.map((symbol, i) => [symbol, 100 + 20 * i]))
 
@@ -68,9 +84,20 @@ export const make = (options: PriceFeedOptions) =>
     })
     yield* publish.pipe(Effect.repeat(Schedule.spaced(`${tick} millis`)), Effect.forkScoped)
 
-    const subscribe = (symbols: ReadonlyArray<string>, after: number | undefined): Effect.Effect<Replay> =>
+    const subscribe = (symbols: ReadonlyArray<string>, cursor: number | undefined): Effect.Effect<Replay> =>
       Effect.sync(() => {
         const wanted = new Set(symbols)
+        // A cursor ahead of the feed is not ours to trust: start live.
+        const after = cursor !== undefined && cursor <= seq ? cursor : undefined
+        const previousRun = after !== undefined && after < firstSeq - 1
+        const oldest = kept[0]
+        const missed = after === undefined
+          ? 0
+          : previousRun
+          ? undefined
+          : oldest !== undefined && oldest.seq > after + 1
+          ? countWanted(after + 1, oldest.seq - 1, wanted)
+          : 0
         const prices = Stream.unwrapScoped(Effect.gen(function*() {
           // Subscribe before reading the kept values: nothing falls between replay and live.
           const queue = yield* PubSub.subscribe(pubsub)
@@ -82,10 +109,6 @@ export const make = (options: PriceFeedOptions) =>
           )
           return Stream.concat(Stream.fromChunk(Chunk.unsafeFromArray(replayed)), live)
         }))
-        const oldest = kept[0]
-        const missed = after !== undefined && oldest !== undefined && oldest.seq > after + 1
-          ? Math.round(((oldest.seq - after - 1) * wanted.size) / options.symbols.length)
-          : 0
         return { missed, prices }
       })
 

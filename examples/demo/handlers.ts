@@ -6,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as BackpressurePolicy from "../../src/BackpressurePolicy.ts"
 import * as Procedure from "../../src/Procedure.ts"
 import { Forbidden, Unauthorized } from "../../src/ProtocolError.ts"
 import { Authentication, CurrentUser, DemoApi, Order, UnknownSymbol } from "./contract.ts"
@@ -53,7 +54,12 @@ export const DemoHandlers = DemoApi.toLayer(Effect.gen(function*() {
       if (unknown !== undefined) {
         return Stream.fail(new UnknownSymbol({ symbol: unknown, message: `Unknown symbol ${unknown}` }))
       }
-      return Stream.unwrap(Effect.map(feed.subscribe(symbols, cursorOf(headers)), (replay) => replay.prices))
+      return Stream.unwrap(Effect.gen(function*() {
+        const replay = yield* feed.subscribe(symbols, cursorOf(headers))
+        // Prices that can no longer be replayed are announced as `event: dropped`.
+        if (replay.missed !== 0) yield* BackpressurePolicy.reportMissed(replay.missed)
+        return replay.prices
+      }))
     },
     downloadReport: ({ sizeMb }) => reportBytes(Math.round(sizeMb * 1024 * 1024)),
     exportOrders: ({ count }) => orders(count),

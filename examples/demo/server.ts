@@ -8,12 +8,15 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
+import * as Duration from "effect/Duration"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
 import * as Generator from "../../src/Generator.ts"
+import * as GracefulShutdown from "../../src/GracefulShutdown.ts"
 import * as HttpTransport from "../../src/HttpTransport.ts"
 import * as MetricsService from "../../src/MetricsService.ts"
 import * as Prometheus from "../../src/Prometheus.ts"
+import * as Assets from "./assets.ts"
 import { DemoApi } from "./contract.ts"
 import { AuthenticationLive, DemoHandlers } from "./handlers.ts"
 import * as PriceFeed from "./PriceFeed.ts"
@@ -21,17 +24,16 @@ import * as PriceFeed from "./PriceFeed.ts"
 const port = Number(process.env["PORT"] ?? 3000)
 const pricesPerSecond = Math.min(10_000, Math.max(1, Number(process.env["PRICES_PER_SECOND"] ?? 10)))
 
-const page = `<!doctype html>
-<meta charset="utf-8">
-<title>effect-stream-rpc demo</title>
-<h1>effect-stream-rpc demo</h1>
-<ul>
-  <li><a href="/rpc/watchPrices?payload=${encodeURIComponent(JSON.stringify({ symbols: ["ACME", "HOOLI"] }))}">watchPrices</a> (Server-Sent Events)</li>
-  <li><a href="/rpc/downloadReport?payload=${encodeURIComponent(JSON.stringify({ sizeMb: 5 }))}">downloadReport</a> (5 MB)</li>
-  <li><a href="/rpc/exportOrders?format=csv&payload=${encodeURIComponent(JSON.stringify({ count: 1000 }))}">exportOrders</a> (CSV)</li>
-</ul>`
-
-const Home = HttpLayerRouter.add("GET", "/", HttpServerResponse.html(page))
+const assets = await Assets.load()
+const Page = Layer.mergeAll(
+  HttpLayerRouter.add("GET", "/", HttpServerResponse.html(assets.html)),
+  HttpLayerRouter.add("GET", "/style.css", HttpServerResponse.text(assets.css, { contentType: "text/css; charset=utf-8" })),
+  HttpLayerRouter.add(
+    "GET",
+    "/app.js",
+    HttpServerResponse.text(assets.js, { contentType: "text/javascript; charset=utf-8" })
+  )
+)
 const Metrics = HttpLayerRouter.add("GET", "/metrics", Prometheus.response)
 const OpenApiDocument = HttpLayerRouter.add(
   "GET",
@@ -39,18 +41,34 @@ const OpenApiDocument = HttpLayerRouter.add(
   HttpServerResponse.unsafeJson(Generator.openApi(DemoApi, { title: "effect-stream-rpc demo", version: "1.0.0" }))
 )
 
-const App = Layer.mergeAll(HttpTransport.layer(DemoApi), Home, Metrics, OpenApiDocument).pipe(
+const App = Layer.mergeAll(HttpTransport.layer(DemoApi), Page, Metrics, OpenApiDocument).pipe(
   Layer.provide(DemoHandlers),
   Layer.provide(AuthenticationLive),
   Layer.provide(PriceFeed.layer({ pricesPerSecond })),
   Layer.provide(MetricsService.layer)
 )
 
+const httpServer = createServer()
+
 const Server = HttpLayerRouter.serve(App, { disableLogger: true }).pipe(
-  Layer.provide(NodeHttpServer.layer(createServer, { port, host: "127.0.0.1" }))
+  Layer.provide(NodeHttpServer.layer(() => httpServer, { port, host: "127.0.0.1" }))
 )
 
-Effect.logInfo(`effect-stream-rpc demo listening on http://127.0.0.1:${port}/`).pipe(
-  Effect.zipRight(Layer.launch(Server)),
-  NodeRuntime.runMain
+/**
+ * On SIGINT/SIGTERM: stop accepting, end subscriptions (clients reconnect
+ * elsewhere and resume), let downloads and exports finish up to the deadline,
+ * then close what is left and exit 0.
+ */
+const Shutdown = GracefulShutdown.layer({
+  deadline: Duration.millis(Number(process.env["SHUTDOWN_DEADLINE_MS"] ?? 30_000)),
+  stopAccepting: Effect.sync(() => {
+    httpServer.close()
+    httpServer.closeIdleConnections()
+  })
+}).pipe(
+  Layer.provideMerge(Layer.scopedDiscard(Effect.addFinalizer(() => Effect.sync(() => httpServer.closeAllConnections())))),
+  Layer.provideMerge(Server)
 )
+
+// HttpLayerRouter.serve logs "Listening on http://127.0.0.1:<port>" once the port is bound.
+Layer.launch(Shutdown).pipe(NodeRuntime.runMain)
