@@ -60,7 +60,7 @@ export interface Options {
    * (`event: dropped`). RpcClient streams cannot carry that information, so
    * this is the only place it surfaces.
    */
-  readonly onDropped?: (tag: string, count: number) => void
+  readonly onDropped?: (tag: string, count: number | null) => void
   /** Largest SSE event accepted, in characters. Default 1 MiB (see `SseParser`). */
   readonly maxEventSize?: number
 }
@@ -217,7 +217,7 @@ export const make = (
                   if (onDropped === undefined) return
                   try {
                     const count = (JSON.parse(event.data) as { count?: unknown }).count
-                    if (typeof count === "number") onDropped(rpc._tag, count)
+                    if (typeof count === "number" || count === null) onDropped(rpc._tag, count)
                   } catch {
                     // a malformed count or a throwing callback must not break the stream
                   }

@@ -82,8 +82,12 @@ export interface SubscribeOptions<A, E> {
   readonly onData?: (value: A) => void
   /** Called once when the subscription fails for good: a typed error or a `ClientError`. */
   readonly onError?: (error: E | ClientError) => void
-  /** Called when the server reports that it dropped values (sliding policy) for this subscriber. */
-  readonly onDropped?: (count: number) => void
+  /**
+   * Called when the server reports values this subscriber will never get: dropped by the
+   * sliding policy, or no longer kept for a resume. `null` is a gap whose size the server
+   * cannot know (a resume cursor from before a server restart).
+   */
+  readonly onDropped?: (count: number | null) => void
   /** Called on every change of the connection state. */
   readonly onState?: (state: ConnectionState) => void
   readonly reconnect?: ReconnectOptions
@@ -1186,7 +1190,7 @@ const openSubscription = (
           } catch {
             count = undefined
           }
-          if (typeof count === "number" && count > 0) invokeCallback(options.onDropped, count)
+          if ((typeof count === "number" && count > 0) || count === null) invokeCallback(options.onDropped, count)
           return
         }
         case "end":

@@ -323,7 +323,7 @@ describe("RpcProtocol: a broken or silent server is a typed RpcClientError, neve
         )
       })
       const dropped: Array<[string, number]> = []
-      const client = yield* demoClient(url, { onDropped: (tag, count) => dropped.push([tag, count]) })
+      const client = yield* demoClient(url, { onDropped: (tag, count) => dropped.push([tag, count ?? -1]) })
       const prices = yield* client.watchPrices({ symbols: ["ACME"] }).pipe(Stream.runCollect)
       expect(Chunk.toReadonlyArray(prices).map((price) => price.seq)).toEqual([1, 2])
       expect(dropped).toEqual([["watchPrices", 3]])

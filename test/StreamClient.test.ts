@@ -562,7 +562,7 @@ describe("StreamClient reconnection", () => {
       let subscription: StreamClient.Subscription<typeof Tick.Type, never> | undefined
       subscription = client.subscribe("ticks", { last }, {
         reconnect: { initialDelayMs: 1, maxDelayMs: 5 },
-        onDropped: (count) => dropped.push(count),
+        onDropped: (count) => dropped.push(count ?? -1),
         onState: (s) => {
           states.push(s)
           if (s === "reconnecting") idsAtReconnect.push(subscription?.lastEventId)
@@ -718,7 +718,7 @@ describe("StreamClient backpressure", () => {
       }
       const client = StreamClient.make(TestApi, { baseUrl: url, fetch: countingFetch })
       const dropped: Array<number> = []
-      const subscription = client.subscribe("firehose", undefined, { onDropped: (count) => dropped.push(count) })
+      const subscription = client.subscribe("firehose", undefined, { onDropped: (count) => dropped.push(count ?? -1) })
       const iterator = subscription[Symbol.asyncIterator]()
       expect((yield* Effect.promise(() => iterator.next())).value).toMatchObject({ n: 0 })
       // The consumer stalls; the producer runs on (the sliding policy drops for it).

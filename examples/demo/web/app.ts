@@ -13,6 +13,8 @@ interface DemoState {
   state: string
   received: number
   dropped: number
+  /** Gaps of unknown size reported by the server (a resume across a server restart). */
+  gaps: number
   reconnects: number
   lastId: string | undefined
   /** Sequence numbers received, in order (the tests check none is lost or repeated). */
@@ -24,6 +26,7 @@ const demoState: DemoState = {
   state: "connecting",
   received: 0,
   dropped: 0,
+  gaps: 0,
   reconnects: 0,
   lastId: undefined,
   seqs: [],
@@ -58,8 +61,10 @@ const subscription = client.watchPrices({ symbols: [...symbols] }, {
     $("reconnects").textContent = String(demoState.reconnects)
   },
   onDropped: (count) => {
-    demoState.dropped += count
-    $("dropped").textContent = formatNumber.format(demoState.dropped)
+    // null: a gap of unknown size (the server restarted since the last price we saw)
+    if (count === null) demoState.gaps++
+    else demoState.dropped += count
+    $("dropped").textContent = formatNumber.format(demoState.dropped) + (demoState.gaps > 0 ? ` + ${demoState.gaps} gap` : "")
     $("dropped").classList.add("nonzero")
   },
   reconnect: { initialDelayMs: 250, maxDelayMs: 5_000 }
