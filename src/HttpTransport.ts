@@ -41,11 +41,41 @@ import * as StreamingService from "./StreamingService.ts"
 export interface Options {
   /** Base path of the procedures. Default `/rpc`. */
   readonly path?: string | undefined
+  /**
+   * Cross-origin access. Without it no CORS header is sent, so only pages of
+   * the same origin can call (the safe default). `origins: "*"` cannot be
+   * combined with `credentials: true`.
+   */
+  readonly cors?: CorsOptions | undefined
   /** Largest accepted request body (POST) or `?payload=` in bytes. Default 1 MiB. */
   readonly maxPayloadBytes?: number | undefined
 }
 
+export interface CorsOptions {
+  readonly origins: "*" | ReadonlyArray<string>
+  /** Allow cookies and `Authorization` from the allowed origins. Default false. */
+  readonly credentials?: boolean | undefined
+  /** How long browsers may cache a preflight answer, in seconds. Default 600. */
+  readonly maxAge?: number | undefined
+}
+
 export const defaultPath = "/rpc"
+
+const corsAllowHeaders = "content-type, authorization, last-event-id, traceparent, tracestate"
+const corsExposeHeaders = "content-disposition, content-length"
+
+/** CORS response headers for a request from `origin`, or undefined when it is not allowed. */
+const corsHeaders = (cors: CorsOptions | undefined, origin: string | undefined): Record<string, string> | undefined => {
+  if (cors === undefined || origin === undefined) return undefined
+  const allowed = cors.origins === "*" || cors.origins.includes(origin)
+  if (!allowed) return undefined
+  return {
+    "access-control-allow-origin": cors.origins === "*" ? "*" : origin,
+    ...(cors.credentials === true ? { "access-control-allow-credentials": "true" } : {}),
+    "access-control-expose-headers": corsExposeHeaders,
+    ...(cors.origins === "*" ? {} : { vary: "Origin" })
+  }
+}
 export const defaultMaxPayloadBytes = 1024 * 1024
 
 interface TypedFailure {
@@ -405,7 +435,26 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
       )
     }
 
-    return Effect.flatMap(HttpServerRequest.HttpServerRequest, handle)
+    const cors = options?.cors
+    if (cors !== undefined && cors.origins === "*" && cors.credentials === true) {
+      return yield* Effect.dieMessage("CORS: origins \"*\" cannot be combined with credentials: list the origins")
+    }
+    return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const allow = corsHeaders(cors, request.headers["origin"])
+      if (request.method === "OPTIONS" && allow !== undefined && request.headers["access-control-request-method"] !== undefined) {
+        return Effect.succeed(HttpServerResponse.empty({
+          status: 204,
+          headers: {
+            ...allow,
+            "access-control-allow-methods": "GET, POST",
+            "access-control-allow-headers": corsAllowHeaders,
+            "access-control-max-age": String(cors?.maxAge ?? 600)
+          }
+        }))
+      }
+      const response = handle(request)
+      return allow === undefined ? response : Effect.map(response, HttpServerResponse.setHeaders(allow))
+    })
   })
 
 /** A typed failure of a handler or middleware: its status annotation (default 400) and its encoded JSON. */

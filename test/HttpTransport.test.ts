@@ -362,3 +362,66 @@ describe("trace context", () => {
       expect(response).toEqual({ traceId, parentSpanId: spanId })
     }).pipe(quiet))
 })
+
+describe("CORS", () => {
+  const serveWith = (cors: HttpTransport.CorsOptions | undefined) =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(DemoLive)
+      const app = yield* HttpTransport.toHttpApp(DemoApi, cors === undefined ? {} : { cors }).pipe(
+        Effect.provide(context)
+      )
+      return yield* listen(app)
+    })
+
+  it.scopedLive("by default no CORS header is sent: only same-origin pages can read responses", () =>
+    Effect.gen(function*() {
+      const url = yield* serveWith(undefined)
+      const response = yield* Effect.promise(() =>
+        fetch(`${url}/rpc/getQuote?payload=${encodeURIComponent("{\"symbol\":\"X\"}")}`, {
+          headers: { origin: "https://evil.example" }
+        })
+      )
+      expect(response.headers.get("access-control-allow-origin")).toBe(null)
+    }).pipe(quiet))
+
+  it.scopedLive("listed origins get a preflight answer and credentials; others get nothing", () =>
+    Effect.gen(function*() {
+      const url = yield* serveWith({ origins: ["https://app.example"], credentials: true })
+      const preflight = yield* Effect.promise(() =>
+        fetch(`${url}/rpc/whoAmI`, {
+          method: "OPTIONS",
+          headers: {
+            origin: "https://app.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type"
+          }
+        })
+      )
+      expect(preflight.status).toBe(204)
+      expect(preflight.headers.get("access-control-allow-origin")).toBe("https://app.example")
+      expect(preflight.headers.get("access-control-allow-credentials")).toBe("true")
+      expect(preflight.headers.get("access-control-allow-headers")).toContain("authorization")
+      const allowed = yield* Effect.promise(() =>
+        fetch(`${url}/rpc/whoAmI`, { headers: { origin: "https://app.example", authorization: "Bearer demo-token" } })
+      )
+      expect(allowed.headers.get("access-control-allow-origin")).toBe("https://app.example")
+      expect(allowed.headers.get("vary")).toBe("Origin")
+      const other = yield* Effect.promise(() =>
+        fetch(`${url}/rpc/whoAmI`, { headers: { origin: "https://evil.example", authorization: "Bearer demo-token" } })
+      )
+      expect(other.headers.get("access-control-allow-origin")).toBe(null)
+      const otherPreflight = yield* Effect.promise(() =>
+        fetch(`${url}/rpc/whoAmI`, {
+          method: "OPTIONS",
+          headers: { origin: "https://evil.example", "access-control-request-method": "POST" }
+        })
+      )
+      expect(otherPreflight.status).toBe(405)
+    }).pipe(quiet))
+
+  it.scopedLive("a wildcard with credentials is refused when the server is built", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(serveWith({ origins: "*", credentials: true }))
+      expect(exit._tag).toBe("Failure")
+    }).pipe(quiet))
+})
