@@ -103,8 +103,8 @@ const failureSchemaOf = (rpc: Rpc.AnyWithProps): Schema.Schema<unknown, unknown,
   ) as unknown as Schema.Schema<unknown, unknown, never>
 
 /** Reads the protocol v1 wire format into RpcClient messages. */
-export const make = (
-  group: RpcGroup.RpcGroup<any>,
+export const make = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
   options: Options
 ): Effect.Effect<RpcClient.Protocol["Type"], never, Scope.Scope> =>
   RpcClient.Protocol.make((writeResponse: Write) =>
@@ -456,5 +456,8 @@ export const make = (
   )
 
 /** The `RpcClient.Protocol` of wire protocol v1 for the procedures of `group`. */
-export const layer = (group: RpcGroup.RpcGroup<any>, options: Options): Layer.Layer<RpcClient.Protocol> =>
+export const layer = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  options: Options
+): Layer.Layer<RpcClient.Protocol> =>
   Layer.scoped(RpcClient.Protocol, make(group, options))
