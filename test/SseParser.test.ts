@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs"
 import { describe, expect, it } from "vitest"
 import * as fc from "fast-check"
+import * as SseFraming from "../src/SseFraming.ts"
 import {
   makeSseParser,
   type SseEvent,
@@ -583,18 +584,10 @@ interface Sent {
   readonly comment: string | undefined
 }
 
-/**
- * A minimal SSE encoder following the format: the server's encoder can be
- * swapped in here.
- */
-const encodeEvent = (event: Sent): string => {
-  let out = ""
-  if (event.comment !== undefined) out += ": " + event.comment + "\n"
-  if (event.type !== undefined) out += "event: " + event.type + "\n"
-  if (event.id !== undefined) out += "id: " + event.id + "\n"
-  for (const line of event.data.split(/\r\n|\r|\n/)) out += "data: " + line + "\n"
-  return out + "\n"
-}
+/** The server's own encoder: what the parser must read back. */
+const encodeEvent = (event: Sent): string =>
+  (event.comment === undefined ? "" : SseFraming.comment(event.comment)) +
+  SseFraming.event({ type: event.type, id: event.id, data: event.data })
 
 const normalizeNewlines = (s: string) => s.replace(/\r\n|\r|\n/g, "\n")
 
@@ -613,8 +606,9 @@ const anyText = fc
 const lineText = anyText.map((s) => s.replace(/[\r\n]/g, ""))
 
 const sentEvent: fc.Arbitrary<Sent> = fc.record({
-  type: fc.option(lineText.filter((s) => s.length > 0), { nil: undefined }),
-  data: anyText,
+  type: fc.option(lineText.map((s) => s.replace(/\0/g, "")).filter((s) => s.length > 0), { nil: undefined }),
+  // the server always sends JSON, never an empty data field (which the format does not dispatch)
+  data: anyText.filter((s) => s.length > 0),
   id: fc.option(
     lineText.map((s) => s.replace(/\0/g, "")),
     { nil: undefined }
