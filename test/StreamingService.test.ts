@@ -5,6 +5,8 @@ import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as HashMap from "effect/HashMap"
+import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
@@ -336,4 +338,35 @@ describe("StreamingService.export", () => {
       expect(stalledAt).toBeLessThanOrEqual(BackpressurePolicy.capacities.export + 16 + socketAllowance)
       response.destroy()
     }).pipe(quiet))
+})
+
+describe("cleanup", () => {
+  it.scopedLive("every termination — end, failure, client disconnect — runs the cleanup and logs one line saying which", () =>
+    Effect.gen(function*() {
+      const lines: Array<Record<string, unknown>> = []
+      const capture = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ annotations, message }) => {
+          const text = Array.isArray(message) ? message.join(" ") : String(message)
+          if (text === "stream closed") lines.push(Object.fromEntries(HashMap.toEntries(annotations)))
+        })
+      )
+      const url = yield* listen(HttpRouter.empty.pipe(
+        HttpRouter.get("/ends", StreamingService.sse("ends", Stream.make(1, 2), encodeNumber)),
+        HttpRouter.get("/fails", StreamingService.sse("fails", Stream.fail({ _tag: "Boom", message: "boom" }), encodeNumber)),
+        HttpRouter.get("/forever", StreamingService.sse("forever", Stream.never, encodeNumber)),
+        HttpRouter.get(
+          "/export",
+          StreamingService.export("rows", Stream.make({ a: 1 }).pipe(Stream.concat(Stream.fail("disk"))), "ndjson")
+        )
+      )).pipe(Effect.provide(capture))
+      yield* Effect.promise(() => fetch(`${url}/ends`).then((r) => r.text()))
+      yield* Effect.promise(() => fetch(`${url}/fails`).then((r) => r.text()))
+      yield* Effect.promise(() => fetch(`${url}/export`).then((r) => r.text()).catch(() => "cut"))
+      const forever = yield* Effect.promise(() => get(`${url}/forever`))
+      forever.destroy()
+      yield* Effect.promise(() => eventually(() => lines.length === 4))
+      const byStream = Object.fromEntries(lines.map((line) => [line["stream"], line["termination"]]))
+      expect(byStream).toEqual({ ends: "completed", fails: "failed", rows: "failed", forever: "interrupted" })
+    }))
 })
