@@ -13,6 +13,7 @@
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
@@ -31,6 +32,8 @@ export interface SlidingBatch<A> {
   readonly dropped: number
   /** The producer reported a gap whose size it cannot know (e.g. a cursor from before a restart). */
   readonly unknownGap: boolean
+  /** How many `tick` intervals passed since the last batch (see `sliding`'s `tick` option). */
+  readonly ticks: number
   readonly values: ReadonlyArray<A>
 }
 
@@ -76,6 +79,7 @@ class SlidingRing<A> {
   size = 0
   dropped = 0
   unknownGap = false
+  ticks = 0
   constructor(readonly capacity: number) {
     this.items = new Array<A | undefined>(capacity)
   }
@@ -105,11 +109,12 @@ class SlidingRing<A> {
       values[i] = this.items[index] as A
       this.items[index] = undefined
     }
-    const batch: SlidingBatch<A> = { dropped: this.dropped, unknownGap: this.unknownGap, values }
+    const batch: SlidingBatch<A> = { dropped: this.dropped, unknownGap: this.unknownGap, ticks: this.ticks, values }
     this.start = 0
     this.size = 0
     this.dropped = 0
     this.unknownGap = false
+    this.ticks = 0
     return batch
   }
 }
@@ -124,7 +129,15 @@ const endOf = <E>(exit: Exit.Exit<void, E>): Effect.Effect<never, Option.Option<
  */
 export const sliding = <A, E, R>(
   self: Stream.Stream<A, E, R>,
-  capacity: number
+  capacity: number,
+  options?: {
+    /**
+     * A batch is also handed over every `tick` (with `ticks` counting them),
+     * values or not: how an SSE response sends its heartbeat without a second
+     * stream merged in.
+     */
+    readonly tick?: Duration.DurationInput | undefined
+  }
 ): Stream.Stream<SlidingBatch<A>, E, R> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const ring = new SlidingRing<A>(capacity)
@@ -182,9 +195,15 @@ export const sliding = <A, E, R>(
       ),
       Effect.forkScoped
     )
+    if (options?.tick !== undefined) {
+      yield* Effect.sync(() => {
+        ring.ticks++
+        ready.notify()
+      }).pipe(Effect.delay(options.tick), Effect.forever, Effect.forkScoped)
+    }
     const pull: Effect.Effect<SlidingBatch<A>, Option.Option<E>> = Effect.suspend(() => {
       consumerReady = true
-      if (ring.size > 0 || ring.dropped > 0 || ring.unknownGap) {
+      if (ring.size > 0 || ring.dropped > 0 || ring.unknownGap || ring.ticks > 0) {
         consumerReady = false
         const batch = ring.take()
         taken.notify()

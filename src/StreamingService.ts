@@ -19,7 +19,6 @@ import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as BackpressurePolicy from "./BackpressurePolicy.ts"
 import * as ContentDisposition from "./ContentDisposition.ts"
@@ -180,11 +179,12 @@ export const sse = <A, E, R>(
     const serializeError = options?.serializeError ?? genericErrorJson
     let opening = config.retry === undefined ? SseFraming.comment("ok") : SseFraming.retry(config.retry)
     if (options?.preamble !== undefined) opening += options.preamble
-    const heartbeat = utf8.encode(SseFraming.heartbeat)
 
     const body = Stream.unwrap(Effect.map(lifecycle("subscription", name), (life) => {
       const encodeBatch = (batch: BackpressurePolicy.SlidingBatch<A>): Uint8Array => {
         let text = ""
+        // One heartbeat however many intervals passed while the socket held the writer up.
+        if (batch.ticks > 0) text += SseFraming.heartbeat
         if (batch.unknownGap || batch.dropped > 0) {
           text += SseFraming.dropped(batch.unknownGap ? null : batch.dropped)
           if (batch.dropped > 0) life.dropped(batch.dropped)
@@ -203,7 +203,9 @@ export const sse = <A, E, R>(
           life.termination = termination
           return utf8.encode(frame)
         })
-      const values = BackpressurePolicy.sliding(events, BackpressurePolicy.capacities.subscription).pipe(
+      const values = BackpressurePolicy.sliding(events, BackpressurePolicy.capacities.subscription, {
+        tick: config.heartbeatInterval
+      }).pipe(
         Stream.map(encodeBatch),
         Stream.concat(finish(SseFraming.end, "completed")),
         Stream.catchAllCause((cause) => {
@@ -218,10 +220,6 @@ export const sse = <A, E, R>(
       )
       return Stream.make(utf8.encode(opening)).pipe(
         Stream.concat(values),
-        Stream.merge(
-          Stream.fromSchedule(Schedule.spaced(config.heartbeatInterval)).pipe(Stream.as(heartbeat)),
-          { haltStrategy: "left" }
-        ),
         Stream.provideContext(context),
         // Draining ends subscriptions without `end`: clients reconnect elsewhere and resume.
         Stream.interruptWhen(Deferred.await(life.shutdown.draining)),
