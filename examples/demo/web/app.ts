@@ -3,15 +3,27 @@
  * renders. `window.demoState` exposes what the page saw, for the end-to-end tests.
  */
 import { makeDemoApiClient } from "../../../client/generated/demo.ts"
-import { symbols } from "../contract.ts"
+import { type Price, symbols } from "../contract.ts"
 
 const client = makeDemoApiClient({ baseUrl: "/rpc" })
 
 const $ = <E extends HTMLElement>(id: string): E => document.getElementById(id) as E
 
+/** Prices the server said this page will never get, placed where they were missing. */
+interface Missed {
+  /** The sequence number of the first price the page received after the missing ones. */
+  readonly before: number
+  /** How many were missing; `null` when the server cannot know (it restarted since). */
+  readonly count: number | null
+}
+
+type StallPhase = "idle" | "stalled" | "catching-up" | "resumed"
+
 interface DemoState {
   state: string
+  /** Prices the page has taken from the subscription (and shown). */
   received: number
+  /** Prices the server dropped or could not replay, counted up to the last price received. */
   dropped: number
   /** Gaps of unknown size reported by the server (a resume across a server restart). */
   gaps: number
@@ -19,6 +31,10 @@ interface DemoState {
   lastId: string | undefined
   /** Sequence numbers received, in order (the tests check none is lost or repeated). */
   seqs: Array<number>
+  /** Every report of missing prices, in order: `dropped` and `gaps` are their sums. */
+  drops: Array<Missed>
+  /** The "stall the reader" demo: idle, stalled, catching up on what was buffered, resumed. */
+  stall: StallPhase
   downloads: number
   exports: number
 }
@@ -30,27 +46,49 @@ const demoState: DemoState = {
   reconnects: 0,
   lastId: undefined,
   seqs: [],
+  drops: [],
+  stall: "idle",
   downloads: 0,
   exports: 0
 }
 ;(window as unknown as { demoState: DemoState }).demoState = demoState
 
 const formatNumber = new Intl.NumberFormat("en-US")
+const plural = (n: number, one: string, many: string) => `${formatNumber.format(n)} ${n === 1 ? one : many}`
 
 // --- live prices -------------------------------------------------------------
 
-const tickers = new Map<string, { root: HTMLElement; price: HTMLElement; last: number | undefined }>()
+interface Ticker {
+  readonly root: HTMLElement
+  readonly price: HTMLElement
+  /** The newest price taken for this symbol, rendered on the next frame. */
+  latest: Price | undefined
+  shown: number | undefined
+}
+const tickers = new Map<string, Ticker>()
 for (const symbol of symbols) {
   const root = document.createElement("div")
   root.className = "ticker"
   root.innerHTML = `<div class="symbol"></div><div class="price">–</div>`
   root.querySelector(".symbol")!.textContent = symbol
   $("tickers").append(root)
-  tickers.set(symbol, { root, price: root.querySelector(".price") as HTMLElement, last: undefined })
+  tickers.set(symbol, { root, price: root.querySelector(".price") as HTMLElement, latest: undefined, shown: undefined })
 }
 
-let stallUntil = 0
-const stalled = () => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, stallUntil - Date.now())))
+/**
+ * Reports of missing prices arrive (`onDropped`) while the parser reads ahead
+ * of the page: up to 64 parsed prices may still wait in the client. They are
+ * pinned to the next price parsed and counted when the page takes that price,
+ * so `received` and `dropped` always describe the same stretch of the feed.
+ */
+let pending: { count: number; unknown: boolean } | undefined
+const missedBefore = new Map<number, { count: number; unknown: boolean }>()
+
+const stall = { until: 0, resumedAt: 0, droppedBefore: 0, droppedAtResume: 0, round: 0 }
+const resumed = () => {
+  demoState.stall = "resumed"
+  stall.droppedAtResume = demoState.dropped
+}
 
 const subscription = client.watchPrices({ symbols: [...symbols] }, {
   onState: (state) => {
@@ -58,63 +96,147 @@ const subscription = client.watchPrices({ symbols: [...symbols] }, {
     demoState.state = state
     $("state").textContent = state
     $("state").dataset["state"] = state
-    $("reconnects").textContent = String(demoState.reconnects)
+    renderStats()
   },
   onDropped: (count) => {
-    // null: a gap of unknown size (the server restarted since the last price we saw)
-    if (count === null) demoState.gaps++
-    else demoState.dropped += count
-    $("dropped").textContent = formatNumber.format(demoState.dropped) + (demoState.gaps > 0 ? ` + ${demoState.gaps} gap` : "")
-    $("dropped").classList.add("nonzero")
+    pending ??= { count: 0, unknown: false }
+    if (count === null) pending.unknown = true
+    else pending.count += count
+  },
+  onData: (price) => {
+    if (pending !== undefined) {
+      missedBefore.set(price.seq, pending)
+      pending = undefined
+    }
   },
   reconnect: { initialDelayMs: 250, maxDelayMs: 5_000 }
 })
 
+const take = (price: Price) => {
+  const missed = missedBefore.get(price.seq)
+  if (missed !== undefined) {
+    missedBefore.delete(price.seq)
+    if (missed.count > 0) {
+      demoState.dropped += missed.count
+      demoState.drops.push({ before: price.seq, count: missed.count })
+    }
+    if (missed.unknown) {
+      demoState.gaps++
+      demoState.drops.push({ before: price.seq, count: null })
+    }
+  }
+  demoState.received++
+  demoState.seqs.push(price.seq)
+  demoState.lastId = String(price.seq)
+  const ticker = tickers.get(price.symbol)
+  if (ticker !== undefined) ticker.latest = price
+  // Caught up once the page shows a price quoted after the reader resumed.
+  if (demoState.stall === "catching-up" && price.at.getTime() >= stall.resumedAt) resumed()
+}
+
 const readPrices = async () => {
   for await (const price of subscription) {
-    if (Date.now() < stallUntil) await stalled()
-    demoState.received++
-    demoState.seqs.push(price.seq)
-    demoState.lastId = String(price.seq)
-    const ticker = tickers.get(price.symbol)
-    if (ticker !== undefined) {
-      ticker.root.classList.toggle("up", ticker.last !== undefined && price.price > ticker.last)
-      ticker.root.classList.toggle("down", ticker.last !== undefined && price.price < ticker.last)
-      ticker.price.textContent = price.price.toFixed(2)
-      ticker.last = price.price
+    if (Date.now() < stall.until) {
+      await new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, stall.until - Date.now())))
+    }
+    take(price)
+  }
+}
+
+/** Why the subscription ended for good, if it did. */
+let ended: string | undefined
+
+const stallStatus = (): { readonly text: string; readonly tone: "" | "busy" | "ok" | "warn" | "error" } => {
+  if (ended !== undefined) return { text: ended, tone: "error" }
+  const slower = "At this rate the page reads slower than the feed, so the server keeps dropping stale prices for it."
+  switch (demoState.stall) {
+    case "idle":
+      return demoState.dropped > 0
+        ? { text: `${slower} Each drop is reported with its exact count.`, tone: "warn" }
+        : {
+          text: "The page reads every price as it arrives. Pause it to see what the server does with a reader that falls behind.",
+          tone: ""
+        }
+    case "stalled": {
+      const left = Math.max(1, Math.ceil((stall.until - Date.now()) / 1000))
+      return {
+        text: `Reader paused (${left} s left). The counters stand still: the page is not reading. ` +
+          "The server keeps publishing, holds only the newest 64 prices for this reader and counts the stale ones it drops.",
+        tone: "busy"
+      }
+    }
+    case "catching-up":
+      return { text: "Reader resumed: catching up on the prices buffered during the pause…", tone: "busy" }
+    case "resumed": {
+      const lost = stall.droppedAtResume - stall.droppedBefore
+      return lost > 0
+        ? {
+          text: `Reader resumed. While it was behind, the server dropped ${plural(lost, "stale price", "stale prices")} ` +
+            "and reported the exact count: received + dropped accounts for every price of the feed." +
+            (demoState.dropped > stall.droppedAtResume ? ` ${slower}` : ""),
+          tone: "warn"
+        }
+        : {
+          text: "Reader resumed. Nothing was dropped: the network buffers absorbed the pause. " +
+            "Restart the server with PRICES_PER_SECOND=10000 to see the sliding policy drop stale prices.",
+          tone: "ok"
+        }
     }
   }
 }
 
 let renderQueued = false
-const renderStats = () => {
+function renderStats() {
   if (renderQueued) return
   renderQueued = true
   requestAnimationFrame(() => {
     renderQueued = false
     $("received").textContent = formatNumber.format(demoState.received)
+    $("dropped").textContent = formatNumber.format(demoState.dropped)
+    $("dropped").classList.toggle("nonzero", demoState.dropped > 0)
+    $("gaps").textContent = formatNumber.format(demoState.gaps)
+    $("gaps").classList.toggle("nonzero", demoState.gaps > 0)
+    $("reconnects").textContent = formatNumber.format(demoState.reconnects)
     $("last-id").textContent = demoState.lastId ?? "–"
+    for (const ticker of tickers.values()) {
+      const latest = ticker.latest
+      if (latest === undefined || latest.price === ticker.shown) continue
+      ticker.root.classList.toggle("up", ticker.shown !== undefined && latest.price > ticker.shown)
+      ticker.root.classList.toggle("down", ticker.shown !== undefined && latest.price < ticker.shown)
+      ticker.price.textContent = latest.price.toFixed(2)
+      ticker.shown = latest.price
+    }
+    const status = stallStatus()
+    $("stall-status").textContent = status.text
+    $("stall-status").dataset["tone"] = status.tone
+    $("stall").dataset["phase"] = demoState.stall
   })
 }
 setInterval(renderStats, 100)
+renderStats()
+
 readPrices().catch((error: unknown) => {
-  $("stall-status").textContent = `subscription ended: ${error instanceof Error ? error.message : String(error)}`
+  ended = `The subscription ended: ${error instanceof Error ? error.message : String(error)}`
+  renderStats()
 })
 
 $("stall").addEventListener("click", () => {
-  stallUntil = Date.now() + 5_000
   const button = $<HTMLButtonElement>("stall")
   button.disabled = true
-  const droppedBefore = demoState.dropped
-  $("stall-status").textContent = "reader stalled: the server keeps only the newest 64 prices…"
+  const round = ++stall.round
+  stall.until = Date.now() + 5_000
+  stall.droppedBefore = demoState.dropped
+  demoState.stall = "stalled"
+  renderStats()
   setTimeout(() => {
     button.disabled = false
+    stall.resumedAt = Date.now()
+    demoState.stall = "catching-up"
+    renderStats()
+    // In case the server's clock is behind the page's: stop waiting for a fresher price.
     setTimeout(() => {
-      const lost = demoState.dropped - droppedBefore
-      $("stall-status").textContent = lost > 0
-        ? `resumed: ${formatNumber.format(lost)} stale prices were dropped and reported`
-        : "resumed: nothing was dropped (the socket buffers absorbed the stall; raise PRICES_PER_SECOND)"
-    }, 500)
+      if (stall.round === round && demoState.stall === "catching-up") resumed()
+    }, 15_000)
   }, 5_000)
 })
 
@@ -131,12 +253,24 @@ const save = (blob: Blob, filename: string) => {
   setTimeout(() => URL.revokeObjectURL(url), 60_000)
 }
 
+const formatBytes = (bytes: number) =>
+  bytes >= 1024 * 1024
+    ? `${(bytes / (1024 * 1024)).toFixed(1)} MB`
+    : bytes >= 1024
+    ? `${(bytes / 1024).toFixed(1)} KB`
+    : `${bytes} B`
+
 const progressTo = (bar: HTMLProgressElement, status: HTMLElement) => (p: { received: number; total: number | undefined }) => {
   if (p.total !== undefined && p.total > 0) {
     bar.max = p.total
     bar.value = p.received
   }
-  status.textContent = `${formatNumber.format(p.received)}${p.total === undefined ? "" : ` of ${formatNumber.format(p.total)}`} bytes`
+  status.textContent = `${formatBytes(p.received)}${p.total === undefined ? "" : ` of ${formatBytes(p.total)}`}…`
+}
+
+const setStatus = (status: HTMLElement, text: string, tone: "" | "ok" | "error") => {
+  status.textContent = text
+  status.dataset["tone"] = tone
 }
 
 $("start-download").addEventListener("click", async () => {
@@ -145,21 +279,25 @@ $("start-download").addEventListener("click", async () => {
   const status = $("download-status")
   button.disabled = true
   bar.value = 0
+  setStatus(status, "starting…", "")
   try {
     const sizeMb = Number($<HTMLInputElement>("size").value)
     const download = await client.downloadReport({ sizeMb }, { onProgress: progressTo(bar, status) })
     const blob = await download.blob()
-    bar.max = blob.size
-    bar.value = blob.size
-    status.textContent = `done: ${formatNumber.format(blob.size)} bytes, ${download.filename ?? "report.bin"}`
+    bar.max = Math.max(1, blob.size)
+    bar.value = bar.max
+    const filename = download.filename ?? "report.bin"
+    setStatus(status, `Saved ${filename}: ${formatNumber.format(blob.size)} bytes (${formatBytes(blob.size)}).`, "ok")
     demoState.downloads++
-    save(blob, download.filename ?? "report.bin")
+    save(blob, filename)
   } catch (error) {
-    status.textContent = `failed: ${error instanceof Error ? error.message : String(error)}`
+    setStatus(status, `Failed: ${error instanceof Error ? error.message : String(error)}`, "error")
   } finally {
     button.disabled = false
   }
 })
+
+const previewDate = (date: Date) => date.toISOString().slice(0, 16).replace("T", " ")
 
 for (const button of document.querySelectorAll<HTMLButtonElement>("button[data-format]")) {
   button.addEventListener("click", async () => {
@@ -167,35 +305,51 @@ for (const button of document.querySelectorAll<HTMLButtonElement>("button[data-f
     const bar = $<HTMLProgressElement>("export-progress")
     const status = $("export-status")
     bar.removeAttribute("value")
+    setStatus(status, "starting…", "")
     try {
       const count = Number($<HTMLInputElement>("count").value)
       const exported = await client.exportOrders({ count }, { format, onProgress: progressTo(bar, status) })
       const blob = await exported.blob()
       bar.max = 1
       bar.value = 1
-      status.textContent = `done: ${formatNumber.format(count)} rows, ${formatNumber.format(blob.size)} bytes as ${format}`
+      const filename = exported.filename ?? `orders.${format}`
+      setStatus(
+        status,
+        `Saved ${filename}: ${plural(count, "row", "rows")}, ${formatNumber.format(blob.size)} bytes (${formatBytes(blob.size)}).`,
+        "ok"
+      )
       demoState.exports++
-      save(blob, exported.filename ?? `orders.${format}`)
+      save(blob, filename)
       // typed rows, decoded with the contract's schema
       const preview = await client.exportOrders({ count: Math.min(count, 5) }, { format: "ndjson" })
       const rows: Array<Array<string>> = []
       for await (const order of preview) {
-        rows.push([String(order.id), order.customer, order.total.toFixed(2), order.placedAt.toISOString(), order.note ?? ""])
+        rows.push([
+          String(order.id),
+          order.customer,
+          order.total.toFixed(2),
+          previewDate(order.placedAt),
+          order.note === undefined ? "—" : order.note === "" ? "(empty)" : order.note.replace(/\n/g, " ⏎ ")
+        ])
       }
       const table = $("export-preview")
-      table.querySelector("thead")!.innerHTML = "<tr><th>id</th><th>customer</th><th>total</th><th>placed at</th><th>note</th></tr>"
+      table.querySelector("thead")!.innerHTML =
+        "<tr><th>id</th><th>customer</th><th class=\"num\">total</th><th>placed at (UTC)</th><th>note</th></tr>"
       const body = table.querySelector("tbody")!
       body.replaceChildren(...rows.map((cells) => {
         const tr = document.createElement("tr")
-        for (const cell of cells) {
+        cells.forEach((cell, i) => {
           const td = document.createElement("td")
           td.textContent = cell
+          td.title = cell
+          if (i === 2) td.className = "num"
           tr.append(td)
-        }
+        })
         return tr
       }))
+      $("export-preview-caption").hidden = false
     } catch (error) {
-      status.textContent = `failed: ${error instanceof Error ? error.message : String(error)}`
+      setStatus(status, `Failed: ${error instanceof Error ? error.message : String(error)}`, "error")
     }
   })
 }
