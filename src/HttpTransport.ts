@@ -99,6 +99,22 @@ const jsonError = (error: { readonly _tag: string; readonly message: string }, s
     ...(headers === undefined ? {} : { headers })
   })
 
+/**
+ * Extra headers of an error answer. A 413 closes the connection: Node would
+ * otherwise read (and discard) the whole unread body to keep the connection
+ * alive, however large its declared length.
+ */
+const errorHeaders = (tag: ProtocolError.ProtocolError["_tag"]): Headers.Input | undefined => {
+  switch (tag) {
+    case "MethodNotAllowed":
+      return { allow: "GET, POST" }
+    case "PayloadTooLarge":
+      return { connection: "close" }
+    default:
+      return undefined
+  }
+}
+
 const protocolError = (error: ProtocolError.ProtocolError, headers?: Headers.Input) =>
   jsonError(error, ProtocolError.statusOf(error.constructor as unknown as Schema.Schema.All, 400), headers)
 
@@ -152,7 +168,7 @@ const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =
   Effect.gen(function*() {
     const declared = Number(request.headers["content-length"] ?? NaN)
     if (declared > limit) {
-      // Node discards an unread body after the response: nothing of it is kept.
+      // Not read at all: the 413 closes the connection (see errorHeaders).
       return yield* new ProtocolError.PayloadTooLarge({ message: `The request body exceeds ${limit} bytes` })
     }
     const chunks: Array<Uint8Array> = []
@@ -421,10 +437,7 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
       return program.pipe(
         Effect.catchAll((failure) => {
           if (failure._tag === "TypedFailure") return Effect.succeed(typedFailure(failure.served, failure.error))
-          return Effect.succeed(protocolError(
-            failure,
-            failure._tag === "MethodNotAllowed" ? { allow: "GET, POST" } : undefined
-          ))
+          return Effect.succeed(protocolError(failure, errorHeaders(failure._tag)))
         }),
         Effect.catchAllDefect((defect) =>
           Effect.zipRight(
