@@ -130,10 +130,18 @@ const statusOfError = (ast: SchemaAST.AST, error: unknown, fallback: number): nu
   return Schema.is(Schema.make(ast))(error) ? HttpApiSchema.getStatus(ast, fallback) : undefined
 }
 
-const describeParseError = (error: ParseResult.ParseError): string =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
-    .map((issue) => `${["payload", ...issue.path.map(String)].join(".")}: ${issue.message}`)
-    .join("; ")
+const describeParseError = (error: ParseResult.ParseError): string => {
+  try {
+    const text = ParseResult.ArrayFormatter.formatErrorSync(error)
+      .map((issue) => `${["payload", ...issue.path.map(String)].join(".")}: ${issue.message}`)
+      .join("; ")
+    // The messages quote the actual values: a hostile payload is not echoed back whole.
+    return text.length > 2000 ? `${text.slice(0, 2000)}…` : text
+  } catch {
+    // Formatting a value nested too deeply to print (100,000 nested arrays) overflows the stack.
+    return "payload: does not match the schema (a value is nested too deeply to describe)"
+  }
+}
 
 const encodeSyncOrDie = (schema: Schema.Schema.All) => {
   const encode = Schema.encodeUnknownSync(schema as Schema.Schema<unknown, unknown, never>)
