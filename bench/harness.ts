@@ -1,18 +1,72 @@
 /**
  * The contract between the runner and a server implementation
  * (`bench/servers/<impl>.ts`), which runs in its own process:
- * - listen on 127.0.0.1, port 0, serving the paths of `workload.ts`;
- * - print `{"port":N}` as the only line on stdout once it accepts requests;
+ * - listen on 127.0.0.1, port 0;
+ * - print `{"port":N,"routes":{...}}` as its first line on stdout once it
+ *   accepts requests (`announce`): the routes say how a client of that
+ *   implementation asks for each scenario's stream (method, path, body), so
+ *   the load generator never needs to know the peer's protocol;
+ * - answer `stats` lines on stdin with one `{"stats":{...}}` line on stdout:
+ *   its memory after a full garbage collection (the runner starts servers
+ *   with `--expose-gc`);
  * - exit on SIGTERM / SIGINT, and when the runner dies (its stdin closes);
  * - anything else goes to stderr, which the runner shows only on failure.
  */
 
-/** Announces the port to the runner. Call once, after the server listens and routes. */
-export const announce = (port: number): void => {
-  process.stdout.write(`${JSON.stringify({ port })}\n`)
+/**
+ * The streams of the scenarios. A server leaves out what it does not serve.
+ * - `ticks`: the full-speed source (throughput);
+ * - `slow`: what the slow-consumer scenario subscribes to (default: `ticks`);
+ * - `idle`: a subscription to the quiet feed (the latest tick, then nothing);
+ * - `fanout`: a subscription to the live feed (`fanoutRate` ticks per second);
+ * - `download`: `{bytes}` bytes of `application/octet-stream`;
+ * - `exportCsv`, `exportNdjson`: `{rows}` rows.
+ */
+export type RouteName = "ticks" | "slow" | "idle" | "fanout" | "download" | "exportCsv" | "exportNdjson"
+
+/** One way to request a stream. `{bytes}` and `{rows}` in `path` or `body` are replaced by the runner. */
+export interface Route {
+  readonly method?: "GET" | "POST"
+  readonly path: string
+  readonly body?: string
+  readonly headers?: Readonly<Record<string, string>>
+  /** Shown next to the implementation's name when a scenario has several (e.g. `on(emitter)`). */
+  readonly variant?: string
 }
 
-/** Installs the exit rules. Call first thing in a server module. */
+export type Routes = { readonly [K in RouteName]?: Route | ReadonlyArray<Route> }
+
+export interface Announcement {
+  readonly port: number
+  readonly routes: Routes
+}
+
+export interface Stats {
+  readonly rss: number
+  readonly heapUsed: number
+  readonly heapTotal: number
+  readonly external: number
+  readonly arrayBuffers: number
+}
+
+/** Announces the port and routes to the runner. Call once, after the server listens and routes. */
+export const announce = (port: number, routes: Routes): void => {
+  process.stdout.write(`${JSON.stringify({ port, routes } satisfies Announcement)}\n`)
+}
+
+const gc = (globalThis as { gc?: () => void }).gc
+
+const stats = (): Stats => {
+  if (gc !== undefined) {
+    // Twice: the first pass may only unlink what the second frees (weak refs, finalizers).
+    gc()
+    gc()
+  }
+  const m = process.memoryUsage()
+  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }
+}
+
+/** Installs the exit rules and the `stats` command. Call first thing in a server module. */
 export const exitWithRunner = (): void => {
   const exit = () => process.exit(0)
   process.on("SIGTERM", exit)
@@ -21,11 +75,30 @@ export const exitWithRunner = (): void => {
   process.stdin.on("end", exit)
   process.stdin.on("close", exit)
   process.stdin.on("error", exit)
-  process.stdin.resume()
+  let pending = ""
+  process.stdin.setEncoding("utf8").on("data", (text: string) => {
+    pending += text
+    let newline: number
+    while ((newline = pending.indexOf("\n")) >= 0) {
+      const command = pending.slice(0, newline).trim()
+      pending = pending.slice(newline + 1)
+      if (command === "stats") process.stdout.write(`${JSON.stringify({ stats: stats() })}\n`)
+    }
+  })
 }
 
 /** Reports a startup failure loudly and exits non-zero. */
 export const fail = (what: string, error: unknown): never => {
   process.stderr.write(`${what}: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
   process.exit(1)
+}
+
+/** A JSON payload as a URL query value. */
+export const query = (value: unknown): string => encodeURIComponent(JSON.stringify(value))
+
+/** `query` with `{placeholder}` kept literal, so the runner can substitute it. */
+export const queryWith = (value: unknown, ...placeholders: ReadonlyArray<string>): string => {
+  let text = query(value)
+  for (const p of placeholders) text = text.replaceAll(encodeURIComponent(`"{${p}}"`), `{${p}}`)
+  return text
 }

@@ -1,11 +1,13 @@
 /**
- * The load generator: HTTP/1.1 over a raw `net` socket, written by hand.
- * A `node:http` client saturates its own CPU long before a good SSE server
- * does (~250k events/s), so the response is parsed here with byte loops and
- * no allocation per event: the status line and headers once, then the body,
- * de-chunked when `Transfer-Encoding: chunked`, handed to a sink as ranges.
+ * The load generator's HTTP client: HTTP/1.1 over a raw `net` socket, written
+ * by hand. A `node:http` client saturates its own CPU long before a good SSE
+ * server does (~250k events/s), so the response is parsed here with byte
+ * loops and no allocation per event: the status line and headers once, then
+ * the body, de-chunked when `Transfer-Encoding: chunked`, handed to a sink as
+ * ranges.
  */
 import * as Net from "node:net"
+import type { Route } from "./harness.ts"
 
 /** Receives the body as ranges of the socket's buffers (already de-chunked). */
 export interface BodySink {
@@ -24,7 +26,13 @@ export interface Connection {
   readonly done: Promise<void>
   /** Body bytes received so far (after de-chunking). */
   readonly bodyBytes: () => number
+  /** Stops reading: the kernel buffers fill, then the server's writes see backpressure. */
+  readonly pause: () => void
+  readonly resume: () => void
+  /** Closes the connection. */
   readonly close: () => void
+  /** Closes with a reset (no TIME_WAIT left behind: thousands of sockets are closed at once). */
+  readonly reset: () => void
 }
 
 const CR = 13
@@ -120,8 +128,8 @@ const hexValue = (b: number): number => {
 
 const headerEnd = Buffer.from("\r\n\r\n")
 
-/** Opens a connection and sends `GET path`; the body goes to `sink`. */
-export const get = (port: number, path: string, sink: BodySink): Connection => {
+/** Opens a connection and sends the request of `route`; the body goes to `sink`. */
+export const request = (port: number, route: Route, sink: BodySink): Connection => {
   const socket = Net.connect({ port, host: "127.0.0.1", noDelay: true })
   let head: Buffer | undefined = Buffer.alloc(0)
   let contentLength: number | undefined
@@ -202,47 +210,52 @@ export const get = (port: number, path: string, sink: BodySink): Connection => {
     if (head === undefined && chunked === undefined && contentLength === undefined) resolveDone()
     else rejectDone(error)
   })
-  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: */*\r\nConnection: close\r\n\r\n`)
+  const method = route.method ?? "GET"
+  let text = `${method} ${route.path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: */*\r\nConnection: close\r\n`
+  for (const [name, value] of Object.entries(route.headers ?? {})) text += `${name}: ${value}\r\n`
+  const payload = route.body === undefined ? undefined : Buffer.from(route.body)
+  if (payload !== undefined || method === "POST") text += `Content-Length: ${payload?.length ?? 0}\r\n`
+  socket.write(payload === undefined ? `${text}\r\n` : Buffer.concat([Buffer.from(`${text}\r\n`), payload]))
   return {
     response,
     done,
     bodyBytes: () => received,
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
     close: () => {
       closedByUs = true
       socket.destroy()
+    },
+    reset: () => {
+      closedByUs = true
+      if (socket.readyState === "open") socket.resetAndDestroy()
+      else socket.destroy()
     }
   }
 }
 
-const seqPattern = Buffer.from("\"seq\":")
-
-/** KMP failure function of `seqPattern`. */
-const seqFailure: ReadonlyArray<number> = (() => {
-  const failure = new Array<number>(seqPattern.length).fill(0)
-  for (let i = 1, k = 0; i < seqPattern.length; i++) {
-    while (k > 0 && seqPattern[i] !== seqPattern[k]) k = failure[k - 1]!
-    if (seqPattern[i] === seqPattern[k]) k++
-    failure[i] = k
-  }
-  return failure
-})()
-
 /**
- * Counts benchmark ticks in an SSE body: each `"seq":<digits>` is one
- * delivered value, and the digits give the producer's sequence number, so
- * `lastSeq + 1 - count` is how many values were produced but never delivered.
- * Matching is byte by byte, so a pattern split across reads is found.
- * (`event: dropped` frames carry `"count"`, never `"seq"`.)
+ * Finds every `"<field>":<digits>` in a byte stream and hands over the
+ * number. Matching is byte by byte (KMP), so a field split across reads is
+ * found, and nothing is allocated per event.
  */
-export class TickCounter implements BodySink {
-  count = 0
-  lastSeq = -1
-  bytes = 0
+class NumberField {
+  private readonly pattern: Buffer
+  private readonly failure: Array<number>
   private matched = 0
   private inNumber = false
   private number = 0
-  data(buffer: Uint8Array, start: number, end: number): void {
-    this.bytes += end - start
+  constructor(field: string, private readonly onNumber: (n: number) => void) {
+    this.pattern = Buffer.from(`"${field}":`)
+    this.failure = new Array<number>(this.pattern.length).fill(0)
+    for (let i = 1, k = 0; i < this.pattern.length; i++) {
+      while (k > 0 && this.pattern[i] !== this.pattern[k]) k = this.failure[k - 1]!
+      if (this.pattern[i] === this.pattern[k]) k++
+      this.failure[i] = k
+    }
+  }
+  scan(buffer: Uint8Array, start: number, end: number): void {
+    const pattern = this.pattern
     let matched = this.matched
     for (let i = start; i < end; i++) {
       const b = buffer[i]!
@@ -252,18 +265,72 @@ export class TickCounter implements BodySink {
           continue
         }
         this.inNumber = false
-        this.count++
-        this.lastSeq = this.number
+        this.onNumber(this.number)
       }
-      while (matched > 0 && seqPattern[matched] !== b) matched = seqFailure[matched - 1]!
-      if (seqPattern[matched] === b) matched++
-      if (matched === seqPattern.length) {
+      while (matched > 0 && pattern[matched] !== b) matched = this.failure[matched - 1]!
+      if (pattern[matched] === b) matched++
+      if (matched === pattern.length) {
         this.inNumber = true
         this.number = 0
         matched = 0
       }
     }
     this.matched = matched
+  }
+}
+
+/**
+ * Counts benchmark ticks in a body, whatever the peer's framing (SSE, ndjson
+ * of chunks): each `"seq":<digits>` is one delivered tick, and the digits
+ * give the producer's sequence number, so `lastSeq + 1 - count` is how many
+ * were produced but never delivered. (`event: dropped` frames carry
+ * `"count"`, never `"seq"`.)
+ */
+export class TickCounter implements BodySink {
+  count = 0
+  lastSeq = -1
+  bytes = 0
+  private readonly seq = new NumberField("seq", (n) => {
+    this.count++
+    this.lastSeq = n
+  })
+  data(buffer: Uint8Array, start: number, end: number): void {
+    this.bytes += end - start
+    this.seq.scan(buffer, start, end)
+  }
+}
+
+/**
+ * Hands over every tick's `"ts"` (stamped by the server with the machine's
+ * monotonic clock) with the reading of the same clock when the bytes were
+ * read: their difference is the delivery latency.
+ */
+export class StampReader implements BodySink {
+  count = 0
+  private now = 0
+  private readonly ts: NumberField
+  constructor(private readonly clock: () => number, onStamp: (stamp: number, now: number) => void) {
+    this.ts = new NumberField("ts", (stamp) => {
+      this.count++
+      onStamp(stamp, this.now)
+    })
+  }
+  data(buffer: Uint8Array, start: number, end: number): void {
+    this.now = this.clock()
+    this.ts.scan(buffer, start, end)
+  }
+}
+
+/** Counts body bytes and line feeds (rows of CSV and ndjson). */
+export class LineCounter implements BodySink {
+  bytes = 0
+  lines = 0
+  data(buffer: Uint8Array, start: number, end: number): void {
+    this.bytes += end - start
+    const bytes = buffer as Buffer
+    let lines = 0
+    for (let i = bytes.indexOf(LF, start); i >= 0 && i < end; i = bytes.indexOf(LF, i + 1)) lines++
+    this.lines += lines
   }
 }
 

@@ -1,47 +1,46 @@
 /**
- * `npm run bench` — end-to-end benchmarks of the server library against a
- * plain `node:http` baseline measured in the same run.
+ * `npm run bench` — end-to-end benchmarks of this library against a plain
+ * `node:http` baseline and the peers, all measured in the same run.
  *
  * Method
- * - Every (scenario, implementation, round) starts a fresh server process:
- *   `node --import tsx bench/servers/<impl>.ts`. The server listens on
- *   127.0.0.1 port 0 and prints `{"port":N}` (contract in `harness.ts`).
- *   The load generator (`loadgen.ts`: hand-written HTTP/1.1 on a raw `net`
- *   socket, byte-loop parsing) runs in this process, so server and client
- *   each have a core on a 2-core machine. The server is killed afterwards.
- * - Every implementation serves the same source (`workload.ts`): ~100-byte
- *   JSON ticks produced in batches of 64 with an event-loop turn
- *   (`setImmediate`) between batches, and fresh 64 KiB buffers for
- *   downloads. A source that never yields would starve the event loop, and no
- *   real source (I/O, timers, PubSub) behaves that way.
- * - SSE throughput: one subscriber; after a warm-up, the ticks delivered in a
- *   fixed window are counted in the bytes (each `"seq":N` is one tick; the
- *   sequence numbers give what a sliding policy dropped). Figure: events/s.
- * - Download: a warm-up transfer, then 1 GiB (quick: 64 MiB) timed from the
- *   request to the last byte. Figure: MB/s (10^6 bytes per second).
- * - Rounds: 3 (quick: 1), implementations alternating order; the table shows
- *   the median and the ratio of medians to `raw`. CPU of the server (from
- *   /proc, Linux only) and of this client during the window are recorded, to
- *   show which side was the bottleneck, and the server's RSS at start and its
- *   growth to the peak (VmHWM). The load average at start is printed: other
- *   work on the machine skews the figures, the ratios less so (interleaved).
- * - Output: a markdown table on stdout, the same data in bench/results.json.
+ * - Every measurement starts a fresh server process
+ *   (`node --expose-gc --import tsx bench/servers/<impl>.ts`) and a fresh
+ *   load process (`bench/load.ts`, hand-written HTTP/1.1 on raw `net`
+ *   sockets, byte-loop parsing), both on loopback, each with the open-file
+ *   limit raised to the hard limit, each killed when its time limit passes.
+ *   On a 2-core machine server and load generator each get a core; this
+ *   runner only samples the server (/proc: CPU, RSS, peak RSS; heap over
+ *   stdin after a full GC, see `harness.ts`).
+ * - The server announces how its clients request each stream (`routes`), so
+ *   the load generator is the same for every peer whatever its protocol.
+ * - Every implementation serves the same sources (`workload.ts`): ~100-byte
+ *   JSON ticks in batches of 64 with an event-loop turn between batches; a
+ *   quiet feed and a 10-per-second feed shared by all subscribers; fresh
+ *   64 KiB buffers for downloads; pages of 128 rows for exports.
+ * - Scenarios: throughput of one subscriber; memory of idle subscriptions;
+ *   fan-out latency; heap of a stalled subscriber; download speed and memory
+ *   with a slow reader; export speed; the client SSE parser (in process).
+ * - Several rounds where the figure is a speed (implementations alternating
+ *   order), the median is shown and the ratio of medians to `raw` (or to the
+ *   scenario's baseline). The load average is recorded at the start and the
+ *   end: other work on the machine skews the figures, the ratios less so.
+ * - Output: markdown tables on stdout, the same data in bench/results.json.
  *
- * Flags: --quick (smoke run of everything, < 30 s), --scenario=sse,download,
- * --impl=raw,effect-stream-rpc, --profile (servers run with --cpu-prof,
- * profiles in bench/profiles/<label>/; read them with
- * `npx tsx bench/profile-top.ts <file>`).
+ * Flags: --quick (small smoke version of every scenario), --scenario=a,b,
+ * --impl=a,b, --profile (servers run with --cpu-prof, profiles in
+ * bench/profiles/<label>/; read them with `npx tsx bench/profile-top.ts <file>`).
  *
- * Adding a peer (tRPC, oRPC, better-sse, @effect/rpc): write
- * bench/servers/<name>.ts following `harness.ts` and list it in `implementations`.
+ * Adding a peer: write bench/servers/<name>.ts following `harness.ts` and
+ * list it in `implementations`.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process"
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { ByteCounter, get, TickCounter } from "./loadgen.ts"
-import { paths } from "./workload.ts"
+import type { Announcement, Route, RouteName, Routes, Stats } from "./harness.ts"
+import type { Job, Result } from "./load.ts"
+import { downloadChunkBytes, fanoutRate } from "./workload.ts"
 
 const benchDir = Path.dirname(fileURLToPath(import.meta.url))
 const repoDir = Path.dirname(benchDir)
@@ -54,9 +53,8 @@ const option = (name: string): Array<string> | undefined => {
   const arg = argv.find((a) => a.startsWith(`--${name}=`))
   return arg === undefined ? undefined : arg.slice(name.length + 3).split(",").filter((s) => s !== "")
 }
-const known = ["--quick", "--profile"]
 for (const arg of argv) {
-  if (!known.includes(arg) && !/^--(scenario|impl)=/.test(arg)) {
+  if (!["--quick", "--profile"].includes(arg) && !/^--(scenario|impl)=/.test(arg)) {
     console.error(`unknown argument ${arg}; use --quick, --profile, --scenario=a,b, --impl=a,b`)
     process.exit(2)
   }
@@ -67,40 +65,64 @@ const profile = flag("profile")
 const MiB = 1024 * 1024
 
 const settings = quick
-  ? { rounds: 1, sseWarmupMs: 500, sseWindowMs: 1000, downloadWarmupBytes: 16 * MiB, downloadBytes: 64 * MiB }
-  : { rounds: 3, sseWarmupMs: 2000, sseWindowMs: 5000, downloadWarmupBytes: 128 * MiB, downloadBytes: 1024 * MiB }
-/** A transfer slower than 4 MB/s is cut off at this point and reported as such. */
-const downloadTimeoutMs = settings.downloadBytes / 4e3
+  ? {
+    rounds: 1,
+    throughputWarmupMs: 300,
+    throughputWindowMs: 500,
+    idleConnections: 500,
+    fanoutSubscribers: 200,
+    fanoutWarmupMs: 300,
+    fanoutWindowMs: 1000,
+    fanoutGraceMs: 300,
+    slowReadMs: 300,
+    slowStallMs: 3000,
+    downloadWarmupBytes: 8 * MiB,
+    downloadBytes: 64 * MiB,
+    slowReaderBytesPerSecond: 20e6,
+    slowReaderMs: 1000,
+    exportRows: 50_000
+  }
+  : {
+    rounds: 3,
+    throughputWarmupMs: 1000,
+    throughputWindowMs: 2500,
+    idleConnections: 10_000,
+    fanoutSubscribers: 2000,
+    fanoutWarmupMs: 1000,
+    fanoutWindowMs: 5000,
+    fanoutGraceMs: 1000,
+    slowReadMs: 1000,
+    slowStallMs: 20_000,
+    downloadWarmupBytes: 64 * MiB,
+    downloadBytes: 1024 * MiB,
+    slowReaderBytesPerSecond: 20e6,
+    slowReaderMs: 4000,
+    exportRows: 1_000_000
+  }
 const startupTimeoutMs = 30_000
 
 // ---------------------------------------------------------------- implementations
 
 interface Implementation {
-  readonly name: string
+  /** Used by `--impl=`. */
+  readonly id: string
+  readonly label: string
   readonly file: string
+  /** Adds a throughput row with our own client (`client/StreamClient.ts`) in the load process. */
+  readonly clientRow?: boolean
 }
 
 const baseline = "raw"
 const implementations: ReadonlyArray<Implementation> = [
-  { name: "raw", file: "servers/raw.ts" },
-  { name: "effect-stream-rpc", file: "servers/effect-stream-rpc.ts" }
+  { id: "raw", label: "raw node:http", file: "servers/raw.ts" },
+  { id: "effect-stream-rpc", label: "effect-stream-rpc (ours)", file: "servers/effect-stream-rpc.ts", clientRow: true },
+  { id: "trpc", label: "tRPC v11", file: "servers/trpc.ts" },
+  { id: "orpc", label: "oRPC", file: "servers/orpc.ts" },
+  { id: "effect-rpc", label: "@effect/rpc (HTTP ndjson)", file: "servers/effect-rpc.ts" },
+  { id: "better-sse", label: "better-sse", file: "servers/better-sse.ts" }
 ]
 
-// ---------------------------------------------------------------- server processes
-
-interface Server {
-  readonly port: number
-  readonly pid: number
-  /** Seconds of CPU (user + system) the server has used, or undefined off Linux. */
-  readonly cpuSeconds: () => number | undefined
-  /** RSS of the server when it announced its port, in bytes, or undefined off Linux. */
-  readonly startRss: number | undefined
-  /** Peak RSS of the server so far in bytes, or undefined off Linux. */
-  readonly peakRss: () => number | undefined
-  /** Throws if the server died on its own. */
-  readonly assertAlive: () => void
-  readonly stop: () => Promise<void>
-}
+// ---------------------------------------------------------------- processes
 
 const running = new Set<ChildProcess>()
 const killAll = () => {
@@ -112,6 +134,43 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     killAll()
     process.exit(130)
   })
+}
+
+/**
+ * Starts `node <args>` with the open-file limit raised as far as allowed
+ * (`ulimit -n` is per process: 10,000 sockets need more than the usual 1024).
+ */
+const spawnNode = (args: ReadonlyArray<string>): ChildProcess => {
+  const child = spawn(
+    "bash",
+    ["-c", "ulimit -n 65536 2>/dev/null || ulimit -n hard 2>/dev/null; exec \"$0\" \"$@\"", process.execPath, ...args],
+    { cwd: repoDir, stdio: ["pipe", "pipe", "pipe"] }
+  )
+  running.add(child)
+  child.on("exit", () => running.delete(child))
+  return child
+}
+
+/** Splits a child's stdout into lines. */
+const onLines = (child: ChildProcess, handle: (line: string) => void): void => {
+  let pending = ""
+  child.stdout!.setEncoding("utf8").on("data", (text: string) => {
+    pending += text
+    let newline: number
+    while ((newline = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, newline)
+      pending = pending.slice(newline + 1)
+      handle(line)
+    }
+  })
+}
+
+const keepTail = (child: ChildProcess): (() => string) => {
+  let text = ""
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    text = (text + chunk).slice(-4000)
+  })
+  return () => text.trim()
 }
 
 const clockTicks = 100 // USER_HZ on Linux
@@ -136,40 +195,49 @@ const procMemory = (pid: number, field: "VmRSS" | "VmHWM"): number | undefined =
   }
 }
 
+interface Server {
+  readonly port: number
+  readonly routes: Routes
+  /** Seconds of CPU (user + system) the server has used, or undefined off Linux. */
+  readonly cpuSeconds: () => number | undefined
+  /** RSS of the server when it announced its port, in bytes, or undefined off Linux. */
+  readonly startRss: number | undefined
+  /** Peak RSS of the server so far in bytes, or undefined off Linux. */
+  readonly peakRss: () => number | undefined
+  /** Memory after a full GC, reported by the server itself. */
+  readonly stats: () => Promise<Stats>
+  /** Throws if the server died on its own. */
+  readonly assertAlive: () => void
+  readonly stop: () => Promise<void>
+}
+
 const startServer = (implementation: Implementation, label: string): Promise<Server> =>
   new Promise((resolve, reject) => {
     const flags = profile
       // One directory per server: the tsx loader thread writes a profile of its own (the smaller file).
       ? ["--cpu-prof", "--cpu-prof-dir", Path.join(benchDir, "profiles", label)]
       : []
-    const child = spawn(process.execPath, [...flags, "--import", "tsx", Path.join(benchDir, implementation.file)], {
-      cwd: repoDir,
-      stdio: ["pipe", "pipe", "pipe"]
-    })
-    running.add(child)
-    let stderr = ""
-    let stdout = ""
-    let port: number | undefined
+    const child = spawnNode(["--expose-gc", ...flags, "--import", "tsx", Path.join(benchDir, implementation.file)])
+    const stderr = keepTail(child)
+    let announced: Announcement | undefined
     let stopping = false
     let exit: string | undefined
-    child.stderr!.setEncoding("utf8").on("data", (text: string) => {
-      stderr = (stderr + text).slice(-8000)
-    })
+    const statsWaiters: Array<{ resolve: (s: Stats) => void; reject: (e: Error) => void }> = []
     const failure = (why: string) =>
       new Error(
-        `server ${implementation.name} (${implementation.file}) ${why}` +
-          (stderr.trim() === "" ? "" : `\n--- its stderr ---\n${stderr.trim()}`)
+        `server ${implementation.id} (${implementation.file}) ${why}` +
+          (stderr() === "" ? "" : `\n--- its stderr ---\n${stderr()}`)
       )
     const timer = setTimeout(() => {
       child.kill("SIGKILL")
-      reject(failure(`did not print its port within ${startupTimeoutMs / 1000} s`))
+      reject(failure(`did not announce its port within ${startupTimeoutMs / 1000} s`))
     }, startupTimeoutMs)
     const exited = new Promise<void>((resolveExit) => {
       child.on("exit", (code, signal) => {
-        running.delete(child)
         exit = signal !== null ? `signal ${signal}` : `code ${code}`
         clearTimeout(timer)
-        if (port === undefined) reject(failure(`exited (${exit}) before printing its port`))
+        if (announced === undefined) reject(failure(`exited (${exit}) before announcing its port`))
+        for (const waiter of statsWaiters.splice(0)) waiter.reject(failure(`exited (${exit})`))
         resolveExit()
       })
     })
@@ -177,34 +245,41 @@ const startServer = (implementation: Implementation, label: string): Promise<Ser
       clearTimeout(timer)
       reject(failure(`could not be started: ${error.message}`))
     })
-    child.stdout!.setEncoding("utf8").on("data", (text: string) => {
-      if (port !== undefined) return
-      stdout += text
-      const newline = stdout.indexOf("\n")
-      if (newline < 0) return
-      const line = stdout.slice(0, newline)
+    child.stdin!.on("error", () => {})
+    onLines(child, (line) => {
       let parsed: unknown
       try {
         parsed = JSON.parse(line)
       } catch {
         parsed = undefined
       }
-      const value = (parsed as { port?: unknown } | undefined)?.port
-      if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) {
-        child.kill("SIGKILL")
-        clearTimeout(timer)
-        reject(failure(`printed ${JSON.stringify(line)} instead of {"port":N}`))
+      if (announced !== undefined) {
+        const stats = (parsed as { stats?: Stats } | undefined)?.stats
+        if (stats !== undefined) statsWaiters.shift()?.resolve(stats)
         return
       }
-      port = value
+      const value = parsed as Partial<Announcement> | undefined
+      if (typeof value?.port !== "number" || !Number.isInteger(value.port) || value.port <= 0) {
+        child.kill("SIGKILL")
+        clearTimeout(timer)
+        reject(failure(`printed ${JSON.stringify(line)} instead of {"port":N,"routes":{...}}`))
+        return
+      }
+      announced = { port: value.port, routes: value.routes ?? {} }
       clearTimeout(timer)
       const pid = child.pid!
       resolve({
-        port,
-        pid,
+        port: announced.port,
+        routes: announced.routes,
         cpuSeconds: () => procCpuSeconds(pid),
         startRss: procMemory(pid, "VmRSS"),
         peakRss: () => procMemory(pid, "VmHWM"),
+        stats: () =>
+          new Promise<Stats>((resolveStats, rejectStats) => {
+            if (exit !== undefined) return rejectStats(failure(`exited (${exit})`))
+            statsWaiters.push({ resolve: resolveStats, reject: rejectStats })
+            child.stdin!.write("stats\n")
+          }),
         assertAlive: () => {
           if (exit !== undefined && !stopping) throw failure(`died during the measurement (${exit})`)
         },
@@ -220,155 +295,512 @@ const startServer = (implementation: Implementation, label: string): Promise<Ser
     })
   })
 
+/**
+ * Runs one job in a fresh load process. `onMark` is called at each of its
+ * marks (no wait); `onBarrier` at each barrier, the load process waiting
+ * until it is done. The process is killed after `timeoutMs`.
+ */
+const runLoad = (
+  job: Job,
+  timeoutMs: number,
+  hooks: {
+    readonly onMark?: (name: string) => void
+    readonly onBarrier?: (name: string) => Promise<void>
+  } = {}
+): Promise<Result> =>
+  new Promise((resolve, reject) => {
+    const child = spawnNode(["--import", "tsx", Path.join(benchDir, "load.ts"), JSON.stringify(job)])
+    const stderr = keepTail(child)
+    let settled = false
+    const settle = (outcome: () => void) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      outcome()
+    }
+    const failure = (why: string) =>
+      new Error(`load generator (${job.kind}) ${why}${stderr() === "" ? "" : `\n--- its stderr ---\n${stderr()}`}`)
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      settle(() => reject(failure(`did not finish within its ${Math.round(timeoutMs / 1000)} s limit`)))
+    }, timeoutMs)
+    child.stdin!.on("error", () => {})
+    onLines(child, (line) => {
+      let message: { mark?: string; barrier?: string; result?: Result; error?: string }
+      try {
+        message = JSON.parse(line)
+      } catch {
+        return
+      }
+      if (message.mark !== undefined) hooks.onMark?.(message.mark)
+      else if (message.barrier !== undefined) {
+        const name = message.barrier
+        Promise.resolve(hooks.onBarrier?.(name)).then(
+          () => child.stdin!.write("go\n"),
+          (error: unknown) => {
+            child.kill("SIGKILL")
+            settle(() => reject(error instanceof Error ? error : new Error(String(error))))
+          }
+        )
+      } else if (message.result !== undefined) {
+        const result = message.result
+        settle(() => resolve(result))
+      } else if (message.error !== undefined) {
+        const error = message.error
+        settle(() => reject(failure(`failed: ${error}`)))
+      }
+    })
+    child.on("exit", (code, signal) => {
+      settle(() => reject(failure(`exited (${signal ?? `code ${code}`}) without a result`)))
+    })
+  })
+
 // ---------------------------------------------------------------- scenarios
 
-interface Measurement {
-  readonly value: number
-  readonly details: Record<string, number | string | boolean>
+type Trial = Record<string, number | string | boolean>
+
+interface Subject {
+  readonly implementation: Implementation
+  readonly route: Route
+  /** Label of the row. */
+  readonly label: string
+  /** Our client instead of the raw-socket reader (throughput only). */
+  readonly client?: boolean
 }
 
 interface Scenario {
   readonly id: string
   readonly title: string
-  readonly unit: string
-  readonly measure: (server: Server) => Promise<Measurement>
+  /** The route the scenario requests; `fallback` when a server does not announce it. */
+  readonly route: RouteName
+  readonly fallback?: RouteName
+  readonly rounds: number
+  /** The figure the table is sorted by and ratios are taken of; higher is better unless `lowerIsBetter`. */
+  readonly measure: (server: Server, subject: Subject) => Promise<Trial>
+  /** Extra subjects for an implementation (the row with our own client). */
+  readonly extraSubjects?: (implementation: Implementation, routes: ReadonlyArray<Route>) => ReadonlyArray<Subject>
+  readonly table: (rows: ReadonlyArray<Row>) => Array<string>
+}
+
+interface Row {
+  readonly subject: string
+  readonly implementation: string
+  /** Median of each numeric figure over the trials. */
+  readonly median: Record<string, number>
+  readonly trials: ReadonlyArray<Trial>
+  readonly error?: string
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-const round = (n: number, digits = 3) => Number(n.toPrecision(digits))
+const round = (n: number, digits = 4) => Number(n.toPrecision(digits))
+
+/** Server CPU (cores) between the load process's `window-start` and `window-end` marks. */
+const cpuWindow = (server: Server) => {
+  let cpu0: number | undefined
+  let t0 = 0
+  let share: number | undefined
+  return {
+    onMark: (name: string) => {
+      if (name === "window-start") {
+        cpu0 = server.cpuSeconds()
+        t0 = performance.now()
+      } else if (name === "window-end") {
+        const cpu1 = server.cpuSeconds()
+        if (cpu0 !== undefined && cpu1 !== undefined) share = (cpu1 - cpu0) / ((performance.now() - t0) / 1000)
+      }
+    },
+    figures: (): Trial => (share === undefined ? {} : { serverCpu: round(share, 2) })
+  }
+}
 
 /** The server's RSS when it started and its growth to the peak, in MiB. */
-const memoryDetails = (server: Server): Record<string, number> => {
+const memoryFigures = (server: Server): Trial => {
   const peak = server.peakRss()
   if (peak === undefined || server.startRss === undefined) return {}
-  return { serverStartRssMiB: round(server.startRss / MiB), serverRssGrowthMiB: round((peak - server.startRss) / MiB) }
+  return { serverStartRssMiB: round(server.startRss / MiB, 3), serverRssGrowthMiB: round((peak - server.startRss) / MiB, 3) }
 }
 
-const sseScenario: Scenario = {
-  id: "sse",
-  title: "SSE throughput, 1 subscriber, ~100 B JSON events",
-  unit: "events/s",
-  measure: async (server) => {
-    const counter = new TickCounter()
-    const connection = get(server.port, paths.sse, counter)
-    try {
-      const response = await connection.response
-      if (response.status !== 200) throw new Error(`GET ${paths.sse} answered ${response.status}`)
-      const type = response.headers.get("content-type") ?? ""
-      if (!type.startsWith("text/event-stream")) throw new Error(`GET ${paths.sse} answered content-type ${type}`)
-      await sleep(settings.sseWarmupMs)
-      if (counter.count === 0) throw new Error(`no event arrived within the ${settings.sseWarmupMs} ms warm-up`)
-      const count0 = counter.count
-      const seq0 = counter.lastSeq
-      const bytes0 = counter.bytes
-      const server0 = server.cpuSeconds()
-      const client0 = process.cpuUsage()
-      const t0 = performance.now()
-      await sleep(settings.sseWindowMs)
-      const seconds = (performance.now() - t0) / 1000
-      const client = process.cpuUsage(client0)
-      const server1 = server.cpuSeconds()
-      const delivered = counter.count - count0
-      const produced = counter.lastSeq - seq0
-      server.assertAlive()
-      const details: Record<string, number> = {
-        seconds: round(seconds, 4),
-        delivered,
-        droppedShare: produced > 0 ? round(Math.max(0, 1 - delivered / produced)) : 0,
-        bodyMBps: round((counter.bytes - bytes0) / 1e6 / seconds),
-        clientCpu: round((client.user + client.system) / 1e6 / seconds, 2)
-      }
-      if (server0 !== undefined && server1 !== undefined) details["serverCpu"] = round((server1 - server0) / seconds, 2)
-      Object.assign(details, memoryDetails(server))
-      return { value: delivered / seconds, details }
-    } finally {
-      connection.close()
-    }
-  }
+const fill = (route: Route, values: Record<string, number>): Route => {
+  const substitute = (text: string) => text.replace(/\{(\w+)\}/g, (whole, name: string) => String(values[name] ?? whole))
+  return { ...route, path: substitute(route.path), ...(route.body === undefined ? {} : { body: substitute(route.body) }) }
 }
 
-/** One timed transfer of `bytes`, from the request to the last byte. */
-const downloadOnce = async (server: Server, bytes: number): Promise<Measurement> => {
-  const counter = new ByteCounter()
-  const server0 = server.cpuSeconds()
-  const client0 = process.cpuUsage()
-  const t0 = performance.now()
-  const connection = get(server.port, `${paths.download}?bytes=${bytes}`, counter)
-  try {
-    const response = await connection.response
-    if (response.status !== 200) throw new Error(`GET ${paths.download} answered ${response.status}`)
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const outcome = await Promise.race([
-      connection.done.then(() => "done" as const),
-      new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), downloadTimeoutMs)
-      })
-    ]).finally(() => clearTimeout(timer))
-    const seconds = (performance.now() - t0) / 1000
-    const client = process.cpuUsage(client0)
-    const server1 = server.cpuSeconds()
+// ---- formatting
+
+const int = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? "–" : Math.round(n).toLocaleString("en-US"))
+const num = (n: number | undefined, digits = 3): string =>
+  n === undefined || !Number.isFinite(n) ? "–" : Number(n.toPrecision(digits)).toLocaleString("en-US", { maximumFractionDigits: 2 })
+const pct = (share: number | undefined): string => (share === undefined ? "–" : `${Math.round(share * 100)}%`)
+const times = (value: number | undefined, base: number | undefined): string =>
+  value === undefined || base === undefined || base === 0 || !Number.isFinite(value) ? "–" : `${(value / base).toFixed(2)}×`
+const kib = (bytes: number | undefined): string => (bytes === undefined ? "–" : `${num(bytes / 1024)} KiB`)
+const mib = (value: number | undefined): string => (value === undefined ? "–" : `${num(value)} MiB`)
+const size = (bytes: number): string => (bytes >= 1024 * MiB ? `${bytes / (1024 * MiB)} GiB` : `${bytes / MiB} MiB`)
+
+const baseRow = (rows: ReadonlyArray<Row>): Row | undefined =>
+  rows.find((r) => r.implementation === baseline && r.error === undefined)
+
+/** The first cell of a row, or its failure. */
+const failed = (row: Row, columns: number): string | undefined =>
+  row.error === undefined ? undefined : `| ${row.subject} | failed: ${row.error.split("\n")[0]!.replaceAll("|", "\\|")} |${" |".repeat(columns - 2)}`
+
+// ---- 1. throughput
+
+const throughputScenario: Scenario = {
+  id: "throughput",
+  title: "Throughput: one subscriber, ~100-byte JSON events",
+  route: "ticks",
+  rounds: settings.rounds,
+  extraSubjects: (implementation, routes) =>
+    implementation.clientRow === true && routes[0] !== undefined
+      ? [{
+        implementation,
+        route: routes[0],
+        label: `${implementation.label}, with our client (StreamClient)`,
+        client: true
+      }]
+      : [],
+  measure: async (server, subject) => {
+    const cpu = cpuWindow(server)
+    const timing = { warmupMs: settings.throughputWarmupMs, windowMs: settings.throughputWindowMs }
+    const job: Job = subject.client === true
+      ? { kind: "throughputClient", port: server.port, ...timing }
+      : { kind: "throughput", port: server.port, route: subject.route, ...timing }
+    const result = await runLoad(job, timing.warmupMs + timing.windowMs + 20_000, { onMark: cpu.onMark })
     server.assertAlive()
-    if (outcome === "done" && counter.bytes !== bytes) {
-      throw new Error(`download delivered ${counter.bytes} bytes instead of ${bytes}`)
+    return { ...result, ...cpu.figures(), ...memoryFigures(server) }
+  },
+  table: (rows) => {
+    const base = baseRow(rows)?.median["value"]
+    const lines = [
+      "| implementation | events/s | × raw | dropped (sliding policy) | server CPU | load-generator CPU | server RSS: start + growth |",
+      "|---|---:|---:|---:|---:|---:|---:|"
+    ]
+    for (const row of rows) {
+      const m = row.median
+      lines.push(
+        failed(row, 7) ??
+          `| ${row.subject} | ${int(m["value"])} | ${times(m["value"], base)} | ${pct(m["droppedShare"])} | ${pct(m["serverCpu"])} | ${
+            pct(m["clientCpu"])
+          } | ${int(m["serverStartRssMiB"])} + ${int(m["serverRssGrowthMiB"])} MiB |`
+      )
     }
-    const details: Record<string, number | boolean> = {
-      seconds: round(seconds, 4),
-      bytes: counter.bytes,
-      complete: outcome === "done",
-      clientCpu: round((client.user + client.system) / 1e6 / seconds, 2)
-    }
-    if (server0 !== undefined && server1 !== undefined) details["serverCpu"] = round((server1 - server0) / seconds, 2)
-    Object.assign(details, memoryDetails(server))
-    return { value: counter.bytes / 1e6 / seconds, details }
-  } finally {
-    connection.close()
+    return lines
   }
 }
 
-const size = (bytes: number): string => bytes >= 1024 * MiB ? `${bytes / (1024 * MiB)} GiB` : `${bytes / MiB} MiB`
+// ---- 2. idle
+
+const idleScenario: Scenario = {
+  id: "idle",
+  title: `Idle subscriptions: ${settings.idleConnections.toLocaleString("en-US")} held open`,
+  route: "idle",
+  rounds: 1,
+  measure: async (server, subject) => {
+    let before: Stats | undefined
+    let after: Stats | undefined
+    const job: Job = {
+      kind: "idle",
+      port: server.port,
+      route: subject.route,
+      connections: settings.idleConnections,
+      warmConnections: Math.min(200, settings.idleConnections / 10),
+      concurrency: 200
+    }
+    const result = await runLoad(job, 60_000 + settings.idleConnections * 15, {
+      onBarrier: async (name) => {
+        if (name === "baseline") before = await server.stats()
+        if (name === "held") after = await server.stats()
+      }
+    })
+    server.assertAlive()
+    if (before === undefined || after === undefined) throw new Error("no memory figures")
+    const n = Number(result["connections"])
+    return {
+      ...result,
+      rssPerConnection: (after.rss - before.rss) / n,
+      heapPerConnection: (after.heapUsed - before.heapUsed) / n,
+      externalPerConnection: (after.external - before.external) / n,
+      baselineRssMiB: round(before.rss / MiB, 3),
+      baselineHeapMiB: round(before.heapUsed / MiB, 3)
+    }
+  },
+  table: (rows) => {
+    const base = baseRow(rows)?.median
+    const lines = [
+      "| implementation | RSS / subscription | × raw | heap / subscription | × raw | server RSS → with all held | time to open all |",
+      "|---|---:|---:|---:|---:|---:|---:|"
+    ]
+    for (const row of rows) {
+      const m = row.median
+      const held = m["baselineRssMiB"]! + (m["rssPerConnection"]! * settings.idleConnections) / MiB
+      lines.push(
+        failed(row, 7) ??
+          `| ${row.subject} | ${kib(m["rssPerConnection"])} | ${times(m["rssPerConnection"], base?.["rssPerConnection"])} | ${
+            kib(m["heapPerConnection"])
+          } | ${times(m["heapPerConnection"], base?.["heapPerConnection"])} | ${int(m["baselineRssMiB"])} → ${int(held)} MiB | ${
+            num(m["connectSeconds"], 2)
+          } s |`
+      )
+    }
+    return lines
+  }
+}
+
+// ---- 3. fan-out
+
+const fanoutScenario: Scenario = {
+  id: "fanout",
+  title: `Fan-out: one source, ${settings.fanoutSubscribers.toLocaleString("en-US")} subscribers, ${fanoutRate} events/s each`,
+  route: "fanout",
+  rounds: 1,
+  measure: async (server, subject) => {
+    const cpu = cpuWindow(server)
+    const job: Job = {
+      kind: "fanout",
+      port: server.port,
+      route: subject.route,
+      subscribers: settings.fanoutSubscribers,
+      concurrency: 200,
+      warmupMs: settings.fanoutWarmupMs,
+      windowMs: settings.fanoutWindowMs,
+      graceMs: settings.fanoutGraceMs
+    }
+    const result = await runLoad(job, 60_000 + settings.fanoutWindowMs + settings.fanoutSubscribers * 15, {
+      onMark: cpu.onMark
+    })
+    server.assertAlive()
+    return { ...result, ...cpu.figures() }
+  },
+  table: (rows) => {
+    const base = baseRow(rows)?.median
+    const lines = [
+      "| implementation | p50 latency | p99 latency | max | delivered | server CPU | × raw CPU |",
+      "|---|---:|---:|---:|---:|---:|---:|"
+    ]
+    for (const row of rows) {
+      const m = row.median
+      lines.push(
+        failed(row, 7) ??
+          `| ${row.subject} | ${num(m["p50Ms"])} ms | ${num(m["p99Ms"])} ms | ${num(m["maxMs"])} ms | ${pct(m["deliveredShare"])} | ${
+            pct(m["serverCpu"])
+          } | ${times(m["serverCpu"], base?.["serverCpu"])} |`
+      )
+    }
+    return lines
+  }
+}
+
+// ---- 4. slow consumer
+
+const slowScenario: Scenario = {
+  id: "slow",
+  title: `Slow consumer: one subscriber stops reading for ${settings.slowStallMs / 1000} s while the source runs at full speed`,
+  route: "slow",
+  fallback: "ticks",
+  rounds: 1,
+  measure: async (server, subject) => {
+    let before: Stats | undefined
+    let after: Stats | undefined
+    let peakAtStart: number | undefined
+    const job: Job = {
+      kind: "slow",
+      port: server.port,
+      route: subject.route,
+      readMs: settings.slowReadMs,
+      stallMs: settings.slowStallMs
+    }
+    const result = await runLoad(job, settings.slowReadMs + settings.slowStallMs + 60_000, {
+      onBarrier: async (name) => {
+        if (name === "stall-start") {
+          before = await server.stats()
+          peakAtStart = server.peakRss()
+        }
+        if (name === "stall-end") after = await server.stats()
+      }
+    })
+    server.assertAlive()
+    if (before === undefined || after === undefined) throw new Error("no memory figures")
+    const peak = server.peakRss()
+    return {
+      ...result,
+      heapGrowthMiB: round((after.heapUsed - before.heapUsed) / MiB, 3),
+      externalGrowthMiB: round((after.external - before.external) / MiB, 3),
+      rssGrowthMiB: round((after.rss - before.rss) / MiB, 3),
+      ...(peak === undefined || peakAtStart === undefined
+        ? {}
+        : { peakRssGrowthMiB: round((peak - Math.max(before.rss, 0)) / MiB, 3) }),
+      heapAtEndMiB: round(after.heapUsed / MiB, 3)
+    }
+  },
+  table: (rows) => {
+    const lines = [
+      "| implementation | heap + buffers growth | heap growth (after GC) | buffers (external) growth | RSS growth | read before the stall |",
+      "|---|---:|---:|---:|---:|---:|"
+    ]
+    for (const row of rows) {
+      const m = row.median
+      lines.push(
+        failed(row, 6) ??
+          `| ${row.subject} | ${mib(m["heapGrowthMiB"]! + m["externalGrowthMiB"]!)} | ${mib(m["heapGrowthMiB"])} | ${
+            mib(m["externalGrowthMiB"])
+          } | ${mib(m["rssGrowthMiB"])} | ${int(m["readBeforeStall"])} events |`
+      )
+    }
+    return lines
+  }
+}
+
+// ---- 5. download
 
 const downloadScenario: Scenario = {
   id: "download",
-  title: `Download ${size(settings.downloadBytes)} over loopback`,
-  unit: "MB/s",
-  measure: async (server) => {
-    await downloadOnce(server, settings.downloadWarmupBytes)
-    return downloadOnce(server, settings.downloadBytes)
+  title: `Download: ${size(settings.downloadBytes)} over loopback`,
+  route: "download",
+  rounds: settings.rounds,
+  measure: async (server, subject) => {
+    const cpu = cpuWindow(server)
+    const bytes = settings.downloadBytes - (settings.downloadBytes % downloadChunkBytes)
+    const job: Job = {
+      kind: "download",
+      port: server.port,
+      route: fill(subject.route, { bytes }),
+      warmupRoute: fill(subject.route, { bytes: settings.downloadWarmupBytes }),
+      bytes
+    }
+    // A transfer slower than 4 MB/s is cut off.
+    const result = await runLoad(job, 20_000 + (bytes + settings.downloadWarmupBytes) / 4e3, { onMark: cpu.onMark })
+    server.assertAlive()
+    return { ...result, ...cpu.figures(), ...memoryFigures(server) }
+  },
+  table: (rows) => {
+    const base = baseRow(rows)?.median["value"]
+    const lines = [
+      "| implementation | MB/s | × raw | server CPU | load-generator CPU | server RSS: start + growth |",
+      "|---|---:|---:|---:|---:|---:|"
+    ]
+    for (const row of rows) {
+      const m = row.median
+      lines.push(
+        failed(row, 6) ??
+          `| ${row.subject} | ${int(m["value"])} | ${times(m["value"], base)} | ${pct(m["serverCpu"])} | ${pct(m["clientCpu"])} | ${
+            int(m["serverStartRssMiB"])
+          } + ${int(m["serverRssGrowthMiB"])} MiB |`
+      )
+    }
+    return lines
   }
 }
 
-const scenarios: ReadonlyArray<Scenario> = [sseScenario, downloadScenario]
+const slowReaderScenario: Scenario = {
+  id: "slow-reader",
+  title: `Download with a slow reader (${settings.slowReaderBytesPerSecond / 1e6} MB/s for ${
+    settings.slowReaderMs / 1000
+  } s): what the server holds`,
+  route: "download",
+  rounds: 1,
+  measure: async (server, subject) => {
+    let after: Stats | undefined
+    const job: Job = {
+      kind: "slowDownload",
+      port: server.port,
+      route: fill(subject.route, { bytes: 1024 * MiB }),
+      bytesPerSecond: settings.slowReaderBytesPerSecond,
+      durationMs: settings.slowReaderMs
+    }
+    const result = await runLoad(job, settings.slowReaderMs + 20_000, {
+      onBarrier: async () => {
+        after = await server.stats()
+      }
+    })
+    server.assertAlive()
+    return {
+      ...result,
+      ...memoryFigures(server),
+      ...(after === undefined ? {} : { heapAtEndMiB: round(after.heapUsed / MiB, 3), externalAtEndMiB: round(after.external / MiB, 3) })
+    }
+  },
+  table: (rows) => {
+    const base = baseRow(rows)?.median["serverRssGrowthMiB"]
+    const lines = [
+      "| implementation | read | server peak RSS growth | × raw | heap at the end | external (buffers) at the end |",
+      "|---|---:|---:|---:|---:|---:|"
+    ]
+    for (const row of rows) {
+      const m = row.median
+      lines.push(
+        failed(row, 6) ??
+          `| ${row.subject} | ${num(m["readMBps"])} MB/s | ${mib(m["serverRssGrowthMiB"])} | ${times(m["serverRssGrowthMiB"], base)} | ${
+            mib(m["heapAtEndMiB"])
+          } | ${mib(m["externalAtEndMiB"])} |`
+      )
+    }
+    return lines
+  }
+}
+
+// ---- 6. export
+
+const exportScenario = (format: "csv" | "ndjson"): Scenario => ({
+  id: `export-${format}`,
+  title: `Export: ${settings.exportRows.toLocaleString("en-US")} rows as ${format === "csv" ? "CSV" : "NDJSON"}`,
+  route: format === "csv" ? "exportCsv" : "exportNdjson",
+  rounds: settings.rounds,
+  measure: async (server, subject) => {
+    const cpu = cpuWindow(server)
+    const job: Job = {
+      kind: "export",
+      port: server.port,
+      route: fill(subject.route, { rows: settings.exportRows }),
+      rows: settings.exportRows,
+      header: format === "csv"
+    }
+    // Slower than 20,000 rows/s is cut off.
+    const result = await runLoad(job, 20_000 + settings.exportRows / 20, { onMark: cpu.onMark })
+    server.assertAlive()
+    return { ...result, ...cpu.figures(), ...memoryFigures(server) }
+  },
+  table: (rows) => {
+    const base = baseRow(rows)?.median["value"]
+    const lines = [
+      "| implementation | rows/s | × baseline | MB/s | server CPU | server RSS growth |",
+      "|---|---:|---:|---:|---:|---:|"
+    ]
+    for (const row of rows) {
+      const m = row.median
+      lines.push(
+        failed(row, 6) ??
+          `| ${row.subject} | ${int(m["value"])} | ${times(m["value"], base)} | ${num(m["bodyMBps"])} | ${pct(m["serverCpu"])} | ${
+            mib(m["serverRssGrowthMiB"])
+          } |`
+      )
+    }
+    return lines
+  }
+})
+
+const scenarios: ReadonlyArray<Scenario> = [
+  throughputScenario,
+  idleScenario,
+  fanoutScenario,
+  slowScenario,
+  downloadScenario,
+  slowReaderScenario,
+  exportScenario("csv"),
+  exportScenario("ndjson")
+]
 
 // ---------------------------------------------------------------- run
 
-const pick = <A extends { readonly id?: string; readonly name?: string }>(
-  all: ReadonlyArray<A>,
-  wanted: Array<string> | undefined,
-  what: string
-): ReadonlyArray<A> => {
+const pick = <A>(all: ReadonlyArray<A>, wanted: Array<string> | undefined, key: (a: A) => string, what: string): ReadonlyArray<A> => {
   if (wanted === undefined) return all
-  const keyOf = (a: A) => a.id ?? a.name ?? ""
   for (const w of wanted) {
-    if (!all.some((a) => keyOf(a) === w)) {
-      console.error(`unknown ${what} ${w}; known: ${all.map(keyOf).join(", ")}`)
+    if (!all.some((a) => key(a) === w)) {
+      console.error(`unknown ${what} ${w}; known: ${all.map(key).join(", ")}`)
       process.exit(2)
     }
   }
-  return all.filter((a) => wanted.includes(keyOf(a)))
-}
-
-interface ImplementationResult {
-  readonly implementation: string
-  readonly median: number
-  readonly ratio: number | undefined
-  readonly trials: ReadonlyArray<Measurement>
-}
-
-interface ScenarioResult {
-  readonly id: string
-  readonly title: string
-  readonly unit: string
-  readonly results: ReadonlyArray<ImplementationResult>
+  return all.filter((a) => wanted.includes(key(a)))
 }
 
 const median = (values: ReadonlyArray<number>): number => {
@@ -377,48 +809,103 @@ const median = (values: ReadonlyArray<number>): number => {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
 }
 
-const runScenario = async (scenario: Scenario, impls: ReadonlyArray<Implementation>): Promise<ScenarioResult> => {
-  const trials = new Map<string, Array<Measurement>>(impls.map((i) => [i.name, []]))
-  for (let r = 0; r < settings.rounds; r++) {
-    const order = r % 2 === 0 ? impls : [...impls].reverse()
-    for (const implementation of order) {
-      const label = `${scenario.id}-${implementation.name}-${r + 1}`
-      process.stderr.write(`  ${label} ...`)
-      const server = await startServer(implementation, label)
-      let measurement: Measurement
-      try {
-        measurement = await scenario.measure(server)
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error)
-        throw new Error(`${scenario.id} / ${implementation.name}: ${message}`)
-      } finally {
-        await server.stop()
-      }
-      process.stderr.write(` ${format(measurement.value, scenario.unit)}\n`)
-      trials.get(implementation.name)!.push(measurement)
-    }
-  }
-  const medians = new Map(impls.map((i) => [i.name, median(trials.get(i.name)!.map((m) => m.value))]))
-  const base = medians.get(baseline)
-  return {
-    id: scenario.id,
-    title: scenario.title,
-    unit: scenario.unit,
-    results: impls.map((i) => ({
-      implementation: i.name,
-      median: medians.get(i.name)!,
-      ratio: base === undefined ? undefined : medians.get(i.name)! / base,
-      trials: trials.get(i.name)!
-    }))
-  }
+/** Routes each implementation announced (they are static: learned once). */
+const knownRoutes = new Map<string, Routes>()
+
+/** A server started to learn its routes, kept for the first measurement that needs a fresh one. */
+const spareServers = new Map<string, Server>()
+
+const routesOf = async (implementation: Implementation): Promise<Routes> => {
+  const known = knownRoutes.get(implementation.id)
+  if (known !== undefined) return known
+  const server = await startServer(implementation, `discover-${implementation.id}`)
+  spareServers.set(implementation.id, server)
+  knownRoutes.set(implementation.id, server.routes)
+  return server.routes
 }
 
-const format = (value: number, unit: string): string =>
-  unit === "events/s"
-    ? `${Math.round(value).toLocaleString("en-US")} ${unit}`
-    : `${value.toLocaleString("en-US", { maximumFractionDigits: value >= 100 ? 0 : 1 })} ${unit}`
+/** A fresh server: the spare one if it is there (it has served nothing yet), else a new one. */
+const freshServer = (implementation: Implementation, label: string): Promise<Server> => {
+  const spare = spareServers.get(implementation.id)
+  if (spare === undefined) return startServer(implementation, label)
+  spareServers.delete(implementation.id)
+  return Promise.resolve(spare)
+}
 
-/** The client SSE parser micro-benchmark (bench/parser.ts), when that module is present. */
+const asList = (routes: Route | ReadonlyArray<Route> | undefined): ReadonlyArray<Route> =>
+  routes === undefined ? [] : Array.isArray(routes) ? routes : [routes as Route]
+
+const subjectsOf = async (scenario: Scenario, impls: ReadonlyArray<Implementation>): Promise<Array<Subject>> => {
+  const subjects: Array<Subject> = []
+  for (const implementation of impls) {
+    const routes = await routesOf(implementation)
+    const list = asList(routes[scenario.route] ?? (scenario.fallback === undefined ? undefined : routes[scenario.fallback]))
+    for (const route of list) {
+      subjects.push({
+        implementation,
+        route,
+        label: route.variant === undefined ? implementation.label : `${implementation.label}, ${route.variant}`
+      })
+    }
+    subjects.push(...(scenario.extraSubjects?.(implementation, list) ?? []))
+  }
+  return subjects
+}
+
+const slug = (text: string) => text.replace(/[^a-zA-Z0-9]+/g, "-").replace(/^-|-$/g, "").toLowerCase()
+
+const runScenario = async (scenario: Scenario, impls: ReadonlyArray<Implementation>): Promise<Array<Row>> => {
+  const subjects = await subjectsOf(scenario, impls)
+  const trials = new Map<Subject, Array<Trial>>(subjects.map((s) => [s, []]))
+  const errors = new Map<Subject, string>()
+  for (let r = 0; r < scenario.rounds; r++) {
+    const order = r % 2 === 0 ? subjects : [...subjects].reverse()
+    for (const subject of order) {
+      if (errors.has(subject)) continue
+      const label = `${scenario.id}-${slug(subject.label)}-${r + 1}`
+      process.stderr.write(`  ${label} ...`)
+      try {
+        const server = await freshServer(subject.implementation, label)
+        try {
+          const trial = await scenario.measure(server, subject)
+          trials.get(subject)!.push(trial)
+          process.stderr.write(` ${summary(trial)}\n`)
+        } finally {
+          await server.stop()
+        }
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error)
+        errors.set(subject, message)
+        process.stderr.write(` FAILED\n${message}\n`)
+      }
+      // Lets the kernel release the sockets of the last run before the next server starts.
+      await sleep(200)
+    }
+  }
+  return subjects.map((subject) => {
+    const list = trials.get(subject)!
+    const keys = new Set(list.flatMap((t) => Object.keys(t).filter((k) => typeof t[k] === "number")))
+    const medians: Record<string, number> = {}
+    for (const key of keys) medians[key] = median(list.map((t) => t[key]).filter((v): v is number => typeof v === "number"))
+    const error = errors.get(subject)
+    return {
+      subject: subject.label,
+      implementation: subject.implementation.id,
+      median: medians,
+      trials: list,
+      ...(error === undefined ? {} : { error })
+    }
+  })
+}
+
+const summary = (trial: Trial): string =>
+  Object.entries(trial)
+    .filter(([, v]) => typeof v === "number")
+    .slice(0, 4)
+    .map(([k, v]) => `${k}=${num(v as number)}`)
+    .join(" ")
+
+/** The client SSE parser micro-benchmark (bench/parser.ts), in this process. */
 const runParser = async (): Promise<unknown> => {
   const url = new URL("./parser.ts", import.meta.url)
   if (!existsSync(fileURLToPath(url))) return undefined
@@ -440,118 +927,103 @@ const parserTable = (result: unknown): Array<string> => {
   const r = result as { ours?: unknown; peer?: unknown; ratio?: unknown; skipped?: unknown }
   if (typeof r.ours === "number" && typeof r.peer === "number" && typeof r.ratio === "number") {
     return [
-      "",
-      "Client SSE parser (bench/parser.ts; in process, bytes in, best of runs):",
+      `### Client SSE parser: ${quick ? "~8" : "~50"} MB of events, bytes in (in process, best of runs)`,
       "",
       "| parser | MB/s | × eventsource-parser |",
       "|---|---:|---:|",
-      `| eventsource-parser | ${format(r.peer, "").trim()} | 1.00× |`,
-      `| ours (client/SseParser.ts) | ${format(r.ours, "").trim()} | ${r.ratio.toFixed(2)}× |`
+      `| eventsource-parser | ${num(r.peer)} | 1.00× |`,
+      `| ours (client/SseParser.ts) | ${num(r.ours)} | ${r.ratio.toFixed(2)}× |`
     ]
   }
-  if (typeof r.skipped === "string") return ["", `Client SSE parser: skipped (${r.skipped}).`]
-  return ["", `Client SSE parser: ${JSON.stringify(result)}`]
+  if (typeof r.skipped === "string") return [`Client SSE parser: skipped (${r.skipped}).`]
+  return [`Client SSE parser: ${JSON.stringify(result)}`]
 }
 
 interface SourceState {
   readonly commit: string
   /** Library files that differ from the commit. */
   readonly uncommitted: Array<string>
-  /** The whole state of `src/` (status and diff), to notice edits made during the run. */
+  /** The whole state of the library (status and diff), to notice edits made during the run. */
   readonly fingerprint: string
 }
 
-/** What library code the servers load: the commit, and the files of `src/` that differ from it. */
+/** What library code the servers load: the commit, and the files of `src/` and `client/` that differ from it. */
 const sourceState = (): SourceState | undefined => {
   try {
     // Not trimmed: a porcelain line starts with its two status columns, often a space.
     const git = (...args: Array<string>) => execFileSync("git", args, { cwd: repoDir, encoding: "utf8" })
-    const status = git("status", "--porcelain", "--", "src")
+    const status = git("status", "--porcelain", "--", "src", "client")
     return {
       commit: git("rev-parse", "--short", "HEAD").trim(),
       uncommitted: status.split("\n").filter((l) => l !== "").map((l) => l.slice(3)),
-      fingerprint: `${git("rev-parse", "HEAD")}\n${status}\n${git("diff", "HEAD", "--", "src")}`
+      fingerprint: `${git("rev-parse", "HEAD")}\n${status}\n${git("diff", "HEAD", "--", "src", "client")}`
     }
   } catch {
     return undefined
   }
 }
 
+const loadAverage = () => round(Os.loadavg()[0] ?? 0, 2)
+
 const main = async () => {
   const started = performance.now()
   const source = sourceState()
-  const chosenScenarios = pick(scenarios, option("scenario"), "scenario")
-  const chosenImpls = pick(implementations, option("impl"), "implementation")
+  const chosenScenarios = pick(scenarios, option("scenario"), (s) => s.id, "scenario")
+  const chosenImpls = pick(implementations, option("impl"), (i) => i.id, "implementation")
   const cpu = Os.cpus()
   const machine = {
     cpu: cpu[0]?.model.trim() ?? "unknown",
     cores: cpu.length,
-    memoryGiB: round(Os.totalmem() / 1024 ** 3),
+    memoryGiB: round(Os.totalmem() / 1024 ** 3, 3),
     os: `${Os.type()} ${Os.release()} ${Os.arch()}`,
-    loadAverageAtStart: round(Os.loadavg()[0] ?? 0, 2)
+    loadAverageAtStart: loadAverage()
   }
-  process.stderr.write(`bench (${quick ? "quick" : "full"}): ${chosenScenarios.length} scenarios × ${chosenImpls.length} implementations × ${settings.rounds} rounds\n`)
+  process.stderr.write(
+    `bench (${quick ? "quick" : "full"}): ${chosenScenarios.length} scenarios × ${chosenImpls.length} implementations; load average ${machine.loadAverageAtStart}\n`
+  )
 
-  const results: Array<ScenarioResult> = []
-  for (const scenario of chosenScenarios) results.push(await runScenario(scenario, chosenImpls))
+  const results: Array<{ id: string; title: string; rows: Array<Row>; loadAverage: number }> = []
+  for (const scenario of chosenScenarios) {
+    process.stderr.write(`${scenario.title}\n`)
+    const rows = await runScenario(scenario, chosenImpls)
+    for (const spare of spareServers.values()) await spare.stop()
+    spareServers.clear()
+    results.push({ id: scenario.id, title: scenario.title, rows, loadAverage: loadAverage() })
+  }
   const parser = option("scenario") === undefined ? await runParser() : undefined
   const wallSeconds = round((performance.now() - started) / 1000)
+  const loadAverageAtEnd = loadAverage()
   const changedDuringRun = source !== undefined && sourceState()?.fingerprint !== source.fingerprint
 
+  const busy = Math.max(machine.loadAverageAtStart, loadAverageAtEnd) > machine.cores / 4
   const lines = [
     `## effect-stream-rpc benchmarks (${quick ? "quick" : "full"})`,
     "",
-    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB RAM, ${machine.os}; Node ${process.version}; load average at start ${machine.loadAverageAtStart}${
-      machine.loadAverageAtStart > machine.cores / 4 ? " (the machine was busy: figures are noisy)" : ""
+    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB RAM, ${machine.os}; Node ${process.version}; load average ${machine.loadAverageAtStart} at the start, ${loadAverageAtEnd} at the end${
+      busy ? " (the machine was busy: figures are noisy)" : ""
     }.`,
     `Source: ${
       source === undefined
         ? "unknown (no git)"
         : `commit ${source.commit}${source.uncommitted.length === 0 ? "" : ` + uncommitted changes in ${source.uncommitted.join(", ")}`}`
-    }.${changedDuringRun ? " WARNING: src/ changed during the run; servers started at different times ran different code." : ""}`,
-    `Median of ${settings.rounds} round${settings.rounds === 1 ? "" : "s"}, each on a fresh server process; ratio = median / median of \`${baseline}\` in this run.`,
-    "",
-    "| scenario | implementation | result | × raw | notes |",
-    "|---|---|---:|---:|---|"
+    }.${changedDuringRun ? " WARNING: src/ or client/ changed during the run; servers started at different times ran different code." : ""}`,
+    `Each measurement on a fresh server process and a fresh load process; speeds are the median of ${settings.rounds} round${
+      settings.rounds === 1 ? "" : "s"
+    } (the other figures of 1); × raw = ratio to \`raw node:http\` in this run.`
   ]
-  for (const scenario of results) {
-    for (const r of scenario.results) {
-      const notes: Array<string> = []
-      if (r.trials.length > 1) {
-        const values = r.trials.map((t) => t.value)
-        notes.push(`range ${format(Math.min(...values), "").trim()}–${format(Math.max(...values), "").trim()}`)
-      }
-      const mean = (key: string): number | undefined => {
-        const values = r.trials.map((t) => t.details[key]).filter((v): v is number => typeof v === "number")
-        return values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0) / values.length
-      }
-      const dropped = mean("droppedShare")
-      if (dropped !== undefined && dropped > 0) notes.push(`${(dropped * 100).toFixed(1)}% dropped by the sliding policy`)
-      const serverCpu = mean("serverCpu")
-      const clientCpu = mean("clientCpu")
-      if (serverCpu !== undefined) notes.push(`server CPU ${Math.round(serverCpu * 100)}%`)
-      if (clientCpu !== undefined) notes.push(`client CPU ${Math.round(clientCpu * 100)}%`)
-      const growth = mean("serverRssGrowthMiB")
-      const startRss = mean("serverStartRssMiB")
-      if (growth !== undefined && startRss !== undefined) {
-        notes.push(`server RSS ${Math.round(startRss)} MiB +${Math.round(growth)} MiB at peak`)
-      }
-      if (r.trials.some((t) => t.details["complete"] === false)) notes.push("cut off by the time limit")
-      lines.push(
-        `| ${scenario.title} | ${r.implementation} | ${format(r.median, scenario.unit)} | ${
-          r.ratio === undefined ? "n/a" : `${r.ratio.toFixed(2)}×`
-        } | ${notes.join("; ")} |`
-      )
-    }
+  for (const result of results) {
+    const scenario = scenarios.find((s) => s.id === result.id)!
+    lines.push("", `### ${result.title}`, "", ...scenario.table(result.rows))
   }
-  lines.push(...parserTable(parser))
-  lines.push("", `Wall time: ${wallSeconds} s.`)
+  const parserLines = parserTable(parser)
+  if (parserLines.length > 0) lines.push("", ...parserLines)
+  lines.push("", `Wall time: ${Math.round(wallSeconds)} s.`)
   console.log(lines.join("\n"))
 
   const report = {
     mode: quick ? "quick" : "full",
     date: new Date().toISOString(),
-    machine,
+    machine: { ...machine, loadAverageAtEnd },
     node: process.version,
     source: source === undefined ? null : { commit: source.commit, uncommitted: source.uncommitted, changedDuringRun },
     baseline,
@@ -563,6 +1035,10 @@ const main = async () => {
   const file = Path.join(benchDir, "results.json")
   writeFileSync(`${file}.tmp`, `${JSON.stringify(report, null, 2)}\n`)
   renameSync(`${file}.tmp`, file)
+  if (results.some((r) => r.rows.some((row) => row.error !== undefined))) {
+    console.error("\nbench: some measurements failed (see the tables)")
+    process.exitCode = 1
+  }
 }
 
 main().catch((error: unknown) => {

@@ -1,16 +1,21 @@
 /**
  * The workload every server implementation serves, defined once so the
  * implementations differ only in their transport, never in their source.
+ *
+ * Sources are realistic: they yield to the event loop the way I/O, timers or
+ * a PubSub do. A source that never yields would starve the event loop
+ * (corked sockets never flush), and no real source behaves that way.
  */
 
-/** Paths every implementation serves. `/download` takes `?bytes=N` (a multiple of `downloadChunkBytes`). */
-export const paths = {
-  sse: "/sse",
-  download: "/download"
-} as const
+/**
+ * Microseconds of the machine's monotonic clock (CLOCK_MONOTONIC, shared by
+ * every process of the machine): the server stamps an event with it, the load
+ * process subtracts it from its own reading on arrival.
+ */
+export const nowMicros = (): number => Number(process.hrtime.bigint() / 1000n)
 
 /**
- * Events produced per batch; the source yields to the event loop
+ * Events produced per batch; the full-speed source yields to the event loop
  * (`setImmediate`) between batches. 64 is the library's sliding capacity for
  * subscriptions: a larger batch would overflow the ring as soon as it is pushed
  * and be dropped by construction, whatever the consumer's speed.
@@ -22,11 +27,12 @@ export interface Tick {
   readonly seq: number
   readonly symbol: string
   readonly price: number
+  /** `nowMicros()` when the tick was produced. */
   readonly ts: number
   readonly pad: string
 }
 
-const pad = "x".repeat(27)
+const pad = "x".repeat(30)
 
 /** Quarter prices stay short and exact in JSON. */
 export const makeTick = (seq: number, ts: number): Tick => ({
@@ -37,16 +43,101 @@ export const makeTick = (seq: number, ts: number): Tick => ({
   pad
 })
 
-/** Both implementations serialize with plain `JSON.stringify`. */
+/** Every implementation serializes with plain `JSON.stringify` (schema-based ones encode first). */
 export const serializeTick = (tick: Tick): string => JSON.stringify(tick)
 
-/** One batch of ticks, numbered from `firstSeq`; `Date.now()` read once per batch. */
+/** One batch of ticks, numbered from `firstSeq`; the clock is read once per batch. */
 export const makeBatch = (firstSeq: number): Array<Tick> => {
-  const ts = Date.now()
+  const ts = nowMicros()
   const batch = new Array<Tick>(sseBatchSize)
   for (let i = 0; i < sseBatchSize; i++) batch[i] = makeTick(firstSeq + i, ts)
   return batch
 }
+
+/** One event-loop turn: lets I/O callbacks (socket writes, `drain`) run. */
+export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+/**
+ * The full-speed source as an async generator (what tRPC and oRPC handlers
+ * are): batches of `sseBatchSize`, an event-loop turn between batches. Pulled:
+ * it produces only as fast as its consumer asks.
+ */
+export async function* tickGenerator(signal?: AbortSignal): AsyncGenerator<Tick> {
+  let seq = 0
+  while (signal?.aborted !== true) {
+    const batch = makeBatch(seq)
+    seq += batch.length
+    for (const tick of batch) yield tick
+    await nextTurn()
+  }
+}
+
+/**
+ * The full-speed source as a push source (an emitter, a feed): calls `emit`
+ * for every tick, a batch per event-loop turn, until stopped. It does not
+ * wait for anyone.
+ */
+export const pumpTicks = (emit: (tick: Tick) => void): (() => void) => {
+  let seq = 0
+  let stopped = false
+  const pump = (): void => {
+    if (stopped) return
+    const batch = makeBatch(seq)
+    seq += batch.length
+    for (let i = 0; i < batch.length && !stopped; i++) emit(batch[i]!)
+    setImmediate(pump)
+  }
+  setImmediate(pump)
+  return () => {
+    stopped = true
+  }
+}
+
+/**
+ * A server-wide feed for the idle and fan-out scenarios: a new subscriber
+ * first gets the latest tick (a live view starts from the current state),
+ * then every tick the feed publishes. `quiet` publishes nothing (idle
+ * subscriptions); `live` publishes `fanoutRate` ticks per second, each stamped
+ * with `nowMicros()` when published.
+ */
+export interface Feed {
+  readonly latest: () => Tick
+  /** Called with every published tick; returns the unsubscribe function. */
+  readonly onTick: (listener: (tick: Tick) => void) => () => void
+}
+
+export const fanoutRate = 10
+
+const makeFeed = (eventsPerSecond: number): Feed => {
+  let seq = 0
+  let latest = makeTick(seq++, nowMicros())
+  const listeners = new Set<(tick: Tick) => void>()
+  if (eventsPerSecond > 0) {
+    const timer = setInterval(() => {
+      latest = makeTick(seq++, nowMicros())
+      for (const listener of listeners) listener(latest)
+    }, 1000 / eventsPerSecond)
+    timer.unref()
+  }
+  return {
+    latest: () => ({ ...latest, ts: nowMicros() }),
+    onTick: (listener) => {
+      listeners.add(listener)
+      return () => {
+        listeners.delete(listener)
+      }
+    }
+  }
+}
+
+let quietFeed: Feed | undefined
+let liveFeed: Feed | undefined
+/** The feed of the idle scenario: publishes nothing. */
+export const quiet = (): Feed => (quietFeed ??= makeFeed(0))
+/** The feed of the fan-out scenario: `fanoutRate` ticks per second. */
+export const live = (): Feed => (liveFeed ??= makeFeed(fanoutRate))
+
+// ---------------------------------------------------------------- downloads
 
 /** Size of each buffer of a download source (what a file read would hand over). */
 export const downloadChunkBytes = 64 * 1024
@@ -65,8 +156,43 @@ export const downloadChunk = (): Uint8Array => {
   return chunk
 }
 
-/** Parses `?bytes=N` of a download request; undefined when absent or not a positive multiple of the chunk. */
-export const downloadBytesOf = (url: string): number | undefined => {
-  const value = Number(new URL(url, "http://127.0.0.1").searchParams.get("bytes"))
-  return Number.isSafeInteger(value) && value > 0 && value % downloadChunkBytes === 0 ? value : undefined
+// ---------------------------------------------------------------- exports
+
+/** A row of the export scenario: five columns, one of them quoted in CSV every tenth row. */
+export interface Row {
+  readonly id: number
+  readonly customer: string
+  readonly total: number
+  readonly createdAt: string
+  readonly status: string
+}
+
+export const rowColumns = ["id", "customer", "total", "createdAt", "status"] as const
+
+/** Rows per page of the source, as a database cursor would hand them over. */
+export const rowPageSize = 128
+
+const dates = Array.from({ length: 1000 }, (_, i) => new Date(Date.UTC(2026, 0, 1) + i * 86_400_037).toISOString())
+const statuses = ["paid", "open", "refunded"]
+
+export const makeRow = (id: number): Row => ({
+  id,
+  customer: id % 10 === 0 ? `Doe, Jane ${id % 997}` : `customer-${id % 997}`,
+  total: (id % 100_000) / 100,
+  createdAt: dates[id % dates.length]!,
+  status: statuses[id % statuses.length]!
+})
+
+/** The page of rows starting at `firstId`, at most `rowPageSize`, never past `total`. */
+export const makePage = (firstId: number, total: number): Array<Row> => {
+  const count = Math.max(0, Math.min(rowPageSize, total - firstId))
+  const page = new Array<Row>(count)
+  for (let i = 0; i < count; i++) page[i] = makeRow(firstId + i)
+  return page
+}
+
+/** A positive integer query parameter (`?bytes=`, `?rows=`), or undefined. */
+export const intParam = (url: string, name: string): number | undefined => {
+  const value = Number(new URL(url, "http://127.0.0.1").searchParams.get(name))
+  return Number.isSafeInteger(value) && value > 0 ? value : undefined
 }

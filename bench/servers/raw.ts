@@ -2,36 +2,51 @@
  * Baseline: plain `node:http`, written the way a careful engineer would
  * without a framework. Every ratio in the report is against this server.
  *
- * - SSE: one `res.write` per event; when `write` returns false the producer
+ * - ticks: one `res.write` per event; when `write` returns false the producer
  *   stops and resumes on `drain` (nothing is dropped, nothing piles up).
  *   Between batches of `sseBatchSize` events it yields with `setImmediate`,
  *   the same source pattern as every other implementation.
- * - Download: `pipeline(readable, res)` from a Readable handing over the
+ * - idle / fanout: a set of open responses per feed; a published tick is
+ *   serialized once and written to each.
+ * - download: `pipeline(readable, res)` from a Readable handing over the
  *   next 64 KiB buffer on each `read()`.
+ * - exportCsv: `csv-stringify` piped to the response (the library's usual
+ *   use: an object-mode Readable of rows → `stringify({ header, columns })` →
+ *   `res`), CRLF line ends as RFC 4180 says.
+ * - exportNdjson: a hand-written loop: a page of rows → one string → one
+ *   `res.write`, waiting for `drain` when it returns false.
  */
+import { stringify } from "csv-stringify"
 import * as Http from "node:http"
 import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import { announce, exitWithRunner, fail } from "../harness.ts"
 import {
-  downloadBytesOf,
   downloadChunk,
   downloadChunkBytes,
+  type Feed,
+  intParam,
+  live,
   makeBatch,
-  paths,
+  makePage,
+  quiet,
+  rowColumns,
+  rowPageSize,
   serializeTick,
   type Tick
 } from "../workload.ts"
 
 exitWithRunner()
 
-const sse = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
-  res.writeHead(200, {
-    "content-type": "text/event-stream",
-    "cache-control": "no-cache, no-transform",
-    "x-accel-buffering": "no",
-    "connection": "keep-alive"
-  })
+const sseHeaders = {
+  "content-type": "text/event-stream",
+  "cache-control": "no-cache, no-transform",
+  "x-accel-buffering": "no",
+  "connection": "keep-alive"
+}
+
+const ticks = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
+  res.writeHead(200, sseHeaders)
   res.write(": ok\n\n")
   let closed = false
   req.socket.on("close", () => {
@@ -59,9 +74,28 @@ const sse = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
   setImmediate(pump)
 }
 
+/** Subscribers of each feed; a tick is framed once and written to every one. */
+const subscribers = new Map<Feed, Set<Http.ServerResponse>>()
+const subscribe = (feed: Feed, req: Http.IncomingMessage, res: Http.ServerResponse): void => {
+  let set = subscribers.get(feed)
+  if (set === undefined) {
+    const responses = new Set<Http.ServerResponse>()
+    set = responses
+    subscribers.set(feed, responses)
+    feed.onTick((tick) => {
+      const frame = `data: ${serializeTick(tick)}\n\n`
+      for (const response of responses) response.write(frame)
+    })
+  }
+  res.writeHead(200, sseHeaders)
+  res.write(`data: ${serializeTick(feed.latest())}\n\n`)
+  set.add(res)
+  req.socket.on("close", () => set.delete(res))
+}
+
 const download = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
-  const bytes = downloadBytesOf(req.url ?? "")
-  if (bytes === undefined) {
+  const bytes = intParam(req.url ?? "", "bytes")
+  if (bytes === undefined || bytes % downloadChunkBytes !== 0) {
     res.writeHead(400).end()
     return
   }
@@ -82,15 +116,97 @@ const download = (req: Http.IncomingMessage, res: Http.ServerResponse): void => 
   })
 }
 
+/** An object-mode Readable of `total` rows, a page per `read()`. */
+const rowSource = (total: number): Readable => {
+  let next = 0
+  return new Readable({
+    objectMode: true,
+    highWaterMark: rowPageSize,
+    read() {
+      if (next >= total) {
+        this.push(null)
+        return
+      }
+      const page = makePage(next, total)
+      next += page.length
+      for (const row of page) this.push(row)
+    }
+  })
+}
+
+const exportCsv = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
+  const rows = intParam(req.url ?? "", "rows")
+  if (rows === undefined) {
+    res.writeHead(400).end()
+    return
+  }
+  res.writeHead(200, { "content-type": "text/csv; charset=utf-8", "content-disposition": "attachment; filename=\"rows.csv\"" })
+  pipeline(rowSource(rows), stringify({ header: true, columns: [...rowColumns], record_delimiter: "windows" }), res)
+    .catch(() => {})
+}
+
+const exportNdjson = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
+  const total = intParam(req.url ?? "", "rows")
+  if (total === undefined) {
+    res.writeHead(400).end()
+    return
+  }
+  res.writeHead(200, {
+    "content-type": "application/x-ndjson",
+    "content-disposition": "attachment; filename=\"rows.ndjson\""
+  })
+  let closed = false
+  req.socket.on("close", () => {
+    closed = true
+  })
+  let next = 0
+  const pump = (): void => {
+    while (!closed) {
+      if (next >= total) {
+        res.end()
+        return
+      }
+      const page = makePage(next, total)
+      next += page.length
+      let text = ""
+      for (const row of page) text += JSON.stringify(row) + "\n"
+      if (!res.write(text)) {
+        res.once("drain", pump)
+        return
+      }
+    }
+  }
+  pump()
+}
+
 const server = Http.createServer((req, res) => {
   const path = (req.url ?? "").split("?")[0]
-  if (path === paths.sse) return sse(req, res)
-  if (path === paths.download) return download(req, res)
+  switch (path) {
+    case "/ticks":
+      return ticks(req, res)
+    case "/idle":
+      return subscribe(quiet(), req, res)
+    case "/fanout":
+      return subscribe(live(), req, res)
+    case "/download":
+      return download(req, res)
+    case "/export.csv":
+      return exportCsv(req, res)
+    case "/export.ndjson":
+      return exportNdjson(req, res)
+  }
   res.writeHead(404).end()
 })
 server.on("error", (error) => fail("raw server", error))
 server.listen(0, "127.0.0.1", () => {
   const address = server.address()
   if (address === null || typeof address === "string") return fail("raw server", "no TCP address")
-  announce(address.port)
+  announce(address.port, {
+    ticks: { path: "/ticks" },
+    idle: { path: "/idle" },
+    fanout: { path: "/fanout" },
+    download: { path: "/download?bytes={bytes}" },
+    exportCsv: { path: "/export.csv?rows={rows}", variant: "csv-stringify" },
+    exportNdjson: { path: "/export.ndjson?rows={rows}", variant: "hand-written loop" }
+  })
 })

@@ -1,0 +1,53 @@
+/**
+ * The benchmark's procedures, defined with `src/Procedure.ts` exactly as an
+ * application defines its own: served by `servers/effect-stream-rpc.ts`
+ * through `HttpTransport`, and called by `load.ts` with `client/StreamClient.ts`
+ * for the "with our client" row.
+ */
+import * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Schema from "effect/Schema"
+import * as Procedure from "../src/Procedure.ts"
+import { rowColumns } from "./workload.ts"
+
+export const Tick = Schema.Struct({
+  seq: Schema.Number,
+  symbol: Schema.String,
+  price: Schema.Number,
+  ts: Schema.Number,
+  pad: Schema.String
+})
+
+export const Row = Schema.Struct({
+  id: Schema.Number,
+  customer: Schema.String,
+  total: Schema.Number,
+  createdAt: Schema.String,
+  status: Schema.String
+})
+
+/** The full-speed source; resumable (`id:` per event), like tRPC's `tracked()`. */
+export const ticks = Procedure.subscription("ticks", {
+  success: Tick,
+  cursor: (tick) => String(tick.seq)
+})
+
+/** The quiet feed: the latest tick, then nothing. */
+export const idle = Procedure.subscription("idle", { success: Tick })
+
+/** The live feed: `fanoutRate` ticks per second. */
+export const fanout = Procedure.subscription("fanout", { success: Tick })
+
+export const download = Procedure.download("download", {
+  payload: { bytes: Schema.Int },
+  filename: "bench.bin",
+  contentLength: ({ bytes }) => bytes
+})
+
+export const rows = Procedure.export("rows", {
+  payload: { rows: Schema.Int },
+  row: Row,
+  columns: rowColumns,
+  formats: ["csv", "ndjson", "json"]
+})
+
+export class BenchApi extends RpcGroup.make(ticks, idle, fanout, download, rows) {}

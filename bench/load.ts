@@ -1,0 +1,416 @@
+/**
+ * The load process: `node --import tsx bench/load.ts '<job JSON>'`, started
+ * by the runner for one measurement against one server process, on its own
+ * core. It talks to the runner with JSON lines:
+ * - stdout `{"mark":"<name>"}`: a point of the measurement (the runner reads
+ *   the server's CPU there); `{"barrier":"<name>"}` also waits for a line on
+ *   stdin, so the runner can read the server's memory (after a full GC) while
+ *   the connections are held exactly as they are;
+ * - stdout `{"result":{...}}` once, then it exits; `{"error":"..."}` on failure.
+ * The runner kills it when its job's time limit passes.
+ */
+import type { Route } from "./harness.ts"
+import { ByteCounter, type Connection, LineCounter, request, StampReader, TickCounter } from "./loadgen.ts"
+import { nowMicros } from "./workload.ts"
+
+export type Job =
+  | { readonly kind: "throughput"; readonly port: number; readonly route: Route; readonly warmupMs: number; readonly windowMs: number }
+  | { readonly kind: "throughputClient"; readonly port: number; readonly warmupMs: number; readonly windowMs: number }
+  | {
+    readonly kind: "idle"
+    readonly port: number
+    readonly route: Route
+    readonly connections: number
+    readonly warmConnections: number
+    readonly concurrency: number
+  }
+  | {
+    readonly kind: "fanout"
+    readonly port: number
+    readonly route: Route
+    readonly subscribers: number
+    readonly concurrency: number
+    readonly warmupMs: number
+    readonly windowMs: number
+    readonly graceMs: number
+  }
+  | { readonly kind: "slow"; readonly port: number; readonly route: Route; readonly readMs: number; readonly stallMs: number }
+  | { readonly kind: "download"; readonly port: number; readonly route: Route; readonly warmupRoute: Route; readonly bytes: number }
+  | {
+    readonly kind: "slowDownload"
+    readonly port: number
+    readonly route: Route
+    readonly bytesPerSecond: number
+    readonly durationMs: number
+  }
+  | { readonly kind: "export"; readonly port: number; readonly route: Route; readonly rows: number; readonly header: boolean }
+
+export type Result = Record<string, number | string | boolean>
+
+const send = (message: unknown): void => {
+  process.stdout.write(`${JSON.stringify(message)}\n`)
+}
+
+// ---------------------------------------------------------------- runner conversation
+
+const lines: Array<string> = []
+let lineWaiter: (() => void) | undefined
+let stdinText = ""
+process.stdin.setEncoding("utf8").on("data", (text: string) => {
+  stdinText += text
+  let newline: number
+  while ((newline = stdinText.indexOf("\n")) >= 0) {
+    lines.push(stdinText.slice(0, newline))
+    stdinText = stdinText.slice(newline + 1)
+  }
+  const wake = lineWaiter
+  lineWaiter = undefined
+  wake?.()
+})
+// The runner died: nothing left to measure for.
+process.stdin.on("end", () => process.exit(3))
+
+const nextLine = async (): Promise<string> => {
+  while (lines.length === 0) await new Promise<void>((resolve) => (lineWaiter = resolve))
+  return lines.shift()!
+}
+
+/** A point of the measurement; the runner samples the server's CPU. */
+const mark = (name: string): void => send({ mark: name })
+/** A point where the runner reads the server's memory; resumes when it is done. */
+const barrier = async (name: string): Promise<void> => {
+  send({ barrier: name })
+  await nextLine()
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+const round = (n: number, digits = 4) => Number(n.toPrecision(digits))
+const cpuSince = (start: NodeJS.CpuUsage, seconds: number): number => {
+  const used = process.cpuUsage(start)
+  return round((used.user + used.system) / 1e6 / seconds, 2)
+}
+
+const expectOk = async (connection: Connection, what: string): Promise<void> => {
+  const response = await connection.response
+  if (response.status !== 200) throw new Error(`${what} answered HTTP ${response.status}`)
+}
+
+/** Runs `open(i)` for i in [0, count) with at most `concurrency` unsettled at once. */
+const paced = async (count: number, concurrency: number, open: (i: number) => Promise<void>): Promise<void> => {
+  let next = 0
+  const worker = async () => {
+    while (next < count) await open(next++)
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
+}
+
+/** A tick counter that tells when the first tick arrived. */
+class FirstTick extends TickCounter {
+  readonly arrived: Promise<void>
+  private signal!: () => void
+  constructor() {
+    super()
+    this.arrived = new Promise((resolve) => (this.signal = resolve))
+  }
+  override data(buffer: Uint8Array, start: number, end: number): void {
+    const before = this.count
+    super.data(buffer, start, end)
+    if (before === 0 && this.count > 0) this.signal()
+  }
+}
+
+// ---------------------------------------------------------------- jobs
+
+const throughput = async (job: Extract<Job, { kind: "throughput" }>): Promise<Result> => {
+  const counter = new TickCounter()
+  const connection = request(job.port, job.route, counter)
+  try {
+    await expectOk(connection, job.route.path)
+    await sleep(job.warmupMs)
+    if (counter.count === 0) throw new Error(`no tick arrived within the ${job.warmupMs} ms warm-up`)
+    const count0 = counter.count
+    const seq0 = counter.lastSeq
+    const bytes0 = counter.bytes
+    mark("window-start")
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    await sleep(job.windowMs)
+    const seconds = (performance.now() - t0) / 1000
+    mark("window-end")
+    const delivered = counter.count - count0
+    const produced = counter.lastSeq - seq0
+    return {
+      value: delivered / seconds,
+      seconds: round(seconds),
+      delivered,
+      droppedShare: produced > 0 ? round(Math.max(0, 1 - delivered / produced), 3) : 0,
+      bodyMBps: round((counter.bytes - bytes0) / 1e6 / seconds, 3),
+      clientCpu: cpuSince(cpu0, seconds)
+    }
+  } finally {
+    connection.close()
+  }
+}
+
+/** Ours end to end: `StreamClient.subscribe` (fetch, our SSE parser, schema decoding, the async iterator). */
+const throughputClient = async (job: Extract<Job, { kind: "throughputClient" }>): Promise<Result> => {
+  const StreamClient = await import("../client/StreamClient.ts")
+  const { BenchApi } = await import("./contract.ts")
+  const client = StreamClient.make(BenchApi, { baseUrl: `http://127.0.0.1:${job.port}/rpc` })
+  const subscription = client.subscribe("ticks", undefined, { heartbeatTimeoutMs: 60_000 })
+  let count = 0
+  let lastSeq = -1
+  const reading = (async () => {
+    for await (const tick of subscription) {
+      count++
+      lastSeq = tick.seq
+    }
+  })()
+  reading.catch(() => {})
+  try {
+    await sleep(job.warmupMs)
+    if (count === 0) throw new Error(`no tick arrived within the ${job.warmupMs} ms warm-up`)
+    const count0 = count
+    const seq0 = lastSeq
+    mark("window-start")
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    await sleep(job.windowMs)
+    const seconds = (performance.now() - t0) / 1000
+    mark("window-end")
+    const delivered = count - count0
+    const produced = lastSeq - seq0
+    return {
+      value: delivered / seconds,
+      seconds: round(seconds),
+      delivered,
+      droppedShare: produced > 0 ? round(Math.max(0, 1 - delivered / produced), 3) : 0,
+      clientCpu: cpuSince(cpu0, seconds)
+    }
+  } finally {
+    subscription.unsubscribe()
+  }
+}
+
+const idle = async (job: Extract<Job, { kind: "idle" }>): Promise<Result> => {
+  const open = async (into: Array<Connection>): Promise<void> => {
+    const sink = new FirstTick()
+    const connection = request(job.port, job.route, sink)
+    into.push(connection)
+    await expectOk(connection, job.route.path)
+    await Promise.race([sink.arrived, connection.done.then(() => Promise.reject(new Error("the subscription ended")))])
+  }
+  // Warm-up: whatever a server allocates lazily on its first subscriptions is not counted.
+  const warm: Array<Connection> = []
+  await paced(job.warmConnections, job.concurrency, () => open(warm))
+  for (const connection of warm) connection.reset()
+  await sleep(300)
+  await barrier("baseline")
+  const held: Array<Connection> = []
+  const t0 = performance.now()
+  try {
+    await paced(job.connections, job.concurrency, () => open(held))
+    const connectSeconds = (performance.now() - t0) / 1000
+    await sleep(500)
+    await barrier("held")
+    return { connections: held.length, connectSeconds: round(connectSeconds) }
+  } finally {
+    for (const connection of held) connection.reset()
+  }
+}
+
+const percentile = (sorted: Float64Array, p: number): number =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
+
+const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> => {
+  let samples = new Float64Array(1 << 16)
+  let size = 0
+  /** The stamps seen in the window: the ticks the feed published in it. */
+  const stamps = new Set<number>()
+  let since = Infinity
+  let until = Infinity
+  const onStamp = (stamp: number, now: number) => {
+    if (stamp < since || stamp >= until) return
+    if (size === samples.length) {
+      const grown = new Float64Array(samples.length * 2)
+      grown.set(samples)
+      samples = grown
+    }
+    samples[size++] = now - stamp
+    stamps.add(stamp)
+  }
+  const connections: Array<Connection> = []
+  try {
+    await paced(job.subscribers, job.concurrency, async () => {
+      const first = new FirstTick()
+      const reader = new StampReader(nowMicros, onStamp)
+      const sink = {
+        data(buffer: Uint8Array, start: number, end: number) {
+          first.data(buffer, start, end)
+          reader.data(buffer, start, end)
+        }
+      }
+      const connection = request(job.port, job.route, sink)
+      connections.push(connection)
+      await expectOk(connection, job.route.path)
+      await first.arrived
+    })
+    await sleep(job.warmupMs)
+    since = nowMicros()
+    mark("window-start")
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    await sleep(job.windowMs)
+    until = nowMicros()
+    const seconds = (performance.now() - t0) / 1000
+    mark("window-end")
+    const clientCpu = cpuSince(cpu0, seconds)
+    // Late deliveries of ticks stamped in the window still count, up to the grace period.
+    await sleep(job.graceMs)
+    since = Infinity
+    const sorted = samples.slice(0, size).sort()
+    return {
+      subscribers: connections.length,
+      published: stamps.size,
+      deliveredShare: stamps.size === 0 ? 0 : round(size / (stamps.size * connections.length), 3),
+      p50Ms: round(percentile(sorted, 0.5) / 1000),
+      p99Ms: round(percentile(sorted, 0.99) / 1000),
+      maxMs: round((sorted[size - 1] ?? NaN) / 1000),
+      seconds: round(seconds),
+      clientCpu
+    }
+  } finally {
+    for (const connection of connections) connection.reset()
+  }
+}
+
+const slow = async (job: Extract<Job, { kind: "slow" }>): Promise<Result> => {
+  const counter = new TickCounter()
+  const connection = request(job.port, job.route, counter)
+  try {
+    await expectOk(connection, job.route.path)
+    await sleep(job.readMs)
+    if (counter.count === 0) throw new Error(`no tick arrived within ${job.readMs} ms`)
+    await barrier("stall-start")
+    const readBefore = counter.count
+    connection.pause()
+    mark("paused")
+    await sleep(job.stallMs)
+    await barrier("stall-end")
+    const bytesAtEnd = counter.bytes
+    return { readBeforeStall: readBefore, bytesReadBeforeStall: bytesAtEnd }
+  } finally {
+    connection.close()
+  }
+}
+
+const download = async (job: Extract<Job, { kind: "download" }>): Promise<Result> => {
+  const transfer = async (route: Route, bytes: number | undefined) => {
+    const counter = new ByteCounter()
+    const connection = request(job.port, route, counter)
+    try {
+      await expectOk(connection, route.path)
+      await connection.done
+      if (bytes !== undefined && counter.bytes !== bytes) {
+        throw new Error(`download delivered ${counter.bytes} bytes instead of ${bytes}`)
+      }
+    } finally {
+      connection.close()
+    }
+  }
+  await transfer(job.warmupRoute, undefined)
+  mark("window-start")
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  await transfer(job.route, job.bytes)
+  const seconds = (performance.now() - t0) / 1000
+  mark("window-end")
+  return { value: job.bytes / 1e6 / seconds, seconds: round(seconds), clientCpu: cpuSince(cpu0, seconds) }
+}
+
+/** A reader that takes `bytesPerSecond`, pausing the socket in between (the kernel buffers fill). */
+const slowDownload = async (job: Extract<Job, { kind: "slowDownload" }>): Promise<Result> => {
+  const counter = new ByteCounter()
+  let allowed = 0
+  let connection: Connection | undefined
+  const sink = {
+    data(buffer: Uint8Array, start: number, end: number) {
+      counter.data(buffer, start, end)
+      if (counter.bytes >= allowed) connection?.pause()
+    }
+  }
+  connection = request(job.port, job.route, sink)
+  const tickMs = 20
+  const timer = setInterval(() => {
+    allowed += (job.bytesPerSecond * tickMs) / 1000
+    if (counter.bytes < allowed) connection?.resume()
+  }, tickMs)
+  try {
+    await expectOk(connection, job.route.path)
+    const t0 = performance.now()
+    await sleep(job.durationMs)
+    await barrier("slow-end")
+    const seconds = (performance.now() - t0) / 1000
+    return { bytesRead: counter.bytes, readMBps: round(counter.bytes / 1e6 / seconds) }
+  } finally {
+    clearInterval(timer)
+    connection.close()
+  }
+}
+
+const exportRows = async (job: Extract<Job, { kind: "export" }>): Promise<Result> => {
+  const counter = new LineCounter()
+  mark("window-start")
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const connection = request(job.port, job.route, counter)
+  try {
+    await expectOk(connection, job.route.path)
+    await connection.done
+    const seconds = (performance.now() - t0) / 1000
+    mark("window-end")
+    const rows = counter.lines - (job.header ? 1 : 0)
+    if (rows !== job.rows) throw new Error(`the export delivered ${rows} rows instead of ${job.rows}`)
+    return {
+      value: rows / seconds,
+      seconds: round(seconds),
+      bytes: counter.bytes,
+      bodyMBps: round(counter.bytes / 1e6 / seconds),
+      clientCpu: cpuSince(cpu0, seconds)
+    }
+  } finally {
+    connection.close()
+  }
+}
+
+const run = (job: Job): Promise<Result> => {
+  switch (job.kind) {
+    case "throughput":
+      return throughput(job)
+    case "throughputClient":
+      return throughputClient(job)
+    case "idle":
+      return idle(job)
+    case "fanout":
+      return fanout(job)
+    case "slow":
+      return slow(job)
+    case "download":
+      return download(job)
+    case "slowDownload":
+      return slowDownload(job)
+    case "export":
+      return exportRows(job)
+  }
+}
+
+run(JSON.parse(process.argv[2] ?? "null") as Job).then(
+  (result) => {
+    send({ result })
+    process.exit(0)
+  },
+  (error: unknown) => {
+    send({ error: error instanceof Error ? error.message : String(error) })
+    process.exit(1)
+  }
+)
