@@ -66,3 +66,35 @@ console.log(`total ${(total / 1e6).toFixed(2)} s of samples\n\nself time by func
 console.log(top(byFunction, count).join("\n"))
 console.log("\nself time by file:")
 console.log(top(byFile, 15).join("\n"))
+
+// Inclusive time: a sample counts for every distinct function on its stack (recursion once).
+const parent = new Map<number, number>()
+for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
+const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+const inclusive = new Map<string, number>()
+const keyOf = (node: ProfileNode): string => {
+  const frame = node.callFrame
+  const where = frame.url === "" ? "(native)" : shortUrl(frame.url)
+  return `${frame.functionName || "(anonymous)"}  ${where}${frame.url === "" ? "" : `:${frame.lineNumber + 1}`}`
+}
+let busy = 0
+for (const [id, micros] of selfMicros) {
+  const leaf = byId.get(id)!
+  if (["(idle)", "(program)", "(garbage collector)"].includes(leaf.callFrame.functionName)) continue
+  busy += micros
+  const seen = new Set<string>()
+  for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+    const node = byId.get(at)!
+    if (node.callFrame.url === "") continue
+    const key = keyOf(node)
+    if (seen.has(key)) continue
+    seen.add(key)
+    inclusive.set(key, (inclusive.get(key) ?? 0) + micros)
+  }
+}
+const ownCode = /^(src|bench|client)\//
+console.log(`\ninclusive time of our own functions (share of ${(busy / 1e6).toFixed(2)} s busy, idle and GC excluded):`)
+console.log(
+  [...inclusive.entries()].filter(([key]) => ownCode.test(key.split("  ")[1] ?? "")).sort((a, b) => b[1] - a[1]).slice(0, count)
+    .map(([key, micros]) => `${((micros / busy) * 100).toFixed(1).padStart(5)}%  ${key}`).join("\n")
+)
