@@ -76,6 +76,7 @@ export const transportErrorTags: ReadonlySet<string> = new Set([
   "NotAcceptable",
   "PayloadTooLarge",
   "UnsupportedMediaType",
+  "ServiceUnavailable",
   "InternalError"
 ])
 

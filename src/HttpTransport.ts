@@ -22,6 +22,7 @@ import * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -34,6 +35,7 @@ import * as SchemaAST from "effect/SchemaAST"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as ExportFormat from "./ExportFormat.ts"
+import { GracefulShutdown } from "./GracefulShutdown.ts"
 import * as Procedure from "./Procedure.ts"
 import * as ProtocolError from "./ProtocolError.ts"
 import * as StreamingService from "./StreamingService.ts"
@@ -102,13 +104,15 @@ const jsonError = (error: { readonly _tag: string; readonly message: string }, s
 /**
  * Extra headers of an error answer. A 413 closes the connection: Node would
  * otherwise read (and discard) the whole unread body to keep the connection
- * alive, however large its declared length.
+ * alive, however large its declared length. A 503 while draining closes it
+ * too, so the client's retry opens a new connection (to another instance).
  */
 const errorHeaders = (tag: ProtocolError.ProtocolError["_tag"]): Headers.Input | undefined => {
   switch (tag) {
     case "MethodNotAllowed":
       return { allow: "GET, POST" }
     case "PayloadTooLarge":
+    case "ServiceUnavailable":
       return { connection: "close" }
     default:
       return undefined
@@ -337,6 +341,11 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         ProtocolError.ProtocolError | TypedFailure,
         Scope.Scope
       > = Effect.gen(function*() {
+        // A draining server starts nothing new: a request on a kept-alive connection would
+        // otherwise get a stream that ends at once, again and again, until the process exits.
+        if (yield* Deferred.isDone((yield* GracefulShutdown).draining)) {
+          return yield* new ProtocolError.ServiceUnavailable({ message: "The server is shutting down: retry" })
+        }
         const url = new URL(request.url, "http://localhost")
         const prefix = `${base}/`
         if (!url.pathname.startsWith(prefix)) {

@@ -65,6 +65,17 @@ export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaTyp
   HttpApiSchema.annotations({ status: 415 })
 ) {}
 
+/**
+ * The server is draining (graceful shutdown) and takes no new request; the
+ * connection is closed with the answer, so a client retries on a new one
+ * (another instance behind the load balancer).
+ */
+export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
+  "ServiceUnavailable",
+  fields,
+  HttpApiSchema.annotations({ status: 503 })
+) {}
+
 /** A defect on the server: the body never carries its message or stack. */
 export class InternalError extends Schema.TaggedError<InternalError>()(
   "InternalError",
@@ -82,6 +93,7 @@ export const ProtocolError = Schema.Union(
   NotAcceptable,
   PayloadTooLarge,
   UnsupportedMediaType,
+  ServiceUnavailable,
   InternalError
 )
 
