@@ -265,6 +265,7 @@ export const openApi = <Rpcs extends Rpc.Any>(
     responses["413"] = errorBody(["PayloadTooLarge"], "The payload is too large")
     responses["415"] = errorBody(["UnsupportedMediaType"], "The body is not application/json")
     responses["500"] = errorBody(["InternalError"], "A defect on the server; never carries internals")
+    responses["503"] = errorBody(["ServiceUnavailable"], "The server is draining for a shutdown; retry on another connection")
     // Typed failures by their status (400 unless annotated), in the body's own schema.
     if (spec._tag !== "subscription") {
       const byStatus = new Map<number, Array<JsonObject>>()

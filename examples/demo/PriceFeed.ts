@@ -87,11 +87,15 @@ export const make = (options: PriceFeedOptions) =>
     const subscribe = (symbols: ReadonlyArray<string>, cursor: number | undefined): Effect.Effect<Replay> =>
       Effect.sync(() => {
         const wanted = new Set(symbols)
-        // A cursor ahead of the feed is not ours to trust: start live.
-        const after = cursor !== undefined && cursor <= seq ? cursor : undefined
+        // A cursor ahead of the feed (another instance's, or made up) cannot be resumed
+        // from: start live, and say there is a gap of unknown size.
+        const ahead = cursor !== undefined && cursor > seq
+        const after = cursor !== undefined && !ahead ? cursor : undefined
         const previousRun = after !== undefined && after < firstSeq - 1
         const oldest = kept[0]
-        const missed = after === undefined
+        const missed = ahead
+          ? undefined
+          : after === undefined
           ? 0
           : previousRun
           ? undefined
