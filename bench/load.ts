@@ -33,6 +33,8 @@ export type Job =
     readonly warmupMs: number
     readonly windowMs: number
     readonly graceMs: number
+    /** How long subscribing may take; past it the measurement starts with whoever is subscribed. */
+    readonly connectDeadlineMs: number
   }
   | { readonly kind: "slow"; readonly port: number; readonly route: Route; readonly readMs: number; readonly stallMs: number }
   | { readonly kind: "download"; readonly port: number; readonly route: Route; readonly warmupRoute: Route; readonly bytes: number }
@@ -229,7 +231,7 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
   const stamps = new Set<number>()
   let since = Infinity
   let until = Infinity
-  const onStamp = (stamp: number, now: number) => {
+  const record = (stamp: number, now: number) => {
     if (stamp < since || stamp >= until) return
     if (size === samples.length) {
       const grown = new Float64Array(samples.length * 2)
@@ -239,11 +241,25 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
     samples[size++] = now - stamp
     stamps.add(stamp)
   }
-  const connections: Array<Connection> = []
+  interface Subscriber {
+    readonly connection: Connection
+    readonly first: FirstTick
+    /** Subscribed when the window opened: only these are measured. */
+    measured: boolean
+  }
+  const subscribers: Array<Subscriber> = []
+  let opening = true
   try {
-    await paced(job.subscribers, job.concurrency, async () => {
+    // A server that cannot keep up with the fan-out also falls behind in accepting
+    // subscribers: whoever is subscribed when the deadline passes is measured.
+    const openedAt = performance.now()
+    const open = paced(job.subscribers, job.concurrency, async () => {
+      if (!opening) return
       const first = new FirstTick()
-      const reader = new StampReader(nowMicros, onStamp)
+      let subscriber: Subscriber | undefined
+      const reader = new StampReader(nowMicros, (stamp, now) => {
+        if (subscriber?.measured === true) record(stamp, now)
+      })
       const sink = {
         data(buffer: Uint8Array, start: number, end: number) {
           first.data(buffer, start, end)
@@ -251,11 +267,17 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
         }
       }
       const connection = request(job.port, job.route, sink)
-      connections.push(connection)
+      subscriber = { connection, first, measured: false }
+      subscribers.push(subscriber)
       await expectOk(connection, job.route.path)
       await first.arrived
     })
+    await Promise.race([open, sleep(job.connectDeadlineMs)])
+    opening = false
+    const connectSeconds = (performance.now() - openedAt) / 1000
     await sleep(job.warmupMs)
+    const measured = subscribers.filter((s) => s.first.count > 0)
+    for (const subscriber of measured) subscriber.measured = true
     since = nowMicros()
     mark("window-start")
     const cpu0 = process.cpuUsage()
@@ -270,9 +292,10 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
     since = Infinity
     const sorted = samples.slice(0, size).sort()
     return {
-      subscribers: connections.length,
+      subscribers: measured.length,
+      connectSeconds: round(connectSeconds),
       published: stamps.size,
-      deliveredShare: stamps.size === 0 ? 0 : round(size / (stamps.size * connections.length), 3),
+      deliveredShare: stamps.size === 0 || measured.length === 0 ? 0 : round(size / (stamps.size * measured.length), 3),
       p50Ms: round(percentile(sorted, 0.5) / 1000),
       p99Ms: round(percentile(sorted, 0.99) / 1000),
       maxMs: round((sorted[size - 1] ?? NaN) / 1000),
@@ -280,7 +303,8 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
       clientCpu
     }
   } finally {
-    for (const connection of connections) connection.reset()
+    opening = false
+    for (const subscriber of subscribers) subscriber.connection.reset()
   }
 }
 
