@@ -24,7 +24,8 @@
  *   order), the median is shown and the ratio of medians to `raw` (or to the
  *   scenario's baseline). The load average is recorded at the start and the
  *   end: other work on the machine skews the figures, the ratios less so.
- * - Output: markdown tables on stdout, the same data in bench/results.json.
+ * - Output: markdown tables on stdout, the same data in bench/results.json
+ *   (bench/results.quick.json for --quick, not committed).
  *
  * Flags: --quick (small smoke version of every scenario), --scenario=a,b,
  * --impl=a,b, --profile (servers run with --cpu-prof, profiles in
@@ -1055,7 +1056,8 @@ const main = async () => {
     scenarios: results,
     parser: parser ?? null
   }
-  const file = Path.join(benchDir, "results.json")
+  // A smoke run (tests may start one) leaves the full run's results alone.
+  const file = Path.join(benchDir, quick ? "results.quick.json" : "results.json")
   writeFileSync(`${file}.tmp`, `${JSON.stringify(report, null, 2)}\n`)
   renameSync(`${file}.tmp`, file)
   if (results.some((r) => r.rows.some((row) => row.error !== undefined))) {
