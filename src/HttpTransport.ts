@@ -147,6 +147,36 @@ const describeParseError = (error: ParseResult.ParseError): string => {
   }
 }
 
+/**
+ * Encoder of a Struct whose fields are all string, number or boolean: copies the
+ * declared keys after a typeof check (dropping any others, as Schema encoding does);
+ * anything else goes through Schema. Undefined for other schemas.
+ */
+const fastStruct = (schema: Schema.Schema.All): ((a: unknown) => unknown) | undefined => {
+  const ast = schema.ast
+  if (!SchemaAST.isTypeLiteral(ast) || ast.indexSignatures.length > 0) return undefined
+  const names: Array<string> = []
+  const types: Array<string> = []
+  for (const p of ast.propertySignatures) {
+    if (p.isOptional || typeof p.name !== "string") return undefined
+    const t = p.type._tag
+    if (t !== "StringKeyword" && t !== "NumberKeyword" && t !== "BooleanKeyword") return undefined
+    names.push(p.name)
+    types.push(t === "StringKeyword" ? "string" : t === "NumberKeyword" ? "number" : "boolean")
+  }
+  const slow = encodeSyncOrDie(schema)
+  return (a) => {
+    if (typeof a !== "object" || a === null) return slow(a)
+    const out: Record<string, unknown> = {}
+    for (let i = 0; i < names.length; i++) {
+      const v = (a as Record<string, unknown>)[names[i]!]
+      if (typeof v !== types[i]) return slow(a)
+      out[names[i]!] = v
+    }
+    return out
+  }
+}
+
 const encodeSyncOrDie = (schema: Schema.Schema.All) => {
   const encode = Schema.encodeUnknownSync(schema as Schema.Schema<unknown, unknown, never>)
   return (value: unknown): unknown => encode(value)
@@ -163,7 +193,7 @@ const serve = (rpc: Rpc.AnyWithProps): Served => {
     rpc,
     spec: Procedure.specOf(rpc),
     decodePayload: decode,
-    encodeSuccess: encodeSyncOrDie(schemas.success),
+    encodeSuccess: fastStruct(schemas.success) ?? encodeSyncOrDie(schemas.success),
     failure,
     encodeFailure: encodeSyncOrDie(failure)
   }
@@ -346,7 +376,8 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         if (yield* Deferred.isDone((yield* GracefulShutdown).draining)) {
           return yield* new ProtocolError.ServiceUnavailable({ message: "The server is shutting down: retry" })
         }
-        const url = new URL(request.url, "http://localhost")
+        // Not `new URL(request.url, base)`: a request target like "//x" would parse as a host.
+        const url = new URL(`http://localhost${request.url.startsWith("/") ? "" : "/"}${request.url}`)
         const prefix = `${base}/`
         if (!url.pathname.startsWith(prefix)) {
           return yield* new ProtocolError.NotFound({ message: `No procedure at ${url.pathname}` })

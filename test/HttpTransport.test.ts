@@ -425,3 +425,33 @@ describe("CORS", () => {
       expect(exit._tag).toBe("Failure")
     }).pipe(quiet))
 })
+
+describe("request targets", () => {
+  it.scopedLive("a target that parses as a protocol-relative URL (//…) is a 404, not a 500", () =>
+    Effect.gen(function*() {
+      const url = yield* serveDemo
+      const port = new URL(url).port
+      const status = yield* Effect.promise(() =>
+        new Promise<number>((resolve, reject) => {
+          const request = Http.request({ host: "127.0.0.1", port, path: "//", method: "GET", agent: false }, (response) => {
+            response.resume()
+            resolve(response.statusCode ?? 0)
+          })
+          request.on("error", reject)
+          request.end()
+        })
+      )
+      expect(status).toBe(404)
+      const other = yield* Effect.promise(() =>
+        new Promise<number>((resolve, reject) => {
+          const request = Http.request({ host: "127.0.0.1", port, path: "//evil.example/rpc/getQuote", method: "GET", agent: false }, (response) => {
+            response.resume()
+            resolve(response.statusCode ?? 0)
+          })
+          request.on("error", reject)
+          request.end()
+        })
+      )
+      expect(other).toBe(404)
+    }).pipe(quiet))
+})
