@@ -137,6 +137,12 @@ export const sliding = <A, E, R>(
      * stream merged in.
      */
     readonly tick?: Duration.DurationInput | undefined
+    /**
+     * Ends the stream (after the batch in hand) when it completes, watched by one
+     * fiber for the whole stream instead of `Stream.interruptWhen`, which forks a
+     * fiber for every element.
+     */
+    readonly until?: Effect.Effect<void> | undefined
   }
 ): Stream.Stream<SlidingBatch<A>, E, R> =>
   Stream.unwrapScoped(Effect.gen(function*() {
@@ -201,7 +207,18 @@ export const sliding = <A, E, R>(
         ready.notify()
       }).pipe(Effect.delay(options.tick), Effect.forever, Effect.forkScoped)
     }
+    let stopped = false
+    if (options?.until !== undefined) {
+      yield* options.until.pipe(
+        Effect.zipRight(Effect.sync(() => {
+          stopped = true
+          ready.notify()
+        })),
+        Effect.forkScoped
+      )
+    }
     const pull: Effect.Effect<SlidingBatch<A>, Option.Option<E>> = Effect.suspend(() => {
+      if (stopped) return Effect.fail(Option.none())
       consumerReady = true
       if (ring.size > 0 || ring.dropped > 0 || ring.unknownGap || ring.ticks > 0) {
         consumerReady = false

@@ -203,11 +203,16 @@ export const sse = <A, E, R>(
           life.termination = termination
           return utf8.encode(frame)
         })
+      // Draining ends subscriptions without `end`: clients reconnect elsewhere and resume.
+      let drained = false
       const values = BackpressurePolicy.sliding(events, BackpressurePolicy.capacities.subscription, {
-        tick: config.heartbeatInterval
+        tick: config.heartbeatInterval,
+        until: Effect.tap(Deferred.await(life.shutdown.draining), () => {
+          drained = true
+        })
       }).pipe(
         Stream.map(encodeBatch),
-        Stream.concat(finish(SseFraming.end, "completed")),
+        Stream.concat(Stream.suspend(() => (drained ? Stream.empty : finish(SseFraming.end, "completed")))),
         Stream.catchAllCause((cause) => {
           if (Cause.isInterruptedOnly(cause)) return Stream.failCause(cause)
           const failure = Cause.failureOption(cause)
@@ -221,8 +226,6 @@ export const sse = <A, E, R>(
       return Stream.make(utf8.encode(opening)).pipe(
         Stream.concat(values),
         Stream.provideContext(context),
-        // Draining ends subscriptions without `end`: clients reconnect elsewhere and resume.
-        Stream.interruptWhen(Deferred.await(life.shutdown.draining)),
         Stream.ensuring(life.cleanup)
       )
     }))
