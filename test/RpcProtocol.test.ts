@@ -24,7 +24,7 @@ import * as PriceFeed from "../examples/demo/PriceFeed.ts"
 import * as HttpTransport from "../src/HttpTransport.ts"
 import * as Procedure from "../src/Procedure.ts"
 import { Forbidden, Unauthorized } from "../src/ProtocolError.ts"
-import { listen, quiet, settled } from "./support/http.ts"
+import { listen, quiet, rawServer, settled } from "./support/http.ts"
 
 // The request scope is provided by the server for every request.
 const serve = (app: HttpApp.Default<never, import("effect/Scope").Scope>) => listen(app as HttpApp.Default<never, never>)
@@ -52,23 +52,6 @@ const clientOf = <Rpcs extends import("@effect/rpc/Rpc").Any>(
 
 const demoClient = (url: string, options: Partial<RpcProtocol.Options> = {}) =>
   clientOf(DemoApi, { ...options, url })
-
-/** A raw node:http server on a loopback port, closed (with its connections) with the scope. */
-const rawServer = (handler: (request: Http.IncomingMessage, response: Http.ServerResponse) => void) =>
-  Effect.acquireRelease(
-    Effect.async<Http.Server>((resume) => {
-      const server = Http.createServer(handler)
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-    }),
-    (server) =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections()
-        server.close(() => resume(Effect.void))
-      })
-  ).pipe(Effect.map((server) => {
-    const address = server.address() as import("node:net").AddressInfo
-    return `http://127.0.0.1:${address.port}/rpc`
-  }))
 
 const encodePrice = Schema.encodeSync(Price)
 const aPrice = (seq: number) => encodePrice(new Price({ seq, symbol: "ACME", price: 100 + seq, at: new Date(Date.UTC(2026, 0, 1)) }))

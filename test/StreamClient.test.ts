@@ -20,7 +20,6 @@ import * as Stream from "effect/Stream"
 import * as fc from "fast-check"
 import { expectTypeOf } from "vitest"
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises"
-import * as Http from "node:http"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -32,7 +31,7 @@ import * as PriceFeed from "../examples/demo/PriceFeed.ts"
 import * as HttpTransport from "../src/HttpTransport.ts"
 import * as Procedure from "../src/Procedure.ts"
 import { Forbidden, Unauthorized } from "../src/ProtocolError.ts"
-import { eventually, listen, quiet, settled } from "./support/http.ts"
+import { eventually, listen, quiet, rawServer, settled } from "./support/http.ts"
 
 // ---------------------------------------------------------------------------
 // Servers
@@ -53,20 +52,6 @@ const demoServer = serveGroup(
   DemoApi,
   Layer.mergeAll(DemoHandlers, AuthenticationLive).pipe(Layer.provide(PriceFeed.layer({ pricesPerSecond: 200 })))
 )
-
-/** A raw node:http server on a loopback port, closed (with its connections) with the scope. */
-const rawServer = (handler: (request: Http.IncomingMessage, response: Http.ServerResponse) => void) =>
-  Effect.acquireRelease(
-    Effect.async<Http.Server>((resume) => {
-      const server = Http.createServer(handler)
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-    }),
-    (server) =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections()
-        server.close(() => resume(Effect.void))
-      })
-  ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}/rpc`))
 
 /**
  * A TCP proxy in front of `target` that lets the response headers and then

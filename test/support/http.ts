@@ -77,3 +77,19 @@ export const settled = async (read: () => number, times = 10): Promise<number> =
   }
   return last
 }
+
+/** A raw node:http server on a loopback port, closed (with its connections) with the scope; its `/rpc` base URL. */
+export const rawServer = (
+  handler: (request: Http.IncomingMessage, response: Http.ServerResponse) => void
+): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<Http.Server>((resume) => {
+      const server = Http.createServer(handler)
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+    }),
+    (server) =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+  ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as import("node:net").AddressInfo).port}/rpc`))
