@@ -125,21 +125,23 @@ const abortConnection: Effect.Effect<void> = Effect.flatMap(
     })
 )
 
-/** Byte stream of a transfer (download or export): counted, aborted on failure, cleaned up always. */
+/**
+ * Byte stream of a transfer (download or export): counted, aborted on failure,
+ * cleaned up always. `chunksAreValues`: each byte chunk is one delivered value
+ * (downloads); otherwise the caller counts its values (export rows) itself.
+ */
 const transfer = <E>(
   life: Lifecycle,
   body: Stream.Stream<Uint8Array, E>,
-  countValues: (chunk: Uint8Array) => number
+  chunksAreValues: boolean
 ): Stream.Stream<Uint8Array, E> =>
   body.pipe(
     Stream.mapChunks((chunk) => {
       let bytes = 0
-      let values = 0
       Chunk.forEach(chunk, (bytesOf) => {
         bytes += bytesOf.byteLength
-        values += countValues(bytesOf)
       })
-      life.delivered(values, bytes)
+      life.delivered(chunksAreValues ? Chunk.size(chunk) : 0, bytes)
       return chunk
     }),
     Stream.onEnd(Effect.sync(() => {
@@ -257,7 +259,7 @@ export const download = <E>(
       life,
       // 16 chunks per pull: the writer then queues at most 16 chunks on the socket beyond the buffer
       BackpressurePolicy.suspend(stream, BackpressurePolicy.capacities.download, { maxPull: 16 }),
-      () => 1
+      true
     )
   ))
   const headers: Record<string, string> = {}
@@ -285,11 +287,10 @@ const exportRows = <A, E, R>(
     const context = yield* Effect.context<R>()
     const body = Stream.unwrap(Effect.map(lifecycle("export", name), (life) => {
       const encoder = ExportFormat.encoder(format, options?.columns)
-      let rowCount = 0
       const rows = BackpressurePolicy.suspend(stream, BackpressurePolicy.capacities.export).pipe(
         Stream.mapChunks((chunk) => {
           const values = Chunk.toReadonlyArray(chunk)
-          rowCount = values.length
+          life.delivered(values.length, 0)
           const text = encoder.rows(serialize === undefined ? values : values.map(serialize))
           return Chunk.of(utf8.encode(text))
         }),
@@ -300,11 +301,7 @@ const exportRows = <A, E, R>(
         Stream.concat(Stream.suspend(() => Stream.make(utf8.encode(encoder.footer)))),
         Stream.filter((bytes) => bytes.byteLength > 0)
       )
-      return transfer(life, framed, () => {
-        const count = rowCount
-        rowCount = 0
-        return count
-      })
+      return transfer(life, framed, false)
     }))
     return HttpServerResponse.stream(body, {
       contentType: ExportFormat.contentTypes[format],
