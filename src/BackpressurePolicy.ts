@@ -143,6 +143,8 @@ export const sliding = <A, E, R>(
      * fiber for every element.
      */
     readonly until?: Effect.Effect<void> | undefined
+    /** Runs around the whole run of `self` (e.g. a `wrap` middleware that sees it start and end). */
+    readonly around?: ((run: Effect.Effect<void, E, R>) => Effect.Effect<void, E, R>) | undefined
   }
 ): Stream.Stream<SlidingBatch<A>, E, R> =>
   Stream.unwrapScoped(Effect.gen(function*() {
@@ -190,9 +192,11 @@ export const sliding = <A, E, R>(
         return Effect.void
       })
     const missed = MissedValues.of({ report })
-    yield* self.pipe(
+    const run = self.pipe(
       Stream.provideService(MissedValues, missed),
-      Stream.runForEachChunk((chunk) => offer(Chunk.toReadonlyArray(chunk), 0)),
+      Stream.runForEachChunk((chunk) => offer(Chunk.toReadonlyArray(chunk), 0))
+    )
+    yield* (options?.around === undefined ? run : options.around(run)).pipe(
       Effect.onExit((exit) =>
         Effect.sync(() => {
           done = exit
@@ -247,6 +251,8 @@ export const suspend = <A, E, R>(
      * the socket, on top of the buffer. Default: everything buffered.
      */
     readonly maxPull?: number | undefined
+    /** Runs around the whole run of `self` (e.g. a `wrap` middleware that sees it start and end). */
+    readonly around?: ((run: Effect.Effect<void, E, R>) => Effect.Effect<void, E, R>) | undefined
   }
 ): Stream.Stream<A, E, R> =>
   Stream.unwrapScoped(Effect.gen(function*() {
@@ -268,8 +274,8 @@ export const suspend = <A, E, R>(
         ready.notify()
         return length <= room ? Effect.void : offer(Chunk.drop(chunk, room))
       })
-    yield* self.pipe(
-      Stream.runForEachChunk(offer),
+    const run = Stream.runForEachChunk(self, offer)
+    yield* (options?.around === undefined ? run : options.around(run)).pipe(
       Effect.onExit((exit) =>
         Effect.sync(() => {
           done = exit

@@ -16,19 +16,39 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as BackpressurePolicy from "./BackpressurePolicy.ts"
 import * as ContentDisposition from "./ContentDisposition.ts"
 import * as ExportFormat from "./ExportFormat.ts"
-import { type Drain, GracefulShutdown } from "./GracefulShutdown.ts"
+import * as GracefulShutdown from "./GracefulShutdown.ts"
+import type { Drain } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamKind, type StreamMetrics, type Termination } from "./MetricsService.ts"
 import { StreamingConfig } from "./StreamingConfig.ts"
 import * as SseFraming from "./SseFraming.ts"
 
-export interface SseOptions<A, E> {
+/** What every kind's options share. */
+interface CommonOptions<E, R> {
+  /** Name used in logs and metrics (the procedure's tag). */
+  readonly name: string
+  /**
+   * Runs around the whole run of the source (from its first pull to its end),
+   * as a `wrap` middleware of `@effect/rpc` does around a handler.
+   */
+  readonly around?: ((run: Effect.Effect<void, E, R>) => Effect.Effect<void, E, R>) | undefined
+}
+
+export interface SseOptions<A, E, R> extends CommonOptions<E, R> {
+  readonly stream: Stream.Stream<A, E, R>
+  /** JSON text of a value for the `data:` line. */
+  readonly serialize: (value: A) => string
   /** Cursor of a value, sent as `id:` so a client can resume with `Last-Event-ID`. */
   readonly id?: ((value: A) => string) | undefined
   /** JSON of a typed failure for the `error` event; it must carry a `_tag`. */
@@ -37,17 +57,24 @@ export interface SseOptions<A, E> {
   readonly preamble?: string | undefined
 }
 
-export interface DownloadConfig {
+export interface DownloadOptions<E, R> extends Omit<CommonOptions<E, R>, "name"> {
+  readonly stream: Stream.Stream<Uint8Array, E, R>
+  /** Name used in logs and metrics; defaults to the file name. */
+  readonly name?: string | undefined
   readonly contentType?: string | undefined
   readonly filename?: string | undefined
   readonly contentLength?: number | undefined
-  /** Name used in logs and metrics; defaults to the file name. */
-  readonly name?: string | undefined
 }
 
-export interface ExportOptions {
+export interface ExportOptions<A, E, R> extends CommonOptions<E, R> {
+  readonly stream: Stream.Stream<A, E, R>
+  readonly format: ExportFormat.ExportFormat
+  /** Turns a domain row into its encoded form (e.g. a Schema encode); rows as they are without it. */
+  readonly serialize?: ((row: A) => unknown) | undefined
   /** CSV column order; without it the keys of the first row. */
   readonly columns?: ReadonlyArray<string> | undefined
+  /** File name without extension; defaults to `name`. */
+  readonly filename?: string | undefined
 }
 
 /** The body of the `error` event for a defect: no message, no stack. */
@@ -64,20 +91,23 @@ const genericErrorJson = (error: unknown): string => {
 
 const utf8 = new TextEncoder()
 
-/** Lifecycle bookkeeping shared by the three kinds: metrics, termination and the cleanup log line. */
+/** Lifecycle bookkeeping shared by the three kinds: metrics, termination, shutdown and the cleanup log line. */
 class Lifecycle {
   termination: Termination = "interrupted"
   values = 0
   bytes = 0
   readonly startedAt = Date.now()
+  private readonly ended: (() => void) | undefined
   constructor(
     readonly kind: StreamKind,
     readonly name: string,
     readonly metrics: StreamMetrics | undefined,
-    readonly shutdown: Drain
+    readonly shutdown: Drain,
+    /** Ends the transfer by force (see `cutter`). */
+    readonly cut: () => void
   ) {
     metrics?.started(kind, name)
-    if (kind !== "subscription") shutdown.transferStarted()
+    this.ended = kind === "subscription" ? undefined : shutdown.transferStarted(cut)
   }
   delivered(values: number, bytes: number): void {
     this.values += values
@@ -89,7 +119,7 @@ class Lifecycle {
   }
   readonly cleanup: Effect.Effect<void> = Effect.suspend(() => {
     const durationMillis = Date.now() - this.startedAt
-    if (this.kind !== "subscription") this.shutdown.transferEnded()
+    this.ended?.()
     this.metrics?.ended(this.kind, this.name, this.termination, durationMillis)
     return Effect.logInfo("stream closed").pipe(
       Effect.annotateLogs({
@@ -104,44 +134,60 @@ class Lifecycle {
   })
 }
 
-const lifecycle = (kind: StreamKind, name: string): Effect.Effect<Lifecycle> =>
-  Effect.zipWith(
-    Effect.serviceOption(MetricsService),
-    GracefulShutdown,
-    (metrics, shutdown) => new Lifecycle(kind, name, Option.getOrUndefined(metrics), shutdown)
-  )
+/** The drain of a stream served where no `GracefulShutdown` is provided: it never drains. */
+const neverDrains = GracefulShutdown.unsafeMake()
 
 /**
- * Once bytes have been sent, a failure must not look like a clean end of body:
- * the connection is destroyed so the client sees a truncated transfer.
+ * Ends a transfer whose bytes have started by force: the connection is
+ * destroyed (Node would otherwise end a failed body cleanly) and the fiber
+ * writing the body is interrupted, which errors a web `ReadableStream` body
+ * (`toWebHandler`). Either way the client sees a truncated transfer.
  */
-const abortConnection: Effect.Effect<void> = Effect.flatMap(
-  Effect.serviceOption(HttpServerRequest.HttpServerRequest),
-  (request) =>
-    Effect.sync(() => {
-      if (Option.isNone(request)) return
-      const source = request.value.source as { readonly socket?: { destroy?: () => void } | null } | null
-      source?.socket?.destroy?.()
-    })
-)
+const cutter = (request: Option.Option<HttpServerRequest.HttpServerRequest>, writer: Fiber.RuntimeFiber<unknown, unknown>) => () => {
+  if (Option.isSome(request)) {
+    const source = request.value.source as { readonly socket?: { destroy?: () => void } | null } | null
+    source?.socket?.destroy?.()
+  }
+  writer.unsafeInterruptAsFork(FiberId.none)
+}
 
 /**
- * Byte stream of a transfer (download or export): counted, aborted on failure,
- * cleaned up always. `chunksAreValues`: each byte chunk is one delivered value
- * (downloads); otherwise the caller counts its values (export rows) itself.
+ * The body of a response: `make` builds it from the stream's lifecycle when
+ * the body starts, in the context of the request that asked for it (the
+ * services the application provided reach the body, whichever runtime runs it).
+ */
+const body = <A>(
+  kind: StreamKind,
+  name: string,
+  context: Context.Context<never>,
+  make: (life: Lifecycle) => Stream.Stream<Uint8Array, A>
+): Stream.Stream<Uint8Array, A> =>
+  Stream.unwrap(Effect.withFiberRuntime<Stream.Stream<Uint8Array, A>>((fiber) => {
+    const metrics = Context.getOption(context, MetricsService)
+    const shutdown = Option.getOrElse(Context.getOption(context, GracefulShutdown.GracefulShutdown), () => neverDrains)
+    const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
+    const life = new Lifecycle(kind, name, Option.getOrUndefined(metrics), shutdown, cutter(request, fiber))
+    return Effect.succeed(make(life).pipe(Stream.ensuring(life.cleanup)))
+  })).pipe(Stream.provideContext(context))
+
+/**
+ * Byte stream of a transfer (download or export): counted, cut on failure.
+ * `chunksAreValues`: each byte chunk is one delivered value (downloads);
+ * otherwise the caller counts its values (export rows) itself.
  */
 const transfer = <E>(
   life: Lifecycle,
-  body: Stream.Stream<Uint8Array, E>,
-  chunksAreValues: boolean
+  bytes: Stream.Stream<Uint8Array, E>,
+  chunksAreValues: boolean,
+  cut: () => void
 ): Stream.Stream<Uint8Array, E> =>
-  body.pipe(
+  bytes.pipe(
     Stream.mapChunks((chunk) => {
-      let bytes = 0
-      Chunk.forEach(chunk, (bytesOf) => {
-        bytes += bytesOf.byteLength
+      let size = 0
+      Chunk.forEach(chunk, (part) => {
+        size += part.byteLength
       })
-      life.delivered(chunksAreValues ? Chunk.size(chunk) : 0, bytes)
+      life.delivered(chunksAreValues ? Chunk.size(chunk) : 0, size)
       return chunk
     }),
     Stream.onEnd(Effect.sync(() => {
@@ -154,13 +200,12 @@ const transfer = <E>(
           Effect.sync(() => {
             life.termination = "failed"
           }).pipe(
-            Effect.zipRight(Effect.logWarning("transfer failed after it started; aborting the connection", cause)),
-            Effect.zipRight(abortConnection),
+            Effect.zipRight(Effect.logWarning("transfer failed after it started; cutting the connection", cause)),
+            Effect.zipRight(Effect.sync(cut)),
             Effect.zipRight(Effect.failCause(cause))
           )
         )
-    ),
-    Stream.ensuring(life.cleanup)
+    )
   )
 
 /**
@@ -168,21 +213,16 @@ const transfer = <E>(
  * oldest dropped and counted), then encoding, a heartbeat comment every
  * configured interval, and `end` / `error` events.
  */
-export const sse = <A, E, R>(
-  name: string,
-  events: Stream.Stream<A, E, R>,
-  serialize: (value: A) => string,
-  options?: SseOptions<A, E>
-): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
+export const sse = <A, E, R>(options: SseOptions<A, E, R>): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
   Effect.gen(function*() {
     const config = yield* StreamingConfig
     const context = yield* Effect.context<R>()
-    const id = options?.id
-    const serializeError = options?.serializeError ?? genericErrorJson
+    const { id, serialize } = options
+    const serializeError = options.serializeError ?? genericErrorJson
     let opening = config.retry === undefined ? SseFraming.comment("ok") : SseFraming.retry(config.retry)
-    if (options?.preamble !== undefined) opening += options.preamble
+    if (options.preamble !== undefined) opening += options.preamble
 
-    const body = Stream.unwrap(Effect.map(lifecycle("subscription", name), (life) => {
+    const events = body("subscription", options.name, context as Context.Context<never>, (life) => {
       const encodeBatch = (batch: BackpressurePolicy.SlidingBatch<A>): Uint8Array => {
         let text = ""
         // One heartbeat however many intervals passed while the socket held the writer up.
@@ -207,12 +247,17 @@ export const sse = <A, E, R>(
         })
       // Draining ends subscriptions without `end`: clients reconnect elsewhere and resume.
       let drained = false
-      const values = BackpressurePolicy.sliding(events, BackpressurePolicy.capacities.subscription, {
-        tick: config.heartbeatInterval,
-        until: Effect.tap(Deferred.await(life.shutdown.draining), () => {
-          drained = true
-        })
-      }).pipe(
+      const values = BackpressurePolicy.sliding(
+        options.stream as Stream.Stream<A, E>,
+        BackpressurePolicy.capacities.subscription,
+        {
+          tick: config.heartbeatInterval,
+          until: Effect.tap(Deferred.await(life.shutdown.draining), () => {
+            drained = true
+          }),
+          around: options.around as Around<E>
+        }
+      ).pipe(
         Stream.map(encodeBatch),
         Stream.concat(Stream.suspend(() => (drained ? Stream.empty : finish(SseFraming.end, "completed")))),
         Stream.catchAllCause((cause) => {
@@ -225,88 +270,104 @@ export const sse = <A, E, R>(
           )
         })
       )
-      return Stream.make(utf8.encode(opening)).pipe(
-        Stream.concat(values),
-        Stream.provideContext(context),
-        Stream.ensuring(life.cleanup)
-      )
-    }))
+      return Stream.concat(Stream.make(utf8.encode(opening)), values)
+    })
 
-    return HttpServerResponse.stream(body, {
+    return HttpServerResponse.stream(events, {
       contentType: "text/event-stream",
       headers: {
         "cache-control": "no-cache, no-transform",
-        "x-accel-buffering": "no",
-        "connection": "keep-alive"
+        "x-accel-buffering": "no"
       }
     })
   })
 
 /**
- * Binary download: the suspend policy (256 chunks) holds the producer back
- * while the client reads slowly. Synchronous — the body runs when the
- * response is written.
+ * Starts a stream far enough to see its first chunk, in the request's scope:
+ * a typed failure before any byte is sent is still an HTTP error.
  */
-export const download = <E>(
-  stream: Stream.Stream<Uint8Array, E>,
-  config: DownloadConfig = {}
-): HttpServerResponse.HttpServerResponse => {
-  const filename = config.filename
-  const name = config.name ?? filename ?? "download"
-  const body = Stream.unwrap(Effect.map(
-    lifecycle("download", name),
-    (life) => transfer(
-      life,
-      // 16 chunks per pull: the writer then queues at most 16 chunks on the socket beyond the buffer
-      BackpressurePolicy.suspend(stream, BackpressurePolicy.capacities.download, { maxPull: 16 }),
-      true
-    )
-  ))
-  const headers: Record<string, string> = {}
-  if (filename !== undefined) headers["content-disposition"] = ContentDisposition.attachment(filename)
-  if (config.contentLength !== undefined) headers["content-length"] = String(config.contentLength)
-  return HttpServerResponse.stream(body, {
-    contentType: config.contentType ?? "application/octet-stream",
-    headers
+const started = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Stream.Stream<A, E>, E, Scope.Scope> =>
+  Effect.gen(function*() {
+    const pull = yield* Stream.toPull(stream)
+    const first = yield* Effect.exit(pull)
+    if (Exit.isSuccess(first)) {
+      return Stream.concat(Stream.fromChunk(first.value), Stream.repeatEffectChunkOption(pull))
+    }
+    const failure = Cause.failureOption(first.cause)
+    if (Option.isSome(failure)) {
+      if (Option.isNone(failure.value)) return Stream.empty
+      return yield* Effect.fail(failure.value.value)
+    }
+    return yield* Effect.failCause(first.cause as Cause.Cause<never>)
   })
-}
+
+type Around<E> = ((run: Effect.Effect<void, E>) => Effect.Effect<void, E>) | undefined
+
+/**
+ * Binary download: the suspend policy (256 chunks) holds the producer back
+ * while the client reads slowly. Fails with the stream's error when it fails
+ * before its first chunk (answer it as an HTTP error); after that, a failure
+ * cuts the transfer.
+ */
+export const download = <E, R>(
+  options: DownloadOptions<E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | Scope.Scope> =>
+  Effect.gen(function*() {
+    const context = yield* Effect.context<R>()
+    const filename = options.filename
+    const name = options.name ?? filename ?? "download"
+    // 16 chunks per pull: the writer then queues at most 16 chunks on the socket beyond the buffer
+    const buffered = BackpressurePolicy.suspend(options.stream, BackpressurePolicy.capacities.download, {
+      maxPull: 16,
+      around: options.around
+    }).pipe(Stream.provideContext(context))
+    const first = yield* started(buffered)
+    const bytes = body("download", name, context as Context.Context<never>, (life) => transfer(life, first, true, life.cut))
+    const headers: Record<string, string> = {}
+    if (filename !== undefined) headers["content-disposition"] = ContentDisposition.attachment(filename)
+    if (options.contentLength !== undefined) headers["content-length"] = String(options.contentLength)
+    return HttpServerResponse.stream(bytes, {
+      contentType: options.contentType ?? "application/octet-stream",
+      headers
+    })
+  })
 
 /**
  * Export of rows: the suspend policy (128 rows), then `json` (a streamed
- * array), `csv` (RFC 4180, formula-injection safe) or `ndjson`.
- * `serialize` turns a domain row into its encoded form (e.g. a Schema encode).
+ * array), `csv` (RFC 4180, formula-injection safe) or `ndjson`. Failures as
+ * for `download`.
  */
 const exportRows = <A, E, R>(
-  name: string,
-  stream: Stream.Stream<A, E, R>,
-  format: ExportFormat.ExportFormat,
-  serialize?: ((row: A) => unknown) | undefined,
-  options?: ExportOptions
-): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
+  options: ExportOptions<A, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | Scope.Scope> =>
   Effect.gen(function*() {
     const context = yield* Effect.context<R>()
-    const body = Stream.unwrap(Effect.map(lifecycle("export", name), (life) => {
-      const encoder = ExportFormat.encoder(format, options?.columns)
-      const rows = BackpressurePolicy.suspend(stream, BackpressurePolicy.capacities.export).pipe(
-        Stream.mapChunks((chunk) => {
-          const values = Chunk.toReadonlyArray(chunk)
-          life.delivered(values.length, 0)
-          const text = encoder.rows(serialize === undefined ? values : values.map(serialize))
-          return Chunk.of(utf8.encode(text))
-        }),
-        Stream.provideContext(context)
-      )
+    const { format, serialize } = options
+    const buffered = BackpressurePolicy.suspend(options.stream, BackpressurePolicy.capacities.export, {
+      around: options.around
+    }).pipe(Stream.provideContext(context))
+    const first = yield* started(buffered)
+    const bytes = body("export", options.name, context as Context.Context<never>, (life) => {
+      const encoder = ExportFormat.encoder(format, options.columns)
+      const rows = Stream.mapChunks(first, (chunk) => {
+        const values = Chunk.toReadonlyArray(chunk)
+        life.delivered(values.length, 0)
+        const text = encoder.rows(serialize === undefined ? values : values.map(serialize))
+        return Chunk.of(utf8.encode(text))
+      })
       const framed = Stream.make(utf8.encode(encoder.header)).pipe(
         Stream.concat(rows),
         Stream.concat(Stream.suspend(() => Stream.make(utf8.encode(encoder.footer)))),
-        Stream.filter((bytes) => bytes.byteLength > 0)
+        Stream.filter((part) => part.byteLength > 0)
       )
-      return transfer(life, framed, false)
-    }))
-    return HttpServerResponse.stream(body, {
+      return transfer(life, framed, false, life.cut)
+    })
+    return HttpServerResponse.stream(bytes, {
       contentType: ExportFormat.contentTypes[format],
       headers: {
-        "content-disposition": ContentDisposition.attachment(`${name}.${ExportFormat.extensions[format]}`)
+        "content-disposition": ContentDisposition.attachment(
+          `${options.filename ?? options.name}.${ExportFormat.extensions[format]}`
+        )
       }
     })
   })

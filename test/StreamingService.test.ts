@@ -43,7 +43,7 @@ describe("StreamingService.sse", () => {
         Stream.ensuring(Deferred.succeed(producerDone, undefined))
       )
       const url = yield* listen(
-        HttpRouter.empty.pipe(HttpRouter.get("/prices", StreamingService.sse("prices", events, encodeNumber)))
+        HttpRouter.empty.pipe(HttpRouter.get("/prices", StreamingService.sse({ name: "prices", stream: events, serialize: encodeNumber })))
       )
       const response = yield* Effect.promise(() => get(`${url}/prices`))
       expect(response.headers["content-type"]).toBe("text/event-stream")
@@ -88,8 +88,8 @@ describe("StreamingService.sse", () => {
       const failing = Stream.make(1, 2).pipe(Stream.concat(Stream.fail(new OutOfStock("no more stock"))))
       const defect = Stream.make(1).pipe(Stream.concat(Stream.die(new Error("secret database password in /srv/db"))))
       const url = yield* listen(HttpRouter.empty.pipe(
-        HttpRouter.get("/failing", StreamingService.sse("failing", failing, encodeNumber)),
-        HttpRouter.get("/defect", StreamingService.sse("defect", defect, encodeNumber))
+        HttpRouter.get("/failing", StreamingService.sse({ name: "failing", stream: failing, serialize: encodeNumber })),
+        HttpRouter.get("/defect", StreamingService.sse({ name: "defect", stream: defect, serialize: encodeNumber }))
       ))
       const typed = readSse(yield* Effect.promise(() => get(`${url}/failing`)))
       yield* Effect.promise(() => typed.done)
@@ -108,7 +108,7 @@ describe("StreamingService.sse", () => {
       const url = yield* listen(HttpRouter.empty.pipe(
         HttpRouter.get(
           "/ids",
-          StreamingService.sse("ids", Stream.make(7, 8), encodeNumber, { id: (n) => `cursor-${n}` })
+          StreamingService.sse({ name: "ids", stream: Stream.make(7, 8), serialize: encodeNumber, id: (n) => `cursor-${n}` })
         )
       ))
       const response = yield* Effect.promise(() => get(`${url}/ids`))
@@ -125,7 +125,7 @@ describe("StreamingService.sse", () => {
   it.scopedLive("the heartbeat comes at the configured interval while no value flows", () =>
     Effect.gen(function*() {
       const url = yield* listen(
-        HttpRouter.empty.pipe(HttpRouter.get("/idle", StreamingService.sse("idle", Stream.never, encodeNumber)))
+        HttpRouter.empty.pipe(HttpRouter.get("/idle", StreamingService.sse({ name: "idle", stream: Stream.never, serialize: encodeNumber })))
       ).pipe(Effect.provide(StreamingConfig.layer({ heartbeatInterval: "20 millis" })))
       const response = yield* Effect.promise(() => get(`${url}/idle`))
       const sse = readSse(response)
@@ -136,7 +136,7 @@ describe("StreamingService.sse", () => {
 
   it.scoped("the heartbeat is every 30 seconds by default (TestClock)", () =>
     Effect.gen(function*() {
-      const response = yield* StreamingService.sse("idle", Stream.never, encodeNumber)
+      const response = yield* StreamingService.sse({ name: "idle", stream: Stream.never, serialize: encodeNumber })
       if (response.body._tag !== "Stream") throw new Error("expected a streamed body")
       const frames: Array<string> = []
       const decoder = new TextDecoder()
@@ -163,7 +163,7 @@ describe("StreamingService.sse", () => {
         Stream.ensuring(Deferred.succeed(finalized, undefined))
       )
       const url = yield* listen(
-        HttpRouter.empty.pipe(HttpRouter.get("/live", StreamingService.sse("live-disconnect", ticking, encodeNumber)))
+        HttpRouter.empty.pipe(HttpRouter.get("/live", StreamingService.sse({ name: "live-disconnect", stream: ticking, serialize: encodeNumber })))
       ).pipe(Effect.provide(MetricsService.layer))
       const active = MetricsService.labelled(MetricsService.metrics.active, "subscription", "live-disconnect")
       const response = yield* Effect.promise(() => get(`${url}/live`))
@@ -199,12 +199,11 @@ describe("StreamingService.download", () => {
       const url = yield* listen(HttpRouter.empty.pipe(
         HttpRouter.get(
           "/report",
-          Effect.sync(() =>
-            StreamingService.download(bytes, {
-              filename: "report.bin",
-              contentLength: chunkSize * chunkCount
-            })
-          )
+          StreamingService.download({
+            stream: bytes,
+            filename: "report.bin",
+            contentLength: chunkSize * chunkCount
+          })
         )
       ))
       const response = yield* Effect.promise(() => get(`${url}/report`))
@@ -241,7 +240,7 @@ describe("StreamingService.download", () => {
     Effect.gen(function*() {
       const bytes = Stream.make(new Uint8Array(1024)).pipe(Stream.concat(Stream.fail("disk gone")))
       const url = yield* listen(HttpRouter.empty.pipe(
-        HttpRouter.get("/broken", Effect.sync(() => StreamingService.download(bytes, { filename: "broken.bin" })))
+        HttpRouter.get("/broken", StreamingService.download({ stream: bytes, filename: "broken.bin" }))
       ))
       const outcome = yield* Effect.promise(() =>
         fetch(`${url}/broken`).then((r) => r.arrayBuffer()).then(() => "complete", () => "aborted")
@@ -271,7 +270,7 @@ describe("StreamingService.export", () => {
     listen(HttpRouter.empty.pipe(
       HttpRouter.get(
         "/orders",
-        StreamingService.export("orders", Stream.fromIterable(rows), format, serialize, { columns })
+        StreamingService.export({ name: "orders", stream: Stream.fromIterable(rows), format, serialize, columns })
       )
     ))
 
@@ -328,7 +327,7 @@ describe("StreamingService.export", () => {
         Stream.map((n) => ({ n, text: "x".repeat(100) }))
       )
       const url = yield* listen(HttpRouter.empty.pipe(
-        HttpRouter.get("/all", StreamingService.export("all", infinite, "ndjson"))
+        HttpRouter.get("/all", StreamingService.export({ name: "all", stream: infinite, format: "ndjson" }))
       ))
       const response = yield* Effect.promise(() => get(`${url}/all`))
       response.pause()
@@ -352,12 +351,12 @@ describe("cleanup", () => {
         })
       )
       const url = yield* listen(HttpRouter.empty.pipe(
-        HttpRouter.get("/ends", StreamingService.sse("ends", Stream.make(1, 2), encodeNumber)),
-        HttpRouter.get("/fails", StreamingService.sse("fails", Stream.fail({ _tag: "Boom", message: "boom" }), encodeNumber)),
-        HttpRouter.get("/forever", StreamingService.sse("forever", Stream.never, encodeNumber)),
+        HttpRouter.get("/ends", StreamingService.sse({ name: "ends", stream: Stream.make(1, 2), serialize: encodeNumber })),
+        HttpRouter.get("/fails", StreamingService.sse({ name: "fails", stream: Stream.fail({ _tag: "Boom", message: "boom" }), serialize: encodeNumber })),
+        HttpRouter.get("/forever", StreamingService.sse({ name: "forever", stream: Stream.never, serialize: encodeNumber })),
         HttpRouter.get(
           "/export",
-          StreamingService.export("rows", Stream.make({ a: 1 }).pipe(Stream.concat(Stream.fail("disk"))), "ndjson")
+          StreamingService.export({ name: "rows", stream: Stream.make({ a: 1 }).pipe(Stream.concat(Stream.fail("disk"))), format: "ndjson" })
         )
       )).pipe(Effect.provide(capture))
       yield* Effect.promise(() => fetch(`${url}/ends`).then((r) => r.text()))

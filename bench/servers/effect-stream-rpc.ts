@@ -102,7 +102,7 @@ const Handlers = BenchApi.toLayer({
   rows: ({ rows: total }) => rows(total)
 })
 
-const Direct = HttpLayerRouter.add("GET", "/direct/ticks", StreamingService.sse("ticks", ticks, serializeTick))
+const Direct = HttpLayerRouter.add("GET", "/direct/ticks", StreamingService.sse({ name: "ticks", stream: ticks, serialize: serializeTick }))
 
 const App = Layer.mergeAll(HttpTransport.layer(BenchApi), Direct).pipe(Layer.provide(Handlers))
 
