@@ -1,0 +1,144 @@
+/**
+ * Calls the handler of a procedure with `@effect/rpc`'s middleware semantics
+ * (as `RpcServer` applies them):
+ * - a plain middleware runs before the handler and may provide a service
+ *   (`provides`) or reject the call with its failure (401, 403, …);
+ * - an `optional` middleware's failure is ignored (the handler runs without
+ *   what it would have provided);
+ * - a `wrap` middleware receives the handler as `next`: for a unary call the
+ *   call itself, for a stream its whole run, from the first pull to its end.
+ * For streams, plain and optional middlewares run before the response starts,
+ * so a rejection is an HTTP error and no handler stream ever runs.
+ */
+import type * as Headers from "@effect/platform/Headers"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
+import * as Rpc from "@effect/rpc/Rpc"
+import type * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Mailbox from "effect/Mailbox"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { Call } from "./RequestParsing.ts"
+
+type AnyMiddleware = (options: unknown) => Effect.Effect<unknown, unknown>
+
+export type Invocation =
+  | { readonly _tag: "Unary"; readonly effect: Effect.Effect<unknown, unknown> }
+  | {
+    readonly _tag: "Stream"
+    readonly stream: Stream.Stream<unknown, unknown>
+    /** The procedure's `wrap` middlewares around the run of `stream`; the identity without any. */
+    readonly around: (run: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>
+  }
+
+const middlewareOf = (context: Context.Context<never>, tag: RpcMiddleware.TagClassAny): AnyMiddleware =>
+  Context.unsafeGet(context, tag as unknown as Context.Tag<unknown, AnyMiddleware>)
+
+/** Applies the plain and optional middlewares of `tags` around `handler`, in `RpcServer`'s order. */
+const applyPlain = <A>(
+  tags: Iterable<RpcMiddleware.TagClassAny>,
+  context: Context.Context<never>,
+  options: object,
+  handler: Effect.Effect<A, unknown>
+): Effect.Effect<A, unknown> => {
+  for (const tag of tags) {
+    const middleware = middlewareOf(context, tag)
+    const provides = tag.provides as Context.Tag<unknown, unknown> | undefined
+    if (tag.optional) {
+      const previous = handler
+      handler = Effect.matchEffect(middleware(options), {
+        onFailure: () => previous,
+        onSuccess: (value) => (provides === undefined ? previous : Effect.provideService(previous, provides, value))
+      })
+    } else {
+      handler = provides === undefined
+        ? Effect.zipRight(middleware(options), handler)
+        : Effect.provideServiceEffect(handler, provides, middleware(options))
+    }
+  }
+  return handler
+}
+
+const applyAll = <A>(
+  tags: Iterable<RpcMiddleware.TagClassAny>,
+  context: Context.Context<never>,
+  options: object,
+  handler: Effect.Effect<A, unknown>
+): Effect.Effect<A, unknown> => {
+  for (const tag of tags) {
+    handler = tag.wrap
+      ? (middlewareOf(context, tag)({ ...options, next: handler }) as Effect.Effect<A, unknown>)
+      : applyPlain([tag], context, options, handler)
+  }
+  return handler
+}
+
+const unwrap = (result: unknown): unknown => (Rpc.isWrapper(result as object) ? (result as Rpc.Wrapper<unknown>).value : result)
+
+const asStream = (result: unknown): Stream.Stream<unknown, unknown> => {
+  const value = unwrap(result)
+  if (Stream.StreamTypeId in (value as object)) return value as Stream.Stream<unknown, unknown>
+  // A handler may return an Effect of a Mailbox instead of a Stream.
+  return Stream.unwrapScoped(Effect.map(
+    value as Effect.Effect<Mailbox.ReadonlyMailbox<unknown, unknown>, unknown, Scope.Scope>,
+    Mailbox.toStream
+  ))
+}
+
+/**
+ * Invokes the handler of `call`. `context` holds the handlers (`group.toLayer`)
+ * and middlewares; fails with the middleware's error when a plain middleware
+ * rejects a stream call.
+ */
+export const invoke = (
+  call: Call,
+  context: Context.Context<never>,
+  request: HttpServerRequest.HttpServerRequest
+): Effect.Effect<Invocation, unknown> =>
+  Effect.suspend((): Effect.Effect<Invocation, unknown> => {
+    const { headers, payload, served } = call
+    const rpc = served.rpc
+    const entry = context.unsafeMap.get(rpc.key) as Rpc.Handler<string> | undefined
+    if (entry === undefined) return Effect.dieMessage(`No handler for ${rpc._tag}: provide the layer of group.toLayer`)
+    const parent = HttpTraceContext.fromHeaders(request.headers)
+    const span = {
+      kind: "server" as const,
+      captureStackTrace: false,
+      attributes: { "rpc.system": "effect-stream-rpc", "rpc.method": rpc._tag, "rpc.kind": served.spec._tag },
+      ...(Option.isSome(parent) ? { parent: parent.value } : {})
+    }
+    const spanName = `RpcServer.${rpc._tag}`
+    const options = { rpc, payload, headers: headers as Headers.Headers, clientId: 0 }
+    const result = entry.handler(payload, { clientId: 0, headers })
+    const withHandlerContext = <A, E>(effect: Effect.Effect<A, E>) =>
+      Effect.mapInputContext(effect, (ctx: Context.Context<never>) => Context.merge(ctx, entry.context))
+
+    if (served.spec._tag === "unary") {
+      const handler = withHandlerContext(unwrap(result) as Effect.Effect<unknown, unknown>)
+      return Effect.succeed({
+        _tag: "Unary" as const,
+        effect: Effect.withSpan(applyAll(rpc.middlewares, context, options, handler), spanName, span)
+      })
+    }
+    const wraps = Array.from(rpc.middlewares).filter((tag) => tag.wrap)
+    return Effect.map(
+      applyPlain(Array.from(rpc.middlewares).filter((tag) => !tag.wrap), context, options, Effect.context<never>()),
+      (provided) => {
+        const handlerContext = Context.merge(entry.context, provided)
+        const stream = asStream(result).pipe(
+          Stream.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext)),
+          Stream.withSpan(spanName, span)
+        )
+        const around = wraps.length === 0
+          ? (run: Effect.Effect<void, unknown>) => run
+          : (run: Effect.Effect<void, unknown>) =>
+            applyAll(wraps, context, options, run).pipe(
+              Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext))
+            ) as Effect.Effect<void, unknown>
+        return { _tag: "Stream" as const, stream, around }
+      }
+    )
+  })
