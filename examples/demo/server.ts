@@ -7,8 +7,8 @@ import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as Effect from "effect/Effect"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
 import * as Generator from "../../src/Generator.ts"
@@ -44,31 +44,26 @@ const OpenApiDocument = HttpLayerRouter.add(
 const App = Layer.mergeAll(HttpTransport.layer(DemoApi), Page, Metrics, OpenApiDocument).pipe(
   Layer.provide(DemoHandlers),
   Layer.provide(AuthenticationLive),
-  Layer.provide(PriceFeed.layer({ pricesPerSecond })),
-  Layer.provide(MetricsService.layer)
-)
-
-const httpServer = createServer()
-
-const Server = HttpLayerRouter.serve(App, { disableLogger: true }).pipe(
-  Layer.provide(NodeHttpServer.layer(() => httpServer, { port, host: "127.0.0.1" }))
+  Layer.provide(PriceFeed.layer({ pricesPerSecond }))
 )
 
 /**
- * On SIGINT/SIGTERM: stop accepting, end subscriptions (clients reconnect
- * elsewhere and resume), let downloads and exports finish up to the deadline,
- * then close what is left and exit 0.
+ * On SIGINT/SIGTERM the drain runs first: new requests get 503, subscriptions
+ * end (clients reconnect elsewhere and resume), downloads and exports finish
+ * up to the deadline and are cut after it; then the server closes and the
+ * process exits 0.
  */
-const Shutdown = GracefulShutdown.layer({
-  deadline: Duration.millis(Number(process.env["SHUTDOWN_DEADLINE_MS"] ?? 30_000)),
-  stopAccepting: Effect.sync(() => {
-    httpServer.close()
-    httpServer.closeIdleConnections()
-  })
-}).pipe(
-  Layer.provideMerge(Layer.scopedDiscard(Effect.addFinalizer(() => Effect.sync(() => httpServer.closeAllConnections())))),
-  Layer.provideMerge(Server)
+const httpServer = createServer()
+
+const Server = HttpLayerRouter.serve(App, { disableLogger: true }).pipe(
+  Layer.provide(GracefulShutdown.layer({
+    deadline: Duration.millis(Number(process.env["SHUTDOWN_DEADLINE_MS"] ?? 30_000)),
+    // Stop accepting at once: a load balancer sends new connections to another instance.
+    stopAccepting: Effect.sync(() => httpServer.close())
+  })),
+  Layer.provide(MetricsService.layer),
+  Layer.provide(NodeHttpServer.layer(() => httpServer, { port, host: "127.0.0.1" }))
 )
 
 // HttpLayerRouter.serve logs "Listening on http://127.0.0.1:<port>" once the port is bound.
-Layer.launch(Shutdown).pipe(NodeRuntime.runMain)
+Layer.launch(Server).pipe(NodeRuntime.runMain)
