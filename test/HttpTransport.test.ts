@@ -340,6 +340,23 @@ describe("web-standard handler", () => {
     }).pipe(quiet))
 })
 
+describe("web-standard handler: a transfer that fails after its first byte", () => {
+  it.live("errors the response body instead of ending it cleanly", () =>
+    Effect.gen(function*() {
+      const broken = Procedure.download("broken", { filename: "broken.bin" })
+      const Api = RpcGroup.make(broken)
+      const handlers = Api.toLayer({
+        broken: () => Stream.make(new Uint8Array(1024)).pipe(Stream.concat(Stream.fail("disk gone")))
+      })
+      const { dispose, handler } = HttpTransport.toWebHandler(Api, handlers)
+      const response = yield* Effect.promise(() => handler(new Request("http://localhost/rpc/broken")))
+      expect(response.status).toBe(200)
+      const outcome = yield* Effect.promise(() => response.arrayBuffer().then(() => "complete", () => "errored"))
+      expect(outcome).toBe("errored")
+      yield* Effect.promise(dispose)
+    }).pipe(quiet))
+})
+
 describe("trace context", () => {
   it.scopedLive("the server span of a call is a child of the caller's span (traceparent)", () =>
     Effect.gen(function*() {
