@@ -23,12 +23,14 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as GracefulShutdown from "./GracefulShutdown.ts"
+import * as Admission from "./http/Admission.ts"
 import * as Cors from "./http/Cors.ts"
 import * as Failures from "./http/Failures.ts"
 import * as Invocation from "./http/Invocation.ts"
 import * as RequestParsing from "./http/RequestParsing.ts"
 import * as Responses from "./http/Responses.ts"
 import * as Served from "./http/Served.ts"
+import { MetricsService } from "./MetricsService.ts"
 import * as ProtocolError from "./ProtocolError.ts"
 
 export type CorsOptions = Cors.CorsOptions
@@ -44,6 +46,12 @@ export interface Options {
   readonly cors?: CorsOptions | undefined
   /** Largest accepted request body (POST) or `?payload=` in bytes. Default 1 MiB. */
   readonly maxPayloadBytes?: number | undefined
+  /**
+   * Past these limits new calls are answered `503` with `Retry-After`
+   * (see `Admission`): open subscriptions (default 20,000), running transfers
+   * (default 256), event-loop delay (default 500 ms).
+   */
+  readonly admission?: Admission.AdmissionOptions | undefined
 }
 
 export const defaultPath = "/rpc"
@@ -78,6 +86,8 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
     )
     const context = Context.add(provided, GracefulShutdown.GracefulShutdown, drain) as Context.Context<never>
     const parsing = { base: basePath(options), maxPayloadBytes: options?.maxPayloadBytes ?? defaultMaxPayloadBytes }
+    const admission = Admission.make(options?.admission)
+    const metrics = Option.getOrUndefined(Context.getOption(provided, MetricsService))
     const procedures = new Map<string, Served.Served>()
     for (const rpc of group.requests.values()) {
       procedures.set(rpc._tag, Served.make(rpc as unknown as Rpc.AnyWithProps))
@@ -90,7 +100,19 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         if (drain.isDraining()) {
           return yield* new ProtocolError.ServiceUnavailable({ message: "The server is shutting down: retry" })
         }
+        // The client left while the request waited (an overloaded loop reads requests late).
+        if (Admission.clientGone(request.source)) return yield* Effect.interrupt
         const call = yield* RequestParsing.parse(request, procedures, parsing)
+        const kind = call.served.spec._tag
+        const shed = yield* admission.admit(kind)
+        if (shed !== undefined) {
+          metrics?.shed(kind, call.served.rpc._tag, shed)
+          return yield* new ProtocolError.ServiceUnavailable({
+            message: shed === "event_loop_delay"
+              ? "The server is overloaded: retry"
+              : `The server has too many ${shed} open: retry`
+          })
+        }
         const invocation = yield* Effect.mapError(
           Invocation.invoke(call, context, request),
           (error) => new Failures.TypedFailure(call.served, error)

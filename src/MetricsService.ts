@@ -23,6 +23,8 @@ export interface StreamMetrics {
   readonly delivered: (kind: StreamKind, name: string, values: number, bytes: number) => void
   readonly dropped: (kind: StreamKind, name: string, count: number) => void
   readonly ended: (kind: StreamKind, name: string, termination: Termination, durationMillis: number) => void
+  /** A call refused with 503 because the server was past its capacity (see `HttpTransport` admission). */
+  readonly shed: (kind: StreamKind | "unary", name: string, reason: string) => void
 }
 
 export class MetricsService extends Context.Tag("effect-stream-rpc/MetricsService")<
@@ -37,6 +39,7 @@ export const names = {
   dropped: "stream_dropped_total",
   failures: "stream_failures_total",
   terminations: "stream_terminations_total",
+  shed: "stream_shed_total",
   duration: "stream_duration_seconds"
 } as const
 
@@ -57,6 +60,10 @@ export const metrics = {
     description: "Streams ended, by termination",
     incremental: true
   }),
+  shed: Metric.counter(names.shed, {
+    description: "Calls refused with 503 past capacity, by reason",
+    incremental: true
+  }),
   duration: Metric.histogram(
     names.duration,
     MetricBoundaries.exponential({ start: 0.01, factor: 4, count: 10 }),
@@ -73,7 +80,7 @@ export const labelled = <Type, In, Out>(
 
 /** Builds metrics backed by Effect's `Metric` registry. */
 export const make: Effect.Effect<StreamMetrics> = Effect.sync(() => {
-  const { active, bytes, dropped, duration, failures, terminations, values } = metrics
+  const { active, bytes, dropped, duration, failures, shed, terminations, values } = metrics
   // Metric updates happen once per chunk on the hot path: use the synchronous
   // entry points with labels instead of running an Effect each time.
   const labels = (kind: StreamKind, name: string) => [MetricLabel.make("kind", kind), MetricLabel.make("stream", name)]
@@ -91,7 +98,9 @@ export const make: Effect.Effect<StreamMetrics> = Effect.sync(() => {
       terminations.unsafeUpdate(1, [...tags, MetricLabel.make("termination", termination)])
       if (termination === "failed") failures.unsafeUpdate(1, tags)
       duration.unsafeUpdate(durationMillis / 1000, tags)
-    }
+    },
+    shed: (kind, name, reason) =>
+      shed.unsafeUpdate(1, [MetricLabel.make("kind", kind), MetricLabel.make("stream", name), MetricLabel.make("reason", reason)])
   }
 })
 

@@ -346,7 +346,7 @@ describe("web-standard handler: a transfer that fails after its first byte", () 
       const broken = Procedure.download("broken", { filename: "broken.bin" })
       const Api = RpcGroup.make(broken)
       const handlers = Api.toLayer({
-        broken: () => Stream.make(new Uint8Array(1024)).pipe(Stream.concat(Stream.fail("disk gone")))
+        broken: () => Stream.make(new Uint8Array(1024)).pipe(Stream.concat(Stream.dieMessage("disk gone")))
       })
       const { dispose, handler } = HttpTransport.toWebHandler(Api, handlers)
       const response = yield* Effect.promise(() => handler(new Request("http://localhost/rpc/broken")))

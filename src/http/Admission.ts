@@ -1,0 +1,103 @@
+/**
+ * Admission control: past its capacity a server answers new procedure calls
+ * `503` with `Retry-After` at once, instead of accepting work it cannot feed
+ * (every stream slower, accepts stalling, clients timing out while their
+ * streams still run). Capacity is judged, per request, by
+ * - the event-loop delay, as `@fastify/under-pressure` does: a loop late by
+ *   more than `maxEventLoopDelay` sheds everything new;
+ * - limits on subscriptions and on transfers (downloads and exports) open at
+ *   once on this transport.
+ * A request whose client has already gone is never started.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Procedure from "../Procedure.ts"
+
+export interface AdmissionOptions {
+  /** Most subscriptions open at once. Default 20,000. */
+  readonly maxSubscriptions?: number | undefined
+  /** Most downloads and exports running at once. Default 256. */
+  readonly maxTransfers?: number | undefined
+  /** Event-loop delay past which new calls are refused; `Infinity` to disable. Default 500 ms. */
+  readonly maxEventLoopDelay?: Duration.DurationInput | undefined
+}
+
+export const defaults = {
+  maxSubscriptions: 20_000,
+  maxTransfers: 256,
+  maxEventLoopDelay: Duration.millis(500)
+} as const
+
+export type ShedReason = "event_loop_delay" | "subscriptions" | "transfers"
+
+const sampleMillis = 50
+
+/**
+ * One sampler for the process (the event loop is the process's): a timer that
+ * measures how late it fires. It does not keep the process alive.
+ */
+const loop = {
+  delay: 0,
+  started: false,
+  start(): void {
+    if (this.started) return
+    this.started = true
+    let expected = Date.now() + sampleMillis
+    const timer = setInterval(() => {
+      const now = Date.now()
+      // The latest lateness, decaying: one slow turn does not shed for long.
+      this.delay = Math.max(now - expected, this.delay / 2)
+      expected = now + sampleMillis
+    }, sampleMillis)
+    ;(timer as { unref?: () => void }).unref?.()
+  }
+}
+
+/** The current event-loop delay in milliseconds, as the sampler last measured it. */
+export const eventLoopDelay = (): number => {
+  loop.start()
+  return loop.delay
+}
+
+export interface Admission {
+  /**
+   * Admits a call of `kind` for the lifetime of the request's scope, or says
+   * why it is shed.
+   */
+  readonly admit: (kind: Procedure.ProcedureKind) => Effect.Effect<ShedReason | undefined, never, Scope.Scope>
+  readonly open: () => { readonly subscriptions: number; readonly transfers: number }
+}
+
+export const make = (options: AdmissionOptions = {}): Admission => {
+  const maxSubscriptions = options.maxSubscriptions ?? defaults.maxSubscriptions
+  const maxTransfers = options.maxTransfers ?? defaults.maxTransfers
+  const maxDelay = Duration.toMillis(Duration.decode(options.maxEventLoopDelay ?? defaults.maxEventLoopDelay))
+  if (Number.isFinite(maxDelay)) loop.start()
+  let subscriptions = 0
+  let transfers = 0
+  return {
+    admit: (kind) =>
+      Effect.suspend(() => {
+        if (loop.delay > maxDelay) return Effect.succeed("event_loop_delay" as const)
+        if (kind === "subscription") {
+          if (subscriptions >= maxSubscriptions) return Effect.succeed("subscriptions" as const)
+          subscriptions++
+          return Effect.as(Effect.addFinalizer(() => Effect.sync(() => subscriptions--)), undefined)
+        }
+        if (kind === "download" || kind === "export") {
+          if (transfers >= maxTransfers) return Effect.succeed("transfers" as const)
+          transfers++
+          return Effect.as(Effect.addFinalizer(() => Effect.sync(() => transfers--)), undefined)
+        }
+        return Effect.succeed(undefined)
+      }),
+    open: () => ({ subscriptions, transfers })
+  }
+}
+
+/** True when the connection of a Node request is already closed: its client has gone. */
+export const clientGone = (source: unknown): boolean => {
+  const socket = (source as { readonly socket?: { readonly destroyed?: boolean } | null } | null)?.socket
+  return socket?.destroyed === true
+}

@@ -1,0 +1,98 @@
+/**
+ * Past its capacity the server refuses new calls at once with 503, a
+ * `Retry-After` and a JSON error, and counts what it shed.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import { DemoApi } from "../examples/demo/contract.ts"
+import { AuthenticationLive, DemoHandlers } from "../examples/demo/handlers.ts"
+import * as PriceFeed from "../examples/demo/PriceFeed.ts"
+import * as HttpTransport from "../src/HttpTransport.ts"
+import * as MetricsService from "../src/MetricsService.ts"
+import * as Prometheus from "../src/Prometheus.ts"
+import { get, listen, quiet } from "./support/http.ts"
+
+/** The demo's procedures with these limits, for the lifetime of the test's scope. */
+const serve = (admission: HttpTransport.Options["admission"]) =>
+  Effect.gen(function*() {
+    const services = yield* Layer.build(
+      Layer.mergeAll(DemoHandlers, AuthenticationLive, MetricsService.layer).pipe(
+        Layer.provide(PriceFeed.layer({ pricesPerSecond: 10 }))
+      )
+    )
+    return yield* Effect.flatMap(HttpTransport.toHttpApp(DemoApi, { admission }), listen).pipe(Effect.provide(services))
+  })
+
+const watch = (base: string) => `${base}/rpc/watchPrices?payload=${encodeURIComponent(JSON.stringify({ symbols: ["ACME"] }))}`
+const download = (base: string) => `${base}/rpc/downloadReport?payload=${encodeURIComponent(JSON.stringify({ sizeMb: 64 }))}`
+
+const shedCount = (reason: string) =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    const text = Prometheus.render(pairs)
+    return text.split("\n")
+      .filter((line) => line.startsWith("stream_shed_total{") && line.includes(`reason="${reason}"`))
+      .reduce((sum, line) => sum + Number(line.split(" ").pop()), 0)
+  })
+
+const expectShed = async (url: string) => {
+  const response = await fetch(url)
+  expect(response.status).toBe(503)
+  expect(response.headers.get("retry-after")).toBe("1")
+  const body = (await response.json()) as { _tag: string; message: string }
+  expect(body._tag).toBe("ServiceUnavailable")
+  return body.message
+}
+
+describe("admission control", () => {
+  it.scopedLive("past the subscription limit a new subscription is refused with 503, until one closes", () =>
+    Effect.gen(function*() {
+      const url = yield* serve({ maxSubscriptions: 2, maxEventLoopDelay: Infinity })
+      const before = yield* shedCount("subscriptions")
+      const first = yield* Effect.acquireRelease(Effect.promise(() => get(watch(url))), (r) => Effect.sync(() => r.destroy()))
+      const second = yield* Effect.acquireRelease(Effect.promise(() => get(watch(url))), (r) => Effect.sync(() => r.destroy()))
+      expect([first.statusCode, second.statusCode]).toEqual([200, 200])
+      expect(yield* Effect.promise(() => expectShed(watch(url)))).toContain("subscription")
+      expect(yield* shedCount("subscriptions")).toBe(before + 1)
+      // unary calls are not limited by the number of subscriptions
+      const quote = yield* Effect.promise(() => fetch(`${url}/rpc/getQuote?payload=${encodeURIComponent(JSON.stringify({ symbol: "ACME" }))}`))
+      expect(quote.status).not.toBe(503)
+      first.destroy()
+      yield* Effect.promise(async () => {
+        for (let i = 0; i < 200; i++) {
+          const response = await get(watch(url))
+          response.destroy()
+          if (response.statusCode === 200) return
+          await new Promise((resolve) => setTimeout(resolve, 10))
+        }
+        throw new Error("the freed slot was never admitted")
+      })
+    }).pipe(quiet))
+
+  it.scopedLive("past the transfer limit a new download is refused with 503", () =>
+    Effect.gen(function*() {
+      const url = yield* serve({ maxTransfers: 1, maxEventLoopDelay: Infinity })
+      const stalled = yield* Effect.acquireRelease(Effect.promise(() => get(download(url))), (r) => Effect.sync(() => r.destroy()))
+      stalled.pause()
+      expect(stalled.statusCode).toBe(200)
+      expect(yield* Effect.promise(() => expectShed(download(url)))).toContain("transfers")
+    }).pipe(quiet))
+
+  it.scopedLive("a blocked event loop sheds new calls at once", () =>
+    Effect.gen(function*() {
+      const url = yield* serve({ maxEventLoopDelay: "100 millis" })
+      const before = yield* shedCount("event_loop_delay")
+      const message = yield* Effect.promise(async () => {
+        // Let the sampler run once, then block the loop well past the limit.
+        await new Promise((resolve) => setTimeout(resolve, 120))
+        const until = Date.now() + 600
+        while (Date.now() < until) {
+          // busy: the event loop is blocked
+        }
+        return expectShed(`${url}/rpc/getQuote?payload=${encodeURIComponent(JSON.stringify({ symbol: "ACME" }))}`)
+      })
+      expect(message).toContain("overloaded")
+      expect(yield* shedCount("event_loop_delay")).toBe(before + 1)
+    }).pipe(quiet))
+})
