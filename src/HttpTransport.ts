@@ -34,7 +34,7 @@ import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as ExportFormat from "./ExportFormat.ts"
+import * as ExportFormat from "./protocol/ExportFormat.ts"
 import { GracefulShutdown } from "./GracefulShutdown.ts"
 import * as Procedure from "./Procedure.ts"
 import * as ProtocolError from "./ProtocolError.ts"
@@ -188,7 +188,7 @@ const serve = (rpc: Rpc.AnyWithProps): Served => {
     errors: "all",
     onExcessProperty: "ignore"
   })
-  const failure = Schema.Union(schemas.failure, ...Array.from(rpc.middlewares, (m) => m.failure))
+  const failure = Procedure.failureSchemaOf(rpc)
   return {
     rpc,
     spec: Procedure.specOf(rpc),

@@ -17,16 +17,17 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as BackpressurePolicy from "./BackpressurePolicy.ts"
-import * as ContentDisposition from "./ContentDisposition.ts"
-import * as ExportFormat from "./ExportFormat.ts"
 import { type Drain, GracefulShutdown } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamKind, type StreamMetrics, type Termination } from "./MetricsService.ts"
 import { StreamingConfig } from "./StreamingConfig.ts"
-import * as SseFraming from "./SseFraming.ts"
+import * as ContentDisposition from "./protocol/ContentDisposition.ts"
+import * as ExportFormat from "./protocol/ExportFormat.ts"
+import * as Sse from "./protocol/Sse.ts"
 
 export interface SseOptions<A, E> {
   /** Cursor of a value, sent as `id:` so a client can resume with `Last-Event-ID`. */
@@ -179,22 +180,22 @@ export const sse = <A, E, R>(
     const context = yield* Effect.context<R>()
     const id = options?.id
     const serializeError = options?.serializeError ?? genericErrorJson
-    let opening = config.retry === undefined ? SseFraming.comment("ok") : SseFraming.retry(config.retry)
+    let opening = config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
     if (options?.preamble !== undefined) opening += options.preamble
 
     const body = Stream.unwrap(Effect.map(lifecycle("subscription", name), (life) => {
       const encodeBatch = (batch: BackpressurePolicy.SlidingBatch<A>): Uint8Array => {
         let text = ""
         // One heartbeat however many intervals passed while the socket held the writer up.
-        if (batch.ticks > 0) text += SseFraming.heartbeat
+        if (batch.ticks > 0) text += Sse.heartbeat
         if (batch.unknownGap || batch.dropped > 0) {
-          text += SseFraming.dropped(batch.unknownGap ? null : batch.dropped)
+          text += Sse.dropped(batch.unknownGap ? null : batch.dropped)
           if (batch.dropped > 0) life.dropped(batch.dropped)
         }
         const values = batch.values
         for (let i = 0; i < values.length; i++) {
           const value = values[i]!
-          text += SseFraming.event({ id: id === undefined ? undefined : id(value), data: serialize(value) })
+          text += Sse.event({ id: id === undefined ? undefined : id(value), data: serialize(value) })
         }
         const bytes = utf8.encode(text)
         life.delivered(values.length, bytes.byteLength)
@@ -214,14 +215,14 @@ export const sse = <A, E, R>(
         })
       }).pipe(
         Stream.map(encodeBatch),
-        Stream.concat(Stream.suspend(() => (drained ? Stream.empty : finish(SseFraming.end, "completed")))),
+        Stream.concat(Stream.suspend(() => (drained ? Stream.empty : finish(Sse.end, "completed")))),
         Stream.catchAllCause((cause) => {
           if (Cause.isInterruptedOnly(cause)) return Stream.failCause(cause)
           const failure = Cause.failureOption(cause)
-          if (Option.isSome(failure)) return finish(SseFraming.error(serializeError(failure.value)), "failed")
+          if (Option.isSome(failure)) return finish(Sse.error(serializeError(failure.value)), "failed")
           return Stream.fromEffect(Effect.logError("subscription defect", cause)).pipe(
             Stream.drain,
-            Stream.concat(finish(SseFraming.error(internalErrorJson), "failed"))
+            Stream.concat(finish(Sse.error(internalErrorJson), "failed"))
           )
         })
       )
