@@ -381,16 +381,10 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
 
     let lf = text.indexOf("\n", start)
     let cr = text.indexOf("\r", start)
-
-    if (partialLength !== 0) {
-      if (lf === -1 && cr === -1) {
-        partial.push(start === 0 ? text : text.slice(start))
-        partialLength += length - start
-        if (eventSize + partialLength > maxEventSize) fail()
-        return
-      }
-      let end: number
-      let next: number
+    // The line ending first: it ends at `end`, the next one starts at `next` (CR, LF or CRLF).
+    let end = 0
+    let next = 0
+    const lineEnd = (): void => {
       if (cr === -1 || (lf !== -1 && lf < cr)) {
         end = lf
         next = lf + 1
@@ -405,6 +399,16 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
         }
         cr = text.indexOf("\r", next)
       }
+    }
+
+    if (partialLength !== 0) {
+      if (lf === -1 && cr === -1) {
+        partial.push(start === 0 ? text : text.slice(start))
+        partialLength += length - start
+        if (eventSize + partialLength > maxEventSize) fail()
+        return
+      }
+      lineEnd()
       partial.push(text.slice(start, end))
       const whole = partial.length === 1 ? partial[0]! : partial.join("")
       partial.length = 0
@@ -451,22 +455,7 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
       }
     } else {
       while (lf !== -1 || cr !== -1) {
-        let end: number
-        let next: number
-        if (cr === -1 || (lf !== -1 && lf < cr)) {
-          end = lf
-          next = lf + 1
-          lf = text.indexOf("\n", next)
-        } else {
-          end = cr
-          next = cr + 1
-          if (next === length) skipLF = true
-          else if (text.charCodeAt(next) === LF) {
-            next++
-            lf = text.indexOf("\n", next)
-          }
-          cr = text.indexOf("\r", next)
-        }
+        lineEnd()
         line(text, start, end)
         start = next
       }
