@@ -255,8 +255,8 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
   let eventId: string | undefined = undefined
   let eventSize = 0
 
-  const fail = (): never => {
-    failed = true
+  /** Forget the line and the event being read. */
+  const clearEvent = (): void => {
     partial.length = 0
     partialLength = 0
     data = ""
@@ -264,6 +264,11 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
     eventType = ""
     eventId = undefined
     eventSize = 0
+  }
+
+  const fail = (): never => {
+    failed = true
+    clearEvent()
     throw new SseEventTooLarge(maxEventSize)
   }
 
@@ -507,13 +512,7 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
     held = undefined
     bomPending = true
     skipLF = false
-    partial.length = 0
-    partialLength = 0
-    data = ""
-    dataLines = 0
-    eventType = ""
-    eventId = undefined
-    eventSize = 0
+    clearEvent()
   }
 
   const end = (): void => {
