@@ -955,7 +955,7 @@ const parserTable = (result: unknown): Array<string> => {
       "| parser | MB/s | × eventsource-parser |",
       "|---|---:|---:|",
       `| eventsource-parser | ${num(r.peer)} | 1.00× |`,
-      `| ours (client/SseParser.ts) | ${num(r.ours)} | ${r.ratio.toFixed(2)}× |`
+      `| ours (src/protocol/Sse.ts) | ${num(r.ours)} | ${r.ratio.toFixed(2)}× |`
     ]
   }
   if (typeof r.skipped === "string") return [`Client SSE parser: skipped (${r.skipped}).`]

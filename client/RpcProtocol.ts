@@ -9,13 +9,20 @@
  * )
  * ```
  *
- * Each request is one `POST <url>/<Tag>` with the encoded payload as JSON;
+ * Each request is one `POST <baseUrl>/<Tag>` with the encoded payload as JSON;
  * the kind of the procedure (`Procedure.specOf`) says how its response body is
  * read: SSE events (subscription), raw bytes (download), NDJSON rows (export)
- * or one JSON value (unary). Typed failures come back as the rpc's typed
- * errors; anything the client cannot take for a typed answer — a transport
- * error (404, 400 …), a truncated body, a silent connection — is an
- * `RpcClientError` with reason `"Protocol"`, never a hang.
+ * or one JSON value (unary), with the same decoders as `StreamClient`
+ * (`src/protocol`). Typed failures come back as the rpc's typed errors;
+ * anything the client cannot take for a typed answer — a transport error
+ * (404, 400 …), a truncated body, a silent connection — is an
+ * `RpcClientError` with reason `"Protocol"`, never a hang. Its `cause` is the
+ * error body of an HTTP error, else a `ClientError` with the reason
+ * `StreamClient` reports for the same failure (`Truncated`, `Timeout`, …).
+ *
+ * The options are `StreamClient`'s (`baseUrl`, `headers`, `fetch`,
+ * `heartbeatTimeoutMs`, `maxEventSize`, `onDropped`); a subscription is not
+ * reconnected: it fails, and the RpcClient's caller decides.
  *
  * Bodies are read with a reader loop that hands each network chunk to the
  * RpcClient before reading the next one, so a slow consumer (the client's
@@ -40,45 +47,48 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Procedure from "../src/Procedure.ts"
-import { makeSseParser, SseEventTooLarge } from "./SseParser.ts"
+import * as Errors from "../src/protocol/Errors.ts"
+import * as Names from "../src/protocol/Names.ts"
+import * as Ndjson from "../src/protocol/Ndjson.ts"
+import * as Rows from "../src/protocol/Rows.ts"
+import * as Sse from "../src/protocol/Sse.ts"
+import { ClientError, type ClientErrorReason, ofRows } from "./ClientError.ts"
+import * as ClientProcedure from "./ClientProcedure.ts"
+import { defaults } from "./Subscription.ts"
+import { sizeOf } from "./Transfer.ts"
 
 export interface Options {
-  /** Base URL of the procedures, e.g. `"http://127.0.0.1:3000/rpc"`. */
-  readonly url: string
+  /** Where the procedures are mounted, e.g. `"http://127.0.0.1:3000/rpc"`. */
+  readonly baseUrl?: string
+  /** @deprecated The former name of `baseUrl`. */
+  readonly url?: string
   /** The fetch to use. Default `globalThis.fetch`. */
   readonly fetch?: typeof globalThis.fetch
-  /** Extra headers on every request (e.g. `Authorization`); a function is called per request. */
-  readonly headers?: Record<string, string> | (() => Record<string, string>)
+  /** Headers of every request (e.g. `Authorization`); a function is called again for every request. */
+  readonly headers?: ClientProcedure.HeadersOption
   /**
    * Longest silence (no byte, not even a heartbeat comment) a subscription
-   * tolerates before it fails with an `RpcClientError`. Default 60 seconds,
-   * twice the server's 30-second heartbeat.
+   * tolerates before it fails with an `RpcClientError`. Default 60 s, twice
+   * the server's 30-second heartbeat.
    */
+  readonly heartbeatTimeoutMs?: number
+  /** @deprecated The former form of `heartbeatTimeoutMs`; used only when that is absent. */
   readonly heartbeatTimeout?: Duration.DurationInput
   /**
    * Called when the server reports that a subscription dropped values
-   * (`event: dropped`). RpcClient streams cannot carry that information, so
-   * this is the only place it surfaces.
+   * (`event: dropped`), with a positive count or `null` for a gap of unknown
+   * size. RpcClient streams cannot carry that information, so this is the
+   * only place it surfaces.
    */
   readonly onDropped?: (tag: string, count: number | null) => void
-  /** Largest SSE event accepted, in characters. Default 1 MiB (see `SseParser`). */
+  /** Largest SSE event accepted, in characters. Default 1 MiB. */
   readonly maxEventSize?: number
 }
 
-export const defaultHeartbeatTimeout: Duration.DurationInput = Duration.seconds(60)
+export const defaultHeartbeatTimeout: Duration.DurationInput = Duration.millis(defaults.heartbeatTimeoutMs)
 
 /** `_tag`s of the errors `HttpTransport` answers itself, before or instead of a handler. */
-export const transportErrorTags: ReadonlySet<string> = new Set([
-  "MalformedJson",
-  "InvalidPayload",
-  "NotFound",
-  "MethodNotAllowed",
-  "NotAcceptable",
-  "PayloadTooLarge",
-  "UnsupportedMediaType",
-  "ServiceUnavailable",
-  "InternalError"
-])
+export const transportErrorTags: ReadonlySet<string> = Errors.transportTags
 
 /** The abort reason of a request the RpcClient let go of (an `Interrupt` message). */
 const interruptedByClient: unique symbol = Symbol.for("effect-stream-rpc/RpcProtocol/interrupted")
@@ -90,18 +100,17 @@ type Reader = ReadableStreamDefaultReader<Uint8Array>
 const protocolError = (message: string, cause?: unknown): RpcClientError =>
   new RpcClientError({ reason: "Protocol", message, ...(cause === undefined ? {} : { cause }) })
 
-const isTagged = (u: unknown): u is { readonly _tag: string; readonly message?: unknown } =>
-  typeof u === "object" && u !== null && typeof (u as { _tag?: unknown })._tag === "string"
+/** An RpcClientError whose cause is the `ClientError` StreamClient reports for the same failure. */
+const clientError = (reason: ClientErrorReason, message: string, cause?: unknown): RpcClientError =>
+  protocolError(message, new ClientError(reason, message, cause === undefined ? undefined : { cause }))
 
-const messageOf = (u: unknown, fallback: string): string =>
-  isTagged(u) && typeof u.message === "string" && u.message !== "" ? u.message : fallback
-
-/** The failure schema a typed answer of `rpc` must decode with: its errors and its middlewares' errors. */
-const failureSchemaOf = (rpc: Rpc.AnyWithProps): Schema.Schema<unknown, unknown, never> =>
-  Schema.Union(
-    Procedure.schemasOf(rpc).failure,
-    ...Array.from(rpc.middlewares, (middleware) => middleware.failure)
-  ) as unknown as Schema.Schema<unknown, unknown, never>
+/** A row decoder's error, classified as StreamClient classifies it. */
+const rowsError = (what: string, error: unknown): RpcClientError => {
+  const classified = ofRows(what, error)
+  return classified instanceof ClientError
+    ? protocolError(classified.message, classified)
+    : clientError("Protocol", `The ${what} could not be read`, error)
+}
 
 /** Reads the protocol v1 wire format into RpcClient messages. */
 export const make = <Rpcs extends Rpc.Any>(
@@ -110,9 +119,11 @@ export const make = <Rpcs extends Rpc.Any>(
 ): Effect.Effect<RpcClient.Protocol["Type"], never, Scope.Scope> =>
   RpcClient.Protocol.make((writeResponse: Write) =>
     Effect.gen(function*() {
-      const base = options.url.replace(/\/+$/, "")
-      const fetchImpl: typeof globalThis.fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
-      const heartbeatTimeout = Duration.decode(options.heartbeatTimeout ?? defaultHeartbeatTimeout)
+      const base = options.baseUrl ?? options.url ?? Names.basePath
+      const transport = ClientProcedure.transport(options)
+      const heartbeatTimeout = options.heartbeatTimeoutMs !== undefined
+        ? Duration.millis(options.heartbeatTimeoutMs)
+        : Duration.decode(options.heartbeatTimeout ?? defaultHeartbeatTimeout)
       const onDropped = options.onDropped
       const sseOptions = options.maxEventSize === undefined ? undefined : { maxEventSize: options.maxEventSize }
 
@@ -128,10 +139,10 @@ export const make = <Rpcs extends Rpc.Any>(
       const failureSchemas = new Map<string, (u: unknown) => boolean>()
       /** Whether `error` decodes as a typed failure of `rpc` (so RpcClient can decode its Exit). */
       const isTypedFailure = (rpc: Rpc.AnyWithProps, error: unknown): boolean => {
-        if (!isTagged(error)) return false
+        if (!Errors.isErrorBody(error)) return false
         let check = failureSchemas.get(rpc._tag)
         if (check === undefined) {
-          const decode = Schema.decodeUnknownEither(failureSchemaOf(rpc))
+          const decode = Schema.decodeUnknownEither(Procedure.failureSchemaOf(rpc))
           check = (u) => {
             try {
               return Either.isRight(decode(u))
@@ -157,7 +168,7 @@ export const make = <Rpcs extends Rpc.Any>(
       ): Effect.Effect<void, RpcClientError> =>
         isTypedFailure(rpc, error)
           ? writeResponse({ _tag: "Exit", requestId, exit: { _tag: "Failure", cause: { _tag: "Fail", error } } })
-          : Effect.fail(protocolError(messageOf(error, fallback), error))
+          : Effect.fail(protocolError(Errors.messageOf(error, fallback), error))
 
       const chunk = (requestId: string, values: Array<unknown>) =>
         writeResponse({ _tag: "Chunk", requestId, values: values as unknown as NonEmptyReadonlyArray<unknown> })
@@ -165,27 +176,26 @@ export const make = <Rpcs extends Rpc.Any>(
       const read = (reader: Reader, what: string): Effect.Effect<ReadableStreamReadResult<Uint8Array>, RpcClientError> =>
         Effect.tryPromise({
           try: () => reader.read(),
-          catch: (cause) => protocolError(`The ${what} was truncated: the connection failed before its end`, cause)
+          catch: (cause) => clientError("Truncated", `The ${what} was truncated: the connection failed before its end`, cause)
         })
 
       const readText = (response: Response): Effect.Effect<string, RpcClientError> =>
         Effect.tryPromise({
           try: () => response.text(),
-          catch: (cause) => protocolError("The response body was truncated", cause)
+          catch: (cause) => clientError("Truncated", "The response body was truncated", cause)
         })
 
-      const silence = (): RpcClientError =>
-        protocolError(
-          `No data or heartbeat for ${Duration.format(heartbeatTimeout)}`,
-          new Cause.TimeoutException(`No data or heartbeat for ${Duration.format(heartbeatTimeout)}`)
-        )
+      const silence = (): RpcClientError => {
+        const message = `No data or heartbeat for ${Duration.format(heartbeatTimeout)}`
+        return clientError("Timeout", message, new Cause.TimeoutException(message))
+      }
 
       const withHeartbeat = <A>(effect: Effect.Effect<A, RpcClientError>): Effect.Effect<A, RpcClientError> =>
         Effect.timeoutFail(effect, { duration: heartbeatTimeout, onTimeout: silence })
 
       const bodyOf = (response: Response): Effect.Effect<Reader, RpcClientError> =>
         response.body === null
-          ? Effect.fail(protocolError("The response has no body"))
+          ? Effect.fail(clientError("Protocol", "The response has no body"))
           : Effect.succeed(response.body.getReader())
 
       const subscription = (
@@ -194,48 +204,43 @@ export const make = <Rpcs extends Rpc.Any>(
         response: Response
       ): Effect.Effect<void, RpcClientError> =>
         Effect.gen(function*() {
-          const contentType = (response.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase()
-          if (contentType !== "text/event-stream") {
-            return yield* protocolError(`Expected text/event-stream, got ${contentType === "" ? "no content type" : contentType}`)
+          const contentType = Names.mediaTypeOf(response.headers.get(Names.headers.contentType))
+          if (contentType !== Names.contentTypes.eventStream) {
+            return yield* clientError(
+              "Protocol",
+              `Expected ${Names.contentTypes.eventStream}, got ${contentType === "" ? "no content type" : contentType}`
+            )
           }
           const reader = yield* bodyOf(response)
           let values: Array<unknown> = []
           let terminal: { readonly _tag: "end" } | { readonly _tag: "error"; readonly error: unknown } | undefined
           let invalid: RpcClientError | undefined
-          const parser = makeSseParser({
+          const parser = Sse.makeSseParser({
             onEvent: (event) => {
               if (terminal !== undefined || invalid !== undefined) return
-              switch (event.type) {
-                case "message": {
-                  try {
-                    values.push(JSON.parse(event.data))
-                  } catch (cause) {
-                    invalid = protocolError("An event of the subscription is not valid JSON", cause)
-                  }
+              const meaning = Sse.subscriptionEvent(event)
+              switch (meaning._tag) {
+                case "Value":
+                  values.push(meaning.json)
                   return
-                }
-                case "dropped": {
-                  if (onDropped === undefined) return
+                case "Invalid":
+                  invalid = clientError("Protocol", "An event of the subscription is not valid JSON", meaning.cause)
+                  return
+                case "Dropped":
                   try {
-                    const count = (JSON.parse(event.data) as { count?: unknown }).count
-                    if (typeof count === "number" || count === null) onDropped(rpc._tag, count)
+                    onDropped?.(rpc._tag, meaning.count)
                   } catch {
-                    // a malformed count or a throwing callback must not break the stream
+                    // a throwing callback must not break the stream
                   }
                   return
-                }
-                case "end": {
+                case "End":
                   terminal = { _tag: "end" }
                   return
-                }
-                case "error": {
-                  try {
-                    terminal = { _tag: "error", error: JSON.parse(event.data) }
-                  } catch (cause) {
-                    invalid = protocolError("The error event of the subscription is not valid JSON", cause)
-                  }
+                case "Failure":
+                  terminal = { _tag: "error", error: meaning.error }
                   return
-                }
+                case "Ignored":
+                  return
               }
             }
           }, sseOptions)
@@ -245,10 +250,9 @@ export const make = <Rpcs extends Rpc.Any>(
             try {
               parser.feedBytes(result.value)
             } catch (cause) {
-              return yield* protocolError(
-                cause instanceof SseEventTooLarge ? cause.message : "The subscription could not be parsed",
-                cause
-              )
+              return yield* cause instanceof Sse.SseEventTooLarge
+                ? clientError("EventTooLarge", cause.message, cause)
+                : clientError("Protocol", "The subscription could not be parsed", cause)
             }
             if (values.length > 0) {
               const batch = values
@@ -261,18 +265,13 @@ export const make = <Rpcs extends Rpc.Any>(
               return yield* failWith(rpc, requestId, terminal.error, "The subscription failed")
             }
           }
-          return yield* protocolError("The stream ended before its end event")
+          return yield* clientError("Truncated", "The stream ended before its end event")
         })
 
       const download = (requestId: string, response: Response): Effect.Effect<void, RpcClientError> =>
         Effect.gen(function*() {
           const reader = yield* bodyOf(response)
-          const encoding = response.headers.get("content-encoding")
-          const declared = response.headers.get("content-length")
-          // fetch decodes a compressed body: its length is then not the declared one.
-          const expected = declared !== null && (encoding === null || encoding === "identity")
-            ? Number(declared)
-            : undefined
+          const expected = sizeOf(response.headers)
           let received = 0
           while (true) {
             const result = yield* read(reader, "download")
@@ -282,8 +281,8 @@ export const make = <Rpcs extends Rpc.Any>(
             received += bytes.byteLength
             yield* chunk(requestId, [bytes])
           }
-          if (expected !== undefined && Number.isFinite(expected) && received < expected) {
-            return yield* protocolError(`The download was truncated: ${received} of ${expected} bytes received`)
+          if (expected !== undefined && received < expected) {
+            return yield* clientError("Truncated", `The download was truncated: ${received} of ${expected} bytes received`)
           }
           return yield* exitSuccess(requestId, undefined)
         })
@@ -291,45 +290,18 @@ export const make = <Rpcs extends Rpc.Any>(
       const exportRows = (requestId: string, response: Response): Effect.Effect<void, RpcClientError> =>
         Effect.gen(function*() {
           const reader = yield* bodyOf(response)
-          const decoder = new TextDecoder()
-          // The line not yet terminated, as fragments (joined once its end arrives).
-          let pending: Array<string> = []
-          const rows = (text: string): Either.Either<Array<unknown>, RpcClientError> => {
-            const values: Array<unknown> = []
-            let start = 0
-            let lf = text.indexOf("\n")
-            while (lf !== -1) {
-              let line = text.slice(start, lf)
-              if (pending.length > 0) {
-                pending.push(line)
-                line = pending.join("")
-                pending = []
-              }
-              if (line.endsWith("\r")) line = line.slice(0, -1)
-              if (line.trim() !== "") {
-                try {
-                  values.push(JSON.parse(line))
-                } catch (cause) {
-                  return Either.left(protocolError("A row of the export is not valid JSON", cause))
-                }
-              }
-              start = lf + 1
-              lf = text.indexOf("\n", start)
-            }
-            if (start < text.length) pending.push(text.slice(start))
-            return Either.right(values)
-          }
+          const rows = Rows.fromBytes(Ndjson.decoder())
           while (true) {
             const result = yield* read(reader, "export")
-            if (result.done) break
-            const values = yield* rows(decoder.decode(result.value, { stream: true }))
+            let values: Array<unknown>
+            try {
+              values = result.done ? rows.end() : rows.push(result.value)
+            } catch (error) {
+              return yield* rowsError("export", error)
+            }
             if (values.length > 0) yield* chunk(requestId, values)
+            if (result.done) return yield* exitSuccess(requestId, undefined)
           }
-          const rest = pending.join("") + decoder.decode()
-          if (rest.trim() !== "") {
-            return yield* protocolError("The export was truncated: its last row has no end of line")
-          }
-          return yield* exitSuccess(requestId, undefined)
         })
 
       const unary = (requestId: string, response: Response): Effect.Effect<void, RpcClientError> =>
@@ -339,7 +311,7 @@ export const make = <Rpcs extends Rpc.Any>(
           try {
             value = JSON.parse(text)
           } catch (cause) {
-            return Effect.fail(protocolError("The response is not valid JSON", cause))
+            return Effect.fail(clientError("Protocol", "The response is not valid JSON", cause))
           }
           return exitSuccess(requestId, value)
         })
@@ -362,31 +334,33 @@ export const make = <Rpcs extends Rpc.Any>(
           return failWith(rpc, requestId, body, fallback)
         })
 
-      const headersOf = (request: RpcMessage.RequestEncoded, accept: string): Record<string, string> => {
-        const extra = typeof options.headers === "function" ? options.headers() : options.headers
-        const headers: Record<string, string> = {}
-        if (extra !== undefined) {
-          for (const [key, value] of Object.entries(extra)) headers[key.toLowerCase()] = value
-        }
-        for (const [key, value] of request.headers) headers[key.toLowerCase()] = value
-        headers["content-type"] = "application/json"
-        headers["accept"] = accept
-        if (request.traceId !== undefined && request.spanId !== undefined) {
-          headers["traceparent"] = `00-${request.traceId}-${request.spanId}-${request.sampled ? "01" : "00"}`
-        }
-        return headers
-      }
+      const headersOf = (request: RpcMessage.RequestEncoded, accept: string): Effect.Effect<Headers, RpcClientError> =>
+        Effect.map(
+          Effect.tryPromise({
+            try: transport.headers,
+            catch: (cause) => clientError("Transport", "The headers could not be computed", cause)
+          }),
+          (headers) => {
+            for (const [key, value] of request.headers) headers.set(key, value)
+            headers.set(Names.headers.contentType, Names.contentTypes.json)
+            headers.set(Names.headers.accept, accept)
+            if (request.traceId !== undefined && request.spanId !== undefined) {
+              headers.set(Names.headers.traceparent, `00-${request.traceId}-${request.spanId}-${request.sampled ? "01" : "00"}`)
+            }
+            return headers
+          }
+        )
 
       const acceptOf = (spec: Procedure.ProcedureSpec): string => {
         switch (spec._tag) {
           case "subscription":
-            return "text/event-stream"
+            return Names.contentTypes.eventStream
           case "download":
             return spec.contentType === "" ? "*/*" : `${spec.contentType}, */*;q=0.1`
           case "export":
-            return "application/x-ndjson"
+            return Names.contentTypes.ndjson
           case "unary":
-            return "application/json"
+            return Names.contentTypes.json
         }
       }
 
@@ -398,17 +372,18 @@ export const make = <Rpcs extends Rpc.Any>(
           const controller = new AbortController()
           controllers.get(request.id)?.abort()
           controllers.set(request.id, controller)
-          const url = `${base}/${encodeURIComponent(request.tag)}${spec._tag === "export" ? "?format=ndjson" : ""}`
-          const init: RequestInit = {
-            method: "POST",
-            headers: headersOf(request, acceptOf(spec)),
-            signal: controller.signal,
-            ...(request.payload === undefined ? {} : { body: JSON.stringify(request.payload) })
-          }
-          const fetched = Effect.tryPromise({
-            try: () => fetchImpl(url, init),
-            catch: (cause) => protocolError("Failed to send HTTP request", cause)
-          })
+          const url = Names.pathOf(base, request.tag) + (spec._tag === "export" ? `?${Names.query.format}=ndjson` : "")
+          const fetched = Effect.flatMap(headersOf(request, acceptOf(spec)), (headers) =>
+            Effect.tryPromise({
+              try: () =>
+                transport.fetch(url, {
+                  method: "POST",
+                  headers,
+                  signal: controller.signal,
+                  ...(request.payload === undefined ? {} : { body: JSON.stringify(request.payload) })
+                }),
+              catch: (cause) => clientError("Transport", "Failed to send HTTP request", cause)
+            }))
           return Effect.gen(function*() {
             const response = yield* (spec._tag === "subscription" ? withHeartbeat(fetched) : fetched)
             if (!response.ok) return yield* failed(rpc, request.id, response)

@@ -1,4 +1,5 @@
+export * as ClientError from "./ClientError.ts"
 export * as DownloadProgress from "./DownloadProgress.ts"
 export * as RpcProtocol from "./RpcProtocol.ts"
-export * as SseParser from "./SseParser.ts"
 export * as StreamClient from "./StreamClient.ts"
+export * as Protocol from "../src/protocol/index.ts"

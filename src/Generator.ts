@@ -11,8 +11,10 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as BackpressurePolicy from "./BackpressurePolicy.ts"
-import * as ExportFormat from "./ExportFormat.ts"
+import * as ExportFormat from "./protocol/ExportFormat.ts"
 import * as Procedure from "./Procedure.ts"
+import * as Errors from "./protocol/Errors.ts"
+import * as Names from "./protocol/Names.ts"
 import * as ProtocolError from "./ProtocolError.ts"
 
 export interface ClientModuleOptions {
@@ -143,7 +145,7 @@ type JsonObject = { readonly [key: string]: unknown }
 const errorBody = (tags: ReadonlyArray<string>, description: string): JsonObject => ({
   description,
   content: {
-    "application/json": {
+    [Names.contentTypes.json]: {
       schema: {
         type: "object",
         required: ["_tag", "message"],
@@ -167,6 +169,17 @@ const failureMembers = (schema: Schema.Schema.All): ReadonlyArray<SchemaAST.AST>
   return members
 }
 
+/** The answers the transport gives itself, by status (the tags come from the status table). */
+const transportResponses: ReadonlyArray<readonly [number, string]> = [
+  [Errors.statuses.MalformedJson, "The payload is not JSON or does not match the schema"],
+  [Errors.statuses.NotFound, "Unknown procedure"],
+  [Errors.statuses.MethodNotAllowed, "Only GET and POST"],
+  [Errors.statuses.PayloadTooLarge, "The payload is too large"],
+  [Errors.statuses.UnsupportedMediaType, "The body is not application/json"],
+  [Errors.statuses.InternalError, "A defect on the server; never carries internals"],
+  [Errors.statuses.ServiceUnavailable, "The server is draining for a shutdown; retry on another connection"]
+]
+
 export const openApi = <Rpcs extends Rpc.Any>(
   group: RpcGroup.RpcGroup<Rpcs>,
   options: OpenApiOptions
@@ -178,14 +191,14 @@ export const openApi = <Rpcs extends Rpc.Any>(
       definitionPath: "#/components/schemas/",
       target: "openApi3.1"
     }) as unknown as JsonObject
-  const base = (options.path ?? "/rpc").replace(/\/+$/, "")
+  const base = (options.path ?? Names.basePath).replace(/\/+$/, "")
   const paths: Record<string, JsonObject> = {}
 
   for (const rpc of procedures(group)) {
     const spec = Procedure.specOf(rpc)
     const schemas = Procedure.schemasOf(rpc)
     const payload = jsonSchema(schemas.payload)
-    const failure = Schema.Union(schemas.failure, ...Array.from(rpc.middlewares, (m) => m.failure))
+    const failure = Procedure.failureSchemaOf(rpc)
 
     const responses: Record<string, JsonObject> = {}
     switch (spec._tag) {
@@ -197,7 +210,7 @@ export const openApi = <Rpcs extends Rpc.Any>(
             spec.cursor === undefined ? "" : ", with an id: to resume from (Last-Event-ID)"
           }; \`dropped\` reports how many values a slow consumer missed; \`end\` closes normally; \`error\` carries a typed failure. A \`: heartbeat\` comment comes every 30 s.`,
           content: {
-            "text/event-stream": {
+            [Names.contentTypes.eventStream]: {
               schema: { type: "string" },
               "x-sse-events": {
                 message: { data: value, ...(spec.cursor === undefined ? {} : { id: { type: "string" } }) },
@@ -248,24 +261,20 @@ export const openApi = <Rpcs extends Rpc.Any>(
           headers: { "Content-Disposition": { schema: { type: "string" } } },
           content
         }
-        responses["406"] = errorBody(["NotAcceptable"], "The export format is not offered")
+        responses["406"] = errorBody(Errors.tagsWithStatus(Errors.statuses.NotAcceptable), "The export format is not offered")
         break
       }
       case "unary": {
         responses["200"] = {
           description: "The result",
-          content: { "application/json": { schema: jsonSchema(schemas.success) } }
+          content: { [Names.contentTypes.json]: { schema: jsonSchema(schemas.success) } }
         }
         break
       }
     }
-    responses["400"] = errorBody(["MalformedJson", "InvalidPayload"], "The payload is not JSON or does not match the schema")
-    responses["404"] = errorBody(["NotFound"], "Unknown procedure")
-    responses["405"] = errorBody(["MethodNotAllowed"], "Only GET and POST")
-    responses["413"] = errorBody(["PayloadTooLarge"], "The payload is too large")
-    responses["415"] = errorBody(["UnsupportedMediaType"], "The body is not application/json")
-    responses["500"] = errorBody(["InternalError"], "A defect on the server; never carries internals")
-    responses["503"] = errorBody(["ServiceUnavailable"], "The server is draining for a shutdown; retry on another connection")
+    for (const [status, description] of transportResponses) {
+      responses[String(status)] = errorBody(Errors.tagsWithStatus(status), description)
+    }
     // Typed failures by their status (400 unless annotated), in the body's own schema.
     if (spec._tag !== "subscription") {
       const byStatus = new Map<number, Array<JsonObject>>()
@@ -281,27 +290,27 @@ export const openApi = <Rpcs extends Rpc.Any>(
         const typed = members.length === 1 ? members[0]! : { oneOf: members }
         const schema = existing === undefined
           ? typed
-          : { oneOf: [typed, ((existing["content"] as JsonObject)["application/json"] as JsonObject)["schema"]] }
-        responses[key] = { description: existing?.["description"] ?? "A typed failure", content: { "application/json": { schema } } }
+          : { oneOf: [typed, ((existing["content"] as JsonObject)[Names.contentTypes.json] as JsonObject)["schema"]] }
+        responses[key] = { description: existing?.["description"] ?? "A typed failure", content: { [Names.contentTypes.json]: { schema } } }
       }
     }
 
     const parameters: Array<JsonObject> = [{
-      name: "payload",
+      name: Names.query.payload,
       in: "query",
       required: false,
       description: "The payload as URL-encoded JSON (GET only)",
-      content: { "application/json": { schema: payload } }
+      content: { [Names.contentTypes.json]: { schema: payload } }
     }]
     if (spec._tag === "subscription" && spec.cursor !== undefined) {
       parameters.push(
         { name: "Last-Event-ID", in: "header", required: false, schema: { type: "string" }, description: "Resume after this id" },
-        { name: "lastEventId", in: "query", required: false, schema: { type: "string" }, description: "Resume after this id, for clients that cannot set headers" }
+        { name: Names.query.lastEventId, in: "query", required: false, schema: { type: "string" }, description: "Resume after this id, for clients that cannot set headers" }
       )
     }
     if (spec._tag === "export") {
       parameters.push({
-        name: "format",
+        name: Names.query.format,
         in: "query",
         required: false,
         schema: { type: "string", enum: spec.formats, default: spec.defaultFormat }
@@ -312,9 +321,9 @@ export const openApi = <Rpcs extends Rpc.Any>(
       summary: spec.description ?? rpc._tag,
       tags: [spec._tag],
       "x-procedure-kind": spec._tag,
-      parameters: method === "get" ? parameters : parameters.filter((p) => p["name"] !== "payload"),
+      parameters: method === "get" ? parameters : parameters.filter((p) => p["name"] !== Names.query.payload),
       ...(method === "post"
-        ? { requestBody: { required: false, content: { "application/json": { schema: payload } } } }
+        ? { requestBody: { required: false, content: { [Names.contentTypes.json]: { schema: payload } } } }
         : {}),
       ...(rpc.middlewares.size > 0 ? { security: [{ bearer: [] }] } : {}),
       responses

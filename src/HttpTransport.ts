@@ -31,6 +31,7 @@ import * as RequestParsing from "./http/RequestParsing.ts"
 import * as Responses from "./http/Responses.ts"
 import * as Served from "./http/Served.ts"
 import { MetricsService } from "./MetricsService.ts"
+import * as Names from "./protocol/Names.ts"
 import * as ProtocolError from "./ProtocolError.ts"
 
 export type CorsOptions = Cors.CorsOptions
@@ -54,7 +55,7 @@ export interface Options {
   readonly admission?: Admission.AdmissionOptions | undefined
 }
 
-export const defaultPath = "/rpc"
+export const defaultPath = Names.basePath
 
 export const defaultMaxPayloadBytes = 1024 * 1024
 

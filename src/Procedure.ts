@@ -13,7 +13,8 @@ import * as RpcSchema from "@effect/rpc/RpcSchema"
 import * as Context from "effect/Context"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type { ExportFormat } from "./ExportFormat.ts"
+import type { ExportFormat } from "./protocol/ExportFormat.ts"
+import * as Names from "./protocol/Names.ts"
 
 export type { ExportFormat }
 
@@ -54,7 +55,7 @@ export type ProcedureKind = ProcedureSpec["_tag"]
 export class Spec extends Context.Tag("effect-stream-rpc/Procedure/Spec")<Spec, ProcedureSpec>() {}
 
 /** The header carrying the cursor a resumable subscription continues after. */
-export const lastEventIdHeader = "last-event-id"
+export const lastEventIdHeader = Names.headers.lastEventId
 
 /** The cursor a resumable subscription was asked to continue after, if any. */
 export const lastEventId = (headers: Readonly<Record<string, string | undefined>>): string | undefined => {
@@ -212,3 +213,13 @@ export const schemasOf = (rpc: Rpc.AnyWithProps): {
   }
   return { payload: rpc.payloadSchema, success: rpc.successSchema, failure: rpc.errorSchema }
 }
+
+/**
+ * Everything a typed failure of `rpc` can be: its own errors and the
+ * failures of its middlewares (e.g. `Unauthorized`), as one schema.
+ */
+export const failureSchemaOf = (rpc: Rpc.AnyWithProps): Schema.Schema<unknown, unknown, never> =>
+  Schema.Union(
+    schemasOf(rpc).failure,
+    ...Array.from(rpc.middlewares, (middleware) => middleware.failure)
+  ) as unknown as Schema.Schema<unknown, unknown, never>

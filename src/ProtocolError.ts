@@ -1,6 +1,6 @@
 /**
  * Errors answered before a stream starts, each with its HTTP status and a
- * JSON body `{"_tag", "message"}`. Bad input is always a 4xx, never a 500.
+ * JSON body `{"_tag", "message"}` (statuses from `protocol/Errors.ts`).
  * `Unauthorized` and `Forbidden` are for authentication middleware: use them
  * as (part of) an `RpcMiddleware` failure schema and the server answers 401
  * or 403 before the handler runs. Any other error schema can choose its
@@ -8,61 +8,62 @@
  */
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as Schema from "effect/Schema"
+import { statuses } from "./protocol/Errors.ts"
 
 const fields = { message: Schema.String }
 
 export class MalformedJson extends Schema.TaggedError<MalformedJson>()(
   "MalformedJson",
   fields,
-  HttpApiSchema.annotations({ status: 400 })
+  HttpApiSchema.annotations({ status: statuses.MalformedJson })
 ) {}
 
 export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()(
   "InvalidPayload",
   fields,
-  HttpApiSchema.annotations({ status: 400 })
+  HttpApiSchema.annotations({ status: statuses.InvalidPayload })
 ) {}
 
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
   "Unauthorized",
   fields,
-  HttpApiSchema.annotations({ status: 401 })
+  HttpApiSchema.annotations({ status: statuses.Unauthorized })
 ) {}
 
 export class Forbidden extends Schema.TaggedError<Forbidden>()(
   "Forbidden",
   fields,
-  HttpApiSchema.annotations({ status: 403 })
+  HttpApiSchema.annotations({ status: statuses.Forbidden })
 ) {}
 
 export class NotFound extends Schema.TaggedError<NotFound>()(
   "NotFound",
   fields,
-  HttpApiSchema.annotations({ status: 404 })
+  HttpApiSchema.annotations({ status: statuses.NotFound })
 ) {}
 
 export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
   "MethodNotAllowed",
   fields,
-  HttpApiSchema.annotations({ status: 405 })
+  HttpApiSchema.annotations({ status: statuses.MethodNotAllowed })
 ) {}
 
 export class NotAcceptable extends Schema.TaggedError<NotAcceptable>()(
   "NotAcceptable",
   fields,
-  HttpApiSchema.annotations({ status: 406 })
+  HttpApiSchema.annotations({ status: statuses.NotAcceptable })
 ) {}
 
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
   "PayloadTooLarge",
   fields,
-  HttpApiSchema.annotations({ status: 413 })
+  HttpApiSchema.annotations({ status: statuses.PayloadTooLarge })
 ) {}
 
 export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
   "UnsupportedMediaType",
   fields,
-  HttpApiSchema.annotations({ status: 415 })
+  HttpApiSchema.annotations({ status: statuses.UnsupportedMediaType })
 ) {}
 
 /**
@@ -73,14 +74,14 @@ export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaTyp
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
   "ServiceUnavailable",
   fields,
-  HttpApiSchema.annotations({ status: 503 })
+  HttpApiSchema.annotations({ status: statuses.ServiceUnavailable })
 ) {}
 
 /** A defect on the server: the body never carries its message or stack. */
 export class InternalError extends Schema.TaggedError<InternalError>()(
   "InternalError",
   fields,
-  HttpApiSchema.annotations({ status: 500 })
+  HttpApiSchema.annotations({ status: statuses.InternalError })
 ) {}
 
 export const ProtocolError = Schema.Union(

@@ -18,6 +18,7 @@ import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
@@ -26,13 +27,14 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as BackpressurePolicy from "./BackpressurePolicy.ts"
-import * as ContentDisposition from "./ContentDisposition.ts"
-import * as ExportFormat from "./ExportFormat.ts"
 import * as GracefulShutdown from "./GracefulShutdown.ts"
 import type { Drain } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamKind, type StreamMetrics, type Termination } from "./MetricsService.ts"
 import { StreamingConfig } from "./StreamingConfig.ts"
-import * as SseFraming from "./SseFraming.ts"
+import * as ContentDisposition from "./protocol/ContentDisposition.ts"
+import * as ExportFormat from "./protocol/ExportFormat.ts"
+import * as Names from "./protocol/Names.ts"
+import * as Sse from "./protocol/Sse.ts"
 
 /** What every kind's options share. */
 interface CommonOptions<E, R> {
@@ -219,22 +221,22 @@ export const sse = <A, E, R>(options: SseOptions<A, E, R>): Effect.Effect<HttpSe
     const context = yield* Effect.context<R>()
     const { id, serialize } = options
     const serializeError = options.serializeError ?? genericErrorJson
-    let opening = config.retry === undefined ? SseFraming.comment("ok") : SseFraming.retry(config.retry)
+    let opening = config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
     if (options.preamble !== undefined) opening += options.preamble
 
     const events = body("subscription", options.name, context as Context.Context<never>, (life) => {
       const encodeBatch = (batch: BackpressurePolicy.SlidingBatch<A>): Uint8Array => {
         let text = ""
         // One heartbeat however many intervals passed while the socket held the writer up.
-        if (batch.ticks > 0) text += SseFraming.heartbeat
+        if (batch.ticks > 0) text += Sse.heartbeat
         if (batch.unknownGap || batch.dropped > 0) {
-          text += SseFraming.dropped(batch.unknownGap ? null : batch.dropped)
+          text += Sse.dropped(batch.unknownGap ? null : batch.dropped)
           if (batch.dropped > 0) life.dropped(batch.dropped)
         }
         const values = batch.values
         for (let i = 0; i < values.length; i++) {
           const value = values[i]!
-          text += SseFraming.event({ id: id === undefined ? undefined : id(value), data: serialize(value) })
+          text += Sse.event({ id: id === undefined ? undefined : id(value), data: serialize(value) })
         }
         const bytes = utf8.encode(text)
         life.delivered(values.length, bytes.byteLength)
@@ -259,14 +261,14 @@ export const sse = <A, E, R>(options: SseOptions<A, E, R>): Effect.Effect<HttpSe
         }
       ).pipe(
         Stream.map(encodeBatch),
-        Stream.concat(Stream.suspend(() => (drained ? Stream.empty : finish(SseFraming.end, "completed")))),
+        Stream.concat(Stream.suspend(() => (drained ? Stream.empty : finish(Sse.end, "completed")))),
         Stream.catchAllCause((cause) => {
           if (Cause.isInterruptedOnly(cause)) return Stream.failCause(cause)
           const failure = Cause.failureOption(cause)
-          if (Option.isSome(failure)) return finish(SseFraming.error(serializeError(failure.value)), "failed")
+          if (Option.isSome(failure)) return finish(Sse.error(serializeError(failure.value)), "failed")
           return Stream.fromEffect(Effect.logError("subscription defect", cause)).pipe(
             Stream.drain,
-            Stream.concat(finish(SseFraming.error(internalErrorJson), "failed"))
+            Stream.concat(finish(Sse.error(internalErrorJson), "failed"))
           )
         })
       )
@@ -274,10 +276,10 @@ export const sse = <A, E, R>(options: SseOptions<A, E, R>): Effect.Effect<HttpSe
     })
 
     return HttpServerResponse.stream(events, {
-      contentType: "text/event-stream",
+      contentType: Names.contentTypes.eventStream,
       headers: {
-        "cache-control": "no-cache, no-transform",
-        "x-accel-buffering": "no"
+        [Names.headers.cacheControl]: "no-cache, no-transform",
+        [Names.headers.accelBuffering]: "no"
       }
     })
   })
@@ -324,10 +326,10 @@ export const download = <E, R>(
     const first = yield* started(buffered)
     const bytes = body("download", name, context as Context.Context<never>, (life) => transfer(life, first, true, life.cut))
     const headers: Record<string, string> = {}
-    if (filename !== undefined) headers["content-disposition"] = ContentDisposition.attachment(filename)
-    if (options.contentLength !== undefined) headers["content-length"] = String(options.contentLength)
+    if (filename !== undefined) headers[Names.headers.contentDisposition] = ContentDisposition.attachment(filename)
+    if (options.contentLength !== undefined) headers[Names.headers.contentLength] = String(options.contentLength)
     return HttpServerResponse.stream(bytes, {
-      contentType: options.contentType ?? "application/octet-stream",
+      contentType: options.contentType ?? Names.contentTypes.octetStream,
       headers
     })
   })
@@ -365,7 +367,7 @@ const exportRows = <A, E, R>(
     return HttpServerResponse.stream(bytes, {
       contentType: ExportFormat.contentTypes[format],
       headers: {
-        "content-disposition": ContentDisposition.attachment(
+        [Names.headers.contentDisposition]: ContentDisposition.attachment(
           `${options.filename ?? options.name}.${ExportFormat.extensions[format]}`
         )
       }

@@ -3,6 +3,7 @@
  * of the same origin can call: the safe default.
  */
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Names from "../protocol/Names.ts"
 
 export interface CorsOptions {
   readonly origins: "*" | ReadonlyArray<string>
@@ -12,8 +13,14 @@ export interface CorsOptions {
   readonly maxAge?: number | undefined
 }
 
-const allowHeaders = "content-type, authorization, last-event-id, traceparent, tracestate"
-const exposeHeaders = "content-disposition, content-length"
+const allowHeaders = [
+  Names.headers.contentType,
+  Names.headers.authorization,
+  Names.headers.lastEventId,
+  Names.headers.traceparent,
+  Names.headers.tracestate
+].join(", ")
+const exposeHeaders = [Names.headers.contentDisposition, Names.headers.contentLength].join(", ")
 
 /** Refuses a configuration browsers would reject: a wildcard with credentials. */
 export const validate = (cors: CorsOptions | undefined): string | undefined =>

@@ -10,8 +10,9 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Stream from "effect/Stream"
-import * as ExportFormat from "../ExportFormat.ts"
+import * as ExportFormat from "../protocol/ExportFormat.ts"
 import * as Procedure from "../Procedure.ts"
+import * as Names from "../protocol/Names.ts"
 import * as ProtocolError from "../ProtocolError.ts"
 import type { Served } from "./Served.ts"
 
@@ -46,7 +47,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true })
  */
 const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
   Effect.gen(function*() {
-    const declared = Number(request.headers["content-length"] ?? NaN)
+    const declared = Number(request.headers[Names.headers.contentLength] ?? NaN)
     if (declared > limit) {
       // Not read at all: the 413 closes the connection.
       return yield* new ProtocolError.PayloadTooLarge({ message: `The request body exceeds ${limit} bytes` })
@@ -84,10 +85,10 @@ const parseJson = (text: string) =>
 const rawPayload = (request: HttpServerRequest.HttpServerRequest, url: URL, limit: number) =>
   Effect.gen(function*() {
     if (request.method === "POST") {
-      const contentType = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+      const contentType = Names.mediaTypeOf(request.headers[Names.headers.contentType])
       const body = yield* readBody(request, limit)
       if (body.byteLength === 0) return undefined
-      if (contentType !== "application/json" && contentType !== "") {
+      if (contentType !== Names.contentTypes.json && contentType !== "") {
         return yield* new ProtocolError.UnsupportedMediaType({
           message: `Expected Content-Type application/json, got ${contentType.slice(0, 100)}`
         })
@@ -98,7 +99,7 @@ const rawPayload = (request: HttpServerRequest.HttpServerRequest, url: URL, limi
       })
       return yield* parseJson(text)
     }
-    const param = url.searchParams.get("payload")
+    const param = url.searchParams.get(Names.query.payload)
     if (param === null || param === "") return undefined
     if (param.length > limit) {
       return yield* new ProtocolError.PayloadTooLarge({ message: `The payload exceeds ${limit} bytes` })
@@ -138,7 +139,7 @@ const procedureOf = (procedures: ReadonlyMap<string, Served>, base: string, url:
 
 const formatOf = (spec: Procedure.ProcedureSpec, url: URL) => {
   if (spec._tag !== "export") return Either.right(undefined)
-  const asked = url.searchParams.get("format") ?? spec.defaultFormat
+  const asked = url.searchParams.get(Names.query.format) ?? spec.defaultFormat
   if (!ExportFormat.isExportFormat(asked) || !spec.formats.includes(asked)) {
     return Either.left(
       new ProtocolError.NotAcceptable({
@@ -167,9 +168,9 @@ export const parse = (
     const format = yield* formatOf(served.spec, url)
     const payload = yield* decodePayload(served, yield* rawPayload(request, url, options.maxPayloadBytes))
     let headers = request.headers
-    const resumeFrom = url.searchParams.get("lastEventId")
-    if (resumeFrom !== null && headers[Procedure.lastEventIdHeader] === undefined) {
-      headers = Headers.set(headers, Procedure.lastEventIdHeader, resumeFrom)
+    const resumeFrom = url.searchParams.get(Names.query.lastEventId)
+    if (resumeFrom !== null && headers[Names.headers.lastEventId] === undefined) {
+      headers = Headers.set(headers, Names.headers.lastEventId, resumeFrom)
     }
     return { served, payload, headers, format }
   })

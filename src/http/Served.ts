@@ -56,7 +56,7 @@ const fastStruct = (schema: Schema.Schema.All): ((a: unknown) => unknown) | unde
 
 export const make = (rpc: Rpc.AnyWithProps): Served => {
   const schemas = Procedure.schemasOf(rpc)
-  const failure = Schema.Union(schemas.failure, ...Array.from(rpc.middlewares, (m) => m.failure))
+  const failure = Procedure.failureSchemaOf(rpc)
   return {
     rpc,
     spec: Procedure.specOf(rpc),

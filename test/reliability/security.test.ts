@@ -20,7 +20,7 @@ import * as RpcProtocol from "../../client/RpcProtocol.ts"
 import * as StreamClient from "../../client/StreamClient.ts"
 import { Authentication } from "../../examples/demo/contract.ts"
 import { AuthenticationLive } from "../../examples/demo/handlers.ts"
-import * as ContentDisposition from "../../src/ContentDisposition.ts"
+import * as ContentDisposition from "../../src/protocol/ContentDisposition.ts"
 import * as HttpTransport from "../../src/HttpTransport.ts"
 import * as Procedure from "../../src/Procedure.ts"
 import { Forbidden, Unauthorized } from "../../src/ProtocolError.ts"
@@ -309,7 +309,7 @@ describe("Content-Disposition injection", () => {
             const match = /^attachment; filename="([\x20-\x21\x23-\x5b\x5d-\x7e]*)"; filename\*=UTF-8''([A-Za-z0-9!#$&+\-.^_`|~%]*)$/.exec(value)
             expect(match, value).not.toBeNull()
             expect(decodeURIComponent(match![2]!)).toBe(ContentDisposition.sanitize(name))
-            expect(StreamClient.filenameOf(value)).toBe(ContentDisposition.sanitize(name))
+            expect(ContentDisposition.filenameOf(value)).toBe(ContentDisposition.sanitize(name))
             expect(ContentDisposition.sanitize(name)).not.toMatch(/[\u0000-\u001f\u007f"\\/]/)
           }),
           { numRuns: 200 }

@@ -1,14 +1,14 @@
 import { readFileSync } from "node:fs"
 import { describe, expect, it } from "vitest"
 import * as fc from "fast-check"
-import * as SseFraming from "../src/SseFraming.ts"
 import {
   makeSseParser,
   type SseEvent,
   SseEventTooLarge,
   type SseParser,
   type SseParserOptions
-} from "../client/SseParser.ts"
+} from "../../src/protocol/Sse.ts"
+import * as SseFraming from "../../src/protocol/Sse.ts"
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -647,6 +647,40 @@ describe("SseParser: round trip", () => {
     )
   })
 
+  it("encoded events cut in two at every byte offset parse back to the same events", () => {
+    fc.assert(
+      fc.property(fc.array(sentEvent, { maxLength: 5 }), (sent) => {
+        const bytes = utf8(sent.map(encodeEvent).join(""))
+        for (let k = 0; k <= bytes.length; k++) {
+          const r = record()
+          r.parser.feedBytes(bytes.subarray(0, k))
+          r.parser.feedBytes(bytes.subarray(k))
+          r.parser.end()
+          expect(r.events()).toEqual(expectedEvents(sent))
+        }
+      }),
+      { numRuns: 100 }
+    )
+  })
+
+  it("dropped, end and error frames mean the same to every client; a count of 0 is no loss", () => {
+    const meaning = (frame: string) => {
+      const events: Array<SseFraming.SubscriptionEvent> = []
+      const parser = makeSseParser({ onEvent: (event) => events.push(SseFraming.subscriptionEvent(event)) })
+      parser.feed(frame)
+      return events
+    }
+    expect(meaning(SseFraming.dropped(3))).toEqual([{ _tag: "Dropped", count: 3 }])
+    expect(meaning(SseFraming.dropped(null))).toEqual([{ _tag: "Dropped", count: null }])
+    expect(meaning(SseFraming.dropped(0))).toEqual([{ _tag: "Ignored" }])
+    expect(meaning("event: dropped\ndata: {\"count\":-1}\n\n")).toEqual([{ _tag: "Ignored" }])
+    expect(meaning("event: dropped\ndata: nope\n\n")).toEqual([{ _tag: "Ignored" }])
+    expect(meaning(SseFraming.end)).toEqual([{ _tag: "End" }])
+    expect(meaning(SseFraming.error("{\"_tag\":\"Nope\"}"))).toEqual([{ _tag: "Failure", error: { _tag: "Nope" } }])
+    expect(meaning(SseFraming.event({ data: "[1]" }))).toEqual([{ _tag: "Value", json: [1] }])
+    expect(meaning(SseFraming.event({ data: "" }))[0]?._tag).toBe("Invalid")
+  })
+
   it("encoded events split into arbitrary text pieces parse back to the same events", () => {
     fc.assert(
       fc.property(fc.array(sentEvent, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 12 }), (sent, cuts) => {
@@ -721,7 +755,7 @@ describe("SseParser: round trip", () => {
 
 describe("SseParser: browser safety", () => {
   it("the parser module uses no Node built-ins or Node globals", () => {
-    const source = readFileSync(new URL("../client/SseParser.ts", import.meta.url), "utf8")
+    const source = readFileSync(new URL("../../src/protocol/Sse.ts", import.meta.url), "utf8")
     expect(source).not.toMatch(/from\s+["']node:/)
     expect(source).not.toMatch(/\brequire\s*\(/)
     expect(source).not.toMatch(/\bBuffer\b/)

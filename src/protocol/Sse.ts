@@ -1,19 +1,139 @@
 /**
- * Incremental Server-Sent Events parser, following the WHATWG HTML standard,
- * "Interpreting an event stream":
+ * Server-Sent Events, both halves: the frame encoder the server writes with
+ * and the incremental parser both clients read with.
+ *
+ * The encoder guards the fields that would break a frame (an `event` or `id`
+ * holding CR, LF or NUL) instead of emitting it broken.
+ *
+ * The parser follows the WHATWG HTML standard, "Interpreting an event stream":
  * https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
- *
- * Browser-safe: only web-standard APIs (`TextDecoder`), no Node built-ins.
- *
  * Input can be fed in arbitrary pieces, as text (`feed`) or as raw bytes
  * (`feedBytes`, streaming UTF-8 decode). Lines are found with `indexOf`, so
  * the cost is linear in the input and no per-character string building
- * happens.
+ * happens. Memory is bounded by `maxEventSize`: a server that never ends a
+ * line, or never ends an event, makes `feed` throw `SseEventTooLarge` as soon
+ * as the limit is crossed instead of buffering without bound.
  *
- * Memory is bounded by `maxEventSize`: a server that never ends a line, or
- * never ends an event, makes `feed` throw `SseEventTooLarge` as soon as the
- * limit is crossed instead of buffering without bound.
+ * Browser-safe: only web-standard APIs (`TextDecoder`), no Node built-ins.
  */
+import { events } from "./Names.ts"
+
+// ---------------------------------------------------------------------------
+// Encoder
+// ---------------------------------------------------------------------------
+
+const unsafeField = /[\r\n\0]/
+
+export class SseFramingError extends Error {
+  readonly _tag = "SseFramingError"
+}
+
+/**
+ * One event frame. `data` is split on line breaks into several `data:` lines;
+ * an empty `data` still gets its `data:` line, so the event is dispatched.
+ */
+export const event = (options: {
+  readonly type?: string | undefined
+  readonly id?: string | undefined
+  readonly data: string
+}): string => {
+  const type = options.type ?? events.message
+  if (unsafeField.test(type)) throw new SseFramingError("SSE event type must not contain CR, LF or NUL")
+  const id = options.id
+  if (id !== undefined && unsafeField.test(id)) throw new SseFramingError("SSE event id must not contain CR, LF or NUL")
+  // A lone CR ends a line for the parser just as LF does.
+  const data = options.data.includes("\r") ? options.data.replace(/\r\n?/g, "\n") : options.data
+  let frame = id === undefined ? "" : `id: ${id}\n`
+  if (type !== events.message) frame += `event: ${type}\n`
+  return `${frame}data: ${data.includes("\n") ? data.replace(/\n/g, "\ndata: ") : data}\n\n`
+}
+
+/** A comment line: ignored by parsers, keeps proxies and watchdogs aware the connection lives. */
+export const comment = (text: string): string => `: ${text.replace(/[\r\n]+/g, " ")}\n\n`
+
+export const heartbeat = comment("heartbeat")
+
+/** The reconnection delay a client should use, in milliseconds. */
+export const retry = (millis: number): string => `retry: ${Math.max(0, Math.round(millis))}\n\n`
+
+/**
+ * `event: dropped` telling the consumer exactly how many values it missed;
+ * `null` when the server cannot know (a resume cursor from before a restart).
+ */
+export const dropped = (count: number | null): string => event({ type: events.dropped, data: JSON.stringify({ count }) })
+
+/** `event: end` — with a non-empty `data:` line so every client dispatches it. */
+export const end: string = event({ type: events.end, data: "{}" })
+
+/** `event: error` carrying a JSON error object with its `_tag`. */
+export const error = (json: string): string => event({ type: events.error, data: json })
+
+/**
+ * The count of a `dropped` event as clients report it: a positive integer, or
+ * `null` for a gap of unknown size. Anything else — a count of 0 (the server
+ * never sends one), a negative or fractional count, data that is not
+ * `{"count": …}` — is `undefined`: not a loss, and not reported.
+ */
+export const droppedCount = (data: string): number | null | undefined => {
+  let count: unknown
+  try {
+    count = (JSON.parse(data) as { readonly count?: unknown } | null)?.count
+  } catch {
+    return undefined
+  }
+  if (count === null) return null
+  return typeof count === "number" && Number.isInteger(count) && count > 0 ? count : undefined
+}
+
+/** What one event of a subscription means to a client. */
+export type SubscriptionEvent =
+  /** A value: its JSON, still to be decoded with the contract's schema. */
+  | { readonly _tag: "Value"; readonly json: unknown }
+  /** Values the subscriber will never get (`droppedCount`). */
+  | { readonly _tag: "Dropped"; readonly count: number | null }
+  /** The normal end. */
+  | { readonly _tag: "End" }
+  /** A failure: the JSON error (the raw data when it is not JSON), still to be decoded. */
+  | { readonly _tag: "Failure"; readonly error: unknown }
+  /** A value event whose data is not JSON. */
+  | { readonly _tag: "Invalid"; readonly cause: unknown }
+  /** Nothing to report: an unknown event type, or a `dropped` event without a loss. */
+  | { readonly _tag: "Ignored" }
+
+const ignored: SubscriptionEvent = { _tag: "Ignored" }
+const ended: SubscriptionEvent = { _tag: "End" }
+
+export const subscriptionEvent = (event: SseEvent): SubscriptionEvent => {
+  switch (event.type) {
+    case events.message:
+      try {
+        return { _tag: "Value", json: JSON.parse(event.data) }
+      } catch (cause) {
+        return { _tag: "Invalid", cause }
+      }
+    case events.dropped: {
+      const count = droppedCount(event.data)
+      return count === undefined ? ignored : { _tag: "Dropped", count }
+    }
+    case events.end:
+      return ended
+    case events.error: {
+      let error: unknown
+      try {
+        error = JSON.parse(event.data)
+      } catch {
+        error = event.data
+      }
+      return { _tag: "Failure", error }
+    }
+    default:
+      return ignored
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Parser
+// ---------------------------------------------------------------------------
 
 /** One dispatched event. */
 export interface SseEvent {
@@ -135,8 +255,8 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
   let eventId: string | undefined = undefined
   let eventSize = 0
 
-  const fail = (): never => {
-    failed = true
+  /** Forget the line and the event being read. */
+  const clearEvent = (): void => {
     partial.length = 0
     partialLength = 0
     data = ""
@@ -144,6 +264,11 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
     eventType = ""
     eventId = undefined
     eventSize = 0
+  }
+
+  const fail = (): never => {
+    failed = true
+    clearEvent()
     throw new SseEventTooLarge(maxEventSize)
   }
 
@@ -261,16 +386,10 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
 
     let lf = text.indexOf("\n", start)
     let cr = text.indexOf("\r", start)
-
-    if (partialLength !== 0) {
-      if (lf === -1 && cr === -1) {
-        partial.push(start === 0 ? text : text.slice(start))
-        partialLength += length - start
-        if (eventSize + partialLength > maxEventSize) fail()
-        return
-      }
-      let end: number
-      let next: number
+    // The line ending first: it ends at `end`, the next one starts at `next` (CR, LF or CRLF).
+    let end = 0
+    let next = 0
+    const lineEnd = (): void => {
       if (cr === -1 || (lf !== -1 && lf < cr)) {
         end = lf
         next = lf + 1
@@ -285,6 +404,16 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
         }
         cr = text.indexOf("\r", next)
       }
+    }
+
+    if (partialLength !== 0) {
+      if (lf === -1 && cr === -1) {
+        partial.push(start === 0 ? text : text.slice(start))
+        partialLength += length - start
+        if (eventSize + partialLength > maxEventSize) fail()
+        return
+      }
+      lineEnd()
       partial.push(text.slice(start, end))
       const whole = partial.length === 1 ? partial[0]! : partial.join("")
       partial.length = 0
@@ -331,22 +460,7 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
       }
     } else {
       while (lf !== -1 || cr !== -1) {
-        let end: number
-        let next: number
-        if (cr === -1 || (lf !== -1 && lf < cr)) {
-          end = lf
-          next = lf + 1
-          lf = text.indexOf("\n", next)
-        } else {
-          end = cr
-          next = cr + 1
-          if (next === length) skipLF = true
-          else if (text.charCodeAt(next) === LF) {
-            next++
-            lf = text.indexOf("\n", next)
-          }
-          cr = text.indexOf("\r", next)
-        }
+        lineEnd()
         line(text, start, end)
         start = next
       }
@@ -398,13 +512,7 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
     held = undefined
     bomPending = true
     skipLF = false
-    partial.length = 0
-    partialLength = 0
-    data = ""
-    dataLines = 0
-    eventType = ""
-    eventId = undefined
-    eventSize = 0
+    clearEvent()
   }
 
   const end = (): void => {
