@@ -18,6 +18,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -47,10 +48,12 @@ export interface Options {
   readonly cors?: CorsOptions | undefined
   /** Largest accepted request body (POST) or `?payload=` in bytes. Default 1 MiB. */
   readonly maxPayloadBytes?: number | undefined
+  /** How long a request body may take to arrive; past it the answer is 408 and the connection closes. Default 10 seconds. */
+  readonly bodyTimeout?: Duration.DurationInput | undefined
   /**
    * Past these limits new calls are answered `503` with `Retry-After`
    * (see `Admission`): open subscriptions (default 20,000), running transfers
-   * (default 256), event-loop delay (default 500 ms).
+   * (default 256), event-loop delay (default 1 second).
    */
   readonly admission?: Admission.AdmissionOptions | undefined
 }
@@ -86,7 +89,11 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
       GracefulShutdown.unsafeMake
     )
     const context = Context.add(provided, GracefulShutdown.GracefulShutdown, drain) as Context.Context<never>
-    const parsing = { base: basePath(options), maxPayloadBytes: options?.maxPayloadBytes ?? defaultMaxPayloadBytes }
+    const parsing = {
+      base: basePath(options),
+      maxPayloadBytes: options?.maxPayloadBytes ?? defaultMaxPayloadBytes,
+      bodyTimeout: Duration.decode(options?.bodyTimeout ?? "10 seconds")
+    }
     const admission = Admission.make(options?.admission)
     const metrics = Option.getOrUndefined(Context.getOption(provided, MetricsService))
     const procedures = new Map<string, Served.Served>()

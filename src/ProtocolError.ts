@@ -54,6 +54,13 @@ export class NotAcceptable extends Schema.TaggedError<NotAcceptable>()(
   HttpApiSchema.annotations({ status: statuses.NotAcceptable })
 ) {}
 
+/** The request body did not arrive within the server's body timeout; the connection is closed. */
+export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()(
+  "RequestTimeout",
+  fields,
+  HttpApiSchema.annotations({ status: statuses.RequestTimeout })
+) {}
+
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
   "PayloadTooLarge",
   fields,
@@ -92,6 +99,7 @@ export const ProtocolError = Schema.Union(
   NotFound,
   MethodNotAllowed,
   NotAcceptable,
+  RequestTimeout,
   PayloadTooLarge,
   UnsupportedMediaType,
   ServiceUnavailable,

@@ -8,6 +8,7 @@ import * as Stream from "effect/Stream"
 import { EventSource } from "eventsource"
 import * as fc from "fast-check"
 import * as Http from "node:http"
+import * as Net from "node:net"
 import { DemoApi } from "../examples/demo/contract.ts"
 import { AuthenticationLive, DemoHandlers } from "../examples/demo/handlers.ts"
 import * as PriceFeed from "../examples/demo/PriceFeed.ts"
@@ -337,6 +338,33 @@ describe("web-standard handler", () => {
       const missing = yield* Effect.promise(() => handler(new Request("http://localhost/rpc/nothing")))
       expect(missing.status).toBe(404)
       yield* Effect.promise(dispose)
+    }).pipe(quiet))
+})
+
+describe("a request body that trickles in", () => {
+  it.scopedLive("is answered 408 RequestTimeout past the body timeout, and its connection closed", () =>
+    Effect.gen(function*() {
+      const services = yield* Layer.build(DemoLive)
+      const url = yield* Effect.flatMap(HttpTransport.toHttpApp(DemoApi, { bodyTimeout: "200 millis" }), listen).pipe(
+        Effect.provide(services)
+      )
+      const { port } = new URL(url)
+      const answer = yield* Effect.promise(() =>
+        new Promise<string>((resolve, reject) => {
+          const socket = Net.connect(Number(port), "127.0.0.1", () => {
+            socket.write(
+              "POST /rpc/getQuote HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+            )
+          })
+          let text = ""
+          socket.on("data", (bytes) => (text += bytes.toString("utf8")))
+          socket.on("close", () => resolve(text))
+          socket.on("error", reject)
+        })
+      )
+      expect(answer.startsWith("HTTP/1.1 408")).toBe(true)
+      expect(answer.toLowerCase()).toContain("connection: close")
+      expect(answer).toContain("\"_tag\":\"RequestTimeout\"")
     }).pipe(quiet))
 })
 

@@ -104,7 +104,11 @@ const Handlers = BenchApi.toLayer({
 
 const Direct = HttpLayerRouter.add("GET", "/direct/ticks", StreamingService.sse({ name: "ticks", stream: ticks, serialize: serializeTick }))
 
-const App = Layer.mergeAll(HttpTransport.layer(BenchApi), Direct).pipe(Layer.provide(Handlers))
+// The bench measures capacity: no call is shed (load shedding is measured by the soak).
+const App = Layer.mergeAll(
+  HttpTransport.layer(BenchApi, { admission: { maxEventLoopDelay: Infinity, maxSubscriptions: Infinity } }),
+  Direct
+).pipe(Layer.provide(Handlers))
 
 const main = Effect.gen(function*() {
   const server = yield* HttpServer.HttpServer

@@ -19,14 +19,14 @@ export interface AdmissionOptions {
   readonly maxSubscriptions?: number | undefined
   /** Most downloads and exports running at once. Default 256. */
   readonly maxTransfers?: number | undefined
-  /** Event-loop delay past which new calls are refused; `Infinity` to disable. Default 500 ms. */
+  /** Event-loop delay past which new calls are refused; `Infinity` to disable. Default 1 second. */
   readonly maxEventLoopDelay?: Duration.DurationInput | undefined
 }
 
 export const defaults = {
   maxSubscriptions: 20_000,
   maxTransfers: 256,
-  maxEventLoopDelay: Duration.millis(500)
+  maxEventLoopDelay: Duration.seconds(1)
 } as const
 
 export type ShedReason = "event_loop_delay" | "subscriptions" | "transfers"

@@ -31,6 +31,7 @@ const extraHeaders = (tag: ProtocolError.ProtocolError["_tag"]): Headers.Input |
     case "MethodNotAllowed":
       return { allow: "GET, POST" }
     case "PayloadTooLarge":
+    case "RequestTimeout":
       return { connection: "close" }
     case "ServiceUnavailable":
       return { connection: "close", "retry-after": "1" }

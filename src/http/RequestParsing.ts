@@ -6,8 +6,10 @@
  */
 import * as Headers from "@effect/platform/Headers"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as ParseResult from "effect/ParseResult"
 import * as Stream from "effect/Stream"
 import * as ExportFormat from "../protocol/ExportFormat.ts"
@@ -45,7 +47,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true })
  * discarded, not kept, so the client can read the 413; a body larger still
  * (hostile) is cut off by closing the connection.
  */
-const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
+const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number, timeout: Duration.Duration) =>
   Effect.gen(function*() {
     const declared = Number(request.headers[Names.headers.contentLength] ?? NaN)
     if (declared > limit) {
@@ -55,12 +57,24 @@ const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =
     const chunks: Array<Uint8Array> = []
     let size = 0
     const discardUpTo = limit * 4
-    yield* request.stream.pipe(
+    const read = request.stream.pipe(
       Stream.mapError(() => new ProtocolError.MalformedJson({ message: "The request body could not be read" })),
       Stream.runForEachWhile((chunk) => {
         size += chunk.byteLength
         if (size <= limit) chunks.push(chunk)
         return Effect.succeed(size <= discardUpTo)
+      })
+    )
+    // A body trickling in byte by byte must not hold the request (and its socket) for
+    // minutes. The read runs apart and only the wait is timed out: interrupting the read
+    // would destroy the socket before the 408 is written. It ends when the socket closes.
+    const reader = yield* Effect.forkDaemon(read)
+    yield* Fiber.join(reader).pipe(
+      Effect.interruptible,
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () =>
+          new ProtocolError.RequestTimeout({ message: `The request body did not arrive within ${Duration.format(timeout)}` })
       })
     )
     if (size > limit) {
@@ -82,11 +96,11 @@ const parseJson = (text: string) =>
   })
 
 /** The JSON payload of a request, before schema decoding; `undefined` when none was sent. */
-const rawPayload = (request: HttpServerRequest.HttpServerRequest, url: URL, limit: number) =>
+const rawPayload = (request: HttpServerRequest.HttpServerRequest, url: URL, limit: number, timeout: Duration.Duration) =>
   Effect.gen(function*() {
     if (request.method === "POST") {
       const contentType = Names.mediaTypeOf(request.headers[Names.headers.contentType])
-      const body = yield* readBody(request, limit)
+      const body = yield* readBody(request, limit, timeout)
       if (body.byteLength === 0) return undefined
       if (contentType !== Names.contentTypes.json && contentType !== "") {
         return yield* new ProtocolError.UnsupportedMediaType({
@@ -157,7 +171,7 @@ export const urlOf = (request: HttpServerRequest.HttpServerRequest): URL =>
 export const parse = (
   request: HttpServerRequest.HttpServerRequest,
   procedures: ReadonlyMap<string, Served>,
-  options: { readonly base: string; readonly maxPayloadBytes: number }
+  options: { readonly base: string; readonly maxPayloadBytes: number; readonly bodyTimeout: Duration.Duration }
 ): Effect.Effect<Call, ProtocolError.ProtocolError> =>
   Effect.gen(function*() {
     const url = urlOf(request)
@@ -166,7 +180,7 @@ export const parse = (
       return yield* new ProtocolError.MethodNotAllowed({ message: `Use GET or POST, not ${request.method.slice(0, 20)}` })
     }
     const format = yield* formatOf(served.spec, url)
-    const payload = yield* decodePayload(served, yield* rawPayload(request, url, options.maxPayloadBytes))
+    const payload = yield* decodePayload(served, yield* rawPayload(request, url, options.maxPayloadBytes, options.bodyTimeout))
     let headers = request.headers
     const resumeFrom = url.searchParams.get(Names.query.lastEventId)
     if (resumeFrom !== null && headers[Names.headers.lastEventId] === undefined) {
