@@ -119,6 +119,17 @@ class SlidingRing<A> {
   }
 }
 
+/** Runs the producer (inside `around` when given) in the stream's scope, reporting its end. */
+const forkProducer = <E, R>(
+  run: Effect.Effect<void, E, R>,
+  around: ((run: Effect.Effect<void, E, R>) => Effect.Effect<void, E, R>) | undefined,
+  onEnd: (exit: Exit.Exit<void, E>) => void
+) =>
+  (around === undefined ? run : around(run)).pipe(
+    Effect.onExit((exit) => Effect.sync(() => onEnd(exit))),
+    Effect.forkScoped
+  )
+
 const endOf = <E>(exit: Exit.Exit<void, E>): Effect.Effect<never, Option.Option<E>> =>
   Exit.isSuccess(exit) ? Effect.fail(Option.none()) : Effect.failCause(Cause.map(exit.cause, Option.some))
 
@@ -196,15 +207,10 @@ export const sliding = <A, E, R>(
       Stream.provideService(MissedValues, missed),
       Stream.runForEachChunk((chunk) => offer(Chunk.toReadonlyArray(chunk), 0))
     )
-    yield* (options?.around === undefined ? run : options.around(run)).pipe(
-      Effect.onExit((exit) =>
-        Effect.sync(() => {
-          done = exit
-          ready.notify()
-        })
-      ),
-      Effect.forkScoped
-    )
+    yield* forkProducer(run, options?.around, (exit) => {
+      done = exit
+      ready.notify()
+    })
     if (options?.tick !== undefined) {
       yield* Effect.sync(() => {
         ring.ticks++
@@ -275,15 +281,10 @@ export const suspend = <A, E, R>(
         return length <= room ? Effect.void : offer(Chunk.drop(chunk, room))
       })
     const run = Stream.runForEachChunk(self, offer)
-    yield* (options?.around === undefined ? run : options.around(run)).pipe(
-      Effect.onExit((exit) =>
-        Effect.sync(() => {
-          done = exit
-          ready.notify()
-        })
-      ),
-      Effect.forkScoped
-    )
+    yield* forkProducer(run, options?.around, (exit) => {
+      done = exit
+      ready.notify()
+    })
     const pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>> = Effect.suspend(() => {
       if (size > 0) {
         if (size <= maxPull) {
