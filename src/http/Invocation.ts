@@ -29,6 +29,9 @@ export type Invocation =
   | { readonly _tag: "Unary"; readonly effect: Effect.Effect<unknown, unknown> }
   | {
     readonly _tag: "Stream"
+    /** What the handler returned, unwrapped: a `Topic.Subscription` is served on the fast path. */
+    readonly source: unknown
+    /** The handler's stream in the handler's context, with the span. */
     readonly stream: Stream.Stream<unknown, unknown>
     /** The procedure's `wrap` middlewares around the run of `stream`; the identity without any. */
     readonly around: (run: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>
@@ -138,7 +141,7 @@ export const invoke = (
             applyAll(wraps, context, options, run).pipe(
               Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext))
             ) as Effect.Effect<void, unknown>
-        return { _tag: "Stream" as const, stream, around }
+        return { _tag: "Stream" as const, source: unwrap(result), stream, around }
       }
     )
   })
