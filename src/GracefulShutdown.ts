@@ -108,7 +108,9 @@ export const drain = (drain: Drain, options: DrainOptions = {}): Effect.Effect<v
     yield* drain.begin
     const deadline = Duration.decode(options.deadline ?? "30 seconds")
     yield* Effect.logInfo("draining").pipe(Effect.annotateLogs({ transfers: drain.transfers() }))
-    const finished = yield* drain.idle.pipe(
+    // The drain runs as a finalizer, uninterruptibly: the wait must be interruptible for the
+    // deadline to end it (else a stalled client holds the process until it leaves).
+    const finished = yield* Effect.interruptible(drain.idle).pipe(
       Effect.timeoutTo({ duration: deadline, onSuccess: () => true, onTimeout: () => false })
     )
     if (finished) {

@@ -1,0 +1,60 @@
+/**
+ * A stalled client cannot hold a shutdown: at the deadline the transfers
+ * still running are cut (their clients see a truncated transfer) and the
+ * process exits 0, while a download whose client reads completes. The soak
+ * run (`npm run soak`) measures the time from SIGTERM to exit.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Http from "node:http"
+import { startDemo } from "../support/demoProcess.ts"
+import { eventually } from "../support/http.ts"
+
+const query = (payload: unknown) => `payload=${encodeURIComponent(JSON.stringify(payload))}`
+
+/** A GET whose outcome is "complete" (a clean end of body) or "truncated". */
+const transfer = (url: string, read: boolean) =>
+  new Promise<{ readonly response: Http.IncomingMessage; readonly outcome: Promise<string> }>((resolve, reject) => {
+    Http.get(url, { agent: false }, (response) => {
+      const outcome = new Promise<string>((settle) => {
+        response.on("end", () => settle("complete"))
+        response.on("error", () => settle("truncated"))
+        response.on("aborted", () => settle("truncated"))
+      })
+      if (read) response.resume()
+      else response.pause()
+      resolve({ response, outcome })
+    }).on("error", reject)
+  })
+
+describe("shutdown deadline", () => {
+  it("SIGTERM with stalled downloads and 200 subscriptions: the stalled ones are cut at the deadline, the process exits 0", async () => {
+    const demo = await startDemo({ shutdownDeadlineMs: 1_000 })
+    try {
+      const subscriptions = await Promise.all(
+        Array.from({ length: 200 }, () =>
+          new Promise<Http.IncomingMessage>((resolve, reject) =>
+            Http.get(`${demo.url}/rpc/watchPrices?${query({ symbols: ["ACME"] })}`, { agent: false }, (r) => {
+              r.resume()
+              resolve(r)
+            }).on("error", reject)
+          ))
+      )
+      const stalled = await Promise.all([1, 2, 3].map(() => transfer(`${demo.url}/rpc/downloadReport?${query({ sizeMb: 256 })}`, false)))
+      const reading = await transfer(`${demo.url}/rpc/downloadReport?${query({ sizeMb: 1 })}`, true)
+      expect(await reading.outcome).toBe("complete")
+      // The stalled downloads have filled their socket buffers before the signal.
+      await new Promise((resolve) => setTimeout(resolve, 200))
+
+      const exit = await demo.stop({ timeoutMs: 30_000 })
+      expect(exit.code, demo.output().slice(-2000)).toBe(0)
+      for (const { outcome, response } of stalled) {
+        response.resume()
+        expect(await outcome).toBe("truncated")
+      }
+      await eventually(() => subscriptions.every((r) => r.complete || r.destroyed))
+      expect(demo.output()).toMatch(/drain deadline passed; cut the remaining transfers[\s\S]*transfers: 3/)
+    } finally {
+      await demo.stop().catch(() => undefined)
+    }
+  }, 90_000)
+})
