@@ -47,6 +47,7 @@ export const makeDemoApiClient = (options: StreamClient.ClientOptions) => {
      * The latest price of one symbol.
      *
      * Unary call: one typed response.
+     * @param payload.symbol a string at most 32 character(s) long
      */
     getQuote: (
       payload: Parameters<typeof client.call<"getQuote">>[1],

@@ -35,6 +35,9 @@ export const orderColumns = ["id", "customer", "total", "placedAt", "note"] as c
 
 export const symbols = ["ACME", "GLOBEX", "INITECH", "UMBRELLA", "HOOLI"] as const
 
+/** A ticker symbol: short, so that an error naming an unknown one stays short too. */
+export const Ticker = Schema.String.pipe(Schema.maxLength(32))
+
 export class CurrentUser extends Context.Tag("demo/CurrentUser")<CurrentUser, { readonly name: string }>() {}
 
 /** Bearer-token authentication: 401 without a token, 403 with a token that is not allowed. */
@@ -45,7 +48,7 @@ export class Authentication extends RpcMiddleware.Tag<Authentication>()("demo/Au
 
 export const watchPrices = Procedure.subscription("watchPrices", {
   description: "Live prices of the given symbols; resumable with Last-Event-ID.",
-  payload: { symbols: Schema.Array(Schema.String).pipe(Schema.maxItems(50)) },
+  payload: { symbols: Schema.Array(Ticker).pipe(Schema.maxItems(50)) },
   success: Price,
   error: UnknownSymbol,
   cursor: (price) => String(price.seq)
@@ -71,7 +74,7 @@ export const exportOrders = Procedure.export("exportOrders", {
 
 export const getQuote = Procedure.unary("getQuote", {
   description: "The latest price of one symbol.",
-  payload: { symbol: Schema.String },
+  payload: { symbol: Ticker },
   success: Price,
   error: UnknownSymbol
 })
