@@ -27,6 +27,7 @@ import { type Drain, GracefulShutdown } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamKind, type StreamMetrics, type Termination } from "./MetricsService.ts"
 import { StreamingConfig } from "./StreamingConfig.ts"
 import * as SseFraming from "./SseFraming.ts"
+import * as Topic from "./Topic.ts"
 
 export interface SseOptions<A, E> {
   /** Cursor of a value, sent as `id:` so a client can resume with `Last-Event-ID`. */
@@ -181,9 +182,21 @@ export const sse = <A, E, R>(
     const serializeError = options?.serializeError ?? genericErrorJson
     let opening = config.retry === undefined ? SseFraming.comment("ok") : SseFraming.retry(config.retry)
     if (options?.preamble !== undefined) opening += options.preamble
+    // A Topic subscription carries its own cursors: they are the `id:`, whatever `options.id` says.
+    const fromTopic = Topic.isSubscription(events)
+    const items: Stream.Stream<A | Topic.Entry<A>, E, R> = fromTopic ? events.entries : events
+    const frame = fromTopic
+      ? (item: A | Topic.Entry<A>) => {
+        const entry = item as Topic.Entry<A>
+        return SseFraming.event({ id: entry.cursor, data: serialize(entry.value) })
+      }
+      : (item: A | Topic.Entry<A>) => {
+        const value = item as A
+        return SseFraming.event({ id: id === undefined ? undefined : id(value), data: serialize(value) })
+      }
 
     const body = Stream.unwrap(Effect.map(lifecycle("subscription", name), (life) => {
-      const encodeBatch = (batch: BackpressurePolicy.SlidingBatch<A>): Uint8Array => {
+      const encodeBatch = (batch: BackpressurePolicy.SlidingBatch<A | Topic.Entry<A>>): Uint8Array => {
         let text = ""
         // One heartbeat however many intervals passed while the socket held the writer up.
         if (batch.ticks > 0) text += SseFraming.heartbeat
@@ -192,10 +205,7 @@ export const sse = <A, E, R>(
           if (batch.dropped > 0) life.dropped(batch.dropped)
         }
         const values = batch.values
-        for (let i = 0; i < values.length; i++) {
-          const value = values[i]!
-          text += SseFraming.event({ id: id === undefined ? undefined : id(value), data: serialize(value) })
-        }
+        for (let i = 0; i < values.length; i++) text += frame(values[i]!)
         const bytes = utf8.encode(text)
         life.delivered(values.length, bytes.byteLength)
         return bytes
@@ -207,7 +217,7 @@ export const sse = <A, E, R>(
         })
       // Draining ends subscriptions without `end`: clients reconnect elsewhere and resume.
       let drained = false
-      const values = BackpressurePolicy.sliding(events, BackpressurePolicy.capacities.subscription, {
+      const values = BackpressurePolicy.sliding(items, BackpressurePolicy.capacities.subscription, {
         tick: config.heartbeatInterval,
         until: Effect.tap(Deferred.await(life.shutdown.draining), () => {
           drained = true
