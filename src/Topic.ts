@@ -411,8 +411,8 @@ class TopicState<A> {
     for (const set of this.byKey.values()) for (const subscriber of set) subscribers.push(subscriber)
     for (const subscriber of subscribers) {
       if (!subscriber.attached) continue
-      this.remove(subscriber)
       subscriber.end()
+      this.remove(subscriber)
     }
   }
 }
@@ -442,6 +442,11 @@ class SinkSubscriber<A> extends Subscriber {
   }
 
   end(): void {
+    // What a stalled subscriber is owed is settled (the newest 64, the rest counted) before the end.
+    if (this.pending > 0 || this.gap !== 0) {
+      this.stalled = false
+      this.deliver(slidingCapacity)
+    }
     this.sink.end()
   }
 
