@@ -11,7 +11,7 @@ import * as Procedure from "../../src/Procedure.ts"
 import { Forbidden, Unauthorized } from "../../src/ProtocolError.ts"
 
 export class Price extends Schema.Class<Price>("Price")({
-  seq: Schema.Number.annotations({ description: "Position in the feed; also the event id" }),
+  seq: Schema.Number.annotations({ description: "Position in the feed: consecutive, increasing across restarts" }),
   symbol: Schema.String,
   price: Schema.Number,
   at: Schema.Date.annotations({ description: "When the price was quoted" })
@@ -48,6 +48,8 @@ export const watchPrices = Procedure.subscription("watchPrices", {
   payload: { symbols: Schema.Array(Schema.String).pipe(Schema.maxItems(50)) },
   success: Price,
   error: UnknownSymbol,
+  // Resumable. The handler returns a Topic subscription: where the server detects one, its own cursors
+  // (epoch and offset) are the ids instead.
   cursor: (price) => String(price.seq)
 })
 
