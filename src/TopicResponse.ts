@@ -103,11 +103,71 @@ const unwatchDraining = (drain: Drain, callback: () => void): void => {
   }
 }
 
-/** Responses being served, heartbeat timers and drain watchers alive: for leak tests. */
+/**
+ * Deliveries are tallied per procedure and handed to `MetricsService` once a
+ * second (and when a response ends) by one shared timer: a metric update per
+ * write would cost more than the write.
+ */
+interface Tally {
+  values: number
+  bytes: number
+  dropped: number
+}
+
+const tallies = new Map<StreamMetrics, Map<string, Tally>>()
+let tallyUsers = 0
+let tallyTimer: ReturnType<typeof setInterval> | undefined
+
+const flushTally = (metrics: StreamMetrics, name: string, tally: Tally): void => {
+  if (tally.dropped > 0) metrics.dropped("subscription", name, tally.dropped)
+  if (tally.values > 0 || tally.bytes > 0) metrics.delivered("subscription", name, tally.values, tally.bytes)
+  tally.values = 0
+  tally.bytes = 0
+  tally.dropped = 0
+}
+
+const flushTallies = (): void => {
+  for (const [metrics, byName] of tallies) for (const [name, tally] of byName) flushTally(metrics, name, tally)
+}
+
+const acquireTally = (metrics: StreamMetrics, name: string): Tally => {
+  let byName = tallies.get(metrics)
+  if (byName === undefined) {
+    byName = new Map()
+    tallies.set(metrics, byName)
+  }
+  let tally = byName.get(name)
+  if (tally === undefined) {
+    tally = { values: 0, bytes: 0, dropped: 0 }
+    byName.set(name, tally)
+  }
+  tallyUsers++
+  if (tallyTimer === undefined) {
+    tallyTimer = setInterval(flushTallies, 1000)
+    tallyTimer.unref()
+  }
+  return tally
+}
+
+const releaseTally = (metrics: StreamMetrics, name: string, tally: Tally): void => {
+  flushTally(metrics, name, tally)
+  tallyUsers--
+  if (tallyUsers === 0) {
+    clearInterval(tallyTimer)
+    tallyTimer = undefined
+    tallies.clear()
+  }
+}
+
+/** Responses being served, timers (heartbeats, metrics) and drain watchers alive: for leak tests. */
 export const debugCounts = (): { readonly responses: number; readonly timers: number; readonly drainWatchers: number } => {
   let responses = 0
   for (const group of heartbeatGroups.values()) responses += group.members.size
-  return { responses, timers: heartbeatGroups.size, drainWatchers: drainWatchers.size }
+  return {
+    responses,
+    timers: heartbeatGroups.size + (tallyTimer === undefined ? 0 : 1),
+    drainWatchers: drainWatchers.size
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -125,6 +185,7 @@ class Connection<A> implements Beating {
   private active = true
   private attachment: Topic.Attachment | undefined = undefined
   private done: (() => void) | undefined = undefined
+  private tally: Tally | undefined = undefined
 
   constructor(
     readonly response: Http.ServerResponse,
@@ -143,8 +204,12 @@ class Connection<A> implements Beating {
       const bytes = Buffer.byteLength(text)
       this.values += values
       this.bytes += bytes
-      if (dropped > 0) this.metrics?.dropped("subscription", this.options.name, dropped)
-      this.metrics?.delivered("subscription", this.options.name, values, bytes)
+      const tally = this.tally
+      if (tally !== undefined) {
+        tally.values += values
+        tally.bytes += bytes
+        tally.dropped += dropped
+      }
       const accepted = this.response.write(text)
       if (!accepted) this.blocked = true
       return accepted
@@ -183,7 +248,10 @@ class Connection<A> implements Beating {
     this.done = done
     const response = this.response
     response.writeHead(200, headers)
-    this.metrics?.started("subscription", this.options.name)
+    if (this.metrics !== undefined) {
+      this.metrics.started("subscription", this.options.name)
+      this.tally = acquireTally(this.metrics, this.options.name)
+    }
     if (!response.write(this.opening)) this.blocked = true
     if (draining || response.destroyed) {
       this.onDraining()
@@ -207,7 +275,10 @@ class Connection<A> implements Beating {
     leaveHeartbeat(this.heartbeatMillis, this)
     unwatchDraining(this.drain, this.onDraining)
     if (!response.writableEnded) response.end()
-    this.metrics?.ended("subscription", this.options.name, this.termination, Date.now() - this.startedAt)
+    if (this.metrics !== undefined) {
+      if (this.tally !== undefined) releaseTally(this.metrics, this.options.name, this.tally)
+      this.metrics.ended("subscription", this.options.name, this.termination, Date.now() - this.startedAt)
+    }
     const done = this.done
     this.done = undefined
     done?.()

@@ -9,7 +9,7 @@ import * as Scope from "effect/Scope"
 import * as fc from "fast-check"
 import type * as Http from "node:http"
 import * as GracefulShutdown from "../src/GracefulShutdown.ts"
-import { MetricsService, type StreamMetrics } from "../src/MetricsService.ts"
+import * as MetricsService from "../src/MetricsService.ts"
 import * as StreamingConfig from "../src/StreamingConfig.ts"
 import * as Topic from "../src/Topic.ts"
 import * as TopicResponse from "../src/TopicResponse.ts"
@@ -105,7 +105,7 @@ describe("TopicResponse over a real socket", () => {
   it.scopedLive("metrics: started, delivered, dropped and ended, labelled subscription and the procedure name", () =>
     Effect.gen(function*() {
       const recorded: Array<string> = []
-      const metrics: StreamMetrics = {
+      const metrics: MetricsService.StreamMetrics = {
         started: (kind, name) => recorded.push(`started ${kind} ${name}`),
         delivered: (kind, name, values) => {
           if (values > 0) recorded.push(`delivered ${kind} ${name} ${values}`)
@@ -116,7 +116,7 @@ describe("TopicResponse over a real socket", () => {
       const scope = yield* Scope.make()
       const topic = yield* Topic.make<Tick>({ replay: { count: 2 } }).pipe(Scope.extend(scope))
       yield* topic.publishAll([1, 2, 3, 4, 5].map((n) => ({ n, key: "a" })))
-      const { url } = yield* serveTopic(() => topic, Layer.succeed(MetricsService, metrics))
+      const { url } = yield* serveTopic(() => topic, Layer.succeed(MetricsService.MetricsService, metrics))
       const c = yield* Effect.promise(() => client(url, { "last-event-id": topic.latestCursor().replace(/\d+$/, "1") }))
       yield* Effect.promise(() => eventually(() => c.messages().length === 2))
       expect(c.dropped()).toEqual([2])
@@ -281,7 +281,7 @@ describe("TopicResponse over a real socket", () => {
   it.scopedLive("hundreds of subscribe/disconnect cycles over sockets leave no subscriber, timer, watcher or listener", () =>
     Effect.gen(function*() {
       const topic = yield* Topic.make<Tick>({ key: (t) => t.key, replay: { count: 10 } })
-      const { served, url } = yield* serveTopic(() => topic)
+      const { served, url } = yield* serveTopic(() => topic, MetricsService.layer)
       for (let round = 0; round < 6; round++) {
         const clients = yield* Effect.promise(() =>
           Promise.all(Array.from({ length: 50 }, (_, i) => client(i % 2 === 0 ? url : `${url}?keys=k${i % 5}`)))
