@@ -27,6 +27,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { pipeArguments } from "effect/Pipeable"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as BackpressurePolicy from "./BackpressurePolicy.ts"
@@ -81,9 +82,9 @@ export interface Sink {
 
 export interface Attachment {
   /** The receiver accepts writes again (e.g. the socket's `drain`). */
-  readonly resume: () => void
+  resume(): void
   /** Stops delivery at once and forgets the subscriber. Idempotent. */
-  readonly detach: () => void
+  detach(): void
 }
 
 /** The fast-path handle of a subscription, found under `TypeId`. */
@@ -94,7 +95,7 @@ export interface Handle<A> {
    * the JSON of a value; frames are cached per encoder function, so pass the
    * same function to every subscriber of a procedure.
    */
-  readonly attach: (sink: Sink, encode: (value: A) => string) => Attachment
+  attach(sink: Sink, encode: (value: A) => string): Attachment
 }
 
 export interface Subscription<A> extends Stream.Stream<A> {
@@ -417,8 +418,8 @@ class TopicState<A> {
   }
 }
 
-/** A socket (or any `Sink`) fed directly by the topic. */
-class SinkSubscriber<A> extends Subscriber {
+/** A socket (or any `Sink`) fed directly by the topic; its own `Attachment`. */
+class SinkSubscriber<A> extends Subscriber implements Attachment {
   stalled = false
   /** A gap to announce before anything else: a count, or null when unknown. */
   gap: number | null = 0
@@ -433,6 +434,10 @@ class SinkSubscriber<A> extends Subscriber {
 
   flush(): void {
     if (!this.stalled) this.deliver(Infinity)
+  }
+
+  detach(): void {
+    this.topic.remove(this)
   }
 
   resume(): void {
@@ -544,31 +549,51 @@ const entries = <A>(
     return Stream.repeatEffectChunkOption(pull)
   }))
 
-const subscription = <A>(topic: TopicState<A>, options: SubscribeOptions | undefined): Subscription<A> => {
-  const keys = keySet(options?.keys)
-  const after = options?.after
-  const withCursors = entries(topic, keys, after)
-  const handle: Handle<A> = {
-    attach: (sink, encode) => {
-      const subscriber = new SinkSubscriber(topic, keys, sink, encode)
-      if (topic.ended) {
-        subscriber.attached = false
-        sink.end()
-        return { resume: () => {}, detach: () => {} }
-      }
-      const start = topic.resolve(keys, after)
-      topic.add(subscriber, start)
-      subscriber.gap = start.missed
-      subscriber.deliver(Infinity)
-      return {
-        resume: () => subscriber.resume(),
-        detach: () => topic.remove(subscriber)
-      }
-    }
+const streamVariance = (Stream.empty as unknown as Record<symbol, unknown>)[Stream.StreamTypeId]
+
+/**
+ * A Stream whose pipeline is built only when it is run: a subscription served
+ * on the fast path never builds one.
+ */
+class SubscriptionImpl<A> implements Handle<A> {
+  readonly [Stream.StreamTypeId] = streamVariance
+  private entriesStream: Stream.Stream<Entry<A>> | undefined = undefined
+  constructor(
+    readonly topic: TopicState<A>,
+    readonly keys: ReadonlySet<string> | undefined,
+    readonly after: string | undefined
+  ) {}
+  get [TypeId](): Handle<A> {
+    return this
   }
-  const values = Stream.map(withCursors, (entry) => entry.value)
-  return Object.assign(values, { entries: withCursors, [TypeId]: handle })
+  get entries(): Stream.Stream<Entry<A>> {
+    return this.entriesStream ??= entries(this.topic, this.keys, this.after)
+  }
+  get channel() {
+    return Stream.toChannel(Stream.map(this.entries, (entry) => entry.value))
+  }
+  attach(sink: Sink, encode: Encoder<A>): Attachment {
+    const topic = this.topic
+    const subscriber = new SinkSubscriber(topic, this.keys, sink, encode)
+    if (topic.ended) {
+      subscriber.attached = false
+      sink.end()
+      return subscriber
+    }
+    const start = topic.resolve(this.keys, this.after)
+    topic.add(subscriber, start)
+    subscriber.gap = start.missed
+    subscriber.deliver(Infinity)
+    return subscriber
+  }
+  pipe() {
+    // eslint-disable-next-line prefer-rest-params
+    return pipeArguments(this, arguments)
+  }
 }
+
+const subscription = <A>(topic: TopicState<A>, options: SubscribeOptions | undefined): Subscription<A> =>
+  new SubscriptionImpl(topic, keySet(options?.keys), options?.after) as unknown as Subscription<A>
 
 // ---------------------------------------------------------------------------
 // constructors
