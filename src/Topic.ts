@@ -20,6 +20,17 @@
  * transport attaches a socket to: then no fiber, queue or Stream runs per
  * subscriber, and the sliding policy (64 values, exact `dropped` counts) is
  * applied by the topic itself when the socket stops accepting writes.
+ *
+ * When to use one: a Topic when many subscribers watch the same live data
+ * (tickers, dashboards, notifications by user or room as keys); a Stream per
+ * subscriber when each computes its own values (a query, a per-user
+ * generator). Cost model: a publish appends to one ring and touches only the
+ * subscribers of the value's key (an index, not a scan); each value is
+ * encoded once per encoder, when the first subscriber takes it; a subscriber
+ * that keeps up costs one write per batch of values, a stalled one a counter
+ * increment per value until it resumes with at most 64; memory is the ring
+ * (`max(replay.count, 64)` values with their frames) plus a few small
+ * objects per subscriber.
  */
 import * as Chunk from "effect/Chunk"
 import type * as Context from "effect/Context"
