@@ -30,7 +30,10 @@ import * as SseFraming from "./SseFraming.ts"
 import * as Topic from "./Topic.ts"
 
 export interface SseOptions<A, E> {
-  /** Cursor of a value, sent as `id:` so a client can resume with `Last-Event-ID`. */
+  /**
+   * Cursor of a value, sent as `id:` so a client can resume with `Last-Event-ID`.
+   * A value published to a `Topic` is sent with the topic's cursor instead: the topic resumes it.
+   */
   readonly id?: ((value: A) => string) | undefined
   /** JSON of a typed failure for the `error` event; it must carry a `_tag`. */
   readonly serializeError?: ((error: E) => string) | undefined
@@ -192,7 +195,8 @@ export const sse = <A, E, R>(
       }
       : (item: A | Topic.Entry<A>) => {
         const value = item as A
-        return SseFraming.event({ id: id === undefined ? undefined : id(value), data: serialize(value) })
+        const cursor = Topic.cursorOf(value) ?? (id === undefined ? undefined : id(value))
+        return SseFraming.event({ id: cursor, data: serialize(value) })
       }
 
     const body = Stream.unwrap(Effect.map(lifecycle("subscription", name), (life) => {

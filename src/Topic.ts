@@ -116,6 +116,7 @@ export interface Subscription<A> extends Stream.Stream<A> {
 }
 
 export interface Topic<A> {
+  /** Publishes to every matching subscriber at once; does nothing once the topic's scope is closed. */
   readonly publish: (value: A) => Effect.Effect<void>
   readonly publishAll: (values: Iterable<A>) => Effect.Effect<void>
   readonly unsafePublish: (value: A) => void
@@ -185,6 +186,9 @@ const frameOf = (cursor: string, json: string): string =>
     : `id: ${cursor}\ndata: ${json}\n\n`
 
 const droppedFrame = (count: number | null): string => SseFraming.dropped(count)
+
+/** The cursor each published object got, so it survives a handler's Stream combinators (see `cursorOf`). */
+const cursors = new WeakMap<object, string>()
 
 /** Where a subscription starts: its first offset, and what it missed before it (null: unknown). */
 interface Start {
@@ -271,7 +275,9 @@ class TopicState<A> {
     if (evicted !== undefined && evicted.key !== undefined && this.lastOfKey.get(evicted.key) === evicted.offset) {
       this.lastOfKey.delete(evicted.key)
     }
-    this.ring[index] = new Node(offset, this.cursorOf(offset), value, key, at, previousOfKey)
+    const cursor = this.cursorOf(offset)
+    if (typeof value === "object" && value !== null) cursors.set(value, cursor)
+    this.ring[index] = new Node(offset, cursor, value, key, at, previousOfKey)
     if (this.size < this.capacity) this.size++
     this.visit(this.all)
     if (key !== undefined) {
@@ -632,6 +638,15 @@ export const make = <A>(options: Options<A> = {}): Effect.Effect<Topic<A>, never
 // ---------------------------------------------------------------------------
 // combinators
 // ---------------------------------------------------------------------------
+
+/**
+ * The cursor a topic gave `value` when it was published (objects only; the
+ * latest topic's if it was published to several). Lets `StreamingService.sse`
+ * send the topic's cursors even when a handler's subscription reaches it
+ * wrapped by Stream combinators that keep the values (`filter`, `tap`, ...).
+ */
+export const cursorOf = (value: unknown): string | undefined =>
+  typeof value === "object" && value !== null ? cursors.get(value) : undefined
 
 /** Whether a handler's result is a Topic subscription (and carries the fast-path handle). */
 export const isSubscription: {

@@ -104,6 +104,35 @@ describe("the demo price feed", () => {
 })
 
 describe("watchPrices over SSE", () => {
+  it.scopedLive("a Last-Event-ID inside the kept window resumes exactly after it: ids are the topic's cursors", () =>
+    Effect.gen(function*() {
+      const live = Layer.mergeAll(DemoHandlers, AuthenticationLive).pipe(
+        Layer.provide(PriceFeed.layer({ pricesPerSecond: 1000 }))
+      )
+      const context = yield* Layer.build(live)
+      const url = yield* Effect.flatMap(HttpTransport.toHttpApp(DemoApi), listen).pipe(Effect.provide(context))
+      const payload = encodeURIComponent(JSON.stringify({ symbols: ["ACME"] }))
+      const read = (headers: Record<string, string>, count: number) =>
+        Effect.gen(function*() {
+          const response = yield* Effect.promise(() => fetch(`${url}/rpc/watchPrices?payload=${payload}`, { headers }))
+          const reader = response.body!.getReader()
+          const sse = sseCollector()
+          while (sse.events.length < count) {
+            const { done, value } = yield* Effect.promise(() => reader.read())
+            if (done) throw new Error("the subscription ended")
+            sse.feed(value)
+          }
+          yield* Effect.promise(() => reader.cancel())
+          return sse.events
+        })
+      const first = (yield* read({}, 3)).slice(0, 3)
+      expect(first[0]!.id).toMatch(/^[0-9a-z]+-\d+$/)
+      const resumed = (yield* read({ "last-event-id": first[0]!.id! }, 2)).slice(0, 2)
+      expect(resumed.map((e) => e.event)).toEqual(["message", "message"])
+      expect(resumed.map((e) => e.id)).toEqual([first[1]!.id, first[2]!.id])
+      expect(resumed.map((e) => e.data)).toEqual([first[1]!.data, first[2]!.data])
+    }).pipe(quiet))
+
   it.scopedLive("an expired Last-Event-ID gets an `event: dropped` before the first price", () =>
     Effect.gen(function*() {
       const live = Layer.mergeAll(DemoHandlers, AuthenticationLive).pipe(

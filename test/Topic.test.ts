@@ -107,6 +107,19 @@ describe("Topic as a Stream", () => {
       expect(unknown[0]).toMatchObject({ event: "dropped", data: JSON.stringify({ count: null }) })
     }))
 
+  it.scoped("ids stay the topic's cursors when a handler filters its subscription", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make<Tick>()
+      const filtered = topic.subscribe().pipe(Stream.filter((t) => t.n % 2 === 1))
+      const response = yield* StreamingService.sse("ticks", filtered, encodeTick, { id: (t) => `own-${t.n}` })
+      const reading = yield* firstEvents(response, 2).pipe(Effect.fork)
+      while (topic.subscriberCount() === 0) yield* Effect.yieldNow()
+      yield* topic.publishAll(ticks(0, 4))
+      const events = yield* Fiber.join(reading)
+      expect(events.map((e) => (JSON.parse(e.data) as Tick).n)).toEqual([1, 3])
+      expect(events.map((e) => e.id)).toEqual([2, 4].map((offset) => topic.latestCursor().replace(/\d+$/, String(offset))))
+    }))
+
   it.scoped("values older than the replay age are not replayed, and are counted", () =>
     Effect.gen(function*() {
       const topic = yield* Topic.make<Tick>({ replay: { count: 100, age: "10 seconds" } })

@@ -48,8 +48,8 @@ export const watchPrices = Procedure.subscription("watchPrices", {
   payload: { symbols: Schema.Array(Schema.String).pipe(Schema.maxItems(50)) },
   success: Price,
   error: UnknownSymbol,
-  // Resumable. The handler returns a Topic subscription: where the server detects one, its own cursors
-  // (epoch and offset) are the ids instead.
+  // Resumable. The handler returns a Topic subscription: the server sends the topic's own cursors
+  // (epoch and offset) as ids instead of this one.
   cursor: (price) => String(price.seq)
 })
 
