@@ -137,6 +137,9 @@ const slidingCapacity = BackpressurePolicy.capacities.subscription
 /** Frames written to a sink per `write` during a replay, so a full socket is noticed early. */
 const framesPerWrite = 64
 
+/** Encoders whose frames a value keeps; one per procedure serving the topic is the norm. */
+const maxEncodersCached = 8
+
 const cursorPattern = /^([0-9a-z]{1,32})-(0|[1-9][0-9]{0,15})$/
 
 const newEpoch = (): string => {
@@ -174,7 +177,9 @@ class Node<A> implements Entry<A> {
     let frame = this.frames.get(encode)
     if (frame === undefined) {
       frame = frameOf(this.cursor, encode(this.value))
-      this.frames.set(encode, frame)
+      // A new encoder per subscriber (a closure made per request) would grow this without
+      // bound: past a few, frames are encoded without being kept.
+      if (this.frames.size < maxEncodersCached) this.frames.set(encode, frame)
     }
     return frame
   }
