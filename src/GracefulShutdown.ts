@@ -23,6 +23,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 
 /** The drain state of one server. */
@@ -90,6 +91,15 @@ export const unsafeMake = (): Drain => {
 
 /** The drain of the server a request is served by. */
 export class GracefulShutdown extends Context.Tag("effect-stream-rpc/GracefulShutdown")<GracefulShutdown, Drain>() {}
+
+/** The drain of a stream served where no `GracefulShutdown` is provided: it never begins. */
+export const neverDrains: Drain = unsafeMake()
+
+/** The drain in the context, or one that never begins. */
+export const current: Effect.Effect<Drain> = Effect.map(
+  Effect.serviceOption(GracefulShutdown),
+  Option.getOrElse(() => neverDrains)
+)
 
 export interface DrainOptions {
   /** How long transfers in progress may run on. Default 30 seconds. */

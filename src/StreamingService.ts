@@ -31,6 +31,7 @@ import * as GracefulShutdown from "./GracefulShutdown.ts"
 import type { Drain } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamKind, type StreamMetrics, type Termination } from "./MetricsService.ts"
 import { StreamingConfig } from "./StreamingConfig.ts"
+import * as Topic from "./Topic.ts"
 import * as ContentDisposition from "./protocol/ContentDisposition.ts"
 import * as ExportFormat from "./protocol/ExportFormat.ts"
 import * as Names from "./protocol/Names.ts"
@@ -51,7 +52,10 @@ export interface SseOptions<A, E, R> extends CommonOptions<E, R> {
   readonly stream: Stream.Stream<A, E, R>
   /** JSON text of a value for the `data:` line. */
   readonly serialize: (value: A) => string
-  /** Cursor of a value, sent as `id:` so a client can resume with `Last-Event-ID`. */
+  /**
+   * Cursor of a value, sent as `id:` so a client can resume with `Last-Event-ID`.
+   * A value published to a `Topic` is sent with the topic's cursor instead: the topic resumes it.
+   */
   readonly id?: ((value: A) => string) | undefined
   /** JSON of a typed failure for the `error` event; it must carry a `_tag`. */
   readonly serializeError?: ((error: E) => string) | undefined
@@ -136,9 +140,6 @@ class Lifecycle {
   })
 }
 
-/** The drain of a stream served where no `GracefulShutdown` is provided: it never drains. */
-const neverDrains = GracefulShutdown.unsafeMake()
-
 /**
  * Ends a transfer whose bytes have started by force: the connection is
  * destroyed (Node would otherwise end a failed body cleanly) and the fiber
@@ -166,7 +167,10 @@ const body = <A>(
 ): Stream.Stream<Uint8Array, A> =>
   Stream.unwrap(Effect.withFiberRuntime<Stream.Stream<Uint8Array, A>>((fiber) => {
     const metrics = Context.getOption(context, MetricsService)
-    const shutdown = Option.getOrElse(Context.getOption(context, GracefulShutdown.GracefulShutdown), () => neverDrains)
+    const shutdown = Option.getOrElse(
+      Context.getOption(context, GracefulShutdown.GracefulShutdown),
+      () => GracefulShutdown.neverDrains
+    )
     const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
     const life = new Lifecycle(kind, name, Option.getOrUndefined(metrics), shutdown, cutter(request, fiber))
     return Effect.succeed(make(life).pipe(Stream.ensuring(life.cleanup)))
@@ -224,8 +228,24 @@ export const sse = <A, E, R>(options: SseOptions<A, E, R>): Effect.Effect<HttpSe
     let opening = config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
     if (options.preamble !== undefined) opening += options.preamble
 
+    // A Topic subscription carries its own cursors: they are the `id:`, whatever `options.id` says.
+    const fromTopic = Topic.isSubscription(options.stream)
+    const items: Stream.Stream<A | Topic.Entry<A>, E, R> = fromTopic
+      ? (options.stream as unknown as Topic.Subscription<A>).entries
+      : options.stream
+    const frame = fromTopic
+      ? (item: A | Topic.Entry<A>) => {
+        const entry = item as Topic.Entry<A>
+        return Sse.event({ id: entry.cursor, data: serialize(entry.value) })
+      }
+      : (item: A | Topic.Entry<A>) => {
+        const value = item as A
+        const cursor = Topic.cursorOf(value) ?? (id === undefined ? undefined : id(value))
+        return Sse.event({ id: cursor, data: serialize(value) })
+      }
+
     const events = body("subscription", options.name, context as Context.Context<never>, (life) => {
-      const encodeBatch = (batch: BackpressurePolicy.SlidingBatch<A>): Uint8Array => {
+      const encodeBatch = (batch: BackpressurePolicy.SlidingBatch<A | Topic.Entry<A>>): Uint8Array => {
         let text = ""
         // One heartbeat however many intervals passed while the socket held the writer up.
         if (batch.ticks > 0) text += Sse.heartbeat
@@ -234,10 +254,7 @@ export const sse = <A, E, R>(options: SseOptions<A, E, R>): Effect.Effect<HttpSe
           if (batch.dropped > 0) life.dropped(batch.dropped)
         }
         const values = batch.values
-        for (let i = 0; i < values.length; i++) {
-          const value = values[i]!
-          text += Sse.event({ id: id === undefined ? undefined : id(value), data: serialize(value) })
-        }
+        for (let i = 0; i < values.length; i++) text += frame(values[i]!)
         const bytes = utf8.encode(text)
         life.delivered(values.length, bytes.byteLength)
         return bytes
@@ -250,7 +267,7 @@ export const sse = <A, E, R>(options: SseOptions<A, E, R>): Effect.Effect<HttpSe
       // Draining ends subscriptions without `end`: clients reconnect elsewhere and resume.
       let drained = false
       const values = BackpressurePolicy.sliding(
-        options.stream as Stream.Stream<A, E>,
+        items as Stream.Stream<A | Topic.Entry<A>, E>,
         BackpressurePolicy.capacities.subscription,
         {
           tick: config.heartbeatInterval,

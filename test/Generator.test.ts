@@ -53,7 +53,7 @@ describe("the generator", () => {
     expect(Object.keys(events)).toEqual(["message", "dropped", "end", "error"])
     const ref = (schema: Json): Json =>
       schema["$ref"] === undefined ? schema : document["components"]["schemas"][schema["$ref"].split("/").at(-1)]
-    expect(ref(events["message"]["data"])["properties"]["seq"]["description"]).toBe("Position in the feed; also the event id")
+    expect(ref(events["message"]["data"])["properties"]["seq"]["description"]).toBe("Position in the feed: consecutive, increasing across restarts")
     expect(JSON.stringify(events["error"]["data"])).toContain("UnknownSymbol")
     expect(watch["parameters"].map((p: Json) => p["name"])).toEqual(["payload", "Last-Event-ID", "lastEventId"])
 

@@ -231,9 +231,19 @@ describe("StreamClient against the demo server", () => {
       }
       const seqs = prices.map((price) => price.seq)
       expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
-      expect(subscription.lastEventId).toBe(String(prices[9]!.seq))
       expect(subscription.state).toBe("closed")
       expect(states).toEqual(["connecting", "open", "closed"])
+      // lastEventId is the cursor of the last price taken: a new subscription resumes right after it
+      const resumed = client.subscribe("watchPrices", { symbols: ["ACME", "HOOLI"] }, {
+        lastEventId: subscription.lastEventId!
+      })
+      const next = yield* Effect.promise(async () => {
+        for await (const price of resumed) return price
+        throw new Error("the subscription ended")
+      })
+      resumed.unsubscribe()
+      // ACME and HOOLI are the first and last of five round-robin symbols: the next of them is 1 or 4 seqs later
+      expect([1, 4]).toContain(next.seq - prices[9]!.seq)
     }).pipe(quiet))
 
   it.scopedLive("subscribe: onData sees every value and the subscription is also an Effect Stream", () =>

@@ -11,7 +11,7 @@ import * as Procedure from "../../src/Procedure.ts"
 import { Forbidden, Unauthorized } from "../../src/ProtocolError.ts"
 
 export class Price extends Schema.Class<Price>("Price")({
-  seq: Schema.Number.annotations({ description: "Position in the feed; also the event id" }),
+  seq: Schema.Number.annotations({ description: "Position in the feed: consecutive, increasing across restarts" }),
   symbol: Schema.String,
   price: Schema.Number,
   at: Schema.Date.annotations({ description: "When the price was quoted" })
@@ -51,6 +51,8 @@ export const watchPrices = Procedure.subscription("watchPrices", {
   payload: { symbols: Schema.Array(Ticker).pipe(Schema.maxItems(50)) },
   success: Price,
   error: UnknownSymbol,
+  // Resumable. The handler returns a Topic subscription: the server sends the topic's own cursors
+  // (epoch and offset) as ids instead of this one.
   cursor: (price) => String(price.seq)
 })
 

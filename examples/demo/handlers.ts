@@ -1,12 +1,12 @@
 /**
- * Handlers of the demo contract. They return plain Streams of domain values;
- * the server applies each kind's policy.
+ * Handlers of the demo contract. They return plain Streams of domain values
+ * (`watchPrices` a Topic subscription, itself a Stream); the server applies
+ * each kind's policy.
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import * as BackpressurePolicy from "../../src/BackpressurePolicy.ts"
 import * as Procedure from "../../src/Procedure.ts"
 import { Forbidden, Unauthorized } from "../../src/ProtocolError.ts"
 import { Authentication, CurrentUser, DemoApi, Order, UnknownSymbol } from "./contract.ts"
@@ -45,12 +45,6 @@ export const orders = (count: number): Stream.Stream<Order> =>
     Stream.mapChunksEffect((chunk) => Effect.as(Effect.yieldNow(), chunk))
   )
 
-const cursorOf = (headers: Readonly<Record<string, string | undefined>>): number | undefined => {
-  const id = Procedure.lastEventId(headers)
-  if (id === undefined || !/^\d{1,20}$/.test(id)) return undefined
-  return Number(id)
-}
-
 export const DemoHandlers = DemoApi.toLayer(Effect.gen(function*() {
   const feed = yield* PriceFeed
   return {
@@ -59,12 +53,8 @@ export const DemoHandlers = DemoApi.toLayer(Effect.gen(function*() {
       if (unknown !== undefined) {
         return Stream.fail(new UnknownSymbol({ symbol: unknown, message: `Unknown symbol ${unknown}` }))
       }
-      return Stream.unwrap(Effect.gen(function*() {
-        const replay = yield* feed.subscribe(symbols, cursorOf(headers))
-        // Prices that can no longer be replayed are announced as `event: dropped`.
-        if (replay.missed !== 0) yield* BackpressurePolicy.reportMissed(replay.missed)
-        return replay.prices
-      }))
+      // Prices that can no longer be replayed are announced by the topic as `event: dropped`.
+      return feed.topic.subscribe({ keys: symbols, after: Procedure.lastEventId(headers) })
     },
     downloadReport: ({ sizeMb }) => reportBytes(Math.round(sizeMb * 1024 * 1024)),
     exportOrders: ({ count }) => orders(count),

@@ -127,7 +127,7 @@ const take = (price: Price) => {
   }
   demoState.received++
   demoState.seqs.push(price.seq)
-  demoState.lastId = String(price.seq)
+  demoState.lastId = subscription.lastEventId
   const ticker = tickers.get(price.symbol)
   if (ticker !== undefined) ticker.latest = price
   // Caught up once the page shows a price quoted after the reader resumed.

@@ -1,0 +1,326 @@
+/**
+ * Serves a `Topic` subscription over Server-Sent Events (wire protocol v1)
+ * straight onto a `node:http` response: the topic writes shared, pre-encoded
+ * frames to the socket, so a subscriber costs a small object and two
+ * listeners — no fiber, queue, Stream or timer of its own. Heartbeats come
+ * from one timer per interval shared by every response; draining
+ * (`GracefulShutdown`) is watched once per process, not per response.
+ *
+ * Same headers, opening line, events, metrics and cleanup log line as
+ * `StreamingService.sse`.
+ */
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
+import type * as Http from "node:http"
+import * as GracefulShutdown from "./GracefulShutdown.ts"
+import type { Drain } from "./GracefulShutdown.ts"
+import { MetricsService, type StreamMetrics, type Termination } from "./MetricsService.ts"
+import * as Names from "./protocol/Names.ts"
+import * as Sse from "./protocol/Sse.ts"
+import { StreamingConfig } from "./StreamingConfig.ts"
+import * as Topic from "./Topic.ts"
+
+export interface ServeOptions<A> {
+  /** Procedure name, for logs and metrics. */
+  readonly name: string
+  /**
+   * JSON of a value (e.g. `JSON.stringify(encodeSuccess(value))`). Frames are
+   * cached per function: create it once per procedure, not per request.
+   */
+  readonly encode: (value: A) => string
+}
+
+/** The head of an SSE answer, as `StreamingService.sse` sends it. */
+export const headers: Readonly<Record<string, string>> = {
+  [Names.headers.contentType]: Names.contentTypes.eventStream,
+  [Names.headers.cacheControl]: "no-cache, no-transform",
+  [Names.headers.accelBuffering]: "no"
+}
+
+// ---------------------------------------------------------------------------
+// shared timers and watchers
+// ---------------------------------------------------------------------------
+
+interface Beating {
+  beat(): void
+}
+
+/** One timer per heartbeat interval, removed with its last response. */
+const heartbeatGroups = new Map<number, { readonly timer: ReturnType<typeof setInterval>; readonly members: Set<Beating> }>()
+
+const joinHeartbeat = (millis: number, member: Beating): void => {
+  let group = heartbeatGroups.get(millis)
+  if (group === undefined) {
+    const members = new Set<Beating>()
+    const timer = setInterval(() => {
+      for (const m of members) m.beat()
+    }, millis)
+    timer.unref()
+    group = { timer, members }
+    heartbeatGroups.set(millis, group)
+  }
+  group.members.add(member)
+}
+
+const leaveHeartbeat = (millis: number, member: Beating): void => {
+  const group = heartbeatGroups.get(millis)
+  if (group === undefined) return
+  group.members.delete(member)
+  if (group.members.size === 0) {
+    clearInterval(group.timer)
+    heartbeatGroups.delete(millis)
+  }
+}
+
+/** One fiber per `Drain` awaiting the start of draining, interrupted with its last response. */
+const drainWatchers = new Map<Drain, { readonly fiber: Fiber.RuntimeFiber<void>; readonly callbacks: Set<() => void> }>()
+
+const watchDraining = (drain: Drain, callback: () => void): void => {
+  let watcher = drainWatchers.get(drain)
+  if (watcher === undefined) {
+    const callbacks = new Set<() => void>()
+    const fiber = Effect.runFork(Deferred.await(drain.draining))
+    fiber.addObserver((exit) => {
+      if (exit._tag === "Failure") return
+      drainWatchers.delete(drain)
+      for (const c of [...callbacks]) c()
+    })
+    watcher = { fiber, callbacks }
+    drainWatchers.set(drain, watcher)
+  }
+  watcher.callbacks.add(callback)
+}
+
+const unwatchDraining = (drain: Drain, callback: () => void): void => {
+  const watcher = drainWatchers.get(drain)
+  if (watcher === undefined) return
+  watcher.callbacks.delete(callback)
+  if (watcher.callbacks.size === 0) {
+    drainWatchers.delete(drain)
+    watcher.fiber.unsafeInterruptAsFork(FiberId.none)
+  }
+}
+
+/**
+ * Deliveries are tallied per procedure and handed to `MetricsService` once a
+ * second (and when a response ends) by one shared timer: a metric update per
+ * write would cost more than the write.
+ */
+interface Tally {
+  values: number
+  bytes: number
+  dropped: number
+}
+
+const tallies = new Map<StreamMetrics, Map<string, Tally>>()
+let tallyUsers = 0
+let tallyTimer: ReturnType<typeof setInterval> | undefined
+
+const flushTally = (metrics: StreamMetrics, name: string, tally: Tally): void => {
+  if (tally.dropped > 0) metrics.dropped("subscription", name, tally.dropped)
+  if (tally.values > 0 || tally.bytes > 0) metrics.delivered("subscription", name, tally.values, tally.bytes)
+  tally.values = 0
+  tally.bytes = 0
+  tally.dropped = 0
+}
+
+const flushTallies = (): void => {
+  for (const [metrics, byName] of tallies) for (const [name, tally] of byName) flushTally(metrics, name, tally)
+}
+
+const acquireTally = (metrics: StreamMetrics, name: string): Tally => {
+  let byName = tallies.get(metrics)
+  if (byName === undefined) {
+    byName = new Map()
+    tallies.set(metrics, byName)
+  }
+  let tally = byName.get(name)
+  if (tally === undefined) {
+    tally = { values: 0, bytes: 0, dropped: 0 }
+    byName.set(name, tally)
+  }
+  tallyUsers++
+  if (tallyTimer === undefined) {
+    tallyTimer = setInterval(flushTallies, 1000)
+    tallyTimer.unref()
+  }
+  return tally
+}
+
+const releaseTally = (metrics: StreamMetrics, name: string, tally: Tally): void => {
+  flushTally(metrics, name, tally)
+  tallyUsers--
+  if (tallyUsers === 0) {
+    clearInterval(tallyTimer)
+    tallyTimer = undefined
+    tallies.clear()
+  }
+}
+
+/** Responses being served, timers (heartbeats, metrics) and drain watchers alive: for leak tests. */
+export const debugCounts = (): { readonly responses: number; readonly timers: number; readonly drainWatchers: number } => {
+  let responses = 0
+  for (const group of heartbeatGroups.values()) responses += group.members.size
+  return {
+    responses,
+    timers: heartbeatGroups.size + (tallyTimer === undefined ? 0 : 1),
+    drainWatchers: drainWatchers.size
+  }
+}
+
+// ---------------------------------------------------------------------------
+// one response
+// ---------------------------------------------------------------------------
+
+class Connection<A> implements Beating {
+  termination: Termination = "interrupted"
+  values = 0
+  bytes = 0
+  readonly startedAt = Date.now()
+  private stopped = false
+  private blocked = false
+  /** Something was written since the last heartbeat tick: no heartbeat needed. */
+  private active = true
+  private attachment: Topic.Attachment | undefined = undefined
+  private done: (() => void) | undefined = undefined
+  private tally: Tally | undefined = undefined
+
+  constructor(
+    readonly response: Http.ServerResponse,
+    readonly subscription: Topic.Subscription<A>,
+    readonly options: ServeOptions<A>,
+    readonly metrics: StreamMetrics | undefined,
+    readonly drain: Drain,
+    readonly heartbeatMillis: number,
+    readonly opening: string
+  ) {}
+
+  private readonly sink: Topic.Sink = {
+    write: (text, values, dropped) => {
+      if (this.stopped) return false
+      this.active = true
+      const bytes = Buffer.byteLength(text)
+      this.values += values
+      this.bytes += bytes
+      const tally = this.tally
+      if (tally !== undefined) {
+        tally.values += values
+        tally.bytes += bytes
+        tally.dropped += dropped
+      }
+      const accepted = this.response.write(text)
+      if (!accepted) this.blocked = true
+      return accepted
+    },
+    end: () => {
+      if (this.stopped) return
+      this.termination = "completed"
+      this.response.end(Sse.end)
+      this.stop()
+    }
+  }
+
+  private readonly onDrain = (): void => {
+    this.blocked = false
+    this.attachment?.resume()
+  }
+
+  /** Client gone, or the response finished. */
+  private readonly onClose = (): void => this.stop()
+
+  /** Draining: end without `event: end`, so the client reconnects and resumes. */
+  private readonly onDraining = (): void => {
+    if (this.stopped) return
+    this.response.end()
+    this.stop()
+  }
+
+  beat(): void {
+    if (!this.active && !this.blocked && !this.stopped) {
+      if (!this.response.write(Sse.heartbeat)) this.blocked = true
+    }
+    this.active = false
+  }
+
+  start(done: () => void, draining: boolean): void {
+    this.done = done
+    const response = this.response
+    response.writeHead(200, headers)
+    if (this.metrics !== undefined) {
+      this.metrics.started("subscription", this.options.name)
+      this.tally = acquireTally(this.metrics, this.options.name)
+    }
+    if (!response.write(this.opening)) this.blocked = true
+    if (draining || response.destroyed) {
+      this.onDraining()
+      return
+    }
+    response.on("close", this.onClose)
+    response.on("drain", this.onDrain)
+    joinHeartbeat(this.heartbeatMillis, this)
+    watchDraining(this.drain, this.onDraining)
+    this.attachment = this.subscription[Topic.TypeId].attach(this.sink, this.options.encode)
+  }
+
+  /** Idempotent: detaches from the topic and every shared resource, then completes `serve`. */
+  stop(): void {
+    if (this.stopped) return
+    this.stopped = true
+    this.attachment?.detach()
+    const response = this.response
+    response.off("close", this.onClose)
+    response.off("drain", this.onDrain)
+    leaveHeartbeat(this.heartbeatMillis, this)
+    unwatchDraining(this.drain, this.onDraining)
+    if (!response.writableEnded) response.end()
+    if (this.metrics !== undefined) {
+      if (this.tally !== undefined) releaseTally(this.metrics, this.options.name, this.tally)
+      this.metrics.ended("subscription", this.options.name, this.termination, Date.now() - this.startedAt)
+    }
+    const done = this.done
+    this.done = undefined
+    done?.()
+  }
+
+  readonly log: Effect.Effect<void> = Effect.suspend(() =>
+    Effect.logInfo("stream closed").pipe(
+      Effect.annotateLogs({
+        kind: "subscription",
+        stream: this.options.name,
+        termination: this.termination,
+        values: this.values,
+        bytes: this.bytes,
+        durationMillis: Date.now() - this.startedAt
+      })
+    )
+  )
+}
+
+/**
+ * Writes the SSE head and serves `subscription` on `response` until the topic
+ * ends (`event: end`), the client disconnects, draining begins (no `end`: the
+ * client reconnects and resumes) or the calling fiber is interrupted.
+ * Reads `StreamingConfig`, `GracefulShutdown` and, when provided, `MetricsService`.
+ */
+export const serve = <A>(
+  response: Http.ServerResponse,
+  subscription: Topic.Subscription<A>,
+  options: ServeOptions<A>
+): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const config = yield* StreamingConfig
+    const drain = yield* GracefulShutdown.current
+    const metrics = Option.getOrUndefined(yield* Effect.serviceOption(MetricsService))
+    const draining = yield* Deferred.isDone(drain.draining)
+    const opening = config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
+    const heartbeatMillis = Math.max(1, Math.round(Duration.toMillis(config.heartbeatInterval)))
+    const connection = new Connection(response, subscription, options, metrics, drain, heartbeatMillis, opening)
+    yield* Effect.async<void>((resume) => {
+      connection.start(() => resume(Effect.void), draining)
+      return Effect.sync(() => connection.stop())
+    }).pipe(Effect.ensuring(connection.log))
+  })
