@@ -125,7 +125,7 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
           Invocation.invoke(call, context, request),
           (error) => new Failures.TypedFailure(call.served, error)
         )
-        return yield* Responses.respond(call, invocation)
+        return yield* Responses.respond(call, invocation, request)
       })).pipe(
         // What the application provided reaches the request, whatever fiber the server runs it in.
         Effect.mapInputContext((ctx: Context.Context<Scope.Scope>) => Context.merge(context, ctx))

@@ -20,6 +20,7 @@ import * as HttpTransport from "../src/HttpTransport.ts"
 import * as MetricsService from "../src/MetricsService.ts"
 import * as Prometheus from "../src/Prometheus.ts"
 import * as StreamingConfig from "../src/StreamingConfig.ts"
+import * as TopicResponse from "../src/TopicResponse.ts"
 import { eventually, get, quiet, sseCollector } from "./support/http.ts"
 
 const Settings = StreamingConfig.layer({ heartbeatInterval: "50 millis", retry: "2 seconds" })
@@ -29,14 +30,14 @@ const Settings = StreamingConfig.layer({ heartbeatInterval: "50 millis", retry: 
  * of. The settings and metrics are provided to the application's layer (as the
  * README shows) or to the served app as a whole: both must reach the requests.
  */
-const serverLayer = (server: Http.Server, providedTo: "application" | "server") => {
+const serverLayer = (server: Http.Server, providedTo: "application" | "server", pricesPerSecond: number) => {
   const Api = Layer.mergeAll(
     HttpTransport.layer(DemoApi),
     HttpLayerRouter.add("GET", "/metrics", Prometheus.response)
   ).pipe(
     Layer.provide(DemoHandlers),
     Layer.provide(AuthenticationLive),
-    Layer.provide(PriceFeed.layer({ pricesPerSecond: 50 }))
+    Layer.provide(PriceFeed.layer({ pricesPerSecond }))
   )
   const App = providedTo === "application"
     ? Api.pipe(Layer.provide(Settings), Layer.provide(MetricsService.layer))
@@ -49,10 +50,10 @@ const serverLayer = (server: Http.Server, providedTo: "application" | "server") 
 }
 
 /** Builds the server in a scope of its own, so the test decides when it shuts down. */
-const start = (providedTo: "application" | "server" = "application") => Effect.gen(function*() {
+const start = (providedTo: "application" | "server", pricesPerSecond: number) => Effect.gen(function*() {
   const server = Http.createServer()
   const scope = yield* Scope.make()
-  yield* Layer.buildWithScope(serverLayer(server, providedTo), scope)
+  yield* Layer.buildWithScope(serverLayer(server, providedTo, pricesPerSecond), scope)
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   return {
     base,
@@ -73,7 +74,8 @@ const activeSubscriptions = (base: string) =>
 describe("a server composed as the README shows", () => {
   it.scopedLive.each(["application", "server"] as const)("settings and metrics provided to the %s: the configured retry and heartbeats, and the open subscription counted in /metrics", (providedTo) =>
     Effect.gen(function*() {
-      const { base, dispose, shutdown } = yield* start(providedTo)
+      // A quiet feed (a price a second): heartbeats fill the silence, as they are sent only to idle connections.
+      const { base, dispose, shutdown } = yield* start(providedTo, 1)
       yield* Effect.addFinalizer(() => Effect.zipRight(dispose, shutdown))
       const response = yield* Effect.promise(() => get(watch(base)))
       const sse = sseCollector()
@@ -85,6 +87,8 @@ describe("a server composed as the README shows", () => {
       yield* Effect.promise(() => eventually(() => sse.comments.filter((c) => c === "heartbeat").length >= 3))
       expect(text.startsWith("retry: 2000\n")).toBe(true)
       expect(yield* Effect.promise(() => activeSubscriptions(base))).toBe(1)
+      // watchPrices returns a Topic subscription: the transport serves it on the fast path
+      expect(TopicResponse.debugCounts().responses).toBe(1)
       response.destroy()
       yield* Effect.promise(async () => {
         for (let i = 0; i < 200; i++) {
@@ -93,12 +97,13 @@ describe("a server composed as the README shows", () => {
         }
         throw new Error("stream_active never returned to 0")
       })
+      expect(TopicResponse.debugCounts()).toEqual({ responses: 0, timers: 0, drainWatchers: 0 })
     }).pipe(quiet))
 
   it.scopedLive("a drain affects its own server and not a second one in the same process", () =>
     Effect.gen(function*() {
-      const first = yield* start()
-      const second = yield* start()
+      const first = yield* start("application", 50)
+      const second = yield* start("application", 50)
       yield* Effect.addFinalizer(() =>
         Effect.all([first.dispose, second.dispose, first.shutdown, second.shutdown], { discard: true })
       )

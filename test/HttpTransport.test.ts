@@ -368,6 +368,31 @@ describe("a request body that trickles in", () => {
     }).pipe(quiet))
 })
 
+describe("web-standard handler: a Topic subscription", () => {
+  it.live("is served as a Stream, with the topic's cursors as ids", () =>
+    Effect.gen(function*() {
+      const { dispose, handler } = HttpTransport.toWebHandler(DemoApi, DemoLive)
+      const controller = new AbortController()
+      const response = yield* Effect.promise(() =>
+        handler(new Request(`http://localhost/rpc/watchPrices?${payloadQuery({ symbols: ["ACME"] })}`, { signal: controller.signal }))
+      )
+      expect(response.headers.get("content-type")).toBe("text/event-stream")
+      const reader = response.body!.getReader()
+      const decoder = new TextDecoder()
+      let text = ""
+      while ((text.match(/^id: /gm) ?? []).length < 2) {
+        const { done, value } = yield* Effect.promise(() => reader.read())
+        if (done) break
+        text += decoder.decode(value, { stream: true })
+      }
+      const ids = Array.from(text.matchAll(/^id: (.+)$/gm), (m) => m[1]!)
+      expect(ids.length).toBeGreaterThanOrEqual(2)
+      for (const id of ids) expect(id).toMatch(/^[0-9a-z]+-\d+$/)
+      yield* Effect.promise(() => reader.cancel())
+      yield* Effect.promise(dispose)
+    }).pipe(quiet))
+})
+
 describe("web-standard handler: a transfer that fails after its first byte", () => {
   it.live("errors the response body instead of ending it cleanly", () =>
     Effect.gen(function*() {

@@ -2,19 +2,35 @@
  * The response of each kind of procedure, through the policies of
  * `StreamingService`. A download or export whose stream fails before its
  * first chunk is answered as an HTTP error; after it, the transfer is cut.
+ * A subscription whose handler returns a `Topic` subscription is served on
+ * the fast path (`TopicResponse`: shared frames written straight to the
+ * socket) when the request is a Node one; elsewhere (`toWebHandler`) it is
+ * a Stream like any other.
  */
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as StreamingService from "../StreamingService.ts"
+import * as Topic from "../Topic.ts"
+import * as TopicResponse from "../TopicResponse.ts"
 import { TypedFailure } from "./Failures.ts"
 import type { Invocation } from "./Invocation.ts"
 import type { Call } from "./RequestParsing.ts"
 
+/** The node:http response of a request served by Node, else undefined. */
+const nodeResponseOf = (request: HttpServerRequest.HttpServerRequest) => {
+  if (typeof (request.source as { readonly socket?: unknown } | null)?.socket !== "object") return undefined
+  const response = NodeHttpServerRequest.toServerResponse(request) as ReturnType<typeof NodeHttpServerRequest.toServerResponse> | undefined
+  return typeof response?.writeHead === "function" ? response : undefined
+}
+
 export const respond = (
   call: Call,
-  invocation: Invocation
+  invocation: Invocation,
+  request: HttpServerRequest.HttpServerRequest
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, TypedFailure, Scope.Scope> => {
   const { served } = call
   const typed = (error: unknown) => new TypedFailure(served, error)
@@ -30,15 +46,25 @@ export const respond = (
   const spec = served.spec
   switch (spec._tag) {
     case "unary":
-    case "subscription":
+    case "subscription": {
+      const node = Topic.isSubscription(invocation.source) ? nodeResponseOf(request) : undefined
+      if (node !== undefined) {
+        // The response is written and ended by the topic; the server finds it ended.
+        const serve = TopicResponse.serve(node, invocation.source as Topic.Subscription<unknown>, {
+          name,
+          encode: served.successJson
+        })
+        return Effect.as(Effect.mapError(around(serve), typed), HttpServerResponse.empty())
+      }
       return StreamingService.sse({
         name,
         stream,
-        serialize: (value) => JSON.stringify(served.encodeSuccess(value)),
+        serialize: served.successJson,
         id: spec._tag === "subscription" ? spec.cursor : undefined,
         serializeError: (error) => JSON.stringify(served.encodeFailure(error)),
         around
       })
+    }
     case "download":
       return StreamingService.download({
         name,

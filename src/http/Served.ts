@@ -14,6 +14,8 @@ export interface Served {
   readonly spec: Procedure.ProcedureSpec
   readonly decodePayload: (u: unknown) => Effect.Effect<unknown, ParseResult.ParseError>
   readonly encodeSuccess: (a: unknown) => unknown
+  /** The JSON text of a value: one function per procedure, so a Topic caches each value's frame once. */
+  readonly successJson: (a: unknown) => string
   /** The procedure's failures and its middlewares' failures. */
   readonly failure: Schema.Schema.All
   readonly encodeFailure: (e: unknown) => unknown
@@ -57,6 +59,7 @@ const fastStruct = (schema: Schema.Schema.All): ((a: unknown) => unknown) | unde
 export const make = (rpc: Rpc.AnyWithProps): Served => {
   const schemas = Procedure.schemasOf(rpc)
   const failure = Procedure.failureSchemaOf(rpc)
+  const encodeSuccess = fastStruct(schemas.success) ?? encodeSyncOrDie(schemas.success)
   return {
     rpc,
     spec: Procedure.specOf(rpc),
@@ -64,7 +67,8 @@ export const make = (rpc: Rpc.AnyWithProps): Served => {
       errors: "all",
       onExcessProperty: "ignore"
     }),
-    encodeSuccess: fastStruct(schemas.success) ?? encodeSyncOrDie(schemas.success),
+    encodeSuccess,
+    successJson: (value) => JSON.stringify(encodeSuccess(value)),
     failure,
     encodeFailure: encodeSyncOrDie(failure)
   }
