@@ -443,6 +443,13 @@ class TopicState<A> {
 /** A socket (or any `Sink`) fed directly by the topic; its own `Attachment`. */
 class SinkSubscriber<A> extends Subscriber implements Attachment {
   stalled = false
+  /**
+   * End of the replay this subscriber resumed with (the topic's head when it
+   * attached). Until its position passes it, a stall does not slide: a reader
+   * that keeps up gets everything kept, in batches as its socket drains; only
+   * what the ring evicts meanwhile is lost (and counted).
+   */
+  replayEnd = 0
   /** A gap to announce before anything else: a count, or null when unknown. */
   gap: number | null = 0
   constructor(
@@ -465,7 +472,7 @@ class SinkSubscriber<A> extends Subscriber implements Attachment {
   resume(): void {
     if (!this.attached || !this.stalled) return
     this.stalled = false
-    this.deliver(slidingCapacity)
+    this.deliver(this.position < this.replayEnd ? Infinity : slidingCapacity)
   }
 
   end(): void {
@@ -605,6 +612,7 @@ class SubscriptionImpl<A> implements Handle<A> {
     const start = topic.resolve(this.keys, this.after)
     topic.add(subscriber, start)
     subscriber.gap = start.missed
+    subscriber.replayEnd = topic.next
     subscriber.deliver(Infinity)
     return subscriber
   }

@@ -300,3 +300,45 @@ describe("TopicResponse over a real socket", () => {
       expect(TopicResponse.debugCounts()).toEqual({ responses: 0, timers: 0, drainWatchers: 0 })
     }).pipe(quiet), 60_000)
 })
+
+describe("resume over a real socket", () => {
+  const resumeAfter = (kept: number, total: number, reader: "fast" | "stalled") =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make<Tick>({ replay: { count: kept } })
+      const { url } = yield* serveTopic(() => topic)
+      const values = Array.from({ length: total }, (_, n) => ({ n, key: "a", pad: "x".repeat(100) }))
+      // The cursor of value 0 (offset 1); every value after it is kept when total ≤ kept + 1.
+      yield* topic.publishAll(values)
+      const cursor = `${topic.latestCursor().split("-")[0]}-1`
+      const c = yield* Effect.promise(() => client(url, { "last-event-id": cursor }))
+      if (reader === "stalled") {
+        c.response.pause()
+        // Values published while the reader stalls push the oldest kept ones out of the ring.
+        yield* topic.publishAll(values.map((v) => ({ ...v, n: v.n + total })))
+        yield* Effect.sleep("50 millis")
+        c.response.resume()
+      }
+      yield* Effect.promise(() => eventually(() => c.messages().at(-1)?.n === (reader === "fast" ? total - 1 : 2 * total - 1)))
+      c.response.destroy()
+      return c
+    })
+
+  it.scopedLive.each([1_000, 9_000])("a reader that keeps up gets all %d kept values after its cursor, and no `dropped`", (count) =>
+    Effect.gen(function*() {
+      const c = yield* resumeAfter(10_000, count + 1, "fast")
+      expect(c.dropped()).toEqual([])
+      expect(c.messages().map((t) => t.n)).toEqual(Array.from({ length: count }, (_, i) => i + 1))
+    }).pipe(quiet))
+
+  it.scopedLive("a stalled reader is told exactly how many it lost, and gets the rest in order", () =>
+    Effect.gen(function*() {
+      const total = 9_001
+      const c = yield* resumeAfter(10_000, total, "stalled")
+      const received = c.messages().map((t) => t.n)
+      const dropped = c.dropped().reduce((sum, n) => sum! + (n ?? NaN), 0)!
+      // values 1 .. 2 * total - 1 were owed after the cursor: each one is delivered or counted, once, in order
+      expect(received.length + dropped).toBe(2 * total - 1)
+      expect(dropped).toBeGreaterThan(0)
+      for (let i = 1; i < received.length; i++) expect(received[i]!).toBeGreaterThan(received[i - 1]!)
+    }).pipe(quiet))
+})
