@@ -341,6 +341,30 @@ describe("web-standard handler", () => {
     }).pipe(quiet))
 })
 
+describe("an absolute-form request target", () => {
+  it.scopedLive("is routed by the path it names", () =>
+    Effect.gen(function*() {
+      const services = yield* Layer.build(DemoLive)
+      const url = yield* Effect.flatMap(HttpTransport.toHttpApp(DemoApi), listen).pipe(Effect.provide(services))
+      const { port } = new URL(url)
+      const answer = yield* Effect.promise(() =>
+        new Promise<string>((resolve, reject) => {
+          const socket = Net.connect(Number(port), "127.0.0.1", () => {
+            socket.write(
+              `GET http://example.test/rpc/exportOrders?format=ndjson&${payloadQuery({ count: 1 })} HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n`
+            )
+          })
+          let text = ""
+          socket.on("data", (bytes) => (text += bytes.toString("utf8")))
+          socket.on("close", () => resolve(text))
+          socket.on("error", reject)
+        })
+      )
+      expect(answer.startsWith("HTTP/1.1 200")).toBe(true)
+      expect(answer).toContain("\"customer\":\"Ada Lovelace\"")
+    }).pipe(quiet))
+})
+
 describe("a request body that trickles in", () => {
   it.scopedLive("is answered 408 RequestTimeout past the body timeout, and its connection closed", () =>
     Effect.gen(function*() {

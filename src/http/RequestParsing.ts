@@ -164,9 +164,17 @@ const formatOf = (spec: Procedure.ProcedureSpec, url: URL) => {
   return Either.right(asked)
 }
 
-/** The URL of a request target; `new URL(target, base)` would read a target like "//x" as a host. */
-export const urlOf = (request: HttpServerRequest.HttpServerRequest): URL =>
-  new URL(`http://localhost${request.url.startsWith("/") ? "" : "/"}${request.url}`)
+const absoluteForm = /^https?:\/\/[^/?#]*/i
+
+/**
+ * The URL of a request target, routed by its path: an absolute-form target
+ * (`GET http://host/rpc/x`, as sent to proxies) by the path it names; any
+ * other as a path, since `new URL(target, base)` would read "//x" as a host.
+ */
+export const urlOf = (request: HttpServerRequest.HttpServerRequest): URL => {
+  const target = request.url.replace(absoluteForm, "")
+  return new URL(`http://localhost${target.startsWith("/") ? "" : "/"}${target}`)
+}
 
 export const parse = (
   request: HttpServerRequest.HttpServerRequest,
