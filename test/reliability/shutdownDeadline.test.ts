@@ -39,6 +39,9 @@ describe("shutdown deadline", () => {
             }).on("error", reject)
           ))
       )
+      // npm start's /metrics counts the open subscriptions
+      const metrics = await fetch(`${demo.url}/metrics`).then((r) => r.text())
+      expect(metrics).toContain("stream_active{kind=\"subscription\",stream=\"watchPrices\"} 200\n")
       const stalled = await Promise.all([1, 2, 3].map(() => transfer(`${demo.url}/rpc/downloadReport?${query({ sizeMb: 256 })}`, false)))
       const reading = await transfer(`${demo.url}/rpc/downloadReport?${query({ sizeMb: 1 })}`, true)
       expect(await reading.outcome).toBe("complete")
