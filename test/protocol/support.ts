@@ -7,31 +7,28 @@ import * as Rows from "../../src/protocol/Rows.ts"
 
 export const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text)
 
-/** `text` cut at `offsets` (taken modulo its length). */
-export const splitAt = (text: string, offsets: ReadonlyArray<number>): Array<string> => {
-  const cuts = [...new Set(offsets.map((o) => o % (text.length + 1)))].sort((a, b) => a - b)
-  const pieces: Array<string> = []
+interface Sliceable<T> {
+  readonly length: number
+  slice(start: number, end?: number): T
+}
+
+/** `whole` (text or bytes) cut at `offsets` (taken modulo its length). */
+const cutAt = <T extends Sliceable<T>>(whole: T, offsets: ReadonlyArray<number>): Array<T> => {
+  const cuts = [...new Set(offsets.map((o) => o % (whole.length + 1)))].sort((a, b) => a - b)
+  const pieces: Array<T> = []
   let from = 0
   for (const cut of cuts) {
-    pieces.push(text.slice(from, cut))
+    pieces.push(whole.slice(from, cut))
     from = cut
   }
-  pieces.push(text.slice(from))
+  pieces.push(whole.slice(from))
   return pieces
 }
 
-/** `bytes` cut at `offsets` (taken modulo its length). */
-export const splitBytesAt = (bytes: Uint8Array, offsets: ReadonlyArray<number>): Array<Uint8Array> => {
-  const cuts = [...new Set(offsets.map((o) => o % (bytes.length + 1)))].sort((a, b) => a - b)
-  const pieces: Array<Uint8Array> = []
-  let from = 0
-  for (const cut of cuts) {
-    pieces.push(bytes.subarray(from, cut))
-    from = cut
-  }
-  pieces.push(bytes.subarray(from))
-  return pieces
-}
+export const splitAt = (text: string, offsets: ReadonlyArray<number>): Array<string> => cutAt(text, offsets)
+
+export const splitBytesAt = (bytes: Uint8Array, offsets: ReadonlyArray<number>): Array<Uint8Array> =>
+  cutAt<Uint8Array>(bytes, offsets)
 
 /** Every way to cut `bytes` in two, the cut before the first byte and after the last included. */
 export const everySplit = (bytes: Uint8Array): Array<Array<Uint8Array>> =>
