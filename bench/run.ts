@@ -30,7 +30,8 @@
  *   scenario's baseline). The load average is recorded at the start and the
  *   end: other work on the machine skews the figures, the ratios less so.
  * - Output: markdown tables on stdout, the same data in bench/results.json
- *   (bench/results.quick.json for --quick, not committed).
+ *   (bench/results.quick.json for --quick, bench/results.partial.json for a
+ *   run of some scenarios or implementations; neither is committed).
  *
  * Flags: --quick (small smoke version of every scenario), --scenario=a,b,
  * --impl=a,b, --profile (servers run with --cpu-prof, profiles in
@@ -1173,8 +1174,9 @@ const main = async () => {
     scenarios: results,
     parser: parser ?? null
   }
-  // A smoke run (tests may start one) leaves the full run's results alone.
-  const file = Path.join(benchDir, quick ? "results.quick.json" : "results.json")
+  // A smoke run (tests may start one) and a partial run (--scenario, --impl) leave the full run's results alone.
+  const partial = option("scenario") !== undefined || option("impl") !== undefined
+  const file = Path.join(benchDir, quick ? "results.quick.json" : partial ? "results.partial.json" : "results.json")
   writeFileSync(`${file}.tmp`, `${JSON.stringify(report, null, 2)}\n`)
   renameSync(`${file}.tmp`, file)
   if (results.some((r) => r.rows.some((row) => row.error !== undefined))) {
