@@ -37,6 +37,20 @@ export const idle = Procedure.subscription("idle", { success: Tick })
 /** The live feed: `fanoutRate` ticks per second. */
 export const fanout = Procedure.subscription("fanout", { success: Tick })
 
+/** The sparse feed: `sparseRate` ticks per second (the 20,000-subscriber fan-out). */
+export const sparse = Procedure.subscription("sparse", { success: Tick })
+
+/** One key of the keyed feed: its latest tick, then every tick of that key. */
+export const keyed = Procedure.subscription("keyed", { payload: { key: Schema.String }, success: Tick })
+
+// The same sources served from a `Topic` (the handler returns `topic.subscribe(...)`).
+
+export const ticksTopic = Procedure.subscription("ticksTopic", { success: Tick })
+export const idleTopic = Procedure.subscription("idleTopic", { success: Tick })
+export const fanoutTopic = Procedure.subscription("fanoutTopic", { success: Tick })
+export const sparseTopic = Procedure.subscription("sparseTopic", { success: Tick })
+export const keyedTopic = Procedure.subscription("keyedTopic", { payload: { key: Schema.String }, success: Tick })
+
 export const download = Procedure.download("download", {
   payload: { bytes: Schema.Int },
   filename: "bench.bin",
@@ -50,4 +64,17 @@ export const rows = Procedure.export("rows", {
   formats: ["csv", "ndjson", "json"]
 })
 
-export class BenchApi extends RpcGroup.make(ticks, idle, fanout, download, rows) {}
+export class BenchApi extends RpcGroup.make(
+  ticks,
+  idle,
+  fanout,
+  sparse,
+  keyed,
+  ticksTopic,
+  idleTopic,
+  fanoutTopic,
+  sparseTopic,
+  keyedTopic,
+  download,
+  rows
+) {}

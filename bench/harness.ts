@@ -19,12 +19,28 @@
  * - `slow`: what the slow-consumer scenario subscribes to (default: `ticks`);
  * - `idle`: a subscription to the quiet feed (the latest tick, then nothing);
  * - `fanout`: a subscription to the live feed (`fanoutRate` ticks per second);
+ * - `sparse`: a subscription to the sparse feed (`sparseRate` ticks per second;
+ *   the 20,000-subscriber fan-out);
+ * - `keyed`: a subscription to ONE key of the keyed feed (`keyed()`): `{key}`
+ *   in `path` or `body` is replaced by the load generator, per subscriber;
  * - `download`: `{bytes}` bytes of `application/octet-stream`;
  * - `exportCsv`, `exportNdjson`: `{rows}` rows.
  */
-export type RouteName = "ticks" | "slow" | "idle" | "fanout" | "download" | "exportCsv" | "exportNdjson"
+export type RouteName =
+  | "ticks"
+  | "slow"
+  | "idle"
+  | "fanout"
+  | "sparse"
+  | "keyed"
+  | "download"
+  | "exportCsv"
+  | "exportNdjson"
 
-/** One way to request a stream. `{bytes}` and `{rows}` in `path` or `body` are replaced by the runner. */
+/**
+ * One way to request a stream. `{bytes}` and `{rows}` in `path` or `body` are
+ * replaced by the runner, `{key}` by the load generator.
+ */
 export interface Route {
   readonly method?: "GET" | "POST"
   readonly path: string

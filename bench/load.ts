@@ -10,8 +10,9 @@
  * The runner kills it when its job's time limit passes.
  */
 import type { Route } from "./harness.ts"
-import { ByteCounter, type Connection, LineCounter, request, StampReader, TickCounter } from "./loadgen.ts"
-import { nowMicros } from "./workload.ts"
+import { readdirSync, readFileSync } from "node:fs"
+import { ByteCounter, type Connection, LineCounter, request, SeqStampReader, StampReader, TickCounter } from "./loadgen.ts"
+import { keyCount, nowMicros } from "./workload.ts"
 
 export type Job =
   | { readonly kind: "throughput"; readonly port: number; readonly route: Route; readonly warmupMs: number; readonly windowMs: number }
@@ -35,6 +36,13 @@ export type Job =
     readonly graceMs: number
     /** How long subscribing may take; past it the measurement starts with whoever is subscribed. */
     readonly connectDeadlineMs: number
+    /**
+     * The keyed feed: subscriber i asks for key `k<i % keyCount>` (`{key}` in
+     * the route), and is owed only the ticks of its key.
+     */
+    readonly keyed?: boolean
+    /** Barriers `baseline` (before subscribing) and `held` (after the measurement, all still open). */
+    readonly memory?: boolean
   }
   | { readonly kind: "slow"; readonly port: number; readonly route: Route; readonly readMs: number; readonly stallMs: number }
   | { readonly kind: "download"; readonly port: number; readonly route: Route; readonly warmupRoute: Route; readonly bytes: number }
@@ -224,14 +232,33 @@ const idle = async (job: Extract<Job, { kind: "idle" }>): Promise<Result> => {
 const percentile = (sorted: Float64Array, p: number): number =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
 
+/**
+ * Sockets this process can still open: its open-file limit minus what it has
+ * open, less a margin (Linux; elsewhere unlimited).
+ */
+const socketHeadroom = (): number => {
+  try {
+    const limit = Number(/^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "latin1"))?.[1])
+    const open = readdirSync("/proc/self/fd").length
+    return Number.isFinite(limit) ? limit - open - 32 : Infinity
+  } catch {
+    return Infinity
+  }
+}
+
 const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> => {
+  const keyed = job.keyed === true
+  // More sockets than the open-file limit allows would fail with EMFILE.
+  const subscriberCount = Math.min(job.subscribers, socketHeadroom())
   let samples = new Float64Array(1 << 16)
   let size = 0
   /** The stamps seen in the window: the ticks the feed published in it. */
   const stamps = new Set<number>()
+  /** Keyed: the seqs seen in the window (a tick is owed to the subscribers of its key only). */
+  const seqs = new Set<number>()
   let since = Infinity
   let until = Infinity
-  const record = (stamp: number, now: number) => {
+  const record = (stamp: number, now: number, seq: number) => {
     if (stamp < since || stamp >= until) return
     if (size === samples.length) {
       const grown = new Float64Array(samples.length * 2)
@@ -239,37 +266,53 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
       samples = grown
     }
     samples[size++] = now - stamp
-    stamps.add(stamp)
+    if (keyed) seqs.add(seq)
+    else stamps.add(stamp)
   }
   interface Subscriber {
     readonly connection: Connection
     readonly first: FirstTick
+    /** Keyed: the index of its key. */
+    readonly key: number
     /** Subscribed when the window opened: only these are measured. */
     measured: boolean
   }
   const subscribers: Array<Subscriber> = []
   let opening = true
   try {
+    if (job.memory === true) await barrier("baseline")
     // A server that cannot keep up with the fan-out also falls behind in accepting
     // subscribers: whoever is subscribed when the deadline passes is measured.
     const openedAt = performance.now()
-    const open = paced(job.subscribers, job.concurrency, async () => {
+    const open = paced(subscriberCount, job.concurrency, async (i) => {
       if (!opening) return
       const first = new FirstTick()
       let subscriber: Subscriber | undefined
-      const reader = new StampReader(nowMicros, (stamp, now) => {
-        if (subscriber?.measured === true) record(stamp, now)
-      })
+      const reader = keyed
+        ? new SeqStampReader(nowMicros, (seq, stamp, now) => {
+          if (subscriber?.measured === true) record(stamp, now, seq)
+        })
+        : new StampReader(nowMicros, (stamp, now) => {
+          if (subscriber?.measured === true) record(stamp, now, -1)
+        })
       const sink = {
         data(buffer: Uint8Array, start: number, end: number) {
           first.data(buffer, start, end)
           reader.data(buffer, start, end)
         }
       }
-      const connection = request(job.port, job.route, sink)
-      subscriber = { connection, first, measured: false }
+      const key = i % keyCount
+      const route = keyed
+        ? {
+          ...job.route,
+          path: job.route.path.replaceAll("{key}", `k${key}`),
+          ...(job.route.body === undefined ? {} : { body: job.route.body.replaceAll("{key}", `k${key}`) })
+        }
+        : job.route
+      const connection = request(job.port, route, sink)
+      subscriber = { connection, first, key, measured: false }
       subscribers.push(subscriber)
-      await expectOk(connection, job.route.path)
+      await expectOk(connection, route.path)
       await first.arrived
     })
     await Promise.race([open, sleep(job.connectDeadlineMs)])
@@ -290,12 +333,24 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
     // Late deliveries of ticks stamped in the window still count, up to the grace period.
     await sleep(job.graceMs)
     since = Infinity
+    let owed = stamps.size * measured.length
+    if (keyed) {
+      const perKey = new Array<number>(keyCount).fill(0)
+      for (const seq of seqs) if (seq >= 0) perKey[seq % keyCount]!++
+      owed = 0
+      for (const subscriber of measured) owed += perKey[subscriber.key]!
+    }
+    const subscribed = subscribers.filter((s) => s.first.count > 0).length
+    if (job.memory === true) await barrier("held")
     const sorted = samples.slice(0, size).sort()
     return {
       subscribers: measured.length,
+      ...(subscriberCount < job.subscribers ? { subscribersCappedByFileLimit: subscriberCount } : {}),
+      subscribedAtEnd: subscribed,
       connectSeconds: round(connectSeconds),
-      published: stamps.size,
-      deliveredShare: stamps.size === 0 || measured.length === 0 ? 0 : round(size / (stamps.size * measured.length), 3),
+      published: keyed ? seqs.size : stamps.size,
+      deliveries: size,
+      deliveredShare: owed === 0 ? 0 : round(size / owed, 3),
       p50Ms: round(percentile(sorted, 0.5) / 1000),
       p99Ms: round(percentile(sorted, 0.99) / 1000),
       maxMs: round((sorted[size - 1] ?? NaN) / 1000),

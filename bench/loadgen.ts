@@ -321,6 +321,29 @@ export class StampReader implements BodySink {
   }
 }
 
+/**
+ * `StampReader` that also hands over each tick's `"seq"` (it precedes `"ts"`
+ * in a tick's JSON), for feeds whose ticks go to some subscribers only.
+ */
+export class SeqStampReader implements BodySink {
+  private now = 0
+  /** Seqs found and not yet paired with their ts (scans run a whole range at a time). */
+  private readonly seqs: Array<number> = []
+  private readonly seqField: NumberField
+  private readonly ts: NumberField
+  constructor(private readonly clock: () => number, onStamp: (seq: number, stamp: number, now: number) => void) {
+    this.seqField = new NumberField("seq", (seq) => {
+      this.seqs.push(seq)
+    })
+    this.ts = new NumberField("ts", (stamp) => onStamp(this.seqs.shift() ?? -1, stamp, this.now))
+  }
+  data(buffer: Uint8Array, start: number, end: number): void {
+    this.now = this.clock()
+    this.seqField.scan(buffer, start, end)
+    this.ts.scan(buffer, start, end)
+  }
+}
+
 /** Counts body bytes and line feeds (rows of CSV and ndjson). */
 export class LineCounter implements BodySink {
   bytes = 0

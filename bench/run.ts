@@ -18,14 +18,20 @@
  *   quiet feed and a 10-per-second feed shared by all subscribers; fresh
  *   64 KiB buffers for downloads; pages of 128 rows for exports.
  * - Scenarios: throughput of one subscriber; memory of idle subscriptions;
- *   fan-out latency; heap of a stalled subscriber; download speed and memory
- *   with a slow reader; export speed; the client SSE parser (in process).
+ *   fan-out latency and CPU per delivery (2,000 subscribers at 10 events/s;
+ *   `fanout-20k`: 20,000 at 1 event/s, with RSS per subscription, as many as
+ *   the open-file limits of both processes allow; `keyed`: 10,000 subscribers
+ *   each to 1 of 1,000 keys, 10,000 events/s across the keys); heap of a
+ *   stalled subscriber; download speed and memory with a slow reader; export
+ *   speed; the client SSE parser (in process). Subscriptions of ours are
+ *   measured on a `Topic` and on a Stream per subscriber (the general path).
  * - Several rounds where the figure is a speed (implementations alternating
  *   order), the median is shown and the ratio of medians to `raw` (or to the
  *   scenario's baseline). The load average is recorded at the start and the
  *   end: other work on the machine skews the figures, the ratios less so.
  * - Output: markdown tables on stdout, the same data in bench/results.json
- *   (bench/results.quick.json for --quick, not committed).
+ *   (bench/results.quick.json for --quick, bench/results.partial.json for a
+ *   run of some scenarios or implementations; neither is committed).
  *
  * Flags: --quick (small smoke version of every scenario), --scenario=a,b,
  * --impl=a,b, --profile (servers run with --cpu-prof, profiles in
@@ -35,13 +41,13 @@
  * list it in `implementations`.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process"
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Announcement, Route, RouteName, Routes, Stats } from "./harness.ts"
 import type { Job, Result } from "./load.ts"
-import { downloadChunkBytes, fanoutRate } from "./workload.ts"
+import { downloadChunkBytes, fanoutRate, keyCount, keyedRate, sparseRate } from "./workload.ts"
 
 const benchDir = Path.dirname(fileURLToPath(import.meta.url))
 const repoDir = Path.dirname(benchDir)
@@ -76,6 +82,12 @@ const settings = quick
     fanoutWindowMs: 1000,
     fanoutGraceMs: 300,
     fanoutConnectDeadlineMs: 10_000,
+    wideSubscribers: 1000,
+    wideWarmupMs: 1000,
+    wideWindowMs: 2000,
+    wideConnectDeadlineMs: 15_000,
+    keyedSubscribers: 1000,
+    keyedConnectDeadlineMs: 10_000,
     slowReadMs: 300,
     slowStallMs: 3000,
     downloadWarmupBytes: 8 * MiB,
@@ -94,6 +106,12 @@ const settings = quick
     fanoutWindowMs: 3000,
     fanoutGraceMs: 1000,
     fanoutConnectDeadlineMs: 8000,
+    wideSubscribers: 20_000,
+    wideWarmupMs: 1500,
+    wideWindowMs: 5000,
+    wideConnectDeadlineMs: 60_000,
+    keyedSubscribers: 10_000,
+    keyedConnectDeadlineMs: 30_000,
     slowReadMs: 500,
     slowStallMs: 20_000,
     downloadWarmupBytes: 64 * MiB,
@@ -199,6 +217,7 @@ const procMemory = (pid: number, field: "VmRSS" | "VmHWM"): number | undefined =
 }
 
 interface Server {
+  readonly pid: number
   readonly port: number
   readonly routes: Routes
   /** Seconds of CPU (user + system) the server has used, or undefined off Linux. */
@@ -274,6 +293,7 @@ const startServer = (implementation: Implementation, label: string): Promise<Ser
       clearTimeout(timer)
       const pid = child.pid!
       resolve({
+        pid,
         port: announced.port,
         routes: announced.routes,
         cpuSeconds: () => procCpuSeconds(pid),
@@ -555,59 +575,152 @@ const idleScenario: Scenario = {
 
 // ---- 3. fan-out
 
-const fanoutScenario: Scenario = {
-  id: "fanout",
-  title: `Fan-out: one source, ${settings.fanoutSubscribers.toLocaleString("en-US")} subscribers, ${fanoutRate} events/s each`,
-  route: "fanout",
+/**
+ * Sockets a process can still accept: its open-file limit minus the files it
+ * has open, less a margin (Linux; elsewhere unlimited). Each process of a run
+ * gets the hard limit (`spawnNode`).
+ */
+const socketHeadroom = (pid: number): number => {
+  try {
+    const limit = Number(/^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, "latin1"))?.[1])
+    const open = readdirSync(`/proc/${pid}/fd`).length
+    return Number.isFinite(limit) ? limit - open - 32 : Infinity
+  } catch {
+    return Infinity
+  }
+}
+
+interface FanoutOptions {
+  readonly id: string
+  readonly title: string
+  readonly route: RouteName
+  readonly subscribers: number
+  readonly warmupMs: number
+  readonly windowMs: number
+  readonly connectDeadlineMs: number
+  /** Subscriber i watches key `k<i % keyCount>` of the keyed feed. */
+  readonly keyed?: boolean
+  /** Server RSS per subscription (memory barriers before subscribing and with all held). */
+  readonly memory?: boolean
+}
+
+/** Fan-out of a shared feed to many subscribers: delivery, latency, server CPU per delivery (and memory). */
+const fanoutScenarioOf = (options: FanoutOptions): Scenario => ({
+  id: options.id,
+  title: options.title,
+  route: options.route,
   rounds: 1,
   measure: async (server, subject) => {
     const cpu = cpuWindow(server)
+    // The server accepts one socket per subscriber: more than its open-file limit allows would fail with EMFILE.
+    const serverHeadroom = socketHeadroom(server.pid)
+    let before: Stats | undefined
+    let after: Stats | undefined
     const job: Job = {
       kind: "fanout",
       port: server.port,
       route: subject.route,
-      subscribers: settings.fanoutSubscribers,
+      subscribers: Math.min(options.subscribers, serverHeadroom),
       concurrency: 200,
-      warmupMs: settings.fanoutWarmupMs,
-      windowMs: settings.fanoutWindowMs,
+      warmupMs: options.warmupMs,
+      windowMs: options.windowMs,
       graceMs: settings.fanoutGraceMs,
-      connectDeadlineMs: settings.fanoutConnectDeadlineMs
+      connectDeadlineMs: options.connectDeadlineMs,
+      ...(options.keyed === true ? { keyed: true } : {}),
+      ...(options.memory === true ? { memory: true } : {})
     }
-    const result = await runLoad(job, 20_000 + settings.fanoutConnectDeadlineMs + settings.fanoutWarmupMs + settings.fanoutWindowMs + settings.fanoutGraceMs, {
-      onMark: cpu.onMark
+    const result = await runLoad(job, 30_000 + options.connectDeadlineMs + options.warmupMs + options.windowMs + settings.fanoutGraceMs, {
+      onMark: cpu.onMark,
+      onBarrier: async (name) => {
+        if (name === "baseline") before = await server.stats()
+        if (name === "held") after = await server.stats()
+      }
     })
     server.assertAlive()
     const cpuShare = cpu.figures()["serverCpu"]
-    const deliveriesPerSecond = Number(result["published"]) * Number(result["subscribers"]) * Number(result["deliveredShare"]) /
-      Number(result["seconds"])
+    const deliveriesPerSecond = Number(result["deliveries"]) / Number(result["seconds"])
+    const held = Number(result["subscribedAtEnd"])
+    const capped = Math.min(options.subscribers, serverHeadroom, Number(result["subscribersCappedByFileLimit"] ?? Infinity))
     return {
       ...result,
       ...cpu.figures(),
+      ...(capped < options.subscribers ? { subscribersAllowedByFileLimits: capped } : {}),
       ...(typeof cpuShare === "number" && deliveriesPerSecond > 0
         ? { cpuMicrosPerDelivery: round((cpuShare * 1e6) / deliveriesPerSecond, 3) }
+        : {}),
+      ...(before !== undefined && after !== undefined && held > 0
+        ? { rssPerSubscription: round((after.rss - before.rss) / held), baselineRssMiB: round(before.rss / MiB, 3) }
         : {})
     }
   },
   table: (rows) => {
     const base = baseRow(rows)?.median
+    const memory = options.memory === true
     const lines = [
-      "| implementation | subscribed (time to subscribe) | p50 latency | p99 latency | max | delivered (within the grace period) | server CPU | CPU per delivery | × raw |",
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+      `| implementation | subscribed (time to subscribe) | delivered (within the grace period) | p50 latency | p99 latency | p99 × raw | max | server CPU | CPU per delivery | × raw |${
+        memory ? " RSS / subscription | × raw |" : ""
+      }`,
+      `|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|${memory ? "---:|---:|" : ""}`
     ]
     for (const row of rows) {
       const m = row.median
       lines.push(
-        failed(row, 9) ??
-          `| ${row.subject} | ${int(m["subscribers"])} (${num(m["connectSeconds"], 2)} s) | ${num(m["p50Ms"])} ms | ${num(m["p99Ms"])} ms | ${
-            num(m["maxMs"])
-          } ms | ${pct(m["deliveredShare"])} | ${pct(m["serverCpu"])} | ${num(m["cpuMicrosPerDelivery"])} µs | ${
-            times(m["cpuMicrosPerDelivery"], base?.["cpuMicrosPerDelivery"])
-          } |`
+        failed(row, memory ? 12 : 10) ??
+          `| ${row.subject} | ${int(m["subscribers"])} (${num(m["connectSeconds"], 2)} s) | ${pct(m["deliveredShare"])} | ${
+            num(m["p50Ms"])
+          } ms | ${num(m["p99Ms"])} ms | ${times(m["p99Ms"], base?.["p99Ms"])} | ${num(m["maxMs"])} ms | ${pct(m["serverCpu"])} | ${
+            num(m["cpuMicrosPerDelivery"])
+          } µs | ${times(m["cpuMicrosPerDelivery"], base?.["cpuMicrosPerDelivery"])} |${
+            memory ? ` ${kib(m["rssPerSubscription"])} | ${times(m["rssPerSubscription"], base?.["rssPerSubscription"])} |` : ""
+          }`
+      )
+    }
+    const capped = rows.map((r) => r.median["subscribersAllowedByFileLimits"]).filter((n): n is number => n !== undefined)
+    if (capped.length > 0) {
+      lines.push(
+        "",
+        `Asked for ${options.subscribers.toLocaleString("en-US")} subscribers; the open-file limits (server and load process, ${
+          "one socket per subscriber each"
+        }) allowed ${Math.min(...capped).toLocaleString("en-US")}: that is the N measured.`
       )
     }
     return lines
   }
-}
+})
+
+const fanoutScenario = fanoutScenarioOf({
+  id: "fanout",
+  title: `Fan-out: one source, ${settings.fanoutSubscribers.toLocaleString("en-US")} subscribers, ${fanoutRate} events/s each`,
+  route: "fanout",
+  subscribers: settings.fanoutSubscribers,
+  warmupMs: settings.fanoutWarmupMs,
+  windowMs: settings.fanoutWindowMs,
+  connectDeadlineMs: settings.fanoutConnectDeadlineMs
+})
+
+const wideFanoutScenario = fanoutScenarioOf({
+  id: "fanout-20k",
+  title: `Wide fan-out: one source, ${settings.wideSubscribers.toLocaleString("en-US")} subscribers, ${sparseRate} event/s each`,
+  route: "sparse",
+  subscribers: settings.wideSubscribers,
+  warmupMs: settings.wideWarmupMs,
+  windowMs: settings.wideWindowMs,
+  connectDeadlineMs: settings.wideConnectDeadlineMs,
+  memory: true
+})
+
+const keyedScenario = fanoutScenarioOf({
+  id: "keyed",
+  title: `Keyed fan-out: ${settings.keyedSubscribers.toLocaleString("en-US")} subscribers, each to 1 of ${
+    keyCount.toLocaleString("en-US")
+  } keys; ${keyedRate.toLocaleString("en-US")} events/s published across the keys`,
+  route: "keyed",
+  subscribers: settings.keyedSubscribers,
+  warmupMs: settings.fanoutWarmupMs,
+  windowMs: settings.fanoutWindowMs,
+  connectDeadlineMs: settings.keyedConnectDeadlineMs,
+  keyed: true
+})
 
 // ---- 4. slow consumer
 
@@ -806,6 +919,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   throughputScenario,
   idleScenario,
   fanoutScenario,
+  wideFanoutScenario,
+  keyedScenario,
   slowScenario,
   downloadScenario,
   slowReaderScenario,
@@ -1005,13 +1120,15 @@ const main = async () => {
     `bench (${quick ? "quick" : "full"}): ${chosenScenarios.length} scenarios × ${chosenImpls.length} implementations; load average ${machine.loadAverageAtStart}\n`
   )
 
-  const results: Array<{ id: string; title: string; rows: Array<Row>; loadAverage: number }> = []
+  const results: Array<{ id: string; title: string; rows: Array<Row>; skipped: Array<string>; loadAverage: number }> = []
   for (const scenario of chosenScenarios) {
     process.stderr.write(`${scenario.title}\n`)
     const rows = await runScenario(scenario, chosenImpls)
     for (const spare of spareServers.values()) await spare.stop()
     spareServers.clear()
-    results.push({ id: scenario.id, title: scenario.title, rows, loadAverage: loadAverage() })
+    // Implementations that announce no route for the scenario.
+    const skipped = chosenImpls.filter((i) => !rows.some((row) => row.implementation === i.id)).map((i) => i.label)
+    results.push({ id: scenario.id, title: scenario.title, rows, skipped, loadAverage: loadAverage() })
   }
   const parser = option("scenario") === undefined ? await runParser() : undefined
   const wallSeconds = round((performance.now() - started) / 1000)
@@ -1038,6 +1155,7 @@ const main = async () => {
   for (const result of results) {
     const scenario = scenarios.find((s) => s.id === result.id)!
     lines.push("", `### ${result.title}`, "", ...scenario.table(result.rows))
+    if (result.skipped.length > 0) lines.push("", `Not measured (no route for this scenario in its server): ${result.skipped.join(", ")}.`)
   }
   const parserLines = parserTable(parser)
   if (parserLines.length > 0) lines.push("", ...parserLines)
@@ -1056,8 +1174,9 @@ const main = async () => {
     scenarios: results,
     parser: parser ?? null
   }
-  // A smoke run (tests may start one) leaves the full run's results alone.
-  const file = Path.join(benchDir, quick ? "results.quick.json" : "results.json")
+  // A smoke run (tests may start one) and a partial run (--scenario, --impl) leave the full run's results alone.
+  const partial = option("scenario") !== undefined || option("impl") !== undefined
+  const file = Path.join(benchDir, quick ? "results.quick.json" : partial ? "results.partial.json" : "results.json")
   writeFileSync(`${file}.tmp`, `${JSON.stringify(report, null, 2)}\n`)
   renameSync(`${file}.tmp`, file)
   if (results.some((r) => r.rows.some((row) => row.error !== undefined))) {

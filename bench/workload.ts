@@ -35,9 +35,9 @@ export interface Tick {
 const pad = "x".repeat(30)
 
 /** Quarter prices stay short and exact in JSON. */
-export const makeTick = (seq: number, ts: number): Tick => ({
+export const makeTick = (seq: number, ts: number, symbol = "ACME"): Tick => ({
   seq,
-  symbol: "ACME",
+  symbol,
   price: 100 + (seq % 200) / 4,
   ts,
   pad
@@ -97,8 +97,9 @@ export const pumpTicks = (emit: (tick: Tick) => void): (() => void) => {
  * A server-wide feed for the idle and fan-out scenarios: a new subscriber
  * first gets the latest tick (a live view starts from the current state),
  * then every tick the feed publishes. `quiet` publishes nothing (idle
- * subscriptions); `live` publishes `fanoutRate` ticks per second, each stamped
- * with `nowMicros()` when published.
+ * subscriptions); `live` publishes `fanoutRate` ticks per second, `sparse`
+ * `sparseRate` per second (the 20,000-subscriber scenario), each stamped with
+ * `nowMicros()` when published.
  */
 export interface Feed {
   readonly latest: () => Tick
@@ -107,6 +108,9 @@ export interface Feed {
 }
 
 export const fanoutRate = 10
+
+/** Ticks per second of the feed of the wide fan-out (20,000 subscribers). */
+export const sparseRate = 1
 
 const makeFeed = (eventsPerSecond: number): Feed => {
   let seq = 0
@@ -136,6 +140,80 @@ let liveFeed: Feed | undefined
 export const quiet = (): Feed => (quietFeed ??= makeFeed(0))
 /** The feed of the fan-out scenario: `fanoutRate` ticks per second. */
 export const live = (): Feed => (liveFeed ??= makeFeed(fanoutRate))
+let sparseFeed: Feed | undefined
+/** The feed of the wide fan-out scenario: `sparseRate` ticks per second. */
+export const sparse = (): Feed => (sparseFeed ??= makeFeed(sparseRate))
+
+// ---------------------------------------------------------------- keyed feed
+
+/** Keys of the keyed feed: `k0` … `k999`; a subscriber watches one. */
+export const keyCount = 1000
+/** Ticks per second the keyed feed publishes in total, across its keys. */
+export const keyedRate = 10_000
+/** The keyed feed publishes a batch every `keyedIntervalMs`. */
+export const keyedIntervalMs = 10
+const keyedBatchSize = (keyedRate * keyedIntervalMs) / 1000
+
+/** The key of the keyed feed's tick `seq` (its `symbol`): keys take turns, so each gets `keyedRate / keyCount` ticks/s. */
+export const keyOf = (seq: number): string => `k${seq % keyCount}`
+
+/**
+ * A feed of ticks spread over `keyCount` keys (the tick's `symbol`):
+ * `keyedRate` ticks per second in batches of `keyedBatchSize` every
+ * `keyedIntervalMs`, each batch stamped once with `nowMicros()`. A new
+ * subscriber to a key first gets the key's latest tick, then every tick of
+ * that key.
+ */
+export interface KeyedFeed {
+  /** The latest tick of `key` (restamped), or undefined for a key the feed never published. */
+  readonly latest: (key: string) => Tick | undefined
+  /** Called with every published batch (ticks of `keyedBatchSize` different keys); returns the unsubscribe function. */
+  readonly onBatch: (listener: (batch: ReadonlyArray<Tick>) => void) => () => void
+}
+
+const makeKeyedFeed = (): KeyedFeed => {
+  let seq = 0
+  const latest = new Map<string, Tick>()
+  const publish = (): Array<Tick> => {
+    const ts = nowMicros()
+    const batch = new Array<Tick>(keyedBatchSize)
+    for (let i = 0; i < keyedBatchSize; i++) {
+      const tick = makeTick(seq, ts, keyOf(seq))
+      seq++
+      latest.set(tick.symbol, tick)
+      batch[i] = tick
+    }
+    return batch
+  }
+  // Every key has a latest tick before anyone subscribes.
+  while (seq < keyCount) publish()
+  const listeners = new Set<(batch: ReadonlyArray<Tick>) => void>()
+  const timer = setInterval(() => {
+    const batch = publish()
+    for (const listener of listeners) listener(batch)
+  }, keyedIntervalMs)
+  timer.unref()
+  return {
+    latest: (key) => {
+      const tick = latest.get(key)
+      return tick === undefined ? undefined : { ...tick, ts: nowMicros() }
+    },
+    onBatch: (listener) => {
+      listeners.add(listener)
+      return () => {
+        listeners.delete(listener)
+      }
+    }
+  }
+}
+
+let keyedFeed: KeyedFeed | undefined
+/** The keyed feed, started on first use (it costs CPU: servers call it on the first keyed request). */
+export const keyed = (): KeyedFeed => (keyedFeed ??= makeKeyedFeed())
+
+/** The `?key=` of a request, or undefined. */
+export const keyParam = (url: string): string | undefined =>
+  new URL(url, "http://127.0.0.1").searchParams.get("key") ?? undefined
 
 // ---------------------------------------------------------------- downloads
 

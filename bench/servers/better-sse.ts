@@ -4,14 +4,17 @@
  *   turn between (`push` writes at once and never waits for `drain`);
  * - slow: `session.iterate(generator)`, the library's way to send an
  *   iterable (also blind to `drain`);
- * - idle / fanout: the latest tick pushed, then `channel.register(session)`
- *   on a channel the feed broadcasts to with `channel.broadcast(tick)`.
+ * - idle / fanout / sparse: the latest tick pushed, then
+ *   `channel.register(session)` on a channel the feed broadcasts to with
+ *   `channel.broadcast(tick)`.
+ * - keyed: a channel per key (created on its first subscriber), each tick
+ *   broadcast to its key's channel only.
  * A client subscribes with `GET /<stream>`.
  */
 import { createChannel, createSession } from "better-sse"
 import * as Http from "node:http"
 import { announce, exitWithRunner, fail } from "../harness.ts"
-import { type Feed, live, makeBatch, quiet, tickGenerator } from "../workload.ts"
+import { type Feed, keyed, keyParam, live, makeBatch, quiet, sparse, tickGenerator } from "../workload.ts"
 
 exitWithRunner()
 
@@ -22,6 +25,34 @@ const channelOf = (feed: Feed) => {
 }
 const idleChannel = channelOf(quiet())
 const fanoutChannel = channelOf(live())
+const sparseChannel = channelOf(sparse())
+
+/** Channels of the keyed feed by key, made on the first subscription (the feed starts then). */
+let keyChannels: Map<string, ReturnType<typeof createChannel>> | undefined
+const subscribeKey = async (req: Http.IncomingMessage, res: Http.ServerResponse) => {
+  const feed = keyed()
+  if (keyChannels === undefined) {
+    const channels = new Map<string, ReturnType<typeof createChannel>>()
+    keyChannels = channels
+    feed.onBatch((batch) => {
+      for (const tick of batch) channels.get(tick.symbol)?.broadcast(tick)
+    })
+  }
+  const key = keyParam(req.url ?? "")
+  const latest = key === undefined ? undefined : feed.latest(key)
+  if (key === undefined || latest === undefined) {
+    res.writeHead(400).end()
+    return
+  }
+  let channel = keyChannels.get(key)
+  if (channel === undefined) {
+    channel = createChannel()
+    keyChannels.set(key, channel)
+  }
+  const session = await createSession(req, res)
+  session.push(latest)
+  channel.register(session)
+}
 
 const ticks = async (req: Http.IncomingMessage, res: Http.ServerResponse) => {
   const session = await createSession(req, res)
@@ -59,6 +90,10 @@ const server = Http.createServer((req, res) => {
     ? subscribe(quiet(), idleChannel, req, res)
     : path === "/fanout"
     ? subscribe(live(), fanoutChannel, req, res)
+    : path === "/sparse"
+    ? subscribe(sparse(), sparseChannel, req, res)
+    : path === "/keyed"
+    ? subscribeKey(req, res)
     : undefined
   if (handled === undefined) {
     res.writeHead(404).end()
@@ -76,6 +111,8 @@ server.listen(0, "127.0.0.1", () => {
     ticks: { path: "/ticks", variant: "push" },
     slow: { path: "/iterate", variant: "iterate()" },
     idle: { path: "/idle" },
-    fanout: { path: "/fanout" }
+    fanout: { path: "/fanout" },
+    sparse: { path: "/sparse" },
+    keyed: { path: "/keyed?key={key}" }
   })
 })

@@ -20,32 +20,58 @@
  *   latest tick followed by `Stream.fromPubSub`.
  * - download: a fresh 64 KiB buffer per stream element.
  * - rows: pages of `rowPageSize` rows, one Stream chunk per page.
+ *
+ * Subscriptions are served two ways, each a row of its own:
+ * - "Stream (general path)": a Stream per subscriber (`feedStream`: the
+ *   latest tick, then `Stream.fromPubSub`; keyed: a PubSub per key);
+ * - "Topic": the handler returns `topic.subscribe({ keys, after })`, a
+ *   `Topic` subscription, and `HttpTransport` serves it however it serves
+ *   Topic subscriptions (its fast path once it has one, else the general
+ *   path through `StreamingService.sse`): this file needs no change either way.
+ *   A new subscriber first gets the latest tick like every other
+ *   implementation: it resumes `after` the cursor preceding that tick (the
+ *   topic keeps a replay window for it), unless the client sent its own
+ *   `Last-Event-ID`.
+ * - "TopicResponse direct (bench-only)": the same topics served by calling
+ *   `TopicResponse.serve` on the node:http response under `/direct/topic/`,
+ *   before the HTTP router sees the request: the cost of the fast path itself,
+ *   whatever the transport does.
  */
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
+import * as Runtime from "effect/Runtime"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Http from "node:http"
 import * as HttpTransport from "../../src/HttpTransport.ts"
+import * as Procedure from "../../src/Procedure.ts"
 import * as StreamingService from "../../src/StreamingService.ts"
-import { BenchApi } from "../contract.ts"
+import * as Topic from "../../src/Topic.ts"
+import * as TopicResponse from "../../src/TopicResponse.ts"
+import { BenchApi, Tick as TickSchema } from "../contract.ts"
 import { announce, exitWithRunner, fail, queryWith } from "../harness.ts"
 import {
   downloadChunk,
   downloadChunkBytes,
   type Feed,
+  keyCount,
+  keyed,
+  keyParam,
   live,
   makeBatch,
   makePage,
   quiet,
   serializeTick,
+  sparse,
   type Tick
 } from "../workload.ts"
 
@@ -79,6 +105,136 @@ const feedStream = (feed: Feed): Stream.Stream<Tick> => {
 }
 const idleTicks = feedStream(quiet())
 const fanoutTicks = feedStream(live())
+const sparseTicks = feedStream(sparse())
+
+/** The keyed feed as a PubSub per key (made on its first subscriber): the key's latest tick, then its ticks. */
+let keyPubSubs: Map<string, PubSub.PubSub<Tick>> | undefined
+const keyedTicks = (key: string): Stream.Stream<Tick> =>
+  Stream.suspend(() => {
+    const feed = keyed()
+    if (keyPubSubs === undefined) {
+      const pubsubs = new Map<string, PubSub.PubSub<Tick>>()
+      keyPubSubs = pubsubs
+      feed.onBatch((batch) => {
+        for (const tick of batch) pubsubs.get(tick.symbol)?.unsafeOffer(tick)
+      })
+    }
+    let pubsub = keyPubSubs.get(key)
+    if (pubsub === undefined) {
+      pubsub = Effect.runSync(PubSub.unbounded<Tick>())
+      keyPubSubs.set(key, pubsub)
+    }
+    const latest = feed.latest(key)
+    return Stream.concat(latest === undefined ? Stream.empty : Stream.succeed(latest), Stream.fromPubSub(pubsub))
+  })
+
+// ---------------------------------------------------------------- topics
+
+/**
+ * A topic fed by a source, and the cursor each key's latest value can be
+ * replayed after (a subscriber starts from the current state).
+ */
+interface FedTopic {
+  readonly topic: Topic.Topic<Tick>
+  /** Starts the source on the first subscriber (the keyed feed and the full-speed pump cost CPU). */
+  readonly start: () => void
+  /** The cursor preceding the latest tick of `key` (of the topic without keys: `""`). */
+  readonly beforeLatest: (key: string) => string | undefined
+}
+
+class Topics extends Context.Tag("bench/Topics")<Topics, {
+  readonly ticks: FedTopic
+  readonly idle: FedTopic
+  readonly fanout: FedTopic
+  readonly sparse: FedTopic
+  readonly keyed: FedTopic
+}>() {}
+
+/**
+ * A topic of a feed, connected on its first subscriber (so a server measured
+ * on its Stream routes publishes nothing to topics), the latest tick first.
+ */
+const feedTopic = (feed: Feed) =>
+  Effect.gen(function*() {
+    const topic = yield* Topic.make<Tick>({ replay: { count: 1 } })
+    let before: string | undefined
+    let started = false
+    const start = () => {
+      if (started) return
+      started = true
+      before = topic.latestCursor()
+      topic.unsafePublish(feed.latest())
+      feed.onTick((tick) => {
+        before = topic.latestCursor()
+        topic.unsafePublish(tick)
+      })
+    }
+    return { topic, start, beforeLatest: () => before } satisfies FedTopic
+  })
+
+/** The keyed feed: a topic keyed by symbol; every key's latest tick is in the replay window. */
+const keyedTopic = Effect.gen(function*() {
+  const topic = yield* Topic.make<Tick>({ key: (tick) => tick.symbol, replay: { count: 2 * keyCount } })
+  const before = new Map<string, string>()
+  let started = false
+  const publish = (batch: ReadonlyArray<Tick>) => {
+    const cursor = topic.latestCursor()
+    for (const tick of batch) before.set(tick.symbol, cursor)
+    topic.unsafePublishAll(batch)
+  }
+  const start = () => {
+    if (started) return
+    started = true
+    const feed = keyed()
+    const latest: Array<Tick> = []
+    for (let k = 0; k < keyCount; k++) {
+      const tick = feed.latest(`k${k}`)
+      if (tick !== undefined) latest.push(tick)
+    }
+    publish(latest)
+    feed.onBatch(publish)
+  }
+  return { topic, start, beforeLatest: (key: string) => before.get(key) } satisfies FedTopic
+})
+
+/** The full-speed source into a topic: a batch of `sseBatchSize` per event-loop turn, from the first subscriber on. */
+const ticksTopic = Effect.gen(function*() {
+  const topic = yield* Topic.make<Tick>()
+  let started = false
+  const start = () => {
+    if (started) return
+    started = true
+    let seq = 0
+    const pump = () => {
+      const batch = makeBatch(seq)
+      seq += batch.length
+      topic.unsafePublishAll(batch)
+      setImmediate(pump)
+    }
+    setImmediate(pump)
+  }
+  return { topic, start, beforeLatest: () => undefined } satisfies FedTopic
+})
+
+const TopicsLive = Layer.scoped(
+  Topics,
+  Effect.all({
+    ticks: ticksTopic,
+    idle: feedTopic(quiet()),
+    fanout: feedTopic(live()),
+    sparse: feedTopic(sparse()),
+    keyed: keyedTopic
+  })
+)
+
+/** What a handler returns: the topic's subscription, from the client's cursor or the one before the latest tick. */
+const subscribe = (fed: FedTopic, key: string | undefined, headers: Readonly<Record<string, string | undefined>>) => {
+  fed.start()
+  return fed.topic.subscribe({
+    keys: key === undefined ? undefined : [key],
+    after: Procedure.lastEventId(headers) ?? fed.beforeLatest(key ?? "")
+  })
+}
 
 const chunks = (bytes: number): Stream.Stream<Uint8Array> =>
   Stream.repeatEffect(Effect.sync(downloadChunk)).pipe(Stream.take(Math.ceil(bytes / downloadChunkBytes)))
@@ -94,13 +250,23 @@ const rows = (total: number) =>
     }))
   })
 
-const Handlers = BenchApi.toLayer({
-  ticks: () => ticks,
-  idle: () => idleTicks,
-  fanout: () => fanoutTicks,
-  download: ({ bytes }) => chunks(bytes),
-  rows: ({ rows: total }) => rows(total)
-})
+const Handlers = BenchApi.toLayer(Effect.gen(function*() {
+  const topics = yield* Topics
+  return {
+    ticks: () => ticks,
+    idle: () => idleTicks,
+    fanout: () => fanoutTicks,
+    sparse: () => sparseTicks,
+    keyed: ({ key }) => keyedTicks(key),
+    ticksTopic: (_, { headers }) => subscribe(topics.ticks, undefined, headers),
+    idleTopic: (_, { headers }) => subscribe(topics.idle, undefined, headers),
+    fanoutTopic: (_, { headers }) => subscribe(topics.fanout, undefined, headers),
+    sparseTopic: (_, { headers }) => subscribe(topics.sparse, undefined, headers),
+    keyedTopic: ({ key }, { headers }) => subscribe(topics.keyed, key, headers),
+    download: ({ bytes }) => chunks(bytes),
+    rows: ({ rows: total }) => rows(total)
+  }
+}))
 
 const Direct = HttpLayerRouter.add("GET", "/direct/ticks", StreamingService.sse({ name: "ticks", stream: ticks, serialize: serializeTick }))
 
@@ -110,18 +276,90 @@ const App = Layer.mergeAll(
   Direct
 ).pipe(Layer.provide(Handlers))
 
+// ---------------------------------------------------------------- TopicResponse direct (bench-only)
+
+const encodeTickSchema = Schema.encodeSync(TickSchema)
+/** One encoder for every direct response: the topic caches frames per encoder. */
+const encodeTick = (tick: Tick): string => JSON.stringify(encodeTickSchema(tick))
+
+/**
+ * Serves `/direct/topic/<source>` with `TopicResponse.serve` on the node:http
+ * response itself; every other request goes to the HTTP router's listeners.
+ */
+const mountDirectTopics = (server: Http.Server, topics: Context.Tag.Service<Topics>, runtime: Runtime.Runtime<never>) => {
+  const routerListeners = server.listeners("request") as Array<(req: Http.IncomingMessage, res: Http.ServerResponse) => void>
+  server.removeAllListeners("request")
+  const runFork = Runtime.runFork(runtime)
+  const sources: Record<string, FedTopic> = {
+    ticks: topics.ticks,
+    idle: topics.idle,
+    fanout: topics.fanout,
+    sparse: topics.sparse,
+    keyed: topics.keyed
+  }
+  server.on("request", (req: Http.IncomingMessage, res: Http.ServerResponse) => {
+    const url = req.url ?? ""
+    if (url.startsWith("/direct/topic/")) {
+      const name = url.slice("/direct/topic/".length).split("?")[0]!
+      const fed = Object.hasOwn(sources, name) ? sources[name] : undefined
+      if (fed !== undefined) {
+        const lastEventId = req.headers["last-event-id"]
+        const subscription = subscribe(fed, name === "keyed" ? keyParam(url) : undefined, {
+          "last-event-id": typeof lastEventId === "string" ? lastEventId : undefined
+        })
+        runFork(TopicResponse.serve(res, subscription, { name: `${name}TopicDirect`, encode: encodeTick }))
+        return
+      }
+    }
+    for (const listener of routerListeners) listener.call(server, req, res)
+  })
+}
+
+const nodeServer = Http.createServer()
+
+const stream = "Stream (general path)"
+const topic = "Topic"
+const direct = "TopicResponse direct (bench-only)"
+
 const main = Effect.gen(function*() {
   const server = yield* HttpServer.HttpServer
   const address = server.address
   if (address._tag !== "TcpAddress") return yield* Effect.die(new Error("no TCP address"))
+  mountDirectTopics(nodeServer, yield* Topics, yield* Effect.runtime<never>())
+  // `{key}` (k0 … k999, URL-safe) stays literal inside the JSON string, for the load generator.
+  const keyedPayload = `${encodeURIComponent(`{"key":"`)}{key}${encodeURIComponent(`"}`)}`
   announce(address.port, {
     ticks: [
-      { path: "/rpc/ticks" },
-      { path: "/direct/ticks", variant: "StreamingService.sse route" }
+      { path: "/rpc/ticks", variant: stream },
+      { path: "/direct/ticks", variant: "StreamingService.sse route" },
+      { path: "/rpc/ticksTopic", variant: topic },
+      { path: "/direct/topic/ticks", variant: direct }
     ],
-    slow: { path: "/rpc/ticks" },
-    idle: { path: "/rpc/idle" },
-    fanout: { path: "/rpc/fanout" },
+    slow: [
+      { path: "/rpc/ticks", variant: stream },
+      { path: "/rpc/ticksTopic", variant: topic },
+      { path: "/direct/topic/ticks", variant: direct }
+    ],
+    idle: [
+      { path: "/rpc/idle", variant: stream },
+      { path: "/rpc/idleTopic", variant: topic },
+      { path: "/direct/topic/idle", variant: direct }
+    ],
+    fanout: [
+      { path: "/rpc/fanout", variant: stream },
+      { path: "/rpc/fanoutTopic", variant: topic },
+      { path: "/direct/topic/fanout", variant: direct }
+    ],
+    sparse: [
+      { path: "/rpc/sparse", variant: stream },
+      { path: "/rpc/sparseTopic", variant: topic },
+      { path: "/direct/topic/sparse", variant: direct }
+    ],
+    keyed: [
+      { path: `/rpc/keyed?payload=${keyedPayload}`, variant: stream },
+      { path: `/rpc/keyedTopic?payload=${keyedPayload}`, variant: topic },
+      { path: "/direct/topic/keyed?key={key}", variant: direct }
+    ],
     download: { path: `/rpc/download?payload=${queryWith({ bytes: "{bytes}" }, "bytes")}` },
     exportCsv: { path: `/rpc/rows?format=csv&payload=${queryWith({ rows: "{rows}" }, "rows")}` },
     exportNdjson: { path: `/rpc/rows?format=ndjson&payload=${queryWith({ rows: "{rows}" }, "rows")}` }
@@ -130,7 +368,8 @@ const main = Effect.gen(function*() {
 })
 
 const Server = HttpLayerRouter.serve(App, { disableLogger: true }).pipe(
-  Layer.provideMerge(NodeHttpServer.layer(() => Http.createServer(), { port: 0, host: "127.0.0.1" }))
+  Layer.provideMerge(NodeHttpServer.layer(() => nodeServer, { port: 0, host: "127.0.0.1" })),
+  Layer.provideMerge(TopicsLive)
 )
 
 Effect.runPromise(

@@ -6,8 +6,10 @@
  *   stops and resumes on `drain` (nothing is dropped, nothing piles up).
  *   Between batches of `sseBatchSize` events it yields with `setImmediate`,
  *   the same source pattern as every other implementation.
- * - idle / fanout: a set of open responses per feed; a published tick is
- *   serialized once and written to each.
+ * - idle / fanout / sparse: a set of open responses per feed; a published
+ *   tick is serialized once and written to each.
+ * - keyed: a Map key → Set of responses; a published tick is serialized once
+ *   and written to the responses of its key only.
  * - download: `pipeline(readable, res)` from a Readable handing over the
  *   next 64 KiB buffer on each `read()`.
  * - exportCsv: `csv-stringify` piped to the response (the library's usual
@@ -26,6 +28,8 @@ import {
   downloadChunkBytes,
   type Feed,
   intParam,
+  keyed as keyedFeed,
+  keyParam,
   live,
   makeBatch,
   makePage,
@@ -33,6 +37,7 @@ import {
   rowColumns,
   rowPageSize,
   serializeTick,
+  sparse,
   type Tick
 } from "../workload.ts"
 
@@ -91,6 +96,43 @@ const subscribe = (feed: Feed, req: Http.IncomingMessage, res: Http.ServerRespon
   res.write(`data: ${serializeTick(feed.latest())}\n\n`)
   set.add(res)
   req.socket.on("close", () => set.delete(res))
+}
+
+/** Subscribers of the keyed feed by key; a tick is framed once and written to its key's responses. */
+let byKey: Map<string, Set<Http.ServerResponse>> | undefined
+const subscribeKey = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
+  const feed = keyedFeed()
+  if (byKey === undefined) {
+    const index = new Map<string, Set<Http.ServerResponse>>()
+    byKey = index
+    feed.onBatch((batch) => {
+      for (const tick of batch) {
+        const responses = index.get(tick.symbol)
+        if (responses === undefined) continue
+        const frame = `data: ${serializeTick(tick)}\n\n`
+        for (const response of responses) response.write(frame)
+      }
+    })
+  }
+  const key = keyParam(req.url ?? "")
+  const latest = key === undefined ? undefined : feed.latest(key)
+  if (key === undefined || latest === undefined) {
+    res.writeHead(400).end()
+    return
+  }
+  res.writeHead(200, sseHeaders)
+  res.write(`data: ${serializeTick(latest)}\n\n`)
+  let set = byKey.get(key)
+  if (set === undefined) {
+    set = new Set()
+    byKey.set(key, set)
+  }
+  const responses = set
+  responses.add(res)
+  req.socket.on("close", () => {
+    responses.delete(res)
+    if (responses.size === 0 && byKey!.get(key) === responses) byKey!.delete(key)
+  })
 }
 
 const download = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
@@ -188,6 +230,10 @@ const server = Http.createServer((req, res) => {
       return subscribe(quiet(), req, res)
     case "/fanout":
       return subscribe(live(), req, res)
+    case "/sparse":
+      return subscribe(sparse(), req, res)
+    case "/keyed":
+      return subscribeKey(req, res)
     case "/download":
       return download(req, res)
     case "/export.csv":
@@ -205,6 +251,8 @@ server.listen(0, "127.0.0.1", () => {
     ticks: { path: "/ticks" },
     idle: { path: "/idle" },
     fanout: { path: "/fanout" },
+    sparse: { path: "/sparse" },
+    keyed: { path: "/keyed?key={key}" },
     download: { path: "/download?bytes={bytes}" },
     exportCsv: { path: "/export.csv?rows={rows}", variant: "csv-stringify" },
     exportNdjson: { path: "/export.ndjson?rows={rows}", variant: "hand-written loop" }
