@@ -79,6 +79,8 @@ export interface FloodReport {
   readonly probes503WellFormed: number
   readonly probesOtherStatus: number
   readonly metrics: Latencies
+  /** `/metrics` scrapes answered other than 200 (hangs included). */
+  readonly metricsNot200: number
   readonly stalledExportsAnswered: number
   /** Streams still open once every client left, after waiting. */
   readonly activeAfter: number
@@ -296,6 +298,7 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
       probes503WellFormed: probes.filter((result) => result.wellFormed503).length,
       probesOtherStatus: probes.filter((result) => result.status !== 200 && result.status !== 503 && result.status !== "hang").length,
       metrics: latencies(metricsProbes),
+      metricsNot200: metricsProbes.filter((result) => result.status !== 200).length,
       stalledExportsAnswered,
       activeAfter,
       subscriptionsStarted,

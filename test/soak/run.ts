@@ -220,6 +220,7 @@ await runCase("flood", 300_000, () =>
       check(failures, report.probes503WellFormed === report.probes503.count, `${report.probes503.count - report.probes503WellFormed} 503s without Retry-After or JSON`)
       check(failures, report.flood.shedWellFormed === report.flood.shed, `${report.flood.shed - report.flood.shedWellFormed} flood 503s without Retry-After or JSON`)
       check(failures, report.probesOtherStatus === 0, `${report.probesOtherStatus} probes answered neither 200 nor 503`)
+      check(failures, report.metricsNot200 === 0, `${report.metricsNot200} /metrics scrapes not answered 200`)
       check(failures, report.metrics.hangs === 0 && report.metrics.over1s === 0, `/metrics: ${report.metrics.over1s} answers later than 1 s, ${report.metrics.hangs} hangs (max ${report.metrics.maxMs} ms)`)
       check(failures, report.activeAfter === 0, `${report.activeAfter} streams still active after every client left`)
       check(failures, report.orphans === 0, `${report.orphans} streams started for clients that had gone`)
