@@ -67,7 +67,7 @@ export interface Latencies {
 export interface FloodReport {
   /** Flood subscriptions sent, and answered 200 / 503. */
   readonly flood: FloodCounts
-  /** Subscriptions open on the server (`stream_active`) at its first shed, and at the peak. */
+  /** Subscriptions open on the server (`stream_active`) at its first shed (of any request), and at the peak. */
   readonly activeAtFirstShed: number | undefined
   readonly peakActive: number
   readonly firstShedAfterMs: number | undefined
@@ -208,14 +208,14 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
       stalled.push(request)
     }
 
-    // The ramp: subscriptions in steps until the server sheds, or a bound is reached.
+    // The stalled exports answered and their first burst of rows (what the socket buffers take) past.
+    for (const deadline = Date.now() + 10_000; stalledExportsAnswered < options.stalledExports && Date.now() < deadline;) await sleep(100)
+    await sleep(2_000)
+
+    // The ramp: subscriptions in steps until the server sheds one of them, or a bound is reached.
     let counts = await flood.counts()
-    while (
-      Date.now() - floodStarted < options.rampMs &&
-      counts.sent < options.maxSubscriptions &&
-      counts.shed === 0 &&
-      activeAtFirstShed === undefined
-    ) {
+    const rampStarted = Date.now()
+    while (Date.now() - rampStarted < options.rampMs && counts.sent < options.maxSubscriptions && counts.shed === 0) {
       counts = await flood.open(watchUrl, Math.min(options.step, options.maxSubscriptions - counts.sent))
       await sleep(options.stepMs)
     }
@@ -247,7 +247,12 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
       sumOf(metricsAfter, "stream_active", { kind: "subscription" })
     const exportsStarted = sumOf(metricsAfter, "stream_terminations_total", { kind: "export" }) +
       sumOf(metricsAfter, "stream_active", { kind: "export" })
-    const subscriptionsClosedInLog = closedInLog(demo.output(), "subscription")
+    // The log lines arrive through a pipe: wait for them to stop coming.
+    let subscriptionsClosedInLog = closedInLog(demo.output(), "subscription")
+    for (const deadline = Date.now() + 10_000; subscriptionsClosedInLog < subscriptionsStarted && Date.now() < deadline;) {
+      await sleep(200)
+      subscriptionsClosedInLog = closedInLog(demo.output(), "subscription")
+    }
 
     // After the flood: a subscription gets a price, an export comes whole.
     const subscriptionAfter = await new Promise<boolean>((resolve) => {
