@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Http from "node:http"
+import { shutdownAtDeadline } from "../soak/shutdownDeadline.ts"
 import { startDemo } from "../support/demoProcess.ts"
 import { eventually } from "../support/http.ts"
 
@@ -59,5 +60,24 @@ describe("shutdown deadline", () => {
     } finally {
       await demo.stop().catch(() => undefined)
     }
+  }, 90_000)
+})
+
+describe("shutdown deadline with downloads in progress", () => {
+  it("SIGTERM while some downloads are read and others stalled: the read ones complete, the stalled ones are cut, exit 0", async () => {
+    const report = await shutdownAtDeadline({
+      subscriptions: 100,
+      stalled: 2,
+      stalledMb: 256,
+      reading: 2,
+      readingMb: 64,
+      shutdownDeadlineMs: 3_000
+    })
+    const what = JSON.stringify({ ...report, output: report.output.slice(-2000) })
+    expect(report.exitCode, what).toBe(0)
+    expect(report.stalledTruncated, what).toBe(2)
+    expect(report.cutAtDeadline, what).toBe(2)
+    expect(report.readingComplete, what).toBe(2)
+    expect(report.subscriptionsEnded, what).toBe(100)
   }, 90_000)
 })

@@ -7,15 +7,19 @@
  *   resume      2 × 150 random cuts of a resumable subscription
  *   truncation  every byte offset of 6 real responses, StreamClient and RpcClient
  *   shutdown    SIGTERM to a demo process with 500 subscriptions and 10 downloads on it
+ *   shutdown-deadline  SIGTERM with 500 subscriptions, 10 stalled and 3 reading downloads: exit by the deadline + 1 s
+ *   flood       subscriptions ramped past capacity + 10 stalled exports against a demo process
  *
  * SOAK_ONLY=leaks,resume runs a subset.
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { floodPastCapacity } from "./flood.ts"
 import { leakCycles } from "./leaks.ts"
 import { mb, quiet, within } from "./harness.ts"
 import { resumeUnderFaults } from "./resume.ts"
 import { shutdownUnderLoad } from "./shutdown.ts"
+import { shutdownAtDeadline } from "./shutdownDeadline.ts"
 import { truncationAtEveryOffset } from "./truncation.ts"
 
 interface Row {
@@ -158,6 +162,85 @@ await runCase("shutdown", 240_000, () =>
         count: `${report.subscriptions} subscriptions + ${report.downloads} × 64 MiB downloads`,
         lost: `${report.downloadByteErrors} wrong bytes, ${10 - report.downloadsComplete} downloads cut, ${report.repeated} repeats, ` +
           `${report.resumedOnB}/500 resumed on B (gap reported: ${report.gapsReported}), exit ${report.exitCode}`,
+        failures
+      }
+    }
+  ))
+
+await runCase("shutdown-deadline", 120_000, () =>
+  Effect.map(
+    Effect.promise(() =>
+      shutdownAtDeadline({ subscriptions: 500, stalled: 10, stalledMb: 1024, reading: 3, readingMb: 64, shutdownDeadlineMs: 5_000 })
+    ),
+    (report) => {
+      const failures: Array<string> = []
+      check(failures, report.exitCode === 0, `exit code ${report.exitCode} (${report.exitSignal})`)
+      check(failures, report.sigtermToExitMs <= 5_000 + 1_000, `exit ${report.sigtermToExitMs.toFixed(0)} ms after SIGTERM (deadline 5,000 ms)`)
+      check(failures, report.stalledTruncated === 10, `${report.stalledTruncated}/10 stalled downloads truncated`)
+      check(failures, report.readingInProgressAtSigterm === 3, `${report.readingInProgressAtSigterm}/3 reading downloads in progress at SIGTERM`)
+      check(failures, report.readingComplete === 3, `${report.readingComplete}/3 reading downloads complete`)
+      check(failures, report.subscriptionsEnded === 500, `${report.subscriptionsEnded}/500 subscriptions ended`)
+      check(failures, report.cutAtDeadline === 10, `the server logged ${report.cutAtDeadline} transfers cut at the deadline`)
+      return {
+        injected: "SIGTERM (SHUTDOWN_DEADLINE_MS=5000) with clients that stopped reading",
+        count: "500 subscriptions + 10 stalled × 1 GiB + 3 reading × 64 MiB downloads",
+        lost: `exit ${report.exitCode} ${(report.sigtermToExitMs / 1000).toFixed(2)} s after SIGTERM (≤ 6 s); stalled truncated ${report.stalledTruncated}/10 ` +
+          `(server cut ${report.cutAtDeadline}); reading complete ${report.readingComplete}/3 (${report.readingInProgressAtSigterm} in progress at the signal); ` +
+          `subscriptions ended ${report.subscriptionsEnded}/500`,
+        failures
+      }
+    }
+  ))
+
+await runCase("flood", 300_000, () =>
+  Effect.map(
+    Effect.promise(() =>
+      floodPastCapacity({
+        pricesPerSecond: 100,
+        symbols: 5,
+        step: 100,
+        stepMs: 1_000,
+        maxSubscriptions: 4_000,
+        rampMs: 45_000,
+        holdMs: 15_000,
+        stalledExports: 10,
+        stalledExportRows: 10_000_000,
+        probeEveryMs: 500,
+        settleMs: 30_000
+      })
+    ),
+    (report) => {
+      const failures: Array<string> = []
+      const shed = Object.values(report.shedByReason).reduce((sum, n) => sum + n, 0)
+      const memory = report.memory
+      check(failures, shed > 0, "the server never shed")
+      check(failures, report.probes503.hangs + report.probesServed.hangs === 0, `${report.probes503.hangs + report.probesServed.hangs} probes hung (no answer in 10 s)`)
+      check(failures, report.probes503.over1s === 0, `${report.probes503.over1s} 503s later than 1 s (max ${report.probes503.maxMs} ms)`)
+      check(failures, report.probesServed.over1s === 0, `${report.probesServed.over1s} served requests answered later than 1 s (max ${report.probesServed.maxMs} ms)`)
+      check(failures, report.probes503WellFormed === report.probes503.count, `${report.probes503.count - report.probes503WellFormed} 503s without Retry-After or JSON`)
+      check(failures, report.flood.shedWellFormed === report.flood.shed, `${report.flood.shed - report.flood.shedWellFormed} flood 503s without Retry-After or JSON`)
+      check(failures, report.probesOtherStatus === 0, `${report.probesOtherStatus} probes answered neither 200 nor 503`)
+      check(failures, report.metricsNot200 === 0, `${report.metricsNot200} /metrics scrapes not answered 200`)
+      check(failures, report.metrics.hangs === 0 && report.metrics.over1s === 0, `/metrics: ${report.metrics.over1s} answers later than 1 s, ${report.metrics.hangs} hangs (max ${report.metrics.maxMs} ms)`)
+      check(failures, report.activeAfter === 0, `${report.activeAfter} streams still active after every client left`)
+      check(failures, report.orphans === 0, `${report.orphans} streams started for clients that had gone`)
+      check(failures, report.subscriptionsClosedInLog === report.subscriptionsStarted, `log ${report.subscriptionsClosedInLog} subscription closes, metrics ${report.subscriptionsStarted}`)
+      check(failures, report.subscriptionAfter && report.exportAfter, `after the flood: subscription ${report.subscriptionAfter}, export ${report.exportAfter}`)
+      check(failures, memory.heapAfter <= memory.heapBaseline + 32 * 1024 * 1024, `heap ${mb(memory.heapBaseline)} → ${mb(memory.heapAfter)} after ${memory.settledSeconds.toFixed(0)} s`)
+      check(failures, memory.rssAfter <= memory.rssBaseline + 128 * 1024 * 1024, `RSS ${mb(memory.rssBaseline)} → ${mb(memory.rssAfter)} after ${memory.settledSeconds.toFixed(0)} s`)
+      check(failures, report.exitCode === 0, `exit code ${report.exitCode}`)
+      const reasons = Object.entries(report.shedByReason).map(([reason, n]) => `${n} ${reason}`).join(", ") || "none"
+      return {
+        injected: "subscriptions ramped 100/s past capacity (100 prices/s × 5 symbols each) + 10 stalled exports",
+        count: `${report.flood.sent} subscriptions (${report.flood.ok} served, ${report.flood.shed} shed, ${report.flood.gaveUp} gave up after 10 s), ` +
+          `peak ${report.peakActive} open`,
+        lost: `shed: ${reasons}` +
+          (report.activeAtFirstShed === undefined ? "" : ` (first at ${report.activeAtFirstShed} open, ${((report.firstShedAfterMs ?? 0) / 1000).toFixed(1)} s)`) +
+          `; probes 503 ${report.probes503.count} (max ${report.probes503.maxMs} ms), served ${report.probesServed.count} (max ${report.probesServed.maxMs} ms, ${report.probesServed.over1s} > 1 s, ${report.probesServed.hangs} hung)` +
+          `; /metrics max ${report.metrics.maxMs} ms (${report.metrics.over1s}/${report.metrics.count} > 1 s, ${report.metrics.hangs} hung)` +
+          `; started/answered subscriptions ${report.subscriptionsStarted}/${report.subscriptionsAnswered} (log ${report.subscriptionsClosedInLog}), exports ${report.exportsStarted}/${report.exportsAnswered}: ${report.orphans} orphans` +
+          `; active after ${report.activeAfter}; after: subscription ${report.subscriptionAfter ? "ok" : "FAILED"}, export ${report.exportAfter ? "ok" : "FAILED"}` +
+          `; RSS ${mb(memory.rssBaseline)} → ${mb(memory.rssPeak)} → ${mb(memory.rssAfter)}, heap ${mb(memory.heapBaseline)} → ${mb(memory.heapPeak)} → ${mb(memory.heapAfter)} (${memory.settledSeconds.toFixed(0)} s after, no forced GC)`,
         failures
       }
     }
