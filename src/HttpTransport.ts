@@ -53,7 +53,8 @@ export interface Options {
   /**
    * Past these limits new calls are answered `503` with `Retry-After`
    * (see `Admission`): open subscriptions (default 20,000), running transfers
-   * (default 256), event-loop delay (default 1 second).
+   * (default 256), event-loop delay (default 1 second) and event-loop
+   * utilization (default 0.98, new streams only).
    */
   readonly admission?: Admission.AdmissionOptions | undefined
 }
@@ -116,7 +117,7 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         if (shed !== undefined) {
           metrics?.shed(kind, call.served.rpc._tag, shed)
           return yield* new ProtocolError.ServiceUnavailable({
-            message: shed === "event_loop_delay"
+            message: shed === "event_loop_delay" || shed === "event_loop_utilization"
               ? "The server is overloaded: retry"
               : `The server has too many ${shed} open: retry`
           })

@@ -95,4 +95,27 @@ describe("admission control", () => {
       expect(message).toContain("overloaded")
       expect(yield* shedCount("event_loop_delay")).toBe(before + 1)
     }).pipe(quiet))
+
+  it.scopedLive("a loop kept busy by work it already has sheds new streams, not unary calls", () =>
+    Effect.gen(function*() {
+      const url = yield* serve({ maxEventLoopDelay: Infinity, maxEventLoopUtilization: 0.5 })
+      const before = yield* shedCount("event_loop_utilization")
+      const answers = yield* Effect.promise(async () => {
+        // Busy in short turns for two sampling windows: the loop is never late, but never idle either.
+        const until = Date.now() + 2_200
+        while (Date.now() < until) {
+          const turn = Date.now() + 20
+          while (Date.now() < turn) {
+            // busy
+          }
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+        const message = await expectShed(watch(url))
+        const quote = await fetch(`${url}/rpc/getQuote?payload=${encodeURIComponent(JSON.stringify({ symbol: "ACME" }))}`)
+        return { message, quote: quote.status }
+      })
+      expect(answers.message).toContain("overloaded")
+      expect(answers.quote).not.toBe(503)
+      expect(yield* shedCount("event_loop_utilization")).toBe(before + 1)
+    }).pipe(quiet))
 })

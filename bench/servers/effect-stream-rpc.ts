@@ -272,7 +272,9 @@ const Direct = HttpLayerRouter.add("GET", "/direct/ticks", StreamingService.sse(
 
 // The bench measures capacity: no call is shed (load shedding is measured by the soak).
 const App = Layer.mergeAll(
-  HttpTransport.layer(BenchApi, { admission: { maxEventLoopDelay: Infinity, maxSubscriptions: Infinity } }),
+  HttpTransport.layer(BenchApi, {
+    admission: { maxEventLoopDelay: Infinity, maxEventLoopUtilization: Infinity, maxSubscriptions: Infinity }
+  }),
   Direct
 ).pipe(Layer.provide(Handlers))
 

@@ -21,15 +21,22 @@ export interface AdmissionOptions {
   readonly maxTransfers?: number | undefined
   /** Event-loop delay past which new calls are refused; `Infinity` to disable. Default 1 second. */
   readonly maxEventLoopDelay?: Duration.DurationInput | undefined
+  /**
+   * Share of the last second the event loop was busy (0 to 1) past which new
+   * subscriptions and transfers are refused; `Infinity` to disable. Default
+   * 0.98. Node only (elsewhere this check never sheds).
+   */
+  readonly maxEventLoopUtilization?: number | undefined
 }
 
 export const defaults = {
   maxSubscriptions: 20_000,
   maxTransfers: 256,
-  maxEventLoopDelay: Duration.seconds(1)
+  maxEventLoopDelay: Duration.seconds(1),
+  maxEventLoopUtilization: 0.98
 } as const
 
-export type ShedReason = "event_loop_delay" | "subscriptions" | "transfers"
+export type ShedReason = "event_loop_delay" | "event_loop_utilization" | "subscriptions" | "transfers"
 
 const sampleMillis = 50
 
@@ -37,18 +44,40 @@ const sampleMillis = 50
  * One sampler for the process (the event loop is the process's): a timer that
  * measures how late it fires. It does not keep the process alive.
  */
+interface Utilization {
+  readonly idle: number
+  readonly active: number
+  readonly utilization: number
+}
+
+type EventLoopUtilization = (current?: Utilization, previous?: Utilization) => Utilization
+
+/** `performance.eventLoopUtilization` where the runtime has it (Node). */
+const elu = (globalThis.performance as { eventLoopUtilization?: EventLoopUtilization } | undefined)
+  ?.eventLoopUtilization?.bind(globalThis.performance)
+
 const loop = {
   delay: 0,
+  /** Share of the last window (about a second) the loop was busy. */
+  utilization: 0,
   started: false,
   start(): void {
     if (this.started) return
     this.started = true
     let expected = Date.now() + sampleMillis
+    let window = elu?.()
+    let samples = 0
     const timer = setInterval(() => {
       const now = Date.now()
       // The latest lateness, decaying: one slow turn does not shed for long.
       this.delay = Math.max(now - expected, this.delay / 2)
       expected = now + sampleMillis
+      if (elu !== undefined && ++samples * sampleMillis >= 1000) {
+        samples = 0
+        const current = elu()
+        this.utilization = elu(current, window).utilization
+        window = current
+      }
     }, sampleMillis)
     ;(timer as { unref?: () => void }).unref?.()
   }
@@ -73,13 +102,17 @@ export const make = (options: AdmissionOptions = {}): Admission => {
   const maxSubscriptions = options.maxSubscriptions ?? defaults.maxSubscriptions
   const maxTransfers = options.maxTransfers ?? defaults.maxTransfers
   const maxDelay = Duration.toMillis(Duration.decode(options.maxEventLoopDelay ?? defaults.maxEventLoopDelay))
-  if (Number.isFinite(maxDelay)) loop.start()
+  const maxUtilization = options.maxEventLoopUtilization ?? defaults.maxEventLoopUtilization
+  if (Number.isFinite(maxDelay) || Number.isFinite(maxUtilization)) loop.start()
   let subscriptions = 0
   let transfers = 0
   return {
     admit: (kind) =>
       Effect.suspend(() => {
         if (loop.delay > maxDelay) return Effect.succeed("event_loop_delay" as const)
+        if (kind !== "unary" && loop.utilization > maxUtilization) {
+          return Effect.succeed("event_loop_utilization" as const)
+        }
         if (kind === "subscription") {
           if (subscriptions >= maxSubscriptions) return Effect.succeed("subscriptions" as const)
           subscriptions++
