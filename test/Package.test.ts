@@ -99,6 +99,13 @@ beforeAll(async () => {
     run(Path.join(work, "node_modules/.bin/effect-stream-rpc"), ["generate", "--contract", "contract.js#Api", "--out", "generated/api.ts"]))
   writeFileSync(Path.join(work, "tsconfig.nodenext.json"), JSON.stringify(tsconfig("NodeNext", ["consumer.ts"])))
   writeFileSync(Path.join(work, "tsconfig.bundler.json"), JSON.stringify(tsconfig("Bundler", ["browser.ts"])))
+  writeFileSync(
+    Path.join(work, "tsconfig.declarations.json"),
+    JSON.stringify({
+      compilerOptions: { ...tsconfig("NodeNext", []).compilerOptions, noEmit: false, declaration: true, emitDeclarationOnly: true, outDir: "types", skipLibCheck: true },
+      files: ["generated/api.ts"]
+    })
+  )
 }, 300_000)
 
 afterAll(() => {
@@ -106,7 +113,7 @@ afterAll(() => {
   if (work !== "") rmSync(work, { recursive: true, force: true })
 }, 60_000)
 
-describe("the packed tarball", () => {
+describe("the packed tarball", { timeout: 120_000 }, () => {
   it("holds only dist/, package.json and the README", () => {
     const paths = packed.files.map((file) => file.path)
     expect(paths.filter((path) => !/^(dist\/.+\.(js|d\.ts|js\.map)|package\.json|README\.md)$/.test(path))).toEqual([])
@@ -181,6 +188,11 @@ describe("the packed tarball", () => {
       expect(await timed(`tsc 7 ${resolution}`, () => typecheck([typescript7!], project))).toBe("")
     })
   }
+
+  it("emits declarations of the generated client (a library that re-exports it)", async () => {
+    expect(await timed("tsc 5.9 declarations", () => typecheck([process.execPath, typescript59], "tsconfig.declarations.json"))).toBe("")
+    expect(readFileSync(Path.join(work, "types/generated/api.d.ts"), "utf8")).toContain("export declare const makeApiClient")
+  })
 
   it("bundles the generated client for browsers with no server module and no Node built-in", async () => {
     const result = await esbuild.build({
