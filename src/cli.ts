@@ -18,7 +18,7 @@ import type * as Rpc from "@effect/rpc/Rpc"
 import * as Generator from "./Generator.ts"
 
 const usage =
-  "usage: effect-stream-rpc generate --contract <module.ts>#<GroupExport> --out <client.ts> [--openapi <file.json>] [--check]"
+  "usage: effect-stream-rpc generate --contract <module.js|module.ts>#<GroupExport> --out <client.ts> [--openapi <file.json>] [--check]"
 
 const fail = (message: string): never => {
   process.stderr.write(`${message}\n${usage}\n`)

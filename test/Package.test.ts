@@ -123,6 +123,15 @@ describe("the packed tarball", { timeout: 120_000 }, () => {
     )
   })
 
+  it("is as large as the README says (files exactly, size within 10%)", () => {
+    const stated = /The published tarball is (\d+) KiB \((\d+) KiB unpacked, (\d+) files\)/.exec(readFileSync(Path.join(repo, "README.md"), "utf8"))
+    expect(stated).not.toBeNull()
+    const [, size, unpacked, files] = stated!.map(Number)
+    expect(files).toBe(packed.entryCount)
+    expect(Math.abs(size! * 1024 - packed.size) / packed.size).toBeLessThan(0.1)
+    expect(Math.abs(unpacked! * 1024 - packed.unpackedSize) / packed.unpackedSize).toBeLessThan(0.1)
+  })
+
   it("serves from plain JavaScript, and its client subscribes, exports and calls over loopback", async () => {
     const server: ChildProcess = spawn(process.execPath, ["server.js"], { cwd: work, stdio: ["ignore", "pipe", "pipe"] })
     try {
