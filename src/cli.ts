@@ -41,8 +41,8 @@ const loadContract = async (file: string): Promise<Record<string, unknown>> => {
         "point --contract at its compiled JavaScript, use Node 22.18 or later (type stripping), or install tsx"
     )
   }
-  tsx.register()
-  return (await import(url)) as Record<string, unknown>
+  // Not register() and import again: Node keeps the failed import of this URL.
+  return (await tsx.tsImport(url, import.meta.url)) as Record<string, unknown>
 }
 
 const relativeImport = (from: string, to: string): string => {

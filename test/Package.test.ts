@@ -222,4 +222,14 @@ describe("the packed tarball", { timeout: 120_000 }, () => {
     expect(own.filter((input) => /dist\/src\/(http\/|StreamingService|TopicResponse|Topic|HttpTransport)/.test(input))).toEqual([])
     expect(inputs.filter((input) => input.startsWith("node:") || input.includes("platform-node"))).toEqual([])
   })
+
+  // Last: it installs tsx into the project, which every test above runs without.
+  it("with tsx installed (the optional peer), the command loads the TypeScript contract", async () => {
+    await timed("npm install tsx", () => npm(["install", "--save-dev", "tsx@^4.20.6"]))
+    const bin = Path.join(work, "node_modules/.bin/effect-stream-rpc")
+    await run(bin, ["generate", "--contract", "contract.ts#Api", "--out", "generated/from-ts.ts"])
+    const module = readFileSync(Path.join(work, "generated/from-ts.ts"), "utf8")
+    expect(module).toContain(`import { Api } from "../contract.js"`)
+    expect(module.split("\n").slice(3)).toEqual(readFileSync(Path.join(work, "generated/api.ts"), "utf8").split("\n").slice(3))
+  })
 })
