@@ -3,6 +3,12 @@
  *
  * Writes the typed client module and the OpenAPI 3.1 document of a group.
  * With `--check`, writes nothing and fails when the files on disk are stale.
+ *
+ * The contract is imported as a module. JavaScript loads anywhere; a
+ * TypeScript contract loads when Node strips types itself (22.18+, 23.6+),
+ * when the command already runs under a loader, or through `tsx` if the
+ * project has it (an optional peer). Otherwise point `--contract` at the
+ * compiled JavaScript.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as Path from "node:path"
@@ -12,17 +18,39 @@ import type * as Rpc from "@effect/rpc/Rpc"
 import * as Generator from "./Generator.ts"
 
 const usage =
-  "usage: effect-stream-rpc generate --contract <module.ts>#<GroupExport> --out <client.ts> [--openapi <file.json>] [--check]"
+  "usage: effect-stream-rpc generate --contract <module.js|module.ts>#<GroupExport> --out <client.ts> [--openapi <file.json>] [--check]"
 
 const fail = (message: string): never => {
   process.stderr.write(`${message}\n${usage}\n`)
   process.exit(2)
 }
 
+const typeScript = /\.[cm]?ts$/
+
+const loadContract = async (file: string): Promise<Record<string, unknown>> => {
+  const url = pathToFileURL(file).href
+  try {
+    return (await import(url)) as Record<string, unknown>
+  } catch (error) {
+    if (!typeScript.test(file) || (error as { code?: unknown }).code !== "ERR_UNKNOWN_FILE_EXTENSION") throw error
+  }
+  const tsx = await import("tsx/esm/api").catch(() => undefined)
+  if (tsx === undefined) {
+    return fail(
+      `Node ${process.version} cannot load the TypeScript contract ${Path.basename(file)}: ` +
+        "point --contract at its compiled JavaScript, use Node 22.18 or later (type stripping), or install tsx"
+    )
+  }
+  // Not register() and import again: Node keeps the failed import of this URL.
+  return (await tsx.tsImport(url, import.meta.url)) as Record<string, unknown>
+}
+
 const relativeImport = (from: string, to: string): string => {
   const relative = Path.relative(Path.dirname(from), to).split(Path.sep).join("/")
   return relative.startsWith(".") ? relative : `./${relative}`
 }
+
+const shellWord = (word: string): string => (/^[\w@%+=:,./#-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`)
 
 const isGroup = (u: unknown): u is RpcGroup.RpcGroup<Rpc.Any> =>
   typeof u === "function" || (typeof u === "object" && u !== null)
@@ -47,21 +75,21 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   if (modulePath === undefined || groupName === undefined || groupName === "") fail("--contract must be <module>#<GroupExport>")
   const contractFile = Path.resolve(modulePath!)
   if (!existsSync(contractFile)) fail(`no such contract module: ${modulePath}`)
-  const module = (await import(pathToFileURL(contractFile).href)) as Record<string, unknown>
+  const module = await loadContract(contractFile)
   const group = module[groupName!]
   if (!isGroup(group)) return fail(`${modulePath} does not export an RpcGroup named ${groupName}`)
 
   const openapiFile = Path.resolve(options.get("--openapi") ?? out.replace(/\.ts$/, ".openapi.json"))
-  const runtime = Path.resolve(Path.dirname(new URL(import.meta.url).pathname), "../client/StreamClient.ts")
-  const source = `${Path.relative(process.cwd(), contractFile).split(Path.sep).join("/")}#${groupName}`
+  const command = ["effect-stream-rpc", "generate", ...argv.slice(argv[0] === "generate" ? 1 : 0).filter((arg) => arg !== "--check")]
+    .map(shellWord)
+    .join(" ")
   const files = new Map<string, string>([
     [
       out,
       Generator.clientModule(group, {
-        contractImport: relativeImport(out, contractFile),
-        runtimeImport: relativeImport(out, runtime),
+        contractImport: relativeImport(out, contractFile).replace(typeScript, (ext) => ext.replace("ts", "js")),
         groupName: groupName!,
-        source
+        command
       })
     ],
     [
@@ -80,7 +108,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       const current = existsSync(file) ? readFileSync(file, "utf8") : undefined
       if (current !== content) {
         stale++
-        process.stderr.write(`${name} is stale: run npm run generate\n`)
+        process.stderr.write(`${name} is stale: run ${command}\n`)
       }
     } else {
       mkdirSync(Path.dirname(file), { recursive: true })
@@ -89,11 +117,4 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     }
   }
   return stale === 0 ? 0 : 1
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  main(process.argv.slice(2)).then((code) => process.exit(code), (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`)
-    process.exit(1)
-  })
 }

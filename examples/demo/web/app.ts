@@ -2,7 +2,7 @@
  * The demo page. Everything goes through the generated client; the page only
  * renders. `window.demoState` exposes what the page saw, for the end-to-end tests.
  */
-import { makeDemoApiClient } from "../../../client/generated/demo.ts"
+import { makeDemoApiClient } from "../generated/demo.ts"
 import { type Price, symbols } from "../contract.ts"
 
 const client = makeDemoApiClient({ baseUrl: "/rpc" })
