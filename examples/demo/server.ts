@@ -41,7 +41,14 @@ const OpenApiDocument = HttpLayerRouter.add(
   HttpServerResponse.unsafeJson(Generator.openApi(DemoApi, { title: "effect-stream-rpc demo", version: "1.0.0" }))
 )
 
-const App = Layer.mergeAll(HttpTransport.layer(DemoApi), Page, Metrics, OpenApiDocument).pipe(
+// A server saturated by the prices it already delivers sheds new streams (503) instead of
+// making every new client wait: the event loop's utilization, not only its delay.
+const App = Layer.mergeAll(
+  HttpTransport.layer(DemoApi, { admission: { maxEventLoopUtilization: 0.98 } }),
+  Page,
+  Metrics,
+  OpenApiDocument
+).pipe(
   Layer.provide(DemoHandlers),
   Layer.provide(AuthenticationLive),
   Layer.provide(PriceFeed.layer({ pricesPerSecond }))

@@ -23,8 +23,9 @@ export interface AdmissionOptions {
   readonly maxEventLoopDelay?: Duration.DurationInput | undefined
   /**
    * Share of the last second the event loop was busy (0 to 1) past which new
-   * subscriptions and transfers are refused; `Infinity` to disable. Default
-   * 0.98. Node only (elsewhere this check never sheds).
+   * subscriptions and transfers are refused, e.g. 0.98. Off by default (as in
+   * `@fastify/under-pressure`): a process that also runs other busy work (a
+   * test suite calling its own server) would shed its own calls. Node only.
    */
   readonly maxEventLoopUtilization?: number | undefined
 }
@@ -33,7 +34,7 @@ export const defaults = {
   maxSubscriptions: 20_000,
   maxTransfers: 256,
   maxEventLoopDelay: Duration.seconds(1),
-  maxEventLoopUtilization: 0.98
+  maxEventLoopUtilization: Infinity
 } as const
 
 export type ShedReason = "event_loop_delay" | "event_loop_utilization" | "subscriptions" | "transfers"
