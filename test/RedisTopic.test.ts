@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from "vitest"
 import * as RedisTopic from "../src/RedisTopic.ts"
 import * as Topic from "../src/Topic.ts"
 import { sseCollector } from "./support/http.ts"
-import { defaultRedisUrl, eventually, redisTestsEnabled } from "./support/redis.ts"
+import { defaultRedisUrl, eventually, ownRedis, redisTestsEnabled } from "./support/redis.ts"
 
 const enabled = await redisTestsEnabled()
 
@@ -165,4 +165,135 @@ describe.skipIf(!enabled)("RedisTopic on a real Redis", () => {
     expect(entries.map((e) => e.cursor)).toEqual(after.map((e) => e.id))
     expect(entries.map((e) => e.value.n)).toEqual(after.map((e) => (JSON.parse(e.data) as Tick).n))
   })
+
+  it("a cursor Redis no longer holds (trimmed) is a gap with its exact count, then the rest, for a subscriber of every key", async () => {
+    const stream = newStream()
+    const a = await instance({ stream, retain: 100 })
+    const witness = attach(a.topic)
+    for (let i = 0; i < 10; i++) await publish(a.topic, ticks(100 * i, 100))
+    await eventually(async () => witness.values().length === 1_000, 20_000, "the witness's values")
+    const cursor = witness.ids()[4]!
+    // a fresh instance holds none of it: Redis keeps about 100 (MAXLEN ~), the rest is trimmed
+    const c = await instance({ stream, retain: 100 })
+    const onC = attach(c.topic, { after: cursor })
+    const onCKeyed = attach(c.topic, { keys: ["a"], after: cursor })
+    await eventually(async () => onC.values().length > 0 && onCKeyed.values().length > 0, 20_000, "the resume")
+    const first = onC.values()[0]!
+    expect(first).toBeGreaterThan(5)
+    expect(onC.events[0]!.event).toBe("dropped")
+    expect(onC.dropped()).toEqual([first - 5])
+    expect(onC.values()).toEqual(witness.values().slice(first))
+    expect(onC.messages()).toEqual(witness.messages().slice(first))
+    // what the trimmed entries held is unknown: the gap of a keyed subscriber is of unknown size
+    expect(onCKeyed.dropped()).toEqual([null])
+    expect(onCKeyed.values()).toEqual(witness.values().slice(first).filter((n) => n % 2 === 0))
+  })
+
+  it("Redis unreachable at startup: a typed error, not a hang", async () => {
+    const exit = await Effect.runPromiseExit(
+      Effect.scoped(RedisTopic.make<Tick, Tick>({ redis: "redis://127.0.0.1:1", stream: "x", codec: Tick, connectTimeout: "1 second" }))
+    )
+    expect(Exit.isFailure(exit)).toBe(true)
+    if (Exit.isFailure(exit)) {
+      const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+      expect(error).toBeInstanceOf(Topic.TopicUnavailable)
+      expect(error?.message).toMatch(/Redis/)
+    }
+  })
+
+  it("Redis stopped for 5 s then restarted empty: subscribers stay, publish fails typed, both instances recover, old cursors are gaps", async () => {
+    const redis = await ownRedis()
+    try {
+      const stream = newStream()
+      const a = await instance({ stream, redis: redis.url })
+      const b = await instance({ stream, redis: redis.url })
+      const onA = attach(a.topic)
+      const onB = attach(b.topic, { keys: ["a"] })
+      await publish(a.topic, ticks(0, 10))
+      await eventually(async () => onA.values().length === 10 && onB.values().length === 5, 20_000, "the first values")
+      const oldCursor = onA.ids()[9]!
+      const oldEpoch = a.topic.epoch()
+
+      await redis.stop()
+      const failed = await Effect.runPromiseExit(a.topic.publish({ n: 10, key: "a" }))
+      expect(Exit.isFailure(failed)).toBe(true)
+      if (Exit.isFailure(failed) && failed.cause._tag === "Fail") expect(failed.cause.error).toBeInstanceOf(Topic.TopicUnavailable)
+      await eventually(async () => !a.topic.connected() && !b.topic.connected(), 20_000, "the readers to notice")
+      await new Promise((r) => setTimeout(r, 5_000))
+      // still attached (the transport's heartbeats keep the sockets alive meanwhile)
+      expect(onA.state.ended).toBe(false)
+      expect(a.topic.subscriberCount()).toBe(1)
+
+      await redis.start()
+      await eventually(async () => a.topic.connected() && b.topic.connected(), 20_000, "the readers to reconnect")
+      await eventually(async () => a.topic.epoch() !== oldEpoch && a.topic.epoch() === b.topic.epoch(), 20_000, "a new incarnation")
+      await eventually(
+        async () => Exit.isSuccess(await Effect.runPromiseExit(b.topic.publishAll(ticks(100, 10)))),
+        20_000,
+        "publishing again"
+      )
+      await eventually(async () => onA.values().length === 20 && onB.values().length === 10, 20_000, "values after the restart")
+      expect(onA.dropped()).toEqual([null])
+      expect(onB.dropped()).toEqual([null])
+      // the gap comes before the new values, whose ids are of the new incarnation
+      const gapAt = onA.events.findIndex((e) => e.event === "dropped")
+      expect(onA.events.slice(gapAt + 1).map((e) => (JSON.parse(e.data) as Tick).n)).toEqual(ticks(100, 10).map((t) => t.n))
+      expect(onA.ids()[10]!.startsWith(`${a.topic.epoch()}-`)).toBe(true)
+      // a cursor from before the restart: a gap of unknown size, then live values
+      const resumed = attach(b.topic, { after: oldCursor })
+      expect(resumed.dropped()).toEqual([null])
+    } finally {
+      await redis.stop()
+    }
+  }, 60_000)
+
+  it("Redis commands per published value do not grow with subscribers (INFO commandstats at 10 and at 1,000)", async () => {
+    const redis = await ownRedis()
+    try {
+      const stream = newStream()
+      const a = await instance({ stream, redis: redis.url })
+      const b = await instance({ stream, redis: redis.url })
+      const admin = createClient({ url: redis.url })
+      admin.on("error", () => {})
+      await admin.connect()
+      const calls = async () => {
+        const info = await admin.sendCommand<string>(["INFO", "commandstats"])
+        const stats: Record<string, number> = {}
+        for (const match of String(info).matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)) stats[match[1]!] = Number(match[2])
+        return stats
+      }
+      const measure = async (subscribers: number) => {
+        const recorders = Array.from(
+          { length: subscribers },
+          (_, i) => attach(i % 2 === 0 ? a.topic : b.topic, i % 3 === 0 ? { keys: ["a"] } : undefined)
+        )
+        await admin.sendCommand(["CONFIG", "RESETSTAT"])
+        for (let i = 0; i < 100; i++) await publish(a.topic, ticks(i * 2, 2))
+        // every third subscriber watches key "a" (half the values), the others every value
+        await eventually(
+          async () => recorders.every((r, i) => r.values().length === (i % 3 === 0 ? 100 : 200)),
+          20_000,
+          "every value to every subscriber"
+        )
+        const stats = await calls()
+        for (const r of recorders) r.attachment.detach()
+        delete stats["config|resetstat"]
+        delete stats["info"]
+        const total = Object.values(stats).reduce((x, y) => x + y, 0)
+        return { total, stats }
+      }
+      const at10 = await measure(10)
+      const at1000 = await measure(1_000)
+      admin.destroy()
+      process.stdout.write(`commandstats for 200 values in 100 publishes, 2 instances: 10 subscribers ${JSON.stringify(at10)}; 1,000 subscribers ${JSON.stringify(at1000)}\n`)
+      // per batch: EVALSHA (+ HSETNX, HGET, HINCRBY, 2 XADD inside it) and at most one XREAD per instance
+      expect(at1000.total).toBeLessThanOrEqual(100 * 8 + 20)
+      expect(at10.total).toBeLessThanOrEqual(100 * 8 + 20)
+      expect(at1000.stats["xadd"]).toBe(200)
+      expect(at1000.stats["evalsha"]).toBe(100)
+      expect(at1000.stats["xrange"] ?? 0).toBe(0)
+    } finally {
+      await redis.stop()
+    }
+  }, 60_000)
 })
