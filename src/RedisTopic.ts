@@ -258,6 +258,7 @@ export const make = <A, I = unknown>(
     const tags = [MetricLabel.make("topic", stream)]
     const unavailable = (message: string) => new Topic.TopicUnavailable({ topic: stream, message })
 
+    const lastError = new WeakMap<object, string>()
     const clientOptions: RedisClientOptions = typeof options.redis === "string" ? { url: options.redis } : options.redis
     const makeClient = () => {
       const client = createClient({
@@ -270,11 +271,23 @@ export const make = <A, I = unknown>(
           reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), 2_000)
         } as NonNullable<RedisClientOptions["socket"]>
       })
-      // errors are seen by the commands that fail; the event only needs a listener
-      client.on("error", () => {})
+      // errors are seen by the commands that fail; the last one explains a failed connection
+      client.on("error", (error: unknown) => {
+        lastError.set(client, messageOf(error))
+      })
       return client
     }
     type Client = ReturnType<typeof makeClient>
+    /** Where Redis was looked for, without credentials. */
+    const where = (() => {
+      if (clientOptions.url === undefined) return ""
+      try {
+        const url = new URL(clientOptions.url)
+        return ` at ${url.protocol}//${url.host}`
+      } catch {
+        return ""
+      }
+    })()
 
     const connect = (client: Client, role: string) =>
       Effect.tryPromise({
@@ -284,7 +297,10 @@ export const make = <A, I = unknown>(
         Effect.timeoutFail({
           duration: Duration.millis(connectTimeout),
           onTimeout: () =>
-            unavailable(`Redis did not answer within ${connectTimeout} ms (${role} connection for topic "${stream}")`)
+            unavailable(
+              `Redis${where} did not answer within ${connectTimeout} ms (${role} connection for topic "${stream}")` +
+                (lastError.has(client) ? `: ${lastError.get(client)}` : "")
+            )
         }),
         Effect.tapError(() => Effect.sync(() => client.destroy()))
       )

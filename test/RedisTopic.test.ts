@@ -12,6 +12,7 @@ import * as Exit from "effect/Exit"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Net from "node:net"
 import { afterAll, describe, expect, it } from "vitest"
 import * as RedisTopic from "../src/RedisTopic.ts"
 import * as Topic from "../src/Topic.ts"
@@ -54,11 +55,54 @@ const recorder = () => {
   }
 }
 
+const offsetOf = (id: string | undefined) => Number(id!.split("-")[1])
+
 const attach = (topic: Topic.Topic<Tick, unknown>, options?: Topic.SubscribeOptions) => {
   const r = recorder()
   const attachment = topic.subscribe(options)[Topic.TypeId].attach(r.sink, encodeTick)
   return { ...r, attachment }
 }
+
+/** A TCP proxy to 127.0.0.1:6379 that can be taken down (connections cut, new ones refused) and up again. */
+const partition = () =>
+  new Promise<{ url: string; down: () => void; up: () => void; close: () => void }>((resolve) => {
+    const sockets = new Set<Net.Socket>()
+    let blocked = false
+    const server = Net.createServer((client) => {
+      if (blocked) return client.destroy()
+      const upstream = Net.connect({ host: "127.0.0.1", port: 6379 })
+      for (const socket of [client, upstream]) {
+        sockets.add(socket)
+        socket.on("close", () => sockets.delete(socket))
+        socket.on("error", () => {
+          client.destroy()
+          upstream.destroy()
+        })
+      }
+      client.pipe(upstream)
+      upstream.pipe(client)
+    })
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as Net.AddressInfo
+      const cutAll = () => {
+        for (const socket of sockets) socket.destroy()
+      }
+      resolve({
+        url: `redis://127.0.0.1:${port}`,
+        down: () => {
+          blocked = true
+          cutAll()
+        },
+        up: () => {
+          blocked = false
+        },
+        close: () => {
+          cutAll()
+          server.close()
+        }
+      })
+    })
+  })
 
 const scopes: Array<Scope.CloseableScope> = []
 const streamKeys: Array<string> = []
@@ -294,6 +338,38 @@ describe.skipIf(!enabled)("RedisTopic on a real Redis", () => {
       expect(at1000.stats["xrange"] ?? 0).toBe(0)
     } finally {
       await redis.stop()
+    }
+  }, 60_000)
+
+  it("an instance cut from Redis while another publishes: on its return, what Redis trimmed meanwhile is one exact gap, then the rest", async () => {
+    const stream = newStream()
+    const proxy = await partition()
+    try {
+      const a = await instance({ stream, retain: 100 })
+      const b = await instance({ stream, retain: 100, redis: proxy.url })
+      const witness = attach(a.topic)
+      const onB = attach(b.topic)
+      const onBKeyed = attach(b.topic, { keys: ["a"] })
+      await publish(a.topic, ticks(0, 10))
+      await eventually(async () => onB.values().length === 10, 20_000, "the first values on B")
+      proxy.down()
+      await eventually(async () => !b.topic.connected(), 20_000, "B to lose Redis")
+      const failed = await Effect.runPromiseExit(b.topic.publish({ n: -1, key: "a" }))
+      expect(Exit.isFailure(failed)).toBe(true)
+      for (let i = 1; i <= 10; i++) await publish(a.topic, ticks(100 * i, 100))
+      await eventually(async () => witness.values().length === 1_010, 20_000, "the witness's values")
+      proxy.up()
+      await eventually(async () => onB.values().length > 10 && onB.values()[onB.values().length - 1] === 1_099, 20_000, "B again")
+      const firstAfter = offsetOf(onB.ids()[10])
+      const lastBefore = offsetOf(onB.ids()[9])
+      expect(firstAfter).toBeGreaterThan(lastBefore + 1)
+      expect(onB.dropped()).toEqual([firstAfter - lastBefore - 1])
+      const witnessFrom = witness.ids().indexOf(onB.ids()[10])
+      expect(onB.messages().slice(10)).toEqual(witness.messages().slice(witnessFrom))
+      await eventually(async () => onBKeyed.values()[onBKeyed.values().length - 1] === 1_098, 20_000, "B's keyed subscriber")
+      expect(onBKeyed.dropped()).toEqual([null])
+    } finally {
+      proxy.close()
     }
   }, 60_000)
 })
