@@ -225,14 +225,22 @@ const codecOf = <A, I>(codec: Schema.Schema<A, I, never> | Codec<A>): Codec<A> =
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
-const sleep = (millis: number, signal: { stopped: boolean }) =>
+interface Control {
+  stopped: boolean
+  /** Ends the current backoff at once (on stop). */
+  wake: () => void
+}
+
+const sleep = (millis: number, control: Control) =>
   new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, millis)
-    timer.unref?.()
-    if (signal.stopped) {
+    if (control.stopped) return resolve()
+    const timer = setTimeout(done, millis)
+    function done() {
       clearTimeout(timer)
+      control.wake = () => {}
       resolve()
     }
+    control.wake = done
   })
 
 // ---------------------------------------------------------------------------
@@ -347,7 +355,7 @@ export const make = <A, I = unknown>(
 
     // -- the reader --------------------------------------------------------------
 
-    const control = { stopped: false }
+    const control: Control = { stopped: false, wake: () => {} }
     let connected = true
     /** Offset of the last entry read (the next XREAD starts after it). */
     let lastRead = 0
@@ -416,6 +424,7 @@ export const make = <A, I = unknown>(
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {
         control.stopped = true
+        control.wake()
         state.shutdown()
         reader.destroy()
         await reading

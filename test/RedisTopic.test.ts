@@ -9,6 +9,7 @@ import { createClient } from "@redis/client"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -283,6 +284,13 @@ describe.skipIf(!enabled)("RedisTopic on a real Redis", () => {
       const gapAt = onA.events.findIndex((e) => e.event === "dropped")
       expect(onA.events.slice(gapAt + 1).map((e) => (JSON.parse(e.data) as Tick).n)).toEqual(ticks(100, 10).map((t) => t.n))
       expect(onA.ids()[10]!.startsWith(`${a.topic.epoch()}-`)).toBe(true)
+      // the reconnections are counted, and the lag of what the readers read is measured
+      const reconnects = await Effect.runPromise(
+        Metric.value(RedisTopic.metrics.reconnects.pipe(Metric.tagged("topic", stream)))
+      )
+      expect(reconnects.count).toBeGreaterThanOrEqual(2)
+      const lag = await Effect.runPromise(Metric.value(RedisTopic.metrics.lag.pipe(Metric.tagged("topic", stream))))
+      expect(lag.count).toBeGreaterThan(0)
       // a cursor from before the restart: a gap of unknown size, then live values
       const resumed = attach(b.topic, { after: oldCursor })
       expect(resumed.dropped()).toEqual([null])
