@@ -156,7 +156,8 @@ interface RawEntry {
   readonly offset: number
   readonly epoch: string | undefined
   readonly at: number
-  readonly text: string
+  /** Undefined for an entry not written by a RedisTopic. */
+  readonly text: string | undefined
 }
 
 const text = (raw: Raw): string => (typeof raw === "string" ? raw : Buffer.isBuffer(raw) ? raw.toString("utf8") : String(raw))
@@ -184,7 +185,7 @@ const parseEntry = (raw: Raw): RawEntry | undefined => {
     if (record["t"] !== undefined) at = Number(text(record["t"]))
     if (record["e"] !== undefined) epoch = text(record["e"])
   }
-  if (value === undefined || !Number.isFinite(offset)) return undefined
+  if (!Number.isFinite(offset)) return undefined
   return { offset, epoch, at, text: value }
 }
 
@@ -339,6 +340,21 @@ export const make = <A, I = unknown>(
     const clock = yield* Effect.clock
     const now = () => clock.unsafeCurrentTimeMillis()
 
+    let undecodable = 0
+    /** An entry as a value; undefined (and logged) when it cannot be decoded: it is skipped as a gap. */
+    const decode = (entry: RawEntry): Topic.RemoteEntry<A> | undefined => {
+      try {
+        if (entry.text === undefined) throw new Error("no value field")
+        return { offset: entry.offset, value: codec.decode(entry.text), at: entry.at }
+      } catch (error) {
+        undecodable++
+        if (undecodable <= 10) {
+          console.warn(`RedisTopic "${stream}": entry 0-${entry.offset} cannot be decoded, skipped: ${messageOf(error)}`)
+        }
+        return undefined
+      }
+    }
+
     const history = async (from: number, to: number): Promise<ReadonlyArray<Topic.RemoteEntry<A>>> => {
       const epoch = state.epoch
       const raw = await command<Raw>(publisher, ["XRANGE", stream, `0-${from}`, `0-${to}`])
@@ -346,7 +362,9 @@ export const make = <A, I = unknown>(
       for (const entry of parseEntries(raw)) {
         // another incarnation's entries (Redis restarted meanwhile) are not this one's history
         if (entry.epoch !== undefined && entry.epoch !== epoch) throw new Error("the stream was renewed")
-        out.push({ offset: entry.offset, value: codec.decode(entry.text), at: entry.at })
+        const value = decode(entry)
+        // an entry that cannot be decoded is left out: counted as missed
+        if (value !== undefined) out.push(value)
       }
       return out
     }
@@ -397,20 +415,24 @@ export const make = <A, I = unknown>(
           if (entries.length === 0) continue
           const values: Array<Topic.RemoteEntry<A>> = []
           let renewed = false
+          let last = lastRead
           for (const entry of entries) {
             if (entry.epoch !== undefined && entry.epoch !== state.epoch) {
               renewed = true
               break
             }
-            values.push({ offset: entry.offset, value: codec.decode(entry.text), at: entry.at })
+            last = entry.offset
+            // one that cannot be decoded is read past: subscribers get it as a gap
+            const value = decode(entry)
+            if (value !== undefined) values.push(value)
           }
           const first = values[0]
           if (first !== undefined) {
-            if (first.offset > state.next && state.next > 0) metrics.gaps.unsafeUpdate(first.offset - state.next, tags)
+            if (first.offset > state.next) metrics.gaps.unsafeUpdate(first.offset - state.next, tags)
             metrics.lag.unsafeUpdate(Math.max(0, now() - first.at) / 1000, tags)
             state.appendAt(values)
-            lastRead = values[values.length - 1]!.offset
           }
+          lastRead = last
           if (renewed) await sync(false)
         } catch {
           if (control.stopped) return
