@@ -36,8 +36,8 @@ export const skipLine =
  * Whether the Redis tests run: true when a Redis answers at 127.0.0.1:6379;
  * false (and one line on stderr) when none does locally; throws with `CI` set.
  */
-export const redisTestsEnabled = async (): Promise<boolean> => {
-  if (await ping(6379)) return true
+export const redisTestsEnabled = async (port = 6379): Promise<boolean> => {
+  if (await ping(port)) return true
   if (process.env["CI"]) {
     throw new Error("CI is set and no Redis answers at 127.0.0.1:6379: the Redis tests are required (see .ci/run)")
   }
