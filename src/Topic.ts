@@ -39,6 +39,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { pipeArguments } from "effect/Pipeable"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as BackpressurePolicy from "./BackpressurePolicy.ts"
@@ -115,10 +116,28 @@ export interface Subscription<A> extends Stream.Stream<A> {
   readonly entries: Stream.Stream<Entry<A>>
 }
 
-export interface Topic<A> {
-  /** Publishes to every matching subscriber at once; does nothing once the topic's scope is closed. */
-  readonly publish: (value: A) => Effect.Effect<void>
-  readonly publishAll: (values: Iterable<A>) => Effect.Effect<void>
+/**
+ * A broker-backed topic (`RedisTopic`) could not take a value: the broker is
+ * unreachable or did not answer in time. The in-memory topic never fails.
+ */
+export class TopicUnavailable extends Schema.TaggedError<TopicUnavailable>()("TopicUnavailable", {
+  topic: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * `E` is what publishing can fail with: `never` for the in-memory topic,
+ * `TopicUnavailable` for a broker-backed one. A `Topic<A>` is also a
+ * `Topic<A, TopicUnavailable>`, so code written against the latter takes both.
+ */
+export interface Topic<A, E = never> {
+  /**
+   * Publishes to every matching subscriber; does nothing once the topic's
+   * scope is closed. In memory, subscribers are reached at once; through a
+   * broker, when this process's reader reads the value back.
+   */
+  readonly publish: (value: A) => Effect.Effect<void, E>
+  readonly publishAll: (values: Iterable<A>) => Effect.Effect<void, E>
   readonly unsafePublish: (value: A) => void
   readonly unsafePublishAll: (values: Iterable<A>) => void
   readonly subscribe: (options?: SubscribeOptions) => Subscription<A>
@@ -199,6 +218,14 @@ const cursors = new WeakMap<object, string>()
 interface Start {
   readonly position: number
   readonly missed: number | null
+  /** Offsets [from, to] to read from the broker first (a broker-backed topic only). */
+  readonly history?: { readonly from: number; readonly to: number } | undefined
+}
+
+/** What a resuming subscriber gets from the broker's history: values, and what it missed in all. */
+interface Settled<A> {
+  readonly items: ReadonlyArray<RemoteEntry<A>>
+  readonly missed: number | null
 }
 
 abstract class Subscriber {
@@ -208,14 +235,31 @@ abstract class Subscriber {
   pending = 0
   dirty = false
   attached = true
+  /** A gap to announce before anything else: a count, or null when unknown. */
+  gap: number | null = 0
   constructor(readonly keys: ReadonlySet<string> | undefined) {}
   /** Called once after the publishes that made it dirty. */
   abstract flush(): void
   abstract end(): void
 }
 
-class TopicState<A> {
-  readonly epoch = newEpoch()
+/** @internal A value with an offset assigned elsewhere (a broker). */
+export interface RemoteEntry<A> {
+  readonly offset: number
+  readonly value: A
+  /** When it was published, in milliseconds. */
+  readonly at: number
+}
+
+/** @internal Where a broker-backed topic finds what this process's ring no longer holds. */
+export interface Remote<A> {
+  /** Entries with offsets in [from, to] the broker still holds, oldest first; rejects when it cannot tell. */
+  readonly history: (from: number, to: number) => Promise<ReadonlyArray<RemoteEntry<A>>>
+}
+
+/** @internal */
+export class TopicState<A> {
+  epoch = newEpoch()
   readonly capacity: number
   readonly replayCount: number
   readonly replayAgeMillis: number
@@ -230,7 +274,7 @@ class TopicState<A> {
   private dirty: Array<Subscriber> = []
   count = 0
 
-  constructor(readonly options: Options<A>, readonly now: () => number) {
+  constructor(readonly options: Options<A>, readonly now: () => number, readonly remote?: Remote<A>) {
     const replay = options.replay
     this.replayCount = replay === undefined ? 0 : Math.max(0, Math.floor(replay.count ?? 1000))
     this.replayAgeMillis = replay?.age === undefined ? Infinity : Duration.toMillis(Duration.decode(replay.age))
@@ -266,6 +310,82 @@ class TopicState<A> {
     }
   }
 
+  /**
+   * Appends values whose offsets were assigned elsewhere (a broker), oldest
+   * first: offsets already seen are ignored; an offset past the next one is a
+   * gap, reported to subscribers (the exact count to those of every key, null
+   * to those of some keys: what the gap held is unknown).
+   */
+  appendAt(entries: ReadonlyArray<RemoteEntry<A>>): void {
+    if (this.ended) return
+    let appended = 0
+    for (const entry of entries) {
+      if (entry.offset < this.next) continue
+      if (entry.offset > this.next) this.skipTo(entry.offset)
+      this.append(entry.value, entry.at)
+      // flushed at least once per ring's worth, as in publishAll
+      if (++appended % this.capacity === 0) this.flush()
+    }
+    this.flush()
+  }
+
+  /** Offsets [next, offset) will never be held: the ring restarts at `offset`, subscribers are told. */
+  private skipTo(offset: number): void {
+    const from = this.next
+    this.clearRing(offset)
+    const report = (subscriber: Subscriber) => {
+      const missing = offset - Math.max(from, subscriber.position)
+      if (missing <= 0) return
+      subscriber.gap = subscriber.keys === undefined && subscriber.gap !== null ? subscriber.gap + missing : null
+      this.markDirty(subscriber)
+    }
+    this.forEachSubscriber(report)
+  }
+
+  /**
+   * A new incarnation of the broker's stream (it restarted empty): everything
+   * before is unknown; every subscriber is told (a gap of unknown size) and
+   * continues with the new values from `next`.
+   */
+  reset(epoch: string, next: number): void {
+    if (this.ended) return
+    this.epoch = epoch
+    this.clearRing(next)
+    this.forEachSubscriber((subscriber) => {
+      subscriber.gap = null
+      subscriber.position = next
+      subscriber.pending = 0
+      this.markDirty(subscriber)
+    })
+    this.flush()
+  }
+
+  private clearRing(next: number): void {
+    this.ring.fill(undefined)
+    this.lastOfKey.clear()
+    this.size = 0
+    this.next = next
+  }
+
+  private forEachSubscriber(f: (subscriber: Subscriber) => void): void {
+    const seen = new Set<Subscriber>()
+    for (const subscriber of this.all) f(subscriber)
+    for (const set of this.byKey.values()) {
+      for (const subscriber of set) {
+        if (seen.has(subscriber)) continue
+        seen.add(subscriber)
+        f(subscriber)
+      }
+    }
+  }
+
+  private markDirty(subscriber: Subscriber): void {
+    if (!subscriber.dirty) {
+      subscriber.dirty = true
+      this.dirty.push(subscriber)
+    }
+  }
+
   private append(value: A, at: number): void {
     const offset = this.next++
     const keyOf = this.options.key
@@ -284,15 +404,17 @@ class TopicState<A> {
     if (typeof value === "object" && value !== null) cursors.set(value, cursor)
     this.ring[index] = new Node(offset, cursor, value, key, at, previousOfKey)
     if (this.size < this.capacity) this.size++
-    this.visit(this.all)
+    this.visit(this.all, offset)
     if (key !== undefined) {
       const subscribers = this.byKey.get(key)
-      if (subscribers !== undefined) this.visit(subscribers)
+      if (subscribers !== undefined) this.visit(subscribers, offset)
     }
   }
 
-  private visit(subscribers: Set<Subscriber>): void {
+  private visit(subscribers: Set<Subscriber>, offset: number): void {
     for (const subscriber of subscribers) {
+      // a subscriber resuming from a cursor this process has not read yet (another instance's)
+      if (offset < subscriber.position) continue
       subscriber.pending++
       if (!subscriber.dirty) {
         subscriber.dirty = true
@@ -301,7 +423,7 @@ class TopicState<A> {
     }
   }
 
-  private flush(): void {
+  flush(): void {
     const dirty = this.dirty
     if (dirty.length === 0) return
     this.dirty = []
@@ -378,17 +500,68 @@ class TopicState<A> {
     const parsed = cursorPattern.exec(after)
     const offset = parsed === null ? NaN : Number(parsed[2])
     // Malformed, another incarnation's, or ahead of this one: nothing is known of what was missed.
-    if (parsed === null || parsed[1] !== this.epoch || offset >= this.next) {
-      return { position: this.next, missed: null }
+    if (parsed === null || parsed[1] !== this.epoch) return { position: this.next, missed: null }
+    if (offset >= this.next) {
+      // Through a broker, a cursor of this incarnation ahead of this process is one another
+      // instance has already seen: the values after it are on their way.
+      return this.remote === undefined ? { position: this.next, missed: null } : { position: offset + 1, missed: 0 }
     }
     const window = this.windowStart()
     if (offset + 1 >= window) return { position: offset + 1, missed: 0 }
+    const countStart = this.next - this.replayCount
+    if (this.remote !== undefined && window === this.oldest && countStart < window) {
+      // Older than this process holds but within the replay window: the broker may hold it.
+      const from = Math.max(offset + 1, countStart)
+      const before = from - offset - 1
+      return {
+        position: window,
+        missed: before === 0 ? 0 : keys === undefined ? before : null,
+        history: { from, to: window - 1 }
+      }
+    }
     const missed = keys === undefined
       ? window - offset - 1
       : offset + 1 >= this.oldest
       ? this.countHeld(keys, offset + 1, window)
       : null
     return { position: window, missed }
+  }
+
+  /**
+   * What the broker's `entries` for `start.history` give a subscriber of
+   * `keys`: the matching values young enough, and everything missed (counted
+   * exactly when known; entries the broker no longer held are unknown to
+   * subscribers of some keys). `undefined`: the broker could not be read.
+   */
+  settleHistory(
+    keys: ReadonlySet<string> | undefined,
+    start: Start,
+    entries: ReadonlyArray<RemoteEntry<A>> | undefined
+  ): Settled<A> {
+    const range = start.history
+    if (range === undefined) return { items: [], missed: start.missed }
+    if (entries === undefined) return { items: [], missed: null }
+    let missed = start.missed
+    const add = (n: number, exact: boolean) => {
+      if (n <= 0 || missed === null) return
+      missed = exact ? missed + n : null
+    }
+    const oldestAllowed = this.replayAgeMillis === Infinity ? -Infinity : this.now() - this.replayAgeMillis
+    const keyOf = this.options.key
+    const items: Array<RemoteEntry<A>> = []
+    let expected = range.from
+    for (const entry of entries) {
+      if (entry.offset < expected) continue
+      if (entry.offset > range.to) break
+      add(entry.offset - expected, keys === undefined)
+      expected = entry.offset + 1
+      const matches = keys === undefined || (keyOf !== undefined && keys.has(keyOf(entry.value)))
+      if (!matches) continue
+      if (entry.at < oldestAllowed) add(1, true)
+      else items.push(entry)
+    }
+    add(range.to + 1 - expected, keys === undefined)
+    return { items, missed }
   }
 
   // -- subscribers ---------------------------------------------------------------
@@ -450,8 +623,8 @@ class SinkSubscriber<A> extends Subscriber implements Attachment {
    * what the ring evicts meanwhile is lost (and counted).
    */
   replayEnd = 0
-  /** A gap to announce before anything else: a count, or null when unknown. */
-  gap: number | null = 0
+  /** Waiting for history from the broker: live values are counted, not written. */
+  holding = false
   constructor(
     readonly topic: TopicState<A>,
     keys: ReadonlySet<string> | undefined,
@@ -462,7 +635,7 @@ class SinkSubscriber<A> extends Subscriber implements Attachment {
   }
 
   flush(): void {
-    if (!this.stalled) this.deliver(Infinity)
+    if (!this.stalled && !this.holding) this.deliver(Infinity)
   }
 
   detach(): void {
@@ -470,7 +643,7 @@ class SinkSubscriber<A> extends Subscriber implements Attachment {
   }
 
   resume(): void {
-    if (!this.attached || !this.stalled) return
+    if (!this.attached || !this.stalled || this.holding) return
     this.stalled = false
     this.deliver(this.position < this.replayEnd ? Infinity : slidingCapacity)
   }
@@ -479,6 +652,7 @@ class SinkSubscriber<A> extends Subscriber implements Attachment {
     // What a stalled subscriber is owed is settled (the newest 64, the rest counted) before the end.
     if (this.pending > 0 || this.gap !== 0) {
       this.stalled = false
+      this.holding = false
       this.deliver(slidingCapacity)
     }
     this.sink.end()
@@ -497,7 +671,7 @@ class SinkSubscriber<A> extends Subscriber implements Attachment {
       dropped = count ?? lost
       this.gap = 0
     }
-    this.position = topic.next
+    this.position = Math.max(this.position, topic.next)
     this.pending = 0
     if (items.length === 0) {
       if (text !== "" && !this.sink.write(text, 0, dropped)) this.stalled = true
@@ -561,13 +735,31 @@ const entries = <A>(
     const start = topic.resolve(keys, after)
     topic.add(subscriber, start)
     yield* Effect.addFinalizer(() => Effect.sync(() => topic.remove(subscriber)))
+    // Live values arriving meanwhile are counted by the subscriber and read from the ring after.
+    const epoch = topic.epoch
+    const settled = start.history === undefined || topic.remote === undefined
+      ? { items: [], missed: start.missed }
+      : topic.settleHistory(
+        keys,
+        start,
+        yield* Effect.promise(() => topic.remote!.history(start.history!.from, start.history!.to).catch(() => undefined))
+      )
+    // An epoch change while the history was read: what it read is of the previous incarnation
+    // (the subscriber's gap, null, is reported by `pull`).
+    const renewed = topic.epoch !== epoch
+    const history = renewed ? [] : settled.items.map((entry) => entryOf(topic, entry))
     // Reported first, so the `dropped` event precedes every value.
-    if (start.missed !== 0) yield* BackpressurePolicy.reportMissed(start.missed ?? undefined)
+    if (!renewed && settled.missed !== 0) yield* BackpressurePolicy.reportMissed(settled.missed ?? undefined)
     const pull: Effect.Effect<Chunk.Chunk<Entry<A>>, Option.Option<never>> = Effect.suspend(() => {
+      if (subscriber.gap !== 0) {
+        const gap = subscriber.gap
+        subscriber.gap = 0
+        return Effect.zipRight(BackpressurePolicy.reportMissed(gap ?? undefined), pull)
+      }
       if (subscriber.pending > 0) {
         const items = topic.collect(keys, subscriber.position, Infinity)
         const lost = subscriber.pending - items.length
-        subscriber.position = topic.next
+        subscriber.position = Math.max(subscriber.position, topic.next)
         subscriber.pending = 0
         const chunk = Chunk.unsafeFromArray<Entry<A>>(items)
         return lost > 0 ? Effect.as(BackpressurePolicy.reportMissed(lost), chunk) : Effect.succeed(chunk)
@@ -575,8 +767,15 @@ const entries = <A>(
       if (!subscriber.attached) return Effect.fail(Option.none())
       return Effect.zipRight(subscriber.await, pull)
     })
-    return Stream.repeatEffectChunkOption(pull)
+    const live = Stream.repeatEffectChunkOption(pull)
+    return history.length === 0 ? live : Stream.concat(Stream.fromIterable(history), live)
   }))
+
+/** A broker's entry as a subscriber sees it: with the cursor of the topic's current incarnation. */
+const entryOf = <A>(topic: TopicState<A>, entry: RemoteEntry<A>): Entry<A> => ({
+  cursor: topic.cursorOf(entry.offset),
+  value: entry.value
+})
 
 const streamVariance = (Stream.empty as unknown as Record<symbol, unknown>)[Stream.StreamTypeId]
 
@@ -612,8 +811,36 @@ class SubscriptionImpl<A> implements Handle<A> {
     const start = topic.resolve(this.keys, this.after)
     topic.add(subscriber, start)
     subscriber.gap = start.missed
-    subscriber.replayEnd = topic.next
-    subscriber.deliver(Infinity)
+    const remote = topic.remote
+    if (start.history === undefined || remote === undefined) {
+      subscriber.replayEnd = topic.next
+      subscriber.deliver(Infinity)
+      return subscriber
+    }
+    // The broker's history first; live values are counted meanwhile and delivered after it.
+    subscriber.holding = true
+    const range = start.history
+    const epoch = topic.epoch
+    const settle = (entries: ReadonlyArray<RemoteEntry<A>> | undefined) => {
+      if (!subscriber.attached || !subscriber.holding) return
+      subscriber.holding = false
+      // An epoch change while the history was read: what it read is of the previous incarnation.
+      const renewed = topic.epoch !== epoch
+      const settled = renewed ? { items: [], missed: null } : topic.settleHistory(this.keys, start, entries)
+      let text = ""
+      if (settled.missed !== 0) text += droppedFrame(settled.missed)
+      for (const item of settled.items) text += frameOf(topic.cursorOf(item.offset), encode(item.value))
+      // Gaps reported while the history was read (after it, before the live values) are still owed.
+      const gap = subscriber.gap
+      subscriber.gap = renewed ? 0 : gap === null ? (start.missed === null ? 0 : null) : gap - (start.missed ?? 0)
+      subscriber.replayEnd = topic.next
+      if (text !== "" && !sink.write(text, settled.items.length, settled.missed ?? 0)) {
+        subscriber.stalled = true
+        return
+      }
+      if (subscriber.attached) subscriber.deliver(Infinity)
+    }
+    remote.history(range.from, range.to).then(settle, () => settle(undefined))
     return subscriber
   }
   pipe() {
@@ -622,7 +849,8 @@ class SubscriptionImpl<A> implements Handle<A> {
   }
 }
 
-const subscription = <A>(topic: TopicState<A>, options: SubscribeOptions | undefined): Subscription<A> =>
+/** @internal A subscription to a topic's state (the broker-backed topics build their own state). */
+export const subscription = <A>(topic: TopicState<A>, options: SubscribeOptions | undefined): Subscription<A> =>
   new SubscriptionImpl(topic, keySet(options?.keys), options?.after) as unknown as Subscription<A>
 
 // ---------------------------------------------------------------------------

@@ -314,3 +314,94 @@ describe("Topic fast path (in-process sinks)", () => {
       expect(topic.subscriberCount()).toBe(0)
     }))
 })
+
+describe("Topic core hooks for a broker (offsets assigned elsewhere)", () => {
+  const remoteState = () => {
+    let pending: Array<(entries: ReadonlyArray<Topic.RemoteEntry<Tick>>) => void> = []
+    const requests: Array<readonly [number, number]> = []
+    const state = new Topic.TopicState<Tick>(
+      { key: (tick) => tick.key, replay: { count: 1_000 } },
+      () => 0,
+      {
+        history: (from, to) => {
+          requests.push([from, to])
+          return new Promise((resolve) => {
+            pending.push(resolve)
+          })
+        }
+      }
+    )
+    const at = (offsets: ReadonlyArray<number>): Array<Topic.RemoteEntry<Tick>> =>
+      offsets.map((offset) => ({ offset, value: { n: offset, key: offset % 2 === 0 ? "a" : "b" }, at: 0 }))
+    const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+    const sub = (options?: Topic.SubscribeOptions) => {
+      const r = recorder()
+      Topic.subscription(state, options)[Topic.TypeId].attach(r.sink, encodeTick)
+      return r
+    }
+    return { state, at, range, sub, requests, settle: (entries: ReadonlyArray<Topic.RemoteEntry<Tick>>) => {
+      for (const resolve of pending) resolve(entries)
+      pending = []
+    } }
+  }
+
+  it("a resume older than the ring reads the broker first; values arriving meanwhile follow it, none twice", async () => {
+    const { at, range, requests, settle, state, sub } = remoteState()
+    state.reset("e", 101)
+    const resumed = sub({ after: "e-50" })
+    const keyed = sub({ after: "e-50", keys: ["a"] })
+    expect(requests).toEqual([[51, 100], [51, 100]])
+    state.appendAt(at(range(101, 105)))
+    expect(resumed.values()).toEqual([])
+    // the broker's answer may overlap what arrived live: by offset, each once
+    settle(at(range(51, 103)))
+    await Promise.resolve()
+    expect(resumed.values()).toEqual(range(51, 105))
+    expect(resumed.events.map((e) => e.id)).toEqual(range(51, 105).map((o) => `e-${o}`))
+    expect(keyed.values()).toEqual(range(51, 105).filter((n) => n % 2 === 0))
+    expect([...resumed.dropped(), ...keyed.dropped()]).toEqual([])
+  })
+
+  it("what the broker no longer holds is a gap: exact for every key, null for some keys", async () => {
+    const { at, range, settle, state, sub } = remoteState()
+    state.reset("e", 101)
+    const resumed = sub({ after: "e-50" })
+    settle(at(range(91, 100)))
+    await Promise.resolve()
+    expect(resumed.dropped()).toEqual([40])
+    expect(resumed.values()).toEqual(range(91, 100))
+    const keyed = sub({ after: "e-50", keys: ["a"] })
+    settle(at(range(91, 100)))
+    await Promise.resolve()
+    expect(keyed.dropped()).toEqual([null])
+  })
+
+  it("a cursor ahead of this process (another instance's newest) waits for the values after it", () => {
+    const { at, range, state, sub } = remoteState()
+    state.reset("e", 101)
+    const ahead = sub({ after: "e-103" })
+    state.appendAt(at(range(101, 106)))
+    expect(ahead.values()).toEqual([104, 105, 106])
+    expect(ahead.dropped()).toEqual([])
+  })
+
+  it("an offset jump is a gap (exact for every key, null for some keys); a new epoch is a gap of unknown size for all", () => {
+    const { at, range, state, sub } = remoteState()
+    state.reset("e", 1)
+    const all = sub()
+    const keyed = sub({ keys: ["a"] })
+    state.appendAt(at(range(1, 3)))
+    state.appendAt(at(range(8, 9)))
+    expect(all.values()).toEqual([1, 2, 3, 8, 9])
+    expect(all.dropped()).toEqual([4])
+    expect(keyed.values()).toEqual([2, 8])
+    expect(keyed.dropped()).toEqual([null])
+    state.reset("f", 1)
+    state.appendAt(at(range(1, 2)))
+    expect(all.dropped()).toEqual([4, null])
+    expect(all.events.slice(-2).map((e) => e.id)).toEqual(["f-1", "f-2"])
+    expect(keyed.dropped()).toEqual([null, null])
+    // a cursor of the previous incarnation
+    expect(sub({ after: "e-9" }).dropped()).toEqual([null])
+  })
+})

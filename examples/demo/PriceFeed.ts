@@ -4,12 +4,21 @@
  * prices are kept for replay to resuming subscribers (the topic's cursors are
  * the event ids). Sequence numbers start from the wall clock in microseconds,
  * so they are consecutive within a run and keep increasing across restarts.
+ *
+ * With `redis` (the demo's REDIS_URL) the topic is a `RedisTopic`: several
+ * instances share one feed. Exactly one publishes at a time, the holder of a
+ * lease in Redis (`SET NX PX`, renewed every second, 3 s long); when it dies
+ * the lease expires and another instance takes over, continuing the sequence
+ * and the prices from the last ones it read.
  */
+import { createClient } from "@redis/client"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import * as RedisTopic from "../../src/RedisTopic.ts"
 import * as Topic from "../../src/Topic.ts"
 import { Price, symbols as demoSymbols } from "./contract.ts"
 
@@ -19,12 +28,19 @@ export interface PriceFeedOptions {
   /** How many of the most recent prices are kept for replay. */
   readonly replay: number
   readonly symbols: ReadonlyArray<string>
+  /** A Redis URL: the feed is shared by every instance on it. */
+  readonly redis?: string | undefined
 }
+
+/** Redis keys of the shared feed: the stream (and its `:meta`), and the publisher's lease. */
+export const redisKeys = { stream: "demo:prices", lease: "demo:prices:lease" } as const
+/** The lease lasts this long unless renewed; it is renewed every `leaseMillis / 3`. */
+export const leaseMillis = 3_000
 
 export class PriceFeed extends Context.Tag("demo/PriceFeed")<PriceFeed, {
   readonly symbols: ReadonlySet<string>
   /** Every price, keyed by symbol: `topic.subscribe({ keys: symbols, after: cursor })`. */
-  readonly topic: Topic.Topic<Price>
+  readonly topic: Topic.Topic<Price, Topic.TopicUnavailable>
   readonly latest: (symbol: string) => Option.Option<Price>
 }>() {}
 
@@ -32,13 +48,42 @@ const tick = 10 // milliseconds
 
 export const make = (options: PriceFeedOptions) =>
   Effect.gen(function*() {
-    const topic = yield* Topic.make<Price>({ key: (price) => price.symbol, replay: { count: options.replay } })
+    const topicOptions = { key: (price: Price) => price.symbol, replay: { count: options.replay } }
+    const topic: Topic.Topic<Price, Topic.TopicUnavailable> = options.redis === undefined
+      ? yield* Topic.make<Price>(topicOptions)
+      : yield* RedisTopic.make({ ...topicOptions, redis: options.redis, stream: redisKeys.stream, codec: Price })
     const latest = new Map<string, Price>()
     let seq = Date.now() * 1000
     let owed = 0
     const prices = new Map(options.symbols.map((symbol, i) => [symbol, 100 + 20 * i]))
+    /** Whether this instance publishes: always in memory; the lease holder on Redis. */
+    let publishing = options.redis === undefined
+    /** The last sequence number read from the feed: a new publisher continues from it. */
+    let lastSeen: number | undefined
+
+    if (options.redis !== undefined) {
+      // Prices published by whichever instance holds the lease: the quotes, and where to continue from.
+      yield* topic.subscribe().pipe(
+        Stream.runForEach((price) =>
+          Effect.sync(() => {
+            latest.set(price.symbol, price)
+            lastSeen = price.seq
+            if (!publishing) prices.set(price.symbol, price.price)
+          })
+        ),
+        Effect.forkScoped
+      )
+      yield* lease(options.redis, (held) => {
+        if (held && !publishing) {
+          owed = 0
+          if (lastSeen !== undefined) seq = lastSeen
+        }
+        publishing = held
+      })
+    }
 
     const publish = Effect.suspend(() => {
+      if (!publishing) return Effect.void
       owed += (options.pricesPerSecond * tick) / 1000
       const perSymbol = Math.floor(owed)
       owed -= perSymbol
@@ -52,10 +97,11 @@ export const make = (options: PriceFeedOptions) =>
           prices.set(symbol, next)
           const price = new Price({ seq: ++seq, symbol, price: next, at })
           batch.push(price)
-          latest.set(symbol, price)
+          if (options.redis === undefined) latest.set(symbol, price)
         }
       }
-      return topic.publishAll(batch)
+      // Redis unreachable: this tick's prices are lost (the reader reports the gap to subscribers).
+      return topic.publishAll(batch).pipe(Effect.catchAll(() => Effect.void))
     })
     yield* publish.pipe(Effect.repeat(Schedule.spaced(`${tick} millis`)), Effect.forkScoped)
 
@@ -66,12 +112,68 @@ export const make = (options: PriceFeedOptions) =>
     })
   })
 
-export const layer = (options: Partial<PriceFeedOptions> = {}): Layer.Layer<PriceFeed> =>
-  Layer.scoped(
-    PriceFeed,
-    make({
-      pricesPerSecond: options.pricesPerSecond ?? 10,
-      replay: options.replay ?? 10_000,
-      symbols: options.symbols ?? demoSymbols
+/**
+ * The publisher's lease: `SET lease <id> NX PX` to take it, a compare-and-
+ * `PEXPIRE` to renew it, every `leaseMillis / 3`. `onChange(true)` when this
+ * instance holds it, `onChange(false)` as soon as a renewal fails (Redis lost,
+ * or the lease taken over), so two instances never publish for long at once.
+ */
+const lease = (url: string, onChange: (held: boolean) => void) =>
+  Effect.gen(function*() {
+    const id = `${process.pid}-${Math.random().toString(36).slice(2)}`
+    const client = createClient({
+      url,
+      disableOfflineQueue: true,
+      socket: { connectTimeout: 2_000, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1_000) }
     })
-  )
+    client.on("error", () => {})
+    yield* Effect.promise(() => client.connect().catch(() => undefined))
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        // released at once on shutdown: another instance takes over without waiting for the expiry
+        if (held) {
+          await client.sendCommand(["EVAL", release, "1", redisKeys.lease, id], { timeout: 1_000 }).catch(() => undefined)
+        }
+        client.destroy()
+      })
+    )
+    let held = false
+    const step = Effect.promise(async () => {
+      let now = false
+      try {
+        const reply = held
+          ? await client.sendCommand(["EVAL", renew, "1", redisKeys.lease, id, String(leaseMillis)], { timeout: 1_000 })
+          : await client.sendCommand(["SET", redisKeys.lease, id, "NX", "PX", String(leaseMillis)], { timeout: 1_000 })
+        now = held ? Number(reply) === 1 : String(reply) === "OK"
+      } catch {
+        now = false
+      }
+      if (now !== held) {
+        held = now
+        onChange(held)
+        console.log(held ? `price feed: publishing (lease ${id} taken)` : `price feed: standby (lease ${id} lost)`)
+      }
+    })
+    yield* step.pipe(Effect.repeat(Schedule.spaced(`${leaseMillis / 3} millis`)), Effect.forkScoped)
+  })
+
+const renew = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`
+const release = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`
+
+const withDefaults = (options: Partial<PriceFeedOptions>): PriceFeedOptions => ({
+  pricesPerSecond: options.pricesPerSecond ?? 10,
+  replay: options.replay ?? 10_000,
+  symbols: options.symbols ?? demoSymbols,
+  redis: options.redis
+})
+
+/** The feed in memory, for this process alone. */
+export const layer = (options: Omit<Partial<PriceFeedOptions>, "redis"> = {}): Layer.Layer<PriceFeed> =>
+  // in memory, nothing can fail
+  Layer.orDie(Layer.scoped(PriceFeed, make(withDefaults({ ...options, redis: undefined }))))
+
+/** The feed shared through Redis; fails with `TopicUnavailable` when Redis cannot be reached at startup. */
+export const redisLayer = (
+  redis: string,
+  options: Omit<Partial<PriceFeedOptions>, "redis"> = {}
+): Layer.Layer<PriceFeed, Topic.TopicUnavailable> => Layer.scoped(PriceFeed, make(withDefaults({ ...options, redis })))

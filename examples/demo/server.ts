@@ -2,6 +2,12 @@
  * The demo server: `npm start`. Serves the demo contract under /rpc on
  * 127.0.0.1:$PORT (default 3000). Rate of the price feed: PRICES_PER_SECOND
  * per symbol (default 10, at most 10,000).
+ *
+ * With REDIS_URL (e.g. `redis://127.0.0.1:6379`) the price feed is a
+ * `RedisTopic` shared by every instance on that Redis: run several on other
+ * PORTs behind a load balancer; one of them publishes (a lease in Redis), the
+ * others take over when it dies. Redis unreachable at startup: the process
+ * logs a `TopicUnavailable` error and exits 1.
  */
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -23,6 +29,7 @@ import * as PriceFeed from "./PriceFeed.ts"
 
 const port = Number(process.env["PORT"] ?? 3000)
 const pricesPerSecond = Math.min(10_000, Math.max(1, Number(process.env["PRICES_PER_SECOND"] ?? 10)))
+const redisUrl = process.env["REDIS_URL"] || undefined
 
 const assets = await Assets.load()
 const Page = Layer.mergeAll(
@@ -51,7 +58,9 @@ const App = Layer.mergeAll(
 ).pipe(
   Layer.provide(DemoHandlers),
   Layer.provide(AuthenticationLive),
-  Layer.provide(PriceFeed.layer({ pricesPerSecond }))
+  Layer.provide(
+    redisUrl === undefined ? PriceFeed.layer({ pricesPerSecond }) : PriceFeed.redisLayer(redisUrl, { pricesPerSecond })
+  )
 )
 
 /**

@@ -37,6 +37,8 @@ export interface DemoOptions {
   readonly shutdownDeadlineMs?: number
   /** How long to wait for "Listening on". Default 60 s. */
   readonly startTimeoutMs?: number
+  /** More environment variables (e.g. REDIS_URL). */
+  readonly env?: Readonly<Record<string, string>>
 }
 
 /** Children still running, killed if the test process exits without stopping them. */
@@ -56,7 +58,8 @@ export const startDemo = (options: DemoOptions = {}): Promise<DemoProcess> => {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PORT: String(options.port ?? 0),
-    SHUTDOWN_DEADLINE_MS: String(options.shutdownDeadlineMs ?? 5_000)
+    SHUTDOWN_DEADLINE_MS: String(options.shutdownDeadlineMs ?? 5_000),
+    ...options.env
   }
   if (options.pricesPerSecond !== undefined) env["PRICES_PER_SECOND"] = String(options.pricesPerSecond)
   const child = spawn(process.execPath, ["--import", "tsx", "examples/demo/server.ts"], {

@@ -1,0 +1,498 @@
+/**
+ * A `Topic` shared by every instance of a service through a Redis Stream: the
+ * same `Topic.Topic` (a Layer swap, no handler change), its subscriptions the
+ * same `Topic.Subscription` (served on the transport's fast path).
+ *
+ * ```ts
+ * const PricesLive = RedisTopic.layer(Prices, {
+ *   redis: process.env.REDIS_URL!, stream: "prices", codec: Price,
+ *   key: (p) => p.symbol, replay: { count: 10_000 }
+ * })
+ * ```
+ *
+ * - Publishing runs one Lua script per batch: it allocates the offsets
+ *   (`HINCRBY <stream>:meta offset`) and appends the values (`XADD <stream>
+ *   0-<offset>`, trimmed with `MAXLEN ~ retain`), so every instance gives a
+ *   value the same cursor `<epoch>-<offset>`. The epoch lives in Redis
+ *   (`<stream>:meta` `epoch`, set once): a Redis that restarted empty has a
+ *   new one, and cursors of the previous one are gaps of unknown size.
+ * - One reader per topic per process (a blocking `XREAD` on its own
+ *   connection) appends what it reads to the local fan-out of `Topic`: Redis
+ *   work per value does not depend on the number of subscribers.
+ * - A resume is served from the local ring when it holds the cursor, else
+ *   from Redis (`XRANGE`) then live, de-duplicated by offset; what neither
+ *   holds is reported with `event: dropped`.
+ * - Redis lost while running: subscribers stay connected (heartbeats go on),
+ *   publishing fails with `TopicUnavailable` at once (no offline queue,
+ *   bounded command time), the reader reconnects with backoff and reports any
+ *   gap when Redis is back.
+ *
+ * Metrics (Effect `Metric`, on `/metrics` with `Prometheus`), tagged `topic`:
+ * `topic_broker_lag_seconds` (histogram: now − publish time of each batch the
+ * reader reads), `topic_broker_reconnects_total`, `topic_publish_failures_total`,
+ * `topic_broker_gaps_total` (values lost between this process and Redis).
+ */
+import { createClient, type RedisClientOptions } from "@redis/client"
+import type * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Topic from "./Topic.ts"
+
+// ---------------------------------------------------------------------------
+// models
+// ---------------------------------------------------------------------------
+
+/** How values are stored in Redis: text both ways. */
+export interface Codec<A> {
+  readonly encode: (value: A) => string
+  readonly decode: (text: string) => A
+}
+
+export interface Options<A, I = unknown> extends Topic.Options<A> {
+  /** A Redis URL (`redis://host:port`) or node-redis client options. */
+  readonly redis: string | RedisClientOptions
+  /** The stream's key; `<stream>:meta` holds its epoch and offset counter. */
+  readonly stream: string
+  /** A Schema (stored as the JSON of its encoded form) or a codec. */
+  readonly codec: Schema.Schema<A, I, never> | Codec<A>
+  /**
+   * Entries Redis keeps (`XADD MAXLEN ~`): what a resume on any instance can
+   * be served from. Default: `max(replay.count, 1,000)`. `replay.age` is
+   * applied when reading (entries older are counted as missed).
+   */
+  readonly retain?: number | undefined
+  /** Longest a command may take before publishing fails. Default 2 s. */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** Longest the first connection may take before the layer fails. Default 5 s. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+}
+
+/** A RedisTopic: a `Topic` whose publishes can fail, and the state of its reader. */
+export interface RedisTopic<A> extends Topic.Topic<A, Topic.TopicUnavailable> {
+  /** The incarnation of the stream this process reads (changes when Redis restarts empty). */
+  readonly epoch: () => string
+  /** Whether the reader is connected right now. */
+  readonly connected: () => boolean
+}
+
+// ---------------------------------------------------------------------------
+// metrics
+// ---------------------------------------------------------------------------
+
+export const names = {
+  lag: "topic_broker_lag_seconds",
+  reconnects: "topic_broker_reconnects_total",
+  publishFailures: "topic_publish_failures_total",
+  gaps: "topic_broker_gaps_total"
+} as const
+
+export const metrics = {
+  lag: Metric.histogram(
+    names.lag,
+    MetricBoundaries.exponential({ start: 0.001, factor: 4, count: 10 }),
+    "Now minus the publish time of the oldest value of each batch a topic's reader reads from Redis"
+  ),
+  reconnects: Metric.counter(names.reconnects, {
+    description: "Times a topic's reader got Redis back after losing it",
+    incremental: true
+  }),
+  publishFailures: Metric.counter(names.publishFailures, {
+    description: "Publishes that failed with TopicUnavailable",
+    incremental: true
+  }),
+  gaps: Metric.counter(names.gaps, {
+    description: "Values a topic's reader could not read from Redis (trimmed while it was away)",
+    incremental: true
+  })
+}
+
+// ---------------------------------------------------------------------------
+// Redis scripts and replies
+// ---------------------------------------------------------------------------
+
+/**
+ * KEYS: meta, stream. ARGV: candidate epoch, maxlen, time (ms), values...
+ * A meta created here is a new incarnation: a stream left without one is
+ * removed first, so offsets and entry ids start again together.
+ * Returns { epoch, last offset }.
+ */
+const publishScript = `
+local meta, stream = KEYS[1], KEYS[2]
+if redis.call('HSETNX', meta, 'epoch', ARGV[1]) == 1 then redis.call('DEL', stream) end
+local epoch = redis.call('HGET', meta, 'epoch')
+local n = #ARGV - 3
+if n == 0 then return {epoch, tostring(redis.call('HINCRBY', meta, 'offset', 0))} end
+local last = redis.call('HINCRBY', meta, 'offset', n)
+local first = last - n
+for i = 1, n do
+  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '0-' .. (first + i), 'e', epoch, 't', ARGV[3], 'v', ARGV[3 + i])
+end
+return {epoch, tostring(last)}
+`
+
+/** The same with no value: the current incarnation (created if missing) and last offset. */
+const publishSha = (async () => {
+  const { createHash } = await import("node:crypto")
+  return createHash("sha1").update(publishScript).digest("hex")
+})()
+
+const newEpoch = (): string => {
+  const bytes = new Uint8Array(8)
+  globalThis.crypto.getRandomValues(bytes)
+  let epoch = ""
+  for (const byte of bytes) epoch += byte.toString(36).padStart(2, "0")
+  return epoch
+}
+
+type Raw = unknown
+
+interface RawEntry {
+  readonly offset: number
+  readonly epoch: string | undefined
+  readonly at: number
+  /** Undefined for an entry not written by a RedisTopic. */
+  readonly text: string | undefined
+}
+
+const text = (raw: Raw): string => (typeof raw === "string" ? raw : Buffer.isBuffer(raw) ? raw.toString("utf8") : String(raw))
+
+/** One `[id, [field, value, ...]]` stream entry. */
+const parseEntry = (raw: Raw): RawEntry | undefined => {
+  if (!Array.isArray(raw) || raw.length < 2) return undefined
+  const id = text(raw[0])
+  const dash = id.indexOf("-")
+  const offset = Number(id.slice(dash + 1))
+  const fields = raw[1]
+  let epoch: string | undefined
+  let at = 0
+  let value: string | undefined
+  if (Array.isArray(fields)) {
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const name = text(fields[i])
+      if (name === "v") value = text(fields[i + 1])
+      else if (name === "t") at = Number(text(fields[i + 1]))
+      else if (name === "e") epoch = text(fields[i + 1])
+    }
+  } else if (typeof fields === "object" && fields !== null) {
+    const record = fields as Record<string, Raw>
+    if (record["v"] !== undefined) value = text(record["v"])
+    if (record["t"] !== undefined) at = Number(text(record["t"]))
+    if (record["e"] !== undefined) epoch = text(record["e"])
+  }
+  if (!Number.isFinite(offset)) return undefined
+  return { offset, epoch, at, text: value }
+}
+
+const parseEntries = (raw: Raw): Array<RawEntry> => {
+  const out: Array<RawEntry> = []
+  if (!Array.isArray(raw)) return out
+  for (const item of raw) {
+    const entry = parseEntry(item)
+    if (entry !== undefined) out.push(entry)
+  }
+  return out
+}
+
+/** An `XREAD` reply for one stream (RESP2: `[[key, entries]]`, RESP3: `{ key: entries }`). */
+const parseRead = (raw: Raw): Array<RawEntry> => {
+  if (raw === null || raw === undefined) return []
+  if (Array.isArray(raw)) {
+    const first = raw[0]
+    return Array.isArray(first) ? parseEntries(first[1]) : []
+  }
+  if (raw instanceof Map) {
+    for (const value of raw.values()) return parseEntries(value)
+    return []
+  }
+  if (typeof raw === "object") {
+    for (const value of Object.values(raw as Record<string, Raw>)) return parseEntries(value)
+  }
+  return []
+}
+
+const codecOf = <A, I>(codec: Schema.Schema<A, I, never> | Codec<A>): Codec<A> => {
+  if (!Schema.isSchema(codec)) return codec as Codec<A>
+  const schema = codec as Schema.Schema<A, I, never>
+  const encode = Schema.encodeSync(schema)
+  const decode = Schema.decodeUnknownSync(schema)
+  return { encode: (value) => JSON.stringify(encode(value)), decode: (s) => decode(JSON.parse(s)) }
+}
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+interface Control {
+  stopped: boolean
+  /** Ends the current backoff at once (on stop). */
+  wake: () => void
+}
+
+const sleep = (millis: number, control: Control) =>
+  new Promise<void>((resolve) => {
+    if (control.stopped) return resolve()
+    const timer = setTimeout(done, millis)
+    function done() {
+      clearTimeout(timer)
+      control.wake = () => {}
+      resolve()
+    }
+    control.wake = done
+  })
+
+// ---------------------------------------------------------------------------
+// constructor
+// ---------------------------------------------------------------------------
+
+/**
+ * A topic on the Redis Stream `options.stream`, living as long as the scope.
+ * Fails with `TopicUnavailable` when Redis does not answer within
+ * `connectTimeout`.
+ */
+export const make = <A, I = unknown>(
+  options: Options<A, I>
+): Effect.Effect<RedisTopic<A>, Topic.TopicUnavailable, Scope.Scope> =>
+  Effect.gen(function*() {
+    const stream = options.stream
+    const metaKey = `${stream}:meta`
+    const codec = codecOf(options.codec)
+    const replayCount = options.replay === undefined ? 0 : Math.max(0, Math.floor(options.replay.count ?? 1000))
+    const retain = Math.max(1, Math.floor(options.retain ?? Math.max(replayCount, 1000)))
+    const commandTimeout = Duration.toMillis(Duration.decode(options.commandTimeout ?? "2 seconds"))
+    const connectTimeout = Duration.toMillis(Duration.decode(options.connectTimeout ?? "5 seconds"))
+    const tags = [MetricLabel.make("topic", stream)]
+    const unavailable = (message: string) => new Topic.TopicUnavailable({ topic: stream, message })
+
+    const lastError = new WeakMap<object, string>()
+    const clientOptions: RedisClientOptions = typeof options.redis === "string" ? { url: options.redis } : options.redis
+    const makeClient = () => {
+      const client = createClient({
+        ...clientOptions,
+        // fail at once while disconnected instead of queueing (publish must not hang)
+        disableOfflineQueue: true,
+        socket: {
+          ...clientOptions.socket,
+          connectTimeout: Math.min(connectTimeout, 5_000),
+          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), 2_000)
+        } as NonNullable<RedisClientOptions["socket"]>
+      })
+      // errors are seen by the commands that fail; the last one explains a failed connection
+      client.on("error", (error: unknown) => {
+        lastError.set(client, messageOf(error))
+      })
+      return client
+    }
+    type Client = ReturnType<typeof makeClient>
+    /** Where Redis was looked for, without credentials. */
+    const where = (() => {
+      if (clientOptions.url === undefined) return ""
+      try {
+        const url = new URL(clientOptions.url)
+        return ` at ${url.protocol}//${url.host}`
+      } catch {
+        return ""
+      }
+    })()
+
+    const connect = (client: Client, role: string) =>
+      Effect.tryPromise({
+        try: () => client.connect(),
+        catch: (error) => unavailable(`cannot reach Redis (${role} connection): ${messageOf(error)}`)
+      }).pipe(
+        Effect.timeoutFail({
+          duration: Duration.millis(connectTimeout),
+          onTimeout: () =>
+            unavailable(
+              `Redis${where} did not answer within ${connectTimeout} ms (${role} connection for topic "${stream}")` +
+                (lastError.has(client) ? `: ${lastError.get(client)}` : "")
+            )
+        }),
+        Effect.tapError(() => Effect.sync(() => client.destroy()))
+      )
+
+    const publisher = makeClient()
+    const reader = makeClient()
+    yield* connect(publisher, "publisher")
+    yield* Effect.addFinalizer(() => Effect.sync(() => publisher.destroy()))
+    yield* connect(reader, "reader").pipe(Effect.tapError(() => Effect.sync(() => publisher.destroy())))
+
+    const sha = yield* Effect.promise(() => publishSha)
+    const command = <T>(client: Client, args: ReadonlyArray<string>, timeout = commandTimeout): Promise<T> =>
+      client.sendCommand<T>(args, { timeout })
+    /** The script, loaded again after a Redis restart (NOSCRIPT). */
+    const runScript = async (client: Client, args: ReadonlyArray<string>): Promise<[string, number]> => {
+      const keys = ["2", metaKey, stream]
+      let reply: Raw
+      try {
+        reply = await command<Raw>(client, ["EVALSHA", sha, ...keys, ...args])
+      } catch (error) {
+        if (!messageOf(error).includes("NOSCRIPT")) throw error
+        reply = await command<Raw>(client, ["EVAL", publishScript, ...keys, ...args])
+      }
+      const [epoch, last] = reply as [Raw, Raw]
+      return [text(epoch), Number(text(last))]
+    }
+
+    const clock = yield* Effect.clock
+    const now = () => clock.unsafeCurrentTimeMillis()
+
+    let undecodable = 0
+    /** An entry as a value; undefined (and logged) when it cannot be decoded: it is skipped as a gap. */
+    const decode = (entry: RawEntry): Topic.RemoteEntry<A> | undefined => {
+      try {
+        if (entry.text === undefined) throw new Error("no value field")
+        return { offset: entry.offset, value: codec.decode(entry.text), at: entry.at }
+      } catch (error) {
+        undecodable++
+        if (undecodable <= 10) {
+          console.warn(`RedisTopic "${stream}": entry 0-${entry.offset} cannot be decoded, skipped: ${messageOf(error)}`)
+        }
+        return undefined
+      }
+    }
+
+    const history = async (from: number, to: number): Promise<ReadonlyArray<Topic.RemoteEntry<A>>> => {
+      const epoch = state.epoch
+      const raw = await command<Raw>(publisher, ["XRANGE", stream, `0-${from}`, `0-${to}`])
+      const out: Array<Topic.RemoteEntry<A>> = []
+      for (const entry of parseEntries(raw)) {
+        // another incarnation's entries (Redis restarted meanwhile) are not this one's history
+        if (entry.epoch !== undefined && entry.epoch !== epoch) throw new Error("the stream was renewed")
+        const value = decode(entry)
+        // an entry that cannot be decoded is left out: counted as missed
+        if (value !== undefined) out.push(value)
+      }
+      return out
+    }
+
+    const state = new Topic.TopicState<A>(options, now, { history })
+
+    // -- the reader --------------------------------------------------------------
+
+    const control: Control = { stopped: false, wake: () => {} }
+    let connected = true
+    /** Offset of the last entry read (the next XREAD starts after it). */
+    let lastRead = 0
+
+    /** On (re)connection: the incarnation Redis has now, and where to read from. */
+    const sync = async (initial: boolean) => {
+      const [epoch, last] = await runScript(reader, [newEpoch(), String(retain), String(now())])
+      if (initial) {
+        state.reset(epoch, last + 1)
+        lastRead = last
+      } else if (epoch !== state.epoch) {
+        // Redis restarted without our data: everything since the new incarnation began is read.
+        state.reset(epoch, 1)
+        lastRead = 0
+      }
+    }
+    yield* Effect.tryPromise({
+      try: () => sync(true),
+      catch: (error) => unavailable(`cannot read topic "${stream}" from Redis: ${messageOf(error)}`)
+    }).pipe(Effect.tapError(() => Effect.sync(() => reader.destroy())))
+
+    const blockMillis = 2_000
+    const read = async () => {
+      let failures = 0
+      while (!control.stopped) {
+        try {
+          if (failures > 0) {
+            await sync(false)
+            failures = 0
+            connected = true
+            metrics.reconnects.unsafeUpdate(1, tags)
+          }
+          const raw = await command<Raw>(
+            reader,
+            ["XREAD", "COUNT", String(Math.max(1_000, state.capacity)), "BLOCK", String(blockMillis), "STREAMS", stream, `0-${lastRead}`],
+            blockMillis + commandTimeout
+          )
+          const entries = parseRead(raw)
+          if (entries.length === 0) continue
+          const values: Array<Topic.RemoteEntry<A>> = []
+          let renewed = false
+          let last = lastRead
+          for (const entry of entries) {
+            if (entry.epoch !== undefined && entry.epoch !== state.epoch) {
+              renewed = true
+              break
+            }
+            last = entry.offset
+            // one that cannot be decoded is read past: subscribers get it as a gap
+            const value = decode(entry)
+            if (value !== undefined) values.push(value)
+          }
+          const first = values[0]
+          if (first !== undefined) {
+            if (first.offset > state.next) metrics.gaps.unsafeUpdate(first.offset - state.next, tags)
+            metrics.lag.unsafeUpdate(Math.max(0, now() - first.at) / 1000, tags)
+            state.appendAt(values)
+          }
+          lastRead = last
+          if (renewed) await sync(false)
+        } catch {
+          if (control.stopped) return
+          failures++
+          connected = false
+          await sleep(Math.min(100 * 2 ** Math.min(failures - 1, 5), 2_000), control)
+        }
+      }
+    }
+    const reading = read()
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        control.stopped = true
+        control.wake()
+        state.shutdown()
+        reader.destroy()
+        await reading
+      })
+    )
+
+    // -- publishing --------------------------------------------------------------
+
+    const publishAllPromise = async (values: Iterable<A>): Promise<void> => {
+      if (state.ended) return
+      const texts: Array<string> = []
+      for (const value of values) texts.push(codec.encode(value))
+      if (texts.length === 0) return
+      // bounded batches: a script holds Redis while it runs
+      for (let from = 0; from < texts.length; from += 1_000) {
+        await runScript(publisher, [newEpoch(), String(retain), String(now()), ...texts.slice(from, from + 1_000)])
+      }
+    }
+    const publishAll = (values: Iterable<A>): Effect.Effect<void, Topic.TopicUnavailable> =>
+      Effect.tryPromise({
+        try: () => publishAllPromise(values),
+        catch: (error) => unavailable(`cannot publish to topic "${stream}": ${messageOf(error)}`)
+      }).pipe(Effect.tapError(() => Effect.sync(() => metrics.publishFailures.unsafeUpdate(1, tags))))
+    const unsafePublishAll = (values: Iterable<A>): void => {
+      publishAllPromise(values).catch(() => metrics.publishFailures.unsafeUpdate(1, tags))
+    }
+
+    return {
+      publish: (value) => publishAll([value]),
+      publishAll,
+      unsafePublish: (value) => unsafePublishAll([value]),
+      unsafePublishAll,
+      subscribe: (subscribeOptions) => Topic.subscription(state, subscribeOptions),
+      latestCursor: () => state.cursorOf(state.next - 1),
+      subscriberCount: () => state.count,
+      epoch: () => state.epoch,
+      connected: () => connected
+    }
+  })
+
+/**
+ * A RedisTopic as the service of a `Topic` tag: swap `Topic.layer(Tag, options)`
+ * for this and no handler changes. Fails with `TopicUnavailable` when Redis
+ * cannot be reached at startup.
+ */
+export const layer = <Id, A, I = unknown>(
+  tag: Context.Tag<Id, Topic.Topic<A, Topic.TopicUnavailable>>,
+  options: Options<A, I>
+): Layer.Layer<Id, Topic.TopicUnavailable> => Layer.scoped(tag, make<A, I>(options))
