@@ -54,8 +54,8 @@ export const reportMissed = (count: number | undefined): Effect.Effect<void> =>
     (service) => (Option.isSome(service) ? service.value.report(count) : Effect.void)
   )
 
-/** A wake-up slot for one waiting party. */
-class Signal {
+/** A wake-up slot for one waiting party (a producer or a consumer of a buffer). */
+export class Signal {
   private waiter: (() => void) | undefined = undefined
   notify(): void {
     const waiter = this.waiter
