@@ -7,7 +7,7 @@
  * (TypeScript 5.9 from this repository, TypeScript 7 installed in the
  * project), the command generating a client, and a browser bundle of it.
  */
-import * as esbuild from "esbuild"
+import { bundleForBrowser } from "./support/bundle.ts"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -204,19 +204,7 @@ describe("the packed tarball", { timeout: 120_000 }, () => {
   })
 
   it("bundles the generated client for browsers with no server module and no Node built-in", async () => {
-    const result = await esbuild.build({
-      absWorkingDir: work,
-      entryPoints: ["browser.ts"],
-      bundle: true,
-      platform: "browser",
-      format: "esm",
-      target: "es2022",
-      minify: true,
-      write: false,
-      metafile: true,
-      logLevel: "silent"
-    })
-    const inputs = Object.keys(result.metafile.inputs)
+    const { inputs } = await bundleForBrowser({ entry: "browser.ts", absWorkingDir: work })
     expect(inputs).toContain("node_modules/effect-stream-rpc/dist/client/StreamClient.js")
     const own = inputs.filter((input) => input.startsWith("node_modules/effect-stream-rpc/"))
     expect(own.filter((input) => /dist\/src\/(http\/|StreamingService|TopicResponse|Topic|HttpTransport)/.test(input))).toEqual([])

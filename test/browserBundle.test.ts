@@ -1,24 +1,10 @@
-import * as esbuild from "esbuild"
+import type * as esbuild from "esbuild"
 import { describe, expect, it } from "vitest"
 import { gzipSync } from "node:zlib"
+import { bundleForBrowser } from "./support/bundle.ts"
 
 /** Bundles `entry` for browsers; esbuild fails on any Node built-in it cannot resolve. */
-const bundle = async (entry: string | esbuild.StdinOptions, external: Array<string> = []) => {
-  const result = await esbuild.build({
-    external,
-    ...(typeof entry === "string" ? { entryPoints: [entry] } : { stdin: entry }),
-    bundle: true,
-    platform: "browser",
-    format: "esm",
-    target: "es2022",
-    minify: true,
-    write: false,
-    metafile: true,
-    logLevel: "silent"
-  })
-  const code = result.outputFiles[0]!.contents
-  return { code, inputs: Object.keys(result.metafile.inputs) }
-}
+const bundle = (entry: string | esbuild.StdinOptions, external: Array<string> = []) => bundleForBrowser({ entry, external })
 
 describe("the client in a browser", () => {
   for (const entry of ["client/index.ts", "client/StreamClient.ts", "examples/demo/generated/demo.ts"]) {
