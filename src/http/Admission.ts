@@ -84,19 +84,12 @@ const loop = {
   }
 }
 
-/** The current event-loop delay in milliseconds, as the sampler last measured it. */
-export const eventLoopDelay = (): number => {
-  loop.start()
-  return loop.delay
-}
-
 export interface Admission {
   /**
    * Admits a call of `kind` for the lifetime of the request's scope, or says
    * why it is shed.
    */
   readonly admit: (kind: Procedure.ProcedureKind) => Effect.Effect<ShedReason | undefined, never, Scope.Scope>
-  readonly open: () => { readonly subscriptions: number; readonly transfers: number }
 }
 
 export const make = (options: AdmissionOptions = {}): Admission => {
@@ -125,8 +118,7 @@ export const make = (options: AdmissionOptions = {}): Admission => {
           return Effect.as(Effect.addFinalizer(() => Effect.sync(() => transfers--)), undefined)
         }
         return Effect.succeed(undefined)
-      }),
-    open: () => ({ subscriptions, transfers })
+      })
   }
 }
 
