@@ -93,13 +93,14 @@ export const unsafeMake = (): Drain => {
 export class GracefulShutdown extends Context.Tag("effect-stream-rpc/GracefulShutdown")<GracefulShutdown, Drain>() {}
 
 /** The drain of a stream served where no `GracefulShutdown` is provided: it never begins. */
-export const neverDrains: Drain = unsafeMake()
+const neverDrains: Drain = unsafeMake()
 
-/** The drain in the context, or one that never begins. */
-export const current: Effect.Effect<Drain> = Effect.map(
-  Effect.serviceOption(GracefulShutdown),
-  Option.getOrElse(() => neverDrains)
-)
+/** The drain in `context`, or one that never begins. */
+export const fromContext = (context: Context.Context<never>): Drain =>
+  Option.getOrElse(Context.getOption(context, GracefulShutdown), () => neverDrains)
+
+/** The drain in the current context, or one that never begins. */
+export const current: Effect.Effect<Drain> = Effect.map(Effect.context<never>(), fromContext)
 
 export interface DrainOptions {
   /** How long transfers in progress may run on. Default 30 seconds. */

@@ -167,10 +167,7 @@ const body = <A>(
 ): Stream.Stream<Uint8Array, A> =>
   Stream.unwrap(Effect.withFiberRuntime<Stream.Stream<Uint8Array, A>>((fiber) => {
     const metrics = Context.getOption(context, MetricsService)
-    const shutdown = Option.getOrElse(
-      Context.getOption(context, GracefulShutdown.GracefulShutdown),
-      () => GracefulShutdown.neverDrains
-    )
+    const shutdown = GracefulShutdown.fromContext(context)
     const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
     const life = new Lifecycle(kind, name, Option.getOrUndefined(metrics), shutdown, cutter(request, fiber))
     return Effect.succeed(make(life).pipe(Stream.ensuring(life.cleanup)))
