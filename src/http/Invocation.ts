@@ -130,16 +130,21 @@ export const invoke = (
     return Effect.map(
       applyPlain(Array.from(rpc.middlewares).filter((tag) => !tag.wrap), context, options, Effect.context<never>()),
       (provided) => {
-        const handlerContext = Context.merge(entry.context, provided)
-        const stream = asStream(result).pipe(
-          Stream.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext)),
-          Stream.withSpan(spanName, span)
-        )
+        // Built when the stream runs: a Topic subscription served on the fast path never
+        // runs it, and its request then holds no copy of the context while it is open.
+        const handlerContext = () => Context.merge(entry.context, provided)
+        const stream = Stream.suspend(() => {
+          const merged = handlerContext()
+          return asStream(result).pipe(
+            Stream.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, merged)),
+            Stream.withSpan(spanName, span)
+          )
+        })
         const around = wraps.length === 0
           ? (run: Effect.Effect<void, unknown>) => run
           : (run: Effect.Effect<void, unknown>) =>
             applyAll(wraps, context, options, run).pipe(
-              Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext))
+              Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext()))
             ) as Effect.Effect<void, unknown>
         return { _tag: "Stream" as const, source: unwrap(result), stream, around }
       }
