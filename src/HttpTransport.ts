@@ -102,7 +102,7 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
       procedures.set(rpc._tag, Served.make(rpc as unknown as Rpc.AnyWithProps))
     }
 
-    const handle = (request: HttpServerRequest.HttpServerRequest) =>
+    const handle = (request: HttpServerRequest.HttpServerRequest, allow: Record<string, string> | undefined) =>
       Failures.respond(Effect.gen(function*() {
         // A draining server starts nothing new: a request on a kept-alive connection would
         // otherwise get a stream that ends at once, again and again, until the process exits.
@@ -113,8 +113,9 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         if (Admission.clientGone(request.source)) return yield* Effect.interrupt
         const call = yield* RequestParsing.parse(request, procedures, parsing)
         const kind = call.served.spec._tag
-        const shed = yield* admission.admit(kind)
-        if (shed !== undefined) {
+        const admitted = yield* admission.admit(kind)
+        if (typeof admitted === "string") {
+          const shed = admitted
           metrics?.shed(kind, call.served.rpc._tag, shed)
           return yield* new ProtocolError.ServiceUnavailable({
             message: shed === "event_loop_delay" || shed === "event_loop_utilization"
@@ -126,7 +127,10 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
           Invocation.invoke(call, context, request),
           (error) => new Failures.TypedFailure(call.served, error)
         )
-        return yield* Responses.respond(call, invocation, request)
+        return yield* Responses.respond(call, invocation, request, {
+          slot: admitted,
+          headers: allow
+        })
       })).pipe(
         // What the application provided reaches the request, whatever fiber the server runs it in.
         Effect.mapInputContext((ctx: Context.Context<Scope.Scope>) => Context.merge(context, ctx))
@@ -137,7 +141,7 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
       if (request.method === "OPTIONS" && allow !== undefined && request.headers["access-control-request-method"] !== undefined) {
         return Effect.succeed(Cors.preflight(options?.cors, allow))
       }
-      const response = handle(request)
+      const response = handle(request, allow)
       return allow === undefined ? response : Effect.map(response, HttpServerResponse.setHeaders(allow))
     })
   })

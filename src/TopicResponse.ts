@@ -14,7 +14,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import * as Context from "effect/Context"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import type * as Http from "node:http"
 import * as GracefulShutdown from "./GracefulShutdown.ts"
 import type { Drain } from "./GracefulShutdown.ts"
@@ -32,6 +36,8 @@ export interface ServeOptions<A> {
    * cached per function: create it once per procedure, not per request.
    */
   readonly encode: (value: A) => string
+  /** More headers for the answer (CORS, for one). */
+  readonly headers?: Readonly<Record<string, string>> | undefined
 }
 
 /** The head of an SSE answer, as `StreamingService.sse` sends it. */
@@ -188,6 +194,8 @@ class Connection<A> implements Beating {
   private attachment: Topic.Attachment | undefined = undefined
   private done: (() => void) | undefined = undefined
   private tally: Tally | undefined = undefined
+  /** `end` of the response as Node defines it (`handOver` replaces the instance's own). */
+  private readonly endResponse: (this: Http.ServerResponse, chunk?: string) => unknown
 
   constructor(
     readonly response: Http.ServerResponse,
@@ -197,7 +205,9 @@ class Connection<A> implements Beating {
     readonly drain: Drain,
     readonly heartbeatMillis: number,
     readonly opening: string
-  ) {}
+  ) {
+    this.endResponse = response.end as (this: Http.ServerResponse, chunk?: string) => unknown
+  }
 
   private readonly sink: Topic.Sink = {
     write: (text, values, dropped) => {
@@ -219,7 +229,7 @@ class Connection<A> implements Beating {
     end: () => {
       if (this.stopped) return
       this.termination = "completed"
-      this.response.end(Sse.end)
+      this.endResponse.call(this.response, Sse.end)
       this.stop()
     }
   }
@@ -235,7 +245,7 @@ class Connection<A> implements Beating {
   /** Draining: end without `event: end`, so the client reconnects and resumes. */
   private readonly onDraining = (): void => {
     if (this.stopped) return
-    this.response.end()
+    this.endResponse.call(this.response)
     this.stop()
   }
 
@@ -249,7 +259,7 @@ class Connection<A> implements Beating {
   start(done: () => void, draining: boolean): void {
     this.done = done
     const response = this.response
-    response.writeHead(200, headers)
+    response.writeHead(200, this.options.headers === undefined ? headers : { ...headers, ...this.options.headers })
     if (this.metrics !== undefined) {
       this.metrics.started("subscription", this.options.name)
       this.tally = acquireTally(this.metrics, this.options.name)
@@ -276,7 +286,7 @@ class Connection<A> implements Beating {
     response.off("drain", this.onDrain)
     leaveHeartbeat(this.heartbeatMillis, this)
     unwatchDraining(this.drain, this.onDraining)
-    if (!response.writableEnded) response.end()
+    if (!response.writableEnded) this.endResponse.call(response)
     if (this.metrics !== undefined) {
       if (this.tally !== undefined) releaseTally(this.metrics, this.options.name, this.tally)
       this.metrics.ended("subscription", this.options.name, this.termination, Date.now() - this.startedAt)
@@ -300,6 +310,22 @@ class Connection<A> implements Beating {
   )
 }
 
+const prepare = <A>(
+  response: Http.ServerResponse,
+  subscription: Topic.Subscription<A>,
+  options: ServeOptions<A>
+) =>
+  Effect.gen(function*() {
+    const config = yield* StreamingConfig
+    const drain = yield* GracefulShutdown.current
+    const metrics = Option.getOrUndefined(yield* Effect.serviceOption(MetricsService))
+    const draining = yield* Deferred.isDone(drain.draining)
+    const opening = config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
+    const heartbeatMillis = Math.max(1, Math.round(Duration.toMillis(config.heartbeatInterval)))
+    const connection = new Connection(response, subscription, options, metrics, drain, heartbeatMillis, opening)
+    return { connection, draining }
+  })
+
 /**
  * Writes the SSE head and serves `subscription` on `response` until the topic
  * ends (`event: end`), the client disconnects, draining begins (no `end`: the
@@ -311,16 +337,56 @@ export const serve = <A>(
   subscription: Topic.Subscription<A>,
   options: ServeOptions<A>
 ): Effect.Effect<void> =>
-  Effect.gen(function*() {
-    const config = yield* StreamingConfig
-    const drain = yield* GracefulShutdown.current
-    const metrics = Option.getOrUndefined(yield* Effect.serviceOption(MetricsService))
-    const draining = yield* Deferred.isDone(drain.draining)
-    const opening = config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
-    const heartbeatMillis = Math.max(1, Math.round(Duration.toMillis(config.heartbeatInterval)))
-    const connection = new Connection(response, subscription, options, metrics, drain, heartbeatMillis, opening)
-    yield* Effect.async<void>((resume) => {
+  Effect.flatMap(prepare(response, subscription, options), ({ connection, draining }) =>
+    Effect.async<void>((resume) => {
       connection.start(() => resume(Effect.void), draining)
       return Effect.sync(() => connection.stop())
-    }).pipe(Effect.ensuring(connection.log))
-  })
+    }).pipe(Effect.ensuring(connection.log)))
+
+/**
+ * Like `serve`, but returns once the answer has started: from then on the
+ * response belongs to the topic, so the request's fiber, scope and context
+ * are released while the subscription stays open, and an idle subscription
+ * costs little more than its socket. `onStop` runs once when the
+ * subscription ends, however it ends; the `stream closed` line is logged
+ * with the caller's loggers.
+ *
+ * A server that answers the request when its handler returns (as
+ * `@effect/platform`'s does) must not touch the stream: `writeHead` and
+ * `end` become no-ops on this response object.
+ */
+export const handOver = <A>(
+  response: Http.ServerResponse,
+  subscription: Topic.Subscription<A>,
+  options: ServeOptions<A> & { readonly onStop?: (() => void) | undefined }
+): Effect.Effect<void> =>
+  Effect.flatMap(prepare(response, subscription, options), ({ connection, draining }) =>
+    Effect.withFiberRuntime<void>((fiber) => {
+      // The loggers and log annotations, without the request's context.
+      const runtime = Runtime.make({
+        context: Context.empty(),
+        fiberRefs: FiberRefs.delete(fiber.getFiberRefs(), FiberRef.currentContext),
+        runtimeFlags: Runtime.defaultRuntimeFlags
+      })
+      connection.start(() => {
+        options.onStop?.()
+        Runtime.runFork(runtime)(connection.log)
+      }, draining)
+      disown(response)
+      return Effect.void
+    }))
+
+function returnThis<T>(this: T): T {
+  return this
+}
+
+/** The response's own `writeHead` and `end` do nothing (a callback given to `end` is still called). */
+const disown = (response: Http.ServerResponse): void => {
+  const own = response as unknown as Record<"writeHead" | "end", unknown>
+  own.writeHead = returnThis
+  own.end = function(this: Http.ServerResponse, ...args: ReadonlyArray<unknown>) {
+    const callback = args.find((arg) => typeof arg === "function") as (() => void) | undefined
+    if (callback !== undefined) process.nextTick(callback)
+    return this
+  }
+}

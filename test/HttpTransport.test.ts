@@ -500,6 +500,18 @@ describe("CORS", () => {
       )
       expect(allowed.headers.get("access-control-allow-origin")).toBe("https://app.example")
       expect(allowed.headers.get("vary")).toBe("Origin")
+      // a subscription served by its Topic carries them too
+      const watch = new AbortController()
+      const subscription = yield* Effect.promise(() =>
+        fetch(`${url}/rpc/watchPrices?payload=${encodeURIComponent("{\"symbols\":[\"ACME\"]}")}`, {
+          headers: { origin: "https://app.example" },
+          signal: watch.signal
+        })
+      )
+      expect(subscription.headers.get("content-type")).toContain("text/event-stream")
+      expect(subscription.headers.get("access-control-allow-origin")).toBe("https://app.example")
+      expect(subscription.headers.get("access-control-allow-credentials")).toBe("true")
+      watch.abort()
       const other = yield* Effect.promise(() =>
         fetch(`${url}/rpc/whoAmI`, { headers: { origin: "https://evil.example", authorization: "Bearer demo-token" } })
       )

@@ -84,12 +84,44 @@ const loop = {
   }
 }
 
+/**
+ * What an admitted call holds while it runs: freed with the request's scope,
+ * unless the response is handed over (`keep`), whose owner then frees it.
+ */
+export interface Slot {
+  /** Frees the slot, unless it was kept. Idempotent. */
+  readonly release: () => void
+  /** The request's scope will not free the slot: the returned function does (idempotent). */
+  readonly keep: () => () => void
+}
+
 export interface Admission {
   /**
-   * Admits a call of `kind` for the lifetime of the request's scope, or says
-   * why it is shed.
+   * Admits a call of `kind` for the lifetime of the request's scope (or of
+   * whoever `keep`s its slot), or says why it is shed.
    */
-  readonly admit: (kind: Procedure.ProcedureKind) => Effect.Effect<ShedReason | undefined, never, Scope.Scope>
+  readonly admit: (kind: Procedure.ProcedureKind) => Effect.Effect<ShedReason | Slot, never, Scope.Scope>
+}
+
+const noSlot: Slot = { release: () => {}, keep: () => () => {} }
+
+const counted = (free: () => void): Slot => {
+  let kept = false
+  let released = false
+  const release = () => {
+    if (released) return
+    released = true
+    free()
+  }
+  return {
+    release: () => {
+      if (!kept) release()
+    },
+    keep: () => {
+      kept = true
+      return release
+    }
+  }
 }
 
 export const make = (options: AdmissionOptions = {}): Admission => {
@@ -100,9 +132,10 @@ export const make = (options: AdmissionOptions = {}): Admission => {
   if (Number.isFinite(maxDelay) || Number.isFinite(maxUtilization)) loop.start()
   let subscriptions = 0
   let transfers = 0
+  const held = (slot: Slot) => Effect.as(Effect.addFinalizer(() => Effect.sync(slot.release)), slot)
   return {
     admit: (kind) =>
-      Effect.suspend(() => {
+      Effect.suspend((): Effect.Effect<ShedReason | Slot, never, Scope.Scope> => {
         if (loop.delay > maxDelay) return Effect.succeed("event_loop_delay" as const)
         if (kind !== "unary" && loop.utilization > maxUtilization) {
           return Effect.succeed("event_loop_utilization" as const)
@@ -110,14 +143,14 @@ export const make = (options: AdmissionOptions = {}): Admission => {
         if (kind === "subscription") {
           if (subscriptions >= maxSubscriptions) return Effect.succeed("subscriptions" as const)
           subscriptions++
-          return Effect.as(Effect.addFinalizer(() => Effect.sync(() => subscriptions--)), undefined)
+          return held(counted(() => subscriptions--))
         }
         if (kind === "download" || kind === "export") {
           if (transfers >= maxTransfers) return Effect.succeed("transfers" as const)
           transfers++
-          return Effect.as(Effect.addFinalizer(() => Effect.sync(() => transfers--)), undefined)
+          return held(counted(() => transfers--))
         }
-        return Effect.succeed(undefined)
+        return Effect.succeed(noSlot)
       })
   }
 }

@@ -35,6 +35,8 @@ export type Invocation =
     readonly stream: Stream.Stream<unknown, unknown>
     /** The procedure's `wrap` middlewares around the run of `stream`; the identity without any. */
     readonly around: (run: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>
+    /** True when the procedure has `wrap` middlewares: its run must stay inside them. */
+    readonly wrapped: boolean
   }
 
 const middlewareOf = (context: Context.Context<never>, tag: RpcMiddleware.TagClassAny): AnyMiddleware =>
@@ -146,7 +148,7 @@ export const invoke = (
             applyAll(wraps, context, options, run).pipe(
               Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext()))
             ) as Effect.Effect<void, unknown>
-        return { _tag: "Stream" as const, source: unwrap(result), stream, around }
+        return { _tag: "Stream" as const, source: unwrap(result), stream, around, wrapped: wraps.length > 0 }
       }
     )
   })

@@ -17,6 +17,7 @@ import * as StreamingService from "../StreamingService.ts"
 import * as Topic from "../Topic.ts"
 import * as TopicResponse from "../TopicResponse.ts"
 import { TypedFailure } from "./Failures.ts"
+import type * as Admission from "./Admission.ts"
 import type { Invocation } from "./Invocation.ts"
 import type { Call } from "./RequestParsing.ts"
 
@@ -27,10 +28,18 @@ const nodeResponseOf = (request: HttpServerRequest.HttpServerRequest) => {
   return typeof response?.writeHead === "function" ? response : undefined
 }
 
+export interface RespondOptions {
+  /** The call's admission: a subscription handed over to a topic frees it when it ends. */
+  readonly slot: Admission.Slot
+  /** Headers the answer carries whatever it is (CORS). */
+  readonly headers: Readonly<Record<string, string>> | undefined
+}
+
 export const respond = (
   call: Call,
   invocation: Invocation,
-  request: HttpServerRequest.HttpServerRequest
+  request: HttpServerRequest.HttpServerRequest,
+  options: RespondOptions
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, TypedFailure, Scope.Scope> => {
   const { served } = call
   const typed = (error: unknown) => new TypedFailure(served, error)
@@ -49,12 +58,18 @@ export const respond = (
     case "subscription": {
       const node = Topic.isSubscription(invocation.source) ? nodeResponseOf(request) : undefined
       if (node !== undefined) {
-        // The response is written and ended by the topic; the server finds it ended.
-        const serve = TopicResponse.serve(node, invocation.source as Topic.Subscription<unknown>, {
-          name,
-          encode: served.successJson
-        })
-        return Effect.as(Effect.mapError(around(serve), typed), HttpServerResponse.empty())
+        const source = invocation.source as Topic.Subscription<unknown>
+        const serveOptions = { name, encode: served.successJson, headers: options.headers }
+        if (!invocation.wrapped) {
+          // The topic owns the response from here; the request's fiber ends at once.
+          const onStop = options.slot.keep()
+          return Effect.as(
+            TopicResponse.handOver(node, source, { ...serveOptions, onStop }),
+            HttpServerResponse.empty({ status: 200 })
+          )
+        }
+        // Wrap middlewares run around the whole subscription: the request's fiber serves it.
+        return Effect.as(Effect.mapError(around(TopicResponse.serve(node, source, serveOptions)), typed), HttpServerResponse.empty())
       }
       return StreamingService.sse({
         name,
