@@ -12,18 +12,13 @@
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
-import * as Context from "effect/Context"
-import * as FiberRef from "effect/FiberRef"
-import * as FiberRefs from "effect/FiberRefs"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import type * as Http from "node:http"
 import * as GracefulShutdown from "./GracefulShutdown.ts"
 import type { Drain } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamMetrics, type Termination } from "./MetricsService.ts"
-import * as Names from "./protocol/Names.ts"
+import * as NodeSse from "./http/NodeSse.ts"
 import * as Sse from "./protocol/Sse.ts"
 import { StreamingConfig } from "./StreamingConfig.ts"
 import * as Topic from "./Topic.ts"
@@ -41,75 +36,7 @@ export interface ServeOptions<A> {
 }
 
 /** The head of an SSE answer, as `StreamingService.sse` sends it. */
-export const headers: Readonly<Record<string, string>> = {
-  [Names.headers.contentType]: Names.contentTypes.eventStream,
-  [Names.headers.cacheControl]: "no-cache, no-transform",
-  [Names.headers.accelBuffering]: "no"
-}
-
-// ---------------------------------------------------------------------------
-// shared timers and watchers
-// ---------------------------------------------------------------------------
-
-interface Beating {
-  beat(): void
-}
-
-/** One timer per heartbeat interval, removed with its last response. */
-const heartbeatGroups = new Map<number, { readonly timer: ReturnType<typeof setInterval>; readonly members: Set<Beating> }>()
-
-const joinHeartbeat = (millis: number, member: Beating): void => {
-  let group = heartbeatGroups.get(millis)
-  if (group === undefined) {
-    const members = new Set<Beating>()
-    const timer = setInterval(() => {
-      for (const m of members) m.beat()
-    }, millis)
-    timer.unref()
-    group = { timer, members }
-    heartbeatGroups.set(millis, group)
-  }
-  group.members.add(member)
-}
-
-const leaveHeartbeat = (millis: number, member: Beating): void => {
-  const group = heartbeatGroups.get(millis)
-  if (group === undefined) return
-  group.members.delete(member)
-  if (group.members.size === 0) {
-    clearInterval(group.timer)
-    heartbeatGroups.delete(millis)
-  }
-}
-
-/** One fiber per `Drain` awaiting the start of draining, interrupted with its last response. */
-const drainWatchers = new Map<Drain, { readonly fiber: Fiber.RuntimeFiber<void>; readonly callbacks: Set<() => void> }>()
-
-const watchDraining = (drain: Drain, callback: () => void): void => {
-  let watcher = drainWatchers.get(drain)
-  if (watcher === undefined) {
-    const callbacks = new Set<() => void>()
-    const fiber = Effect.runFork(Deferred.await(drain.draining))
-    fiber.addObserver((exit) => {
-      if (exit._tag === "Failure") return
-      drainWatchers.delete(drain)
-      for (const c of [...callbacks]) c()
-    })
-    watcher = { fiber, callbacks }
-    drainWatchers.set(drain, watcher)
-  }
-  watcher.callbacks.add(callback)
-}
-
-const unwatchDraining = (drain: Drain, callback: () => void): void => {
-  const watcher = drainWatchers.get(drain)
-  if (watcher === undefined) return
-  watcher.callbacks.delete(callback)
-  if (watcher.callbacks.size === 0) {
-    drainWatchers.delete(drain)
-    watcher.fiber.unsafeInterruptAsFork(FiberId.none)
-  }
-}
+export const headers: Readonly<Record<string, string>> = NodeSse.headers
 
 /**
  * Deliveries are tallied per procedure and handed to `MetricsService` once a
@@ -169,20 +96,15 @@ const releaseTally = (metrics: StreamMetrics, name: string, tally: Tally): void 
 
 /** Responses being served, timers (heartbeats, metrics) and drain watchers alive: for leak tests. */
 export const debugCounts = (): { readonly responses: number; readonly timers: number; readonly drainWatchers: number } => {
-  let responses = 0
-  for (const group of heartbeatGroups.values()) responses += group.members.size
-  return {
-    responses,
-    timers: heartbeatGroups.size + (tallyTimer === undefined ? 0 : 1),
-    drainWatchers: drainWatchers.size
-  }
+  const shared = NodeSse.counts()
+  return { ...shared, timers: shared.timers + (tallyTimer === undefined ? 0 : 1) }
 }
 
 // ---------------------------------------------------------------------------
 // one response
 // ---------------------------------------------------------------------------
 
-class Connection<A> implements Beating {
+class Connection<A> implements NodeSse.Beating {
   termination: Termination = "interrupted"
   values = 0
   bytes = 0
@@ -195,7 +117,7 @@ class Connection<A> implements Beating {
   private done: (() => void) | undefined = undefined
   private tally: Tally | undefined = undefined
   /** `end` of the response as Node defines it (`handOver` replaces the instance's own). */
-  private readonly endResponse: (this: Http.ServerResponse, chunk?: string) => unknown
+  private readonly endResponse: NodeSse.End
 
   constructor(
     readonly response: Http.ServerResponse,
@@ -206,7 +128,7 @@ class Connection<A> implements Beating {
     readonly heartbeatMillis: number,
     readonly opening: string
   ) {
-    this.endResponse = response.end as (this: Http.ServerResponse, chunk?: string) => unknown
+    this.endResponse = NodeSse.endOf(response)
   }
 
   private readonly sink: Topic.Sink = {
@@ -259,7 +181,7 @@ class Connection<A> implements Beating {
   start(done: () => void, draining: boolean): void {
     this.done = done
     const response = this.response
-    response.writeHead(200, this.options.headers === undefined ? headers : { ...headers, ...this.options.headers })
+    response.writeHead(200, NodeSse.headersWith(this.options.headers))
     if (this.metrics !== undefined) {
       this.metrics.started("subscription", this.options.name)
       this.tally = acquireTally(this.metrics, this.options.name)
@@ -271,8 +193,8 @@ class Connection<A> implements Beating {
     }
     response.on("close", this.onClose)
     response.on("drain", this.onDrain)
-    joinHeartbeat(this.heartbeatMillis, this)
-    watchDraining(this.drain, this.onDraining)
+    NodeSse.joinHeartbeat(this.heartbeatMillis, this)
+    NodeSse.watchDraining(this.drain, this.onDraining)
     this.attachment = this.subscription[Topic.TypeId].attach(this.sink, this.options.encode)
   }
 
@@ -284,8 +206,8 @@ class Connection<A> implements Beating {
     const response = this.response
     response.off("close", this.onClose)
     response.off("drain", this.onDrain)
-    leaveHeartbeat(this.heartbeatMillis, this)
-    unwatchDraining(this.drain, this.onDraining)
+    NodeSse.leaveHeartbeat(this.heartbeatMillis, this)
+    NodeSse.unwatchDraining(this.drain, this.onDraining)
     if (!response.writableEnded) this.endResponse.call(response)
     if (this.metrics !== undefined) {
       if (this.tally !== undefined) releaseTally(this.metrics, this.options.name, this.tally)
@@ -362,31 +284,11 @@ export const handOver = <A>(
 ): Effect.Effect<void> =>
   Effect.flatMap(prepare(response, subscription, options), ({ connection, draining }) =>
     Effect.withFiberRuntime<void>((fiber) => {
-      // The loggers and log annotations, without the request's context.
-      const runtime = Runtime.make({
-        context: Context.empty(),
-        fiberRefs: FiberRefs.delete(fiber.getFiberRefs(), FiberRef.currentContext),
-        runtimeFlags: Runtime.defaultRuntimeFlags
-      })
+      const runtime = NodeSse.detachedRuntime(fiber)
       connection.start(() => {
         options.onStop?.()
         Runtime.runFork(runtime)(connection.log)
       }, draining)
-      disown(response)
+      NodeSse.disown(response)
       return Effect.void
     }))
-
-function returnThis<T>(this: T): T {
-  return this
-}
-
-/** The response's own `writeHead` and `end` do nothing (a callback given to `end` is still called). */
-const disown = (response: Http.ServerResponse): void => {
-  const own = response as unknown as Record<"writeHead" | "end", unknown>
-  own.writeHead = returnThis
-  own.end = function(this: Http.ServerResponse, ...args: ReadonlyArray<unknown>) {
-    const callback = args.find((arg) => typeof arg === "function") as (() => void) | undefined
-    if (callback !== undefined) process.nextTick(callback)
-    return this
-  }
-}

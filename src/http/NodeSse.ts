@@ -1,0 +1,136 @@
+/**
+ * What the Server-Sent Events answers written straight to a `node:http`
+ * response share (`TopicResponse`, `StreamResponse`): the head, one
+ * heartbeat timer per interval for all of them, one watcher per `Drain`,
+ * and the hand-over of a response from `@effect/platform`'s server, so an
+ * open subscription holds no request fiber, scope or context.
+ */
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
+import * as Runtime from "effect/Runtime"
+import type * as Http from "node:http"
+import type { Drain } from "../GracefulShutdown.ts"
+import * as Names from "../protocol/Names.ts"
+
+/** The head of an SSE answer, as `StreamingService.sse` sends it. */
+export const headers: Readonly<Record<string, string>> = {
+  [Names.headers.contentType]: Names.contentTypes.eventStream,
+  [Names.headers.cacheControl]: "no-cache, no-transform",
+  [Names.headers.accelBuffering]: "no"
+}
+
+/** The SSE head plus `extra` (CORS, for one). */
+export const headersWith = (extra: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> =>
+  extra === undefined ? headers : { ...headers, ...extra }
+
+export interface Beating {
+  beat(): void
+}
+
+/** One timer per heartbeat interval, removed with its last response. */
+const heartbeatGroups = new Map<number, { readonly timer: ReturnType<typeof setInterval>; readonly members: Set<Beating> }>()
+
+export const joinHeartbeat = (millis: number, member: Beating): void => {
+  let group = heartbeatGroups.get(millis)
+  if (group === undefined) {
+    const members = new Set<Beating>()
+    const timer = setInterval(() => {
+      for (const m of members) m.beat()
+    }, millis)
+    timer.unref()
+    group = { timer, members }
+    heartbeatGroups.set(millis, group)
+  }
+  group.members.add(member)
+}
+
+export const leaveHeartbeat = (millis: number, member: Beating): void => {
+  const group = heartbeatGroups.get(millis)
+  if (group === undefined) return
+  group.members.delete(member)
+  if (group.members.size === 0) {
+    clearInterval(group.timer)
+    heartbeatGroups.delete(millis)
+  }
+}
+
+/** One fiber per `Drain` awaiting the start of draining, interrupted with its last response. */
+const drainWatchers = new Map<Drain, { readonly fiber: Fiber.RuntimeFiber<void>; readonly callbacks: Set<() => void> }>()
+
+export const watchDraining = (drain: Drain, callback: () => void): void => {
+  let watcher = drainWatchers.get(drain)
+  if (watcher === undefined) {
+    const callbacks = new Set<() => void>()
+    const fiber = Effect.runFork(Deferred.await(drain.draining))
+    fiber.addObserver((exit) => {
+      if (exit._tag === "Failure") return
+      drainWatchers.delete(drain)
+      for (const c of [...callbacks]) c()
+    })
+    watcher = { fiber, callbacks }
+    drainWatchers.set(drain, watcher)
+  }
+  watcher.callbacks.add(callback)
+}
+
+export const unwatchDraining = (drain: Drain, callback: () => void): void => {
+  const watcher = drainWatchers.get(drain)
+  if (watcher === undefined) return
+  watcher.callbacks.delete(callback)
+  if (watcher.callbacks.size === 0) {
+    drainWatchers.delete(drain)
+    watcher.fiber.unsafeInterruptAsFork(FiberId.none)
+  }
+}
+
+/** Open answers (members of a heartbeat group), heartbeat timers and drain watchers: for leak tests. */
+export const counts = (): { readonly responses: number; readonly timers: number; readonly drainWatchers: number } => {
+  let responses = 0
+  for (const group of heartbeatGroups.values()) responses += group.members.size
+  return { responses, timers: heartbeatGroups.size, drainWatchers: drainWatchers.size }
+}
+
+/**
+ * A runtime with `fiber`'s loggers, log annotations and settings, and
+ * `context` (nothing of the request's by default): for what runs after the
+ * request's fiber has ended.
+ */
+export const detachedRuntime = (
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  context: Context.Context<never> = Context.empty()
+): Runtime.Runtime<never> =>
+  Runtime.make({
+    context,
+    fiberRefs: FiberRefs.delete(fiber.getFiberRefs(), FiberRef.currentContext),
+    runtimeFlags: Runtime.defaultRuntimeFlags
+  })
+
+function returnThis<T>(this: T): T {
+  return this
+}
+
+/**
+ * Takes `response` from the server that will answer its request when the
+ * handler returns (as `@effect/platform`'s does): its own `writeHead` and
+ * `end` become no-ops (a callback given to `end` is still called), so that
+ * answer does not touch the stream. Call it after writing the head.
+ */
+export const disown = (response: Http.ServerResponse): void => {
+  const own = response as unknown as Record<"writeHead" | "end", unknown>
+  own.writeHead = returnThis
+  own.end = function(this: Http.ServerResponse, ...args: ReadonlyArray<unknown>) {
+    const callback = args.find((arg) => typeof arg === "function") as (() => void) | undefined
+    if (callback !== undefined) process.nextTick(callback)
+    return this
+  }
+}
+
+/** `end` of a response as Node defines it, whatever `disown` did to the instance. */
+export type End = (this: Http.ServerResponse, chunk?: string) => unknown
+
+export const endOf = (response: Http.ServerResponse): End => response.end as End
