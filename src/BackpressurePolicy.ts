@@ -73,7 +73,7 @@ export class Signal {
 }
 
 /** Fixed-size ring that overwrites its oldest value and counts what it overwrote. */
-class SlidingRing<A> {
+export class SlidingRing<A> {
   private readonly items: Array<A | undefined>
   private start = 0
   size = 0

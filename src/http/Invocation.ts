@@ -37,6 +37,13 @@ export type Invocation =
     readonly around: (run: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>
     /** True when the procedure has `wrap` middlewares: its run must stay inside them. */
     readonly wrapped: boolean
+    /**
+     * The handler's stream as it returned it, for a consumer that runs it in
+     * an effect of its own: `inContext` gives that effect the handler's
+     * context and the span that `stream` carries.
+     */
+    readonly handlerStream: () => Stream.Stream<unknown, unknown>
+    readonly inContext: <A, E>(run: Effect.Effect<A, E>) => Effect.Effect<A, E>
   }
 
 const middlewareOf = (context: Context.Context<never>, tag: RpcMiddleware.TagClassAny): AnyMiddleware =>
@@ -142,13 +149,28 @@ export const invoke = (
             Stream.withSpan(spanName, span)
           )
         })
+        const inContext = <A, E>(run: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+          const merged = handlerContext()
+          return run.pipe(
+            Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, merged)),
+            Effect.withSpan(spanName, span)
+          )
+        }
         const around = wraps.length === 0
           ? (run: Effect.Effect<void, unknown>) => run
           : (run: Effect.Effect<void, unknown>) =>
             applyAll(wraps, context, options, run).pipe(
               Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext()))
             ) as Effect.Effect<void, unknown>
-        return { _tag: "Stream" as const, source: unwrap(result), stream, around, wrapped: wraps.length > 0 }
+        return {
+          _tag: "Stream" as const,
+          source: unwrap(result),
+          stream,
+          around,
+          wrapped: wraps.length > 0,
+          handlerStream: () => asStream(result),
+          inContext
+        }
       }
     )
   })

@@ -20,6 +20,7 @@ import { TypedFailure } from "./Failures.ts"
 import type * as Admission from "./Admission.ts"
 import type { Invocation } from "./Invocation.ts"
 import type { Call } from "./RequestParsing.ts"
+import * as StreamResponse from "./StreamResponse.ts"
 
 /** The node:http response of a request served by Node, else undefined. */
 const nodeResponseOf = (request: HttpServerRequest.HttpServerRequest) => {
@@ -70,6 +71,25 @@ export const respond = (
         }
         // Wrap middlewares run around the whole subscription: the request's fiber serves it.
         return Effect.as(Effect.mapError(around(TopicResponse.serve(node, source, serveOptions)), typed), HttpServerResponse.empty())
+      }
+      const response = nodeResponseOf(request)
+      if (response !== undefined) {
+        // The subscription owns the response from here; the request's fiber ends at once.
+        const onStop = options.slot.keep()
+        return Effect.as(
+          StreamResponse.handOver(response, {
+            name,
+            stream: invocation.handlerStream(),
+            inContext: invocation.inContext,
+            serialize: served.successJson,
+            id: spec._tag === "subscription" ? spec.cursor : undefined,
+            serializeError: (error) => JSON.stringify(served.encodeFailure(error)),
+            around: invocation.wrapped ? around : undefined,
+            headers: options.headers,
+            onStop
+          }),
+          HttpServerResponse.empty({ status: 200 })
+        )
       }
       return StreamingService.sse({
         name,

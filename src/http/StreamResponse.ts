@@ -1,0 +1,265 @@
+/**
+ * A subscription whose handler returned any `Stream` (not a `Topic`),
+ * written straight to a `node:http` response. The same wire, policy,
+ * heartbeat, metrics, cleanup and log line as `StreamingService.sse`, with
+ * less held per open subscription: the request's fiber ends once the head is
+ * sent (`NodeSse.disown`); the handler's stream runs in one fiber of its
+ * own, which hands each chunk to a plain ring; heartbeats and the drain come
+ * from timers and watchers shared by every answer.
+ *
+ * The sliding policy: while the socket takes what is written, values are
+ * written as they come; while it is full, the newest 64 values wait in the
+ * ring, older ones are overwritten and counted, and the next write starts
+ * with `event: dropped` and that count.
+ */
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Stream from "effect/Stream"
+import type * as Http from "node:http"
+import * as BackpressurePolicy from "../BackpressurePolicy.ts"
+import * as GracefulShutdown from "../GracefulShutdown.ts"
+import type { Drain } from "../GracefulShutdown.ts"
+import { MetricsService, type StreamMetrics, type Termination } from "../MetricsService.ts"
+import * as Sse from "../protocol/Sse.ts"
+import { StreamingConfig } from "../StreamingConfig.ts"
+import * as StreamingService from "../StreamingService.ts"
+import * as Topic from "../Topic.ts"
+import * as NodeSse from "./NodeSse.ts"
+
+export interface Options<A, E> {
+  /** Procedure name, for logs and metrics. */
+  readonly name: string
+  /** The handler's stream, needing nothing more than the request's context and `inContext`. */
+  readonly stream: Stream.Stream<A, E>
+  /** Gives the run of `stream` what it needs (the handler's context, a span): applied once, not per pull. */
+  readonly inContext?: (<X, Y>(run: Effect.Effect<X, Y>) => Effect.Effect<X, Y>) | undefined
+  /** JSON text of a value for the `data:` line. */
+  readonly serialize: (value: A) => string
+  /** Cursor of a value, sent as `id:`. */
+  readonly id?: ((value: A) => string) | undefined
+  /** JSON of a typed failure for the `error` event. */
+  readonly serializeError: (error: E) => string
+  /** The procedure's `wrap` middlewares, around the whole run of `stream`. */
+  readonly around?: ((run: Effect.Effect<void, E>) => Effect.Effect<void, E>) | undefined
+  /** More headers for the answer (CORS, for one). */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  /** Runs once when the subscription ends, however it ends. */
+  readonly onStop?: (() => void) | undefined
+}
+
+class Connection<A, E> implements NodeSse.Beating {
+  termination: Termination = "interrupted"
+  values = 0
+  bytes = 0
+  readonly startedAt = Date.now()
+  producer: Fiber.RuntimeFiber<void, E> | undefined = undefined
+  private stopped = false
+  private blocked = false
+  /** Something was written since the last heartbeat tick: no heartbeat needed. */
+  private active = true
+  private readonly ring = new BackpressurePolicy.SlidingRing<A>(BackpressurePolicy.capacities.subscription)
+  private readonly endResponse: NodeSse.End
+
+  constructor(
+    readonly response: Http.ServerResponse,
+    readonly options: Options<A, E>,
+    readonly metrics: StreamMetrics | undefined,
+    readonly drain: Drain,
+    readonly heartbeatMillis: number,
+    readonly runtime: Runtime.Runtime<never>
+  ) {
+    this.endResponse = NodeSse.endOf(response)
+  }
+
+  private frame(value: A): string {
+    const id = this.options.id
+    const cursor = Topic.cursorOf(value) ?? (id === undefined ? undefined : id(value))
+    return Sse.event({ id: cursor, data: this.options.serialize(value) })
+  }
+
+  private write(text: string, values: number, dropped: number): void {
+    this.active = true
+    const bytes = Buffer.byteLength(text)
+    this.values += values
+    this.bytes += bytes
+    if (this.metrics !== undefined) {
+      if (dropped > 0) this.metrics.dropped("subscription", this.options.name, dropped)
+      this.metrics.delivered("subscription", this.options.name, values, bytes)
+    }
+    if (!this.response.write(text)) this.blocked = true
+  }
+
+  /** Writes what the ring holds: the count it overwrote (or an unknown gap), then its values. */
+  private flush(): void {
+    const ring = this.ring
+    if (ring.size === 0 && ring.dropped === 0 && !ring.unknownGap) return
+    const batch = ring.take()
+    let text = batch.unknownGap || batch.dropped > 0 ? Sse.dropped(batch.unknownGap ? null : batch.dropped) : ""
+    for (let i = 0; i < batch.values.length; i++) text += this.frame(batch.values[i]!)
+    this.write(text, batch.values.length, batch.dropped)
+  }
+
+  /** A chunk from the handler's stream. */
+  offer(chunk: Chunk.Chunk<A>): void {
+    if (this.stopped) return
+    const values = Chunk.toReadonlyArray(chunk)
+    if (this.blocked) {
+      this.ring.pushAll(values)
+      return
+    }
+    let text = ""
+    for (let i = 0; i < values.length; i++) text += this.frame(values[i]!)
+    if (text !== "") this.write(text, values.length, 0)
+  }
+
+  /** `MissedValues.report`: the gap lies after the values already held, before the next ones. */
+  report(count: number | undefined): void {
+    if (this.stopped) return
+    this.flush()
+    if (count === undefined) this.ring.unknownGap = true
+    else if (count > 0) this.ring.dropped += count
+    if (!this.blocked) this.flush()
+  }
+
+  private readonly onDrain = (): void => {
+    this.blocked = false
+    this.flush()
+  }
+
+  /** Client gone, or the response finished. */
+  private readonly onClose = (): void => this.stop()
+
+  /** Draining: end without `event: end`, so the client reconnects and resumes. */
+  private readonly onDraining = (): void => {
+    if (this.stopped) return
+    this.endResponse.call(this.response)
+    this.stop()
+  }
+
+  beat(): void {
+    if (!this.active && !this.blocked && !this.stopped) {
+      if (!this.response.write(Sse.heartbeat)) this.blocked = true
+    }
+    this.active = false
+  }
+
+  /** Writes the head and the opening; false when the answer ended at once (draining, or the client gone). */
+  start(opening: string, draining: boolean): boolean {
+    const response = this.response
+    response.writeHead(200, NodeSse.headersWith(this.options.headers))
+    this.metrics?.started("subscription", this.options.name)
+    if (!response.write(opening)) this.blocked = true
+    if (draining || response.destroyed) {
+      this.onDraining()
+      return false
+    }
+    response.on("close", this.onClose)
+    response.on("drain", this.onDrain)
+    NodeSse.joinHeartbeat(this.heartbeatMillis, this)
+    NodeSse.watchDraining(this.drain, this.onDraining)
+    return true
+  }
+
+  /** The handler's stream ended: what the ring holds, then `end` or `error`. */
+  ended(exit: Exit.Exit<void, E>): void {
+    if (this.stopped) return
+    this.flush()
+    if (exit._tag === "Success") {
+      this.termination = "completed"
+      this.endResponse.call(this.response, Sse.end)
+    } else if (!Cause.isInterruptedOnly(exit.cause)) {
+      this.termination = "failed"
+      const failure = Cause.failureOption(exit.cause)
+      if (Option.isSome(failure)) {
+        this.endResponse.call(this.response, Sse.error(this.options.serializeError(failure.value)))
+      } else {
+        Runtime.runFork(this.runtime)(Effect.logError("subscription defect", exit.cause))
+        this.endResponse.call(this.response, Sse.error(StreamingService.internalErrorJson))
+      }
+    }
+    this.stop()
+  }
+
+  /** Idempotent: interrupts the handler's stream, leaves every shared resource, logs one line. */
+  stop(): void {
+    if (this.stopped) return
+    this.stopped = true
+    this.producer?.unsafeInterruptAsFork(FiberId.none)
+    const response = this.response
+    response.off("close", this.onClose)
+    response.off("drain", this.onDrain)
+    NodeSse.leaveHeartbeat(this.heartbeatMillis, this)
+    NodeSse.unwatchDraining(this.drain, this.onDraining)
+    if (!response.writableEnded) this.endResponse.call(response)
+    const durationMillis = Date.now() - this.startedAt
+    this.metrics?.ended("subscription", this.options.name, this.termination, durationMillis)
+    this.options.onStop?.()
+    Runtime.runFork(this.runtime)(
+      Effect.logInfo("stream closed").pipe(
+        Effect.annotateLogs({
+          kind: "subscription",
+          stream: this.options.name,
+          termination: this.termination,
+          values: this.values,
+          bytes: this.bytes,
+          durationMillis
+        })
+      )
+    )
+  }
+}
+
+/**
+ * Serves `options.stream` as a subscription on `response` and returns once
+ * the answer has started; the response belongs to the subscription from
+ * then on (see `NodeSse.disown`). Reads `StreamingConfig`,
+ * `GracefulShutdown` and, when provided, `MetricsService`; the stream runs
+ * in the caller's context.
+ */
+export const handOver = <A, E>(response: Http.ServerResponse, options: Options<A, E>): Effect.Effect<void> =>
+  Effect.withFiberRuntime<void>((fiber) => {
+    const context = fiber.currentContext
+    const config = Context.get(context, StreamingConfig)
+    const drain = GracefulShutdown.fromContext(context)
+    const metrics = Option.getOrUndefined(Context.getOption(context, MetricsService))
+    const runtime = NodeSse.detachedRuntime(fiber)
+    const heartbeatMillis = Math.max(1, Math.round(Duration.toMillis(config.heartbeatInterval)))
+    const connection = new Connection(response, options, metrics, drain, heartbeatMillis, runtime)
+    const opening = config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
+    const open = connection.start(opening, drain.isDraining())
+    NodeSse.disown(response)
+    if (!open) return Effect.void
+    const missed = BackpressurePolicy.MissedValues.of({
+      report: (count) => Effect.sync(() => connection.report(count))
+    })
+    // Pulled in a loop: `Stream.run*` would fork a second fiber for the channel.
+    const pulled = Effect.scoped(Effect.flatMap(
+      Stream.toPull(options.stream),
+      (pull) => {
+        const loop: Effect.Effect<void, E> = Effect.matchEffect(pull, {
+          onFailure: (error) => (Option.isSome(error) ? Effect.fail(error.value) : Effect.void),
+          onSuccess: (chunk) => {
+            connection.offer(chunk)
+            return loop
+          }
+        })
+        return loop
+      }
+    ))
+    const provided = Effect.provideService(pulled, BackpressurePolicy.MissedValues, missed)
+    const run = options.inContext === undefined ? provided : options.inContext(provided)
+    const producer = Runtime.runFork(NodeSse.detachedRuntime(fiber, context))(
+      options.around === undefined ? run : options.around(run)
+    )
+    connection.producer = producer
+    producer.addObserver((exit) => connection.ended(exit))
+    return Effect.void
+  })
