@@ -74,17 +74,17 @@ export class Signal {
 
 /** Fixed-size ring that overwrites its oldest value and counts what it overwrote. */
 export class SlidingRing<A> {
-  private readonly items: Array<A | undefined>
+  /** Allocated with the first value: an idle subscription holds none. */
+  private items: Array<A | undefined> | undefined = undefined
   private start = 0
   size = 0
   dropped = 0
   unknownGap = false
   ticks = 0
-  constructor(readonly capacity: number) {
-    this.items = new Array<A | undefined>(capacity)
-  }
+  constructor(readonly capacity: number) {}
   pushAll(values: ReadonlyArray<A>, start = 0): void {
     const capacity = this.capacity
+    const items = this.items ??= new Array<A | undefined>(capacity)
     let from = start
     if (values.length - start > capacity) {
       // Values that cannot fit even in an empty ring are dropped without being copied.
@@ -93,21 +93,24 @@ export class SlidingRing<A> {
     }
     for (let i = from; i < values.length; i++) {
       if (this.size === capacity) {
-        this.items[this.start] = values[i]
+        items[this.start] = values[i]
         this.start = (this.start + 1) % capacity
         this.dropped++
       } else {
-        this.items[(this.start + this.size) % capacity] = values[i]
+        items[(this.start + this.size) % capacity] = values[i]
         this.size++
       }
     }
   }
   take(): SlidingBatch<A> {
     const values = new Array<A>(this.size)
-    for (let i = 0; i < this.size; i++) {
-      const index = (this.start + i) % this.capacity
-      values[i] = this.items[index] as A
-      this.items[index] = undefined
+    const items = this.items
+    if (items !== undefined) {
+      for (let i = 0; i < this.size; i++) {
+        const index = (this.start + i) % this.capacity
+        values[i] = items[index] as A
+        items[index] = undefined
+      }
     }
     const batch: SlidingBatch<A> = { dropped: this.dropped, unknownGap: this.unknownGap, ticks: this.ticks, values }
     this.start = 0

@@ -285,10 +285,11 @@ export const handOver = <A>(
   Effect.flatMap(prepare(response, subscription, options), ({ connection, draining }) =>
     Effect.withFiberRuntime<void>((fiber) => {
       const runtime = NodeSse.detachedRuntime(fiber)
+      const serverListeners = NodeSse.closeListeners(response)
       connection.start(() => {
         options.onStop?.()
         Runtime.runFork(runtime)(connection.log)
       }, draining)
-      NodeSse.disown(response)
+      NodeSse.disown(response, serverListeners)
       return Effect.void
     }))

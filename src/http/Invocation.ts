@@ -43,7 +43,10 @@ export type Invocation =
      * context and the span that `stream` carries.
      */
     readonly handlerStream: () => Stream.Stream<unknown, unknown>
-    readonly inContext: <A, E>(run: Effect.Effect<A, E>) => Effect.Effect<A, E>
+    /** Everything the handler's stream may need: the request's context, the handler's, what middlewares provided. */
+    readonly handlerContext: () => Context.Context<never>
+    /** The span `stream` carries, around a run of the handler's stream. */
+    readonly withSpan: <A, E>(run: Effect.Effect<A, E>) => Effect.Effect<A, E>
   }
 
 const middlewareOf = (context: Context.Context<never>, tag: RpcMiddleware.TagClassAny): AnyMiddleware =>
@@ -149,13 +152,7 @@ export const invoke = (
             Stream.withSpan(spanName, span)
           )
         })
-        const inContext = <A, E>(run: Effect.Effect<A, E>): Effect.Effect<A, E> => {
-          const merged = handlerContext()
-          return run.pipe(
-            Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, merged)),
-            Effect.withSpan(spanName, span)
-          )
-        }
+        const withSpan = <A, E>(run: Effect.Effect<A, E>): Effect.Effect<A, E> => Effect.withSpan(run, spanName, span)
         const around = wraps.length === 0
           ? (run: Effect.Effect<void, unknown>) => run
           : (run: Effect.Effect<void, unknown>) =>
@@ -169,7 +166,8 @@ export const invoke = (
           around,
           wrapped: wraps.length > 0,
           handlerStream: () => asStream(result),
-          inContext
+          handlerContext,
+          withSpan
         }
       }
     )

@@ -114,13 +114,24 @@ function returnThis<T>(this: T): T {
   return this
 }
 
+/** The `close` listeners a response has before it is handed over: the server's, for the request's fiber. */
+export const closeListeners = (response: Http.ServerResponse): ReadonlyArray<(...args: Array<unknown>) => void> =>
+  response.listeners("close") as Array<(...args: Array<unknown>) => void>
+
 /**
  * Takes `response` from the server that will answer its request when the
  * handler returns (as `@effect/platform`'s does): its own `writeHead` and
  * `end` become no-ops (a callback given to `end` is still called), so that
  * answer does not touch the stream. Call it after writing the head.
+ * `serverListeners` (see `closeListeners`) are removed: they would interrupt
+ * the request's fiber, which has ended by then, and keep it reachable for as
+ * long as the subscription is open.
  */
-export const disown = (response: Http.ServerResponse): void => {
+export const disown = (
+  response: Http.ServerResponse,
+  serverListeners: ReadonlyArray<(...args: Array<unknown>) => void> = []
+): void => {
+  for (const listener of serverListeners) response.off("close", listener)
   const own = response as unknown as Record<"writeHead" | "end", unknown>
   own.writeHead = returnThis
   own.end = function(this: Http.ServerResponse, ...args: ReadonlyArray<unknown>) {

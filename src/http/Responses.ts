@@ -80,7 +80,8 @@ export const respond = (
           StreamResponse.handOver(response, {
             name,
             stream: invocation.handlerStream(),
-            inContext: invocation.inContext,
+            context: invocation.handlerContext(),
+            inside: invocation.withSpan,
             serialize: served.successJson,
             id: spec._tag === "subscription" ? spec.cursor : undefined,
             serializeError: (error) => JSON.stringify(served.encodeFailure(error)),

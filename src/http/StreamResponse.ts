@@ -37,10 +37,12 @@ import * as NodeSse from "./NodeSse.ts"
 export interface Options<A, E> {
   /** Procedure name, for logs and metrics. */
   readonly name: string
-  /** The handler's stream, needing nothing more than the request's context and `inContext`. */
+  /** The handler's stream. */
   readonly stream: Stream.Stream<A, E>
-  /** Gives the run of `stream` what it needs (the handler's context, a span): applied once, not per pull. */
-  readonly inContext?: (<X, Y>(run: Effect.Effect<X, Y>) => Effect.Effect<X, Y>) | undefined
+  /** The context `stream` runs in; the caller's by default. */
+  readonly context?: Context.Context<never> | undefined
+  /** Around the run of `stream`, inside `around` (a span, for one): applied once, not per pull. */
+  readonly inside?: (<X, Y>(run: Effect.Effect<X, Y>) => Effect.Effect<X, Y>) | undefined
   /** JSON text of a value for the `data:` line. */
   readonly serialize: (value: A) => string
   /** Cursor of a value, sent as `id:`. */
@@ -234,8 +236,9 @@ export const handOver = <A, E>(response: Http.ServerResponse, options: Options<A
     const heartbeatMillis = Math.max(1, Math.round(Duration.toMillis(config.heartbeatInterval)))
     const connection = new Connection(response, options, metrics, drain, heartbeatMillis, runtime)
     const opening = config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
+    const serverListeners = NodeSse.closeListeners(response)
     const open = connection.start(opening, drain.isDraining())
-    NodeSse.disown(response)
+    NodeSse.disown(response, serverListeners)
     if (!open) return Effect.void
     const missed = BackpressurePolicy.MissedValues.of({
       report: (count) => Effect.sync(() => connection.report(count))
@@ -254,9 +257,10 @@ export const handOver = <A, E>(response: Http.ServerResponse, options: Options<A
         return loop
       }
     ))
-    const provided = Effect.provideService(pulled, BackpressurePolicy.MissedValues, missed)
-    const run = options.inContext === undefined ? provided : options.inContext(provided)
-    const producer = Runtime.runFork(NodeSse.detachedRuntime(fiber, context))(
+    const run = options.inside === undefined ? pulled : options.inside(pulled)
+    // One context for the whole run: each `provide` on the way would copy it.
+    const runContext = Context.add(options.context ?? context, BackpressurePolicy.MissedValues, missed)
+    const producer = Runtime.runFork(NodeSse.detachedRuntime(fiber, runContext))(
       options.around === undefined ? run : options.around(run)
     )
     connection.producer = producer
