@@ -84,7 +84,7 @@ export const respond = (
             inside: invocation.withSpan,
             serialize: served.successJson,
             id: spec._tag === "subscription" ? spec.cursor : undefined,
-            serializeError: (error) => JSON.stringify(served.encodeFailure(error)),
+            serializeError: served.failureJson,
             around: invocation.wrapped ? around : undefined,
             headers: options.headers,
             onStop
@@ -97,7 +97,7 @@ export const respond = (
         stream,
         serialize: served.successJson,
         id: spec._tag === "subscription" ? spec.cursor : undefined,
-        serializeError: (error) => JSON.stringify(served.encodeFailure(error)),
+        serializeError: served.failureJson,
         around
       })
     }

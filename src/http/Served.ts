@@ -19,6 +19,8 @@ export interface Served {
   /** The procedure's failures and its middlewares' failures. */
   readonly failure: Schema.Schema.All
   readonly encodeFailure: (e: unknown) => unknown
+  /** The JSON text of a failure, for an `error` event. */
+  readonly failureJson: (e: unknown) => string
 }
 
 const encodeSyncOrDie = (schema: Schema.Schema.All) => {
@@ -60,6 +62,7 @@ export const make = (rpc: Rpc.AnyWithProps): Served => {
   const schemas = Procedure.schemasOf(rpc)
   const failure = Procedure.failureSchemaOf(rpc)
   const encodeSuccess = fastStruct(schemas.success) ?? encodeSyncOrDie(schemas.success)
+  const encodeFailure = encodeSyncOrDie(failure)
   return {
     rpc,
     spec: Procedure.specOf(rpc),
@@ -70,6 +73,7 @@ export const make = (rpc: Rpc.AnyWithProps): Served => {
     encodeSuccess,
     successJson: (value) => JSON.stringify(encodeSuccess(value)),
     failure,
-    encodeFailure: encodeSyncOrDie(failure)
+    encodeFailure,
+    failureJson: (error) => JSON.stringify(encodeFailure(error))
   }
 }

@@ -57,6 +57,9 @@ export interface Options<A, E> {
   readonly onStop?: (() => void) | undefined
 }
 
+/** What an open subscription keeps of its options (not the context or the stream: they belong to the run). */
+type Kept<A, E> = Pick<Options<A, E>, "name" | "serialize" | "id" | "serializeError" | "headers" | "onStop">
+
 class Connection<A, E> implements NodeSse.Beating {
   termination: Termination = "interrupted"
   values = 0
@@ -72,7 +75,7 @@ class Connection<A, E> implements NodeSse.Beating {
 
   constructor(
     readonly response: Http.ServerResponse,
-    readonly options: Options<A, E>,
+    readonly options: Kept<A, E>,
     readonly metrics: StreamMetrics | undefined,
     readonly drain: Drain,
     readonly heartbeatMillis: number,
@@ -234,7 +237,15 @@ export const handOver = <A, E>(response: Http.ServerResponse, options: Options<A
     const metrics = Option.getOrUndefined(Context.getOption(context, MetricsService))
     const runtime = NodeSse.detachedRuntime(fiber)
     const heartbeatMillis = Math.max(1, Math.round(Duration.toMillis(config.heartbeatInterval)))
-    const connection = new Connection(response, options, metrics, drain, heartbeatMillis, runtime)
+    const kept: Kept<A, E> = {
+      name: options.name,
+      serialize: options.serialize,
+      id: options.id,
+      serializeError: options.serializeError,
+      headers: options.headers,
+      onStop: options.onStop
+    }
+    const connection = new Connection(response, kept, metrics, drain, heartbeatMillis, runtime)
     const opening = config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
     const serverListeners = NodeSse.closeListeners(response)
     const open = connection.start(opening, drain.isDraining())
