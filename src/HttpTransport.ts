@@ -26,6 +26,7 @@ import type * as Scope from "effect/Scope"
 import * as GracefulShutdown from "./GracefulShutdown.ts"
 import * as Admission from "./http/Admission.ts"
 import * as Cors from "./http/Cors.ts"
+import * as Scheduling from "./http/Scheduling.ts"
 import * as Failures from "./http/Failures.ts"
 import * as Invocation from "./http/Invocation.ts"
 import * as RequestParsing from "./http/RequestParsing.ts"
@@ -133,7 +134,9 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         })
       })).pipe(
         // What the application provided reaches the request, whatever fiber the server runs it in.
-        Effect.mapInputContext((ctx: Context.Context<Scope.Scope>) => Context.merge(context, ctx))
+        Effect.mapInputContext((ctx: Context.Context<Scope.Scope>) => Context.merge(context, ctx)),
+        // Busy fibers give the event loop a turn often: requests keep being read under load.
+        Effect.withScheduler(Scheduling.scheduler)
       )
 
     return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {

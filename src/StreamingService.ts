@@ -23,6 +23,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -30,6 +31,7 @@ import * as BackpressurePolicy from "./BackpressurePolicy.ts"
 import * as GracefulShutdown from "./GracefulShutdown.ts"
 import type { Drain } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamKind, type StreamMetrics, type Termination } from "./MetricsService.ts"
+import * as Scheduling from "./http/Scheduling.ts"
 import { StreamingConfig } from "./StreamingConfig.ts"
 import * as Topic from "./Topic.ts"
 import * as ContentDisposition from "./protocol/ContentDisposition.ts"
@@ -165,13 +167,14 @@ const body = <A>(
   context: Context.Context<never>,
   make: (life: Lifecycle) => Stream.Stream<Uint8Array, A>
 ): Stream.Stream<Uint8Array, A> =>
-  Stream.unwrap(Effect.withFiberRuntime<Stream.Stream<Uint8Array, A>>((fiber) => {
+  // The server's fiber runs the body: it gives the event loop a turn often (see `Scheduling`).
+  Stream.unwrap(Effect.zipRight(FiberRef.set(FiberRef.currentScheduler, Scheduling.scheduler), Effect.withFiberRuntime<Stream.Stream<Uint8Array, A>>((fiber) => {
     const metrics = Context.getOption(context, MetricsService)
     const shutdown = GracefulShutdown.fromContext(context)
     const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
     const life = new Lifecycle(kind, name, Option.getOrUndefined(metrics), shutdown, cutter(request, fiber))
     return Effect.succeed(make(life).pipe(Stream.ensuring(life.cleanup)))
-  })).pipe(Stream.provideContext(context))
+  }))).pipe(Stream.provideContext(context))
 
 /**
  * Byte stream of a transfer (download or export): counted, cut on failure.

@@ -18,6 +18,9 @@ import { StreamingService } from "../src/StreamingService.ts"
 import { eventually, get, listen, quiet, settled, sseCollector } from "./support/http.ts"
 
 const encodeNumber = (n: number) => JSON.stringify({ n })
+/** About 200 bytes a value: what the producer makes while the client is stalled is far more than socket buffers hold. */
+const padding = "x".repeat(200)
+const encodePadded = (n: number) => JSON.stringify({ n, padding })
 
 /** Reads a node:http response to its end, feeding an SSE collector. */
 const readSse = (response: import("node:http").IncomingMessage) => {
@@ -43,7 +46,7 @@ describe("StreamingService.sse", () => {
         Stream.ensuring(Deferred.succeed(producerDone, undefined))
       )
       const url = yield* listen(
-        HttpRouter.empty.pipe(HttpRouter.get("/prices", StreamingService.sse({ name: "prices", stream: events, serialize: encodeNumber })))
+        HttpRouter.empty.pipe(HttpRouter.get("/prices", StreamingService.sse({ name: "prices", stream: events, serialize: encodePadded })))
       )
       const response = yield* Effect.promise(() => get(`${url}/prices`))
       expect(response.headers["content-type"]).toBe("text/event-stream")
