@@ -7,7 +7,7 @@ import { bundleForBrowser } from "./support/bundle.ts"
 const bundle = (entry: string | esbuild.StdinOptions, external: Array<string> = []) => bundleForBrowser({ entry, external })
 
 describe("the client in a browser", () => {
-  for (const entry of ["client/index.ts", "client/StreamClient.ts", "examples/demo/generated/demo.ts"]) {
+  for (const entry of ["client/index.ts", "client/effect/StreamClient.ts", "examples/demo/generated/demo.ts"]) {
     it(`${entry} bundles for the browser with no Node built-in`, async () => {
       const { code, inputs } = await bundle(entry)
       expect(inputs.filter((input) => input.startsWith("node:") || /(^|\/)node_modules\/(fs|net|http|stream)\//.test(input))).toEqual([])
