@@ -35,9 +35,9 @@ const show = (u: unknown): string => {
 
 export interface Codec<T> {
   /** The wire form (parsed JSON) to a value; throws `CodecError`. */
-  readonly decode: (wire: unknown) => T
+  decode(wire: unknown): T
   /** A value to its wire form (before `JSON.stringify`); throws `CodecError`. */
-  readonly encode: (value: T) => unknown
+  encode(value: T): unknown
 }
 
 export type TypeOf<C> = C extends Codec<infer T> ? T : never
@@ -64,6 +64,8 @@ export const string: Codec<string> = primitive("a string", (u): u is string => t
 export const number: Codec<number> = primitive("a number", (u): u is number => typeof u === "number")
 export const boolean: Codec<boolean> = primitive("a boolean", (u): u is boolean => typeof u === "boolean")
 export const unknown: Codec<unknown> = { decode: (u) => u, encode: (u) => u }
+/** Nothing is accepted (a procedure without typed errors). */
+export const never: Codec<never> = { decode: (u) => fail("never", u), encode: (u) => fail("never", u) }
 export const undefined_: Codec<undefined> = primitive("undefined", (u): u is undefined => u === undefined)
 export { undefined_ as undefined }
 
@@ -161,7 +163,8 @@ const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "obj
  */
 export const struct = <T>(
   fields: { readonly [K: string]: Field<unknown> },
-  records: ReadonlyArray<{ readonly key: Codec<string>; readonly value: Codec<unknown> }> = []
+  /** The values of `Schema.Record`s with string keys, for the properties not in `fields`. */
+  records: ReadonlyArray<Codec<unknown>> = []
 ): Codec<T> => {
   const names = Object.keys(fields)
   const entries = names.map((name) => [name, fields[name]!] as const)
@@ -182,8 +185,7 @@ export const struct = <T>(
         for (const name of Object.keys(u)) {
           if (has.call(fields, name)) continue
           key = name
-          const k = encode ? record.key.encode(name) : record.key.decode(name)
-          out[k as string] = encode ? record.value.encode(u[name]) : record.value.decode(u[name])
+          out[name] = encode ? record.encode(u[name]) : record.decode(u[name])
         }
       }
     } catch (error) {
