@@ -128,10 +128,20 @@ const describe = (ast: SchemaAST.Annotated): string | undefined =>
 /** Types whose own description says nothing the type does not ("a string", "a valid Date"). */
 const isKeyword = (ast: SchemaAST.AST): boolean =>
   ast._tag.endsWith("Keyword") || SchemaAST.isDeclaration(ast) || SchemaAST.isTupleType(ast) ||
-  describe(ast) === "a valid Date" || ast === Schema.BigInt.ast
+  describe(ast) === "a valid Date" || (SchemaAST.isTransformation(ast) && isBigIntFromString(ast))
 
-const dateTransformation = (Schema.DateFromString.ast as SchemaAST.Transformation).transformation
-const bigintTransformation = (Schema.BigInt.ast as SchemaAST.Transformation).transformation
+const identifierOf = (ast: SchemaAST.AST): string | undefined => Option.getOrUndefined(SchemaAST.getIdentifierAnnotation(ast))
+
+// Recognised by their shape and identifiers rather than by identity: a contract loaded through
+// another copy of effect (a loader's CommonJS build) has ASTs of its own.
+/** `Schema.DateFromString` (what `Schema.Date` refines). */
+const isDateFromString = (ast: SchemaAST.Transformation): boolean =>
+  SchemaAST.isStringKeyword(ast.from) && SchemaAST.isDeclaration(ast.to) && identifierOf(ast) === "DateFromString" &&
+  identifierOf(ast.to) === "DateFromSelf"
+
+/** `Schema.BigInt`: a bigint from a decimal string. */
+const isBigIntFromString = (ast: SchemaAST.Transformation): boolean =>
+  SchemaAST.isStringKeyword(ast.from) && SchemaAST.isBigIntKeyword(ast.to) && identifierOf(ast) === "BigInt"
 
 /** Compiles schemas into shapes, collecting the classes they use (each once, dependencies first). */
 export class Compiler {
@@ -234,8 +244,8 @@ export class Compiler {
   }
 
   private transformation(ast: SchemaAST.Transformation, error: boolean): Shape {
-    if (ast.transformation === dateTransformation) return { _tag: "Date", valid: false }
-    if (ast.transformation === bigintTransformation) return { _tag: "BigInt" }
+    if (isDateFromString(ast)) return { _tag: "Date", valid: false }
+    if (isBigIntFromString(ast)) return { _tag: "BigInt" }
     if (SchemaAST.isDeclaration(ast.to) && Option.isSome(SchemaAST.getSurrogateAnnotation(ast.to)) && SchemaAST.isTypeLiteral(ast.from)) {
       return this.class(ast, ast.from, ast.to, error)
     }
