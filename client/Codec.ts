@@ -175,15 +175,12 @@ export const struct = <T>(
     try {
       for (const [name, field] of entries) {
         key = name
-        if (!has.call(u, name)) {
-          if (field.optional) continue
-          fail("a value (the property is missing)", undefined)
-        }
+        // A missing required property is read as `undefined`, as Schema reads it (`Schema.Unknown` takes it).
+        if (field.optional && !has.call(u, name)) continue
         out[name] = encode ? field.codec.encode(u[name]) : field.codec.decode(u[name])
       }
       for (const record of records) {
         for (const name of Object.keys(u)) {
-          if (has.call(fields, name)) continue
           key = name
           out[name] = encode ? record.encode(u[name]) : record.decode(u[name])
         }
@@ -255,7 +252,11 @@ export const refine = <T>(codec: Codec<T>, constraints: Constraints, expected: s
   }
 }
 
-/** A class of the contract: its fields decoded, then `new Class(fields)`; encoding reads the fields back. */
+/**
+ * A class of the contract: its fields decoded, then `new Class(fields)`;
+ * encoding reads the fields back. It takes any object with the fields, as
+ * the class's TypeScript type does (Schema wants an instance of its class).
+ */
 export const instance = <T, F>(Class: new(fields: F) => T, fields: Codec<F>): Codec<T> => ({
   decode: (u) => new Class(fields.decode(u)),
   encode: (t) => fields.encode(t as unknown as F)

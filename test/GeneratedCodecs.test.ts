@@ -7,6 +7,7 @@
  * arbitrary JSON — are refused by both or accepted by both with equal results.
  */
 import type * as Rpc from "@effect/rpc/Rpc"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Arbitrary from "effect/Arbitrary"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
@@ -14,7 +15,9 @@ import * as SchemaAST from "effect/SchemaAST"
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { DemoApi } from "../examples/demo/contract.ts"
+import * as Generator from "../src/Generator.ts"
 import * as Procedure from "../src/Procedure.ts"
+import * as GeneratedClient from "./support/generatedClient.ts"
 import { loadGeneratedDemo } from "./support/generatedDemo.ts"
 
 const Generated = await loadGeneratedDemo()
@@ -28,7 +31,8 @@ const plain = (u: unknown): unknown => {
   if (typeof u === "object" && u !== null) {
     const out: Record<string, unknown> = {}
     const keys = new Set(Object.keys(u))
-    if (u instanceof Error) keys.add("message")
+    // An error's own message (a `message` field); Effect computes one for errors without that field.
+    if (u instanceof Error && Object.prototype.hasOwnProperty.call(u, "message")) keys.add("message")
     for (const key of [...keys].sort()) if (key !== "stack" && key !== "name") out[key] = plain((u as Record<string, unknown>)[key])
     const name = Object.getPrototypeOf(u) === Object.prototype ? "Object" : (u.constructor as { name: string }).name
     return { [name]: out }
@@ -55,7 +59,19 @@ const schemaRun = (schema: Schema.Schema<unknown, unknown>, direction: "decode" 
   }
 }
 
-/** Wire forms with one property removed or replaced, nested or not. */
+/** A deep copy keeping prototypes (a class instance stays one) and dates. */
+const clone = (u: unknown): unknown => {
+  if (u instanceof Date) return new Date(u.getTime())
+  if (Array.isArray(u)) return u.map(clone)
+  if (typeof u === "object" && u !== null) {
+    const copy = Object.create(Object.getPrototypeOf(u)) as Record<string, unknown>
+    for (const key of Object.keys(u)) copy[key] = clone((u as Record<string, unknown>)[key])
+    return copy
+  }
+  return u
+}
+
+/** Wire forms (or values, for encoders) with one property removed or replaced, nested or not. */
 const mutated = (wire: unknown): fc.Arbitrary<unknown> => {
   const paths: Array<ReadonlyArray<string | number>> = []
   const visit = (u: unknown, path: ReadonlyArray<string | number>) => {
@@ -71,7 +87,7 @@ const mutated = (wire: unknown): fc.Arbitrary<unknown> => {
   if (paths.length === 0) return fc.jsonValue()
   return fc.tuple(fc.constantFrom(...paths), fc.oneof(fc.constant(undefined), fc.jsonValue(), fc.string(), fc.integer())).map(
     ([path, replacement]) => {
-      const copy = structuredClone(wire) as Record<string | number, unknown>
+      const copy = clone(wire) as Record<string | number, unknown>
       let target = copy
       for (const key of path.slice(0, -1)) target = target[key] as Record<string | number, unknown>
       const last = path[path.length - 1]!
@@ -97,31 +113,40 @@ interface Case {
   readonly direction: "decode" | "encode"
 }
 
-const cases: Array<Case> = []
-for (const request of DemoApi.requests.values()) {
-  const rpc = request as unknown as Rpc.AnyWithProps
-  const tag = rpc._tag as keyof typeof Generated.DemoApiProcedures
-  const procedure = Generated.DemoApiProcedures[tag] as unknown as {
-    readonly encodePayload: Decode
-    readonly decodeSuccess: Decode
-    readonly decodeFailure: Decode
+const casesOf = (
+  group: RpcGroup.RpcGroup<Rpc.Any>,
+  procedures: Readonly<Record<string, unknown>>
+): Array<Case> => {
+  const cases: Array<Case> = []
+  for (const request of group.requests.values()) {
+    const rpc = request as unknown as Rpc.AnyWithProps
+    const procedure = procedures[rpc._tag] as {
+      readonly encodePayload: Decode
+      readonly decodeSuccess: Decode
+      readonly decodeFailure: Decode
+    }
+    const schemas = Procedure.schemasOf(rpc)
+    const as = (schema: Schema.Schema.All) => schema as unknown as Schema.Schema<unknown, unknown>
+    cases.push({ name: `${rpc._tag} payload`, schema: as(schemas.payload), generated: procedure.encodePayload, direction: "encode" })
+    if (Procedure.specOf(rpc)._tag !== "download") {
+      cases.push({ name: `${rpc._tag} value`, schema: as(schemas.success), generated: procedure.decodeSuccess, direction: "decode" })
+    }
+    cases.push({
+      name: `${rpc._tag} error`,
+      schema: as(withoutNever(Procedure.failureSchemaOf(rpc))),
+      generated: procedure.decodeFailure,
+      direction: "decode"
+    })
   }
-  const schemas = Procedure.schemasOf(rpc)
-  const as = (schema: Schema.Schema.All) => schema as unknown as Schema.Schema<unknown, unknown>
-  cases.push({ name: `${tag} payload`, schema: as(schemas.payload), generated: procedure.encodePayload, direction: "encode" })
-  if (Procedure.specOf(rpc)._tag !== "download") {
-    cases.push({ name: `${tag} value`, schema: as(schemas.success), generated: procedure.decodeSuccess, direction: "decode" })
-  }
-  cases.push({ name: `${tag} error`, schema: as(withoutNever(Procedure.failureSchemaOf(rpc))), generated: procedure.decodeFailure, direction: "decode" })
+  return cases
 }
+
+const cases = casesOf(DemoApi as unknown as RpcGroup.RpcGroup<Rpc.Any>, Generated.DemoApiProcedures)
 
 const runs = 300
 
-describe("the generated demo client decodes as the contract's Schemas do", () => {
-  it("covers every procedure of the demo", () => {
-    expect(new Set(cases.map((c) => c.name.split(" ")[0]))).toEqual(new Set(DemoApi.requests.keys()))
-  })
-
+/** For every case: random valid values agree, and random invalid inputs are refused by both. */
+const agreeOn = (cases: ReadonlyArray<Case>) => {
   for (const c of cases) {
     const never = SchemaAST.isNeverKeyword(c.schema.ast)
     const expected = schemaRun(c.schema, c.direction)
@@ -178,6 +203,15 @@ describe("the generated demo client decodes as the contract's Schemas do", () =>
     })
   }
 
+}
+
+describe("the generated demo client decodes as the contract's Schemas do", () => {
+  it("covers every procedure of the demo", () => {
+    expect(new Set(cases.map((c) => c.name.split(" ")[0]))).toEqual(new Set(DemoApi.requests.keys()))
+  })
+
+  agreeOn(cases)
+
   it("at the edges of every refinement of the demo, both accept and refuse the same payloads", () => {
     const symbols = (n: number) => Array.from({ length: n }, (_, i) => `S${i}`)
     const edges: Record<string, ReadonlyArray<unknown>> = {
@@ -213,4 +247,49 @@ describe("the generated demo client decodes as the contract's Schemas do", () =>
     expect(error).toBeInstanceOf(Error)
     expect([error._tag, error.message, error.symbol]).toEqual(["UnknownSymbol", "no X", "X"])
   })
+})
+
+// ---------------------------------------------------------------------------
+// Beyond the demo: every kind of schema the generator compiles, in one contract
+// ---------------------------------------------------------------------------
+
+class Inner extends Schema.Class<Inner>("Inner")({ label: Schema.String, when: Schema.optional(Schema.Date) }) {}
+class Boom extends Schema.TaggedError<Boom>()("Boom", { code: Schema.Int, message: Schema.String }) {}
+class Bust extends Schema.TaggedError<Bust>()("Bust", { reason: Schema.Literal("a", "b") }) {}
+enum Color {
+  Red = "red",
+  Green = 2
+}
+const Figure = Schema.Union(
+  Schema.TaggedStruct("Circle", { r: Schema.Number.pipe(Schema.positive()) }),
+  Schema.TaggedStruct("Square", { side: Schema.Number.pipe(Schema.nonNegative()) })
+)
+const Everything = Schema.Struct({
+  id: Schema.String.pipe(Schema.brand("Id")),
+  big: Schema.BigInt,
+  pair: Schema.Tuple(Schema.String, Schema.optionalElement(Schema.Number)),
+  rest: Schema.Tuple([Schema.Boolean], Schema.Number),
+  record: Schema.Record({ key: Schema.String, value: Schema.NullOr(Schema.Number) }),
+  nested: Schema.Array(Inner).pipe(Schema.maxItems(3)),
+  figure: Figure,
+  color: Schema.Enums(Color),
+  exact: Schema.optionalWith(Schema.String, { exact: true }),
+  nullable: Schema.NullOr(Schema.Date),
+  word: Schema.String.pipe(Schema.pattern(/^[a-z]+$/)),
+  nonEmpty: Schema.NonEmptyString,
+  literal: Schema.Literal(1, true, null, "x"),
+  unknown: Schema.Unknown
+})
+const EverythingApi = RpcGroup.make(
+  Procedure.unary("everything", { payload: { value: Everything }, success: Everything, error: Schema.Union(Boom, Bust) }),
+  Procedure.subscription("figures", { success: Figure, error: Boom })
+)
+
+const everything = await GeneratedClient.load(EverythingApi, "EverythingApi")
+
+describe("a generated client decodes every kind of schema it compiles as the Schemas do", () => {
+  it("compiles every schema of the contract (no fallback)", () => {
+    expect(Generator.clientModule(EverythingApi, { groupName: "EverythingApi", command: "test" }).warnings).toEqual([])
+  })
+  agreeOn(casesOf(EverythingApi as unknown as RpcGroup.RpcGroup<Rpc.Any>, everything.module["EverythingApiProcedures"] as Record<string, unknown>))
 })

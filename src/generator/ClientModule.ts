@@ -181,9 +181,13 @@ const collect = (shape: Shape, unchecked: Set<string>, brands: { found: boolean 
 
 const classDeclaration = (shape: ClassShape): Array<string> => {
   const inherited = shape.error ? new Set(["message", "name", "stack", "cause"]) : new Set<string>()
-  const fieldsType = shape.fields.length === 0
+  // A tagged class sets its own `_tag`, as Schema's constructors do.
+  const tagField = shape.fields.find((field) => field.name === "_tag" && field.shape._tag === "Literal" && !field.optional)
+  const tag = tagField?.shape._tag === "Literal" ? tagField.shape.value : undefined
+  const parameters = shape.fields.filter((field) => field !== tagField)
+  const fieldsType = parameters.length === 0
     ? "{}"
-    : `{ ${shape.fields.map((field) => `readonly ${propertyName(field.name)}${field.optional ? "?" : ""}: ${typeOf(field.shape)}`).join("; ")} }`
+    : `{ ${parameters.map((field) => `readonly ${propertyName(field.name)}${field.optional ? "?" : ""}: ${typeOf(field.shape)}`).join("; ")} }`
   const message = shape.fields.find((field) => field.name === "message" && field.shape._tag === "String" && !field.optional)
   return [
     ...jsdoc(
@@ -204,7 +208,7 @@ const classDeclaration = (shape: ClassShape): Array<string> => {
     ...(shape.error
       ? [`    super(${message === undefined ? "" : "fields.message"})`, `    this.name = ${JSON.stringify(shape.name)}`]
       : []),
-    `    Object.assign(this, fields)`,
+    tag === undefined ? `    Object.assign(this, fields)` : `    Object.assign(this, fields, { _tag: ${JSON.stringify(tag)} })`,
     `  }`,
     `}`,
     `const ${shape.name}$: Codec.Codec<${shape.name}> = Codec.instance(${shape.name}, Codec.struct(${fieldsCodec(shape.fields)}))`,

@@ -15,10 +15,10 @@ import { Client, Codec } from "effect-stream-rpc/client"
 export class UnknownSymbol extends Error {
   declare readonly symbol: string
   declare readonly _tag: "UnknownSymbol"
-  constructor(fields: { readonly symbol: string; readonly message: string; readonly _tag: "UnknownSymbol" }) {
+  constructor(fields: { readonly symbol: string; readonly message: string }) {
     super(fields.message)
     this.name = "UnknownSymbol"
-    Object.assign(this, fields)
+    Object.assign(this, fields, { _tag: "UnknownSymbol" })
   }
 }
 const UnknownSymbol$: Codec.Codec<UnknownSymbol> = Codec.instance(UnknownSymbol, Codec.struct({ symbol: Codec.field(Codec.string), message: Codec.field(Codec.string), _tag: Codec.field(Codec.literal("UnknownSymbol")) }))
@@ -60,10 +60,10 @@ const Order$: Codec.Codec<Order> = Codec.instance(Order, Codec.struct({ id: Code
  */
 export class Unauthorized extends Error {
   declare readonly _tag: "Unauthorized"
-  constructor(fields: { readonly message: string; readonly _tag: "Unauthorized" }) {
+  constructor(fields: { readonly message: string }) {
     super(fields.message)
     this.name = "Unauthorized"
-    Object.assign(this, fields)
+    Object.assign(this, fields, { _tag: "Unauthorized" })
   }
 }
 const Unauthorized$: Codec.Codec<Unauthorized> = Codec.instance(Unauthorized, Codec.struct({ message: Codec.field(Codec.string), _tag: Codec.field(Codec.literal("Unauthorized")) }))
@@ -73,10 +73,10 @@ const Unauthorized$: Codec.Codec<Unauthorized> = Codec.instance(Unauthorized, Co
  */
 export class Forbidden extends Error {
   declare readonly _tag: "Forbidden"
-  constructor(fields: { readonly message: string; readonly _tag: "Forbidden" }) {
+  constructor(fields: { readonly message: string }) {
     super(fields.message)
     this.name = "Forbidden"
-    Object.assign(this, fields)
+    Object.assign(this, fields, { _tag: "Forbidden" })
   }
 }
 const Forbidden$: Codec.Codec<Forbidden> = Codec.instance(Forbidden, Codec.struct({ message: Codec.field(Codec.string), _tag: Codec.field(Codec.literal("Forbidden")) }))
