@@ -13,6 +13,7 @@ import type * as StreamClient from "../../client/effect/StreamClient.ts"
 import * as Generator from "../../src/Generator.ts"
 
 const runtime = fileURLToPath(new URL("../../client/index.ts", import.meta.url))
+const effectRuntime = fileURLToPath(new URL("../../client/effect/index.ts", import.meta.url))
 
 export interface GeneratedClient {
   readonly module: Readonly<Record<string, unknown>>
@@ -20,15 +21,32 @@ export interface GeneratedClient {
   readonly make: (options: StreamClient.ClientOptions) => Readonly<Record<string, (payload: unknown, options?: unknown) => unknown>>
 }
 
-/** Generates the client of `group`, refusing any fallback to Effect Schema, and imports it. */
-export const load = async <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>, name: string): Promise<GeneratedClient> => {
-  const { code, warnings } = Generator.clientModule(group, { groupName: name, command: "test" })
-  if (warnings.length > 0) throw new Error(`${name} does not compile: ${warnings.join("; ")}`)
+/**
+ * Generates the client of `group` and imports it. Without `contract` (the
+ * module exporting the group, as a path from the repository's root) any
+ * fallback to Effect Schema is refused.
+ */
+export const load = async <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  name: string,
+  contract?: string
+): Promise<GeneratedClient> => {
   const dir = mkdtempSync(fileURLToPath(new URL("../.generated-", import.meta.url)))
+  const from = (file: string) => {
+    const relative = Path.relative(dir, file).split(Path.sep).join("/")
+    return relative.startsWith(".") ? relative : `./${relative}`
+  }
+  const contractImport = contract === undefined ? undefined : from(fileURLToPath(new URL(`../../${contract}`, import.meta.url)))
+  const { code, warnings } = Generator.clientModule(group, { groupName: name, command: "test", contractImport })
+  if (contract === undefined && warnings.length > 0) throw new Error(`${name} does not compile: ${warnings.join("; ")}`)
   try {
     const file = Path.join(dir, `${name}.ts`)
-    const relative = Path.relative(dir, runtime).split(Path.sep).join("/")
-    writeFileSync(file, code.replace(`from "effect-stream-rpc/client"`, `from ${JSON.stringify(relative)}`))
+    writeFileSync(
+      file,
+      code
+        .replace(`from "effect-stream-rpc/client"`, `from ${JSON.stringify(from(runtime))}`)
+        .replace(`from "effect-stream-rpc/client/effect"`, `from ${JSON.stringify(from(effectRuntime))}`)
+    )
     const module = (await import(pathToFileURL(file).href)) as Record<string, unknown>
     return { module, make: module[`make${name}Client`] as GeneratedClient["make"] }
   } finally {
