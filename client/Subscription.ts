@@ -9,6 +9,9 @@
  * cannot fix (an undecodable value, an oversized event, an HTTP error other
  * than 502/503/504) and when closed by the caller. `event: dropped` reaches
  * `onDropped` with a positive count, or `null` for a gap of unknown size.
+ *
+ * No runtime import of `effect`: the Effect-flavoured client builds its
+ * `Stream` on `Opened.take`.
  */
 import * as Names from "../src/protocol/Names.ts"
 import * as Sse from "../src/protocol/Sse.ts"
@@ -53,9 +56,10 @@ export interface SubscribeOptions<A, E> {
 
 /**
  * A live subscription. Values reach `onData` and, once iterated, the async
- * iterator (or `stream`), which reads the network only as fast as it is
- * consumed: at most `queueCapacity` values wait in the client, then reading
- * pauses and the server's sliding policy drops (and counts) stale values.
+ * iterator (or the Effect-flavoured client's `stream`), which reads the
+ * network only as fast as it is consumed: at most `queueCapacity` values
+ * wait in the client, then reading pauses and the server's sliding policy
+ * drops (and counts) stale values.
  *
  * Without `onData`, values are queued from the start, so none is missed
  * before the iteration begins; with `onData` and no iterator, nothing is
