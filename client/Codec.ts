@@ -85,6 +85,19 @@ export const date = (valid = true): Codec<Date> => ({
   }
 })
 
+/** `Schema.NumberFromString`: a number as a string (`"NaN"`, `"Infinity"` and `"-Infinity"` included). */
+export const numberFromString: Codec<number> = {
+  decode: (u) => {
+    if (typeof u !== "string") return fail("a string to be decoded into a number", u)
+    if (u === "NaN") return NaN
+    if (u === "Infinity") return Infinity
+    if (u === "-Infinity") return -Infinity
+    const n = u.trim() === "" ? NaN : Number(u)
+    return Number.isNaN(n) ? fail("a number", u) : n
+  },
+  encode: (n) => (typeof n === "number" ? String(n) : fail("a number", n))
+}
+
 /** `Schema.BigInt`: a bigint as a decimal string. */
 export const bigint: Codec<bigint> = {
   decode: (u) => {

@@ -267,6 +267,7 @@ const Figure = Schema.Union(
 const Everything = Schema.Struct({
   id: Schema.String.pipe(Schema.brand("Id")),
   big: Schema.BigInt,
+  numeric: Schema.NumberFromString,
   pair: Schema.Tuple(Schema.String, Schema.optionalElement(Schema.Number)),
   rest: Schema.Tuple([Schema.Boolean], Schema.Number),
   record: Schema.Record({ key: Schema.String, value: Schema.NullOr(Schema.Number) }),

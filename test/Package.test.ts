@@ -172,7 +172,7 @@ describe("the packed tarball", { timeout: 120_000 }, () => {
     expect(existsSync(Path.join(work, "generated/api.openapi.json"))).toBe(true)
   })
 
-  it("in a fresh project with only the tarball (no peers, no Effect) and the generated demo client, a browser bundle builds and a Node script subscribes to a running demo server", async () => {
+  it("in a fresh project with only the tarball (no peers, no Effect) and the generated demo client, it type-checks, a browser bundle builds and a Node script subscribes to a running demo server", async () => {
     const standalone = Path.join(work, "standalone")
     mkdirSync(standalone)
     writeFileSync(Path.join(standalone, "package.json"), JSON.stringify({ name: "frontend", private: true, type: "module" }, null, 2))
@@ -189,6 +189,18 @@ describe("the packed tarball", { timeout: 120_000 }, () => {
         `for await (const order of await api.exportOrders({ count: 3 }, { format: "csv" })) console.log(order.placedAt)\n` +
         `console.log(await api.getQuote({ symbol: "ACME" }), await file.blob())\n`
     )
+    // The frontend's compiler checks the generated module and the package's declarations, with no Effect to find.
+    writeFileSync(
+      Path.join(standalone, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { ...tsconfig("Bundler", []).compilerOptions, skipLibCheck: false, allowImportingTsExtensions: true },
+        files: ["page.ts"]
+      })
+    )
+    expect(await timed("tsc 5.9 standalone", () => run(process.execPath, [typescript59, "-p", "tsconfig.json"], standalone).then(
+      () => "",
+      (error: { stdout?: string }) => error.stdout ?? String(error)
+    ))).toBe("")
     const { inputs } = await bundleForBrowser({ entry: "page.ts", absWorkingDir: standalone })
     expect(inputs).toContain("node_modules/effect-stream-rpc/dist/client/Client.js")
     expect(inputs.filter((input) => !input.startsWith("node_modules/effect-stream-rpc/dist/") && !/^(page|demo)\.ts$/.test(input))).toEqual([])

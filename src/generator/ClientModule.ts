@@ -69,6 +69,8 @@ const typeOf = (shape: Shape): string => {
       return "Date"
     case "BigInt":
       return "bigint"
+    case "NumberFromString":
+      return "number"
     case "Array":
       return `ReadonlyArray<${typeOf(shape.item)}>`
     case "Tuple": {
@@ -125,6 +127,8 @@ const codecOf = (shape: Shape): string => {
       return shape.valid ? "Codec.date()" : "Codec.date(false)"
     case "BigInt":
       return "Codec.bigint"
+    case "NumberFromString":
+      return "Codec.numberFromString"
     case "Array":
       return `Codec.array(${codecOf(shape.item)})`
     case "Tuple": {

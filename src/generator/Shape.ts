@@ -34,6 +34,7 @@ export type Shape =
   | { readonly _tag: "Literal"; readonly value: string | number | boolean | null }
   | { readonly _tag: "Date"; readonly valid: boolean }
   | { readonly _tag: "BigInt" }
+  | { readonly _tag: "NumberFromString" }
   | { readonly _tag: "Array"; readonly item: Shape }
   | { readonly _tag: "Tuple"; readonly elements: ReadonlyArray<Element>; readonly rest: Shape | null }
   | { readonly _tag: "Struct"; readonly fields: ReadonlyArray<Field>; readonly records: ReadonlyArray<Shape> }
@@ -138,6 +139,10 @@ const identifierOf = (ast: SchemaAST.AST): string | undefined => Option.getOrUnd
 const isDateFromString = (ast: SchemaAST.Transformation): boolean =>
   SchemaAST.isStringKeyword(ast.from) && SchemaAST.isDeclaration(ast.to) && identifierOf(ast) === "DateFromString" &&
   identifierOf(ast.to) === "DateFromSelf"
+
+/** `Schema.NumberFromString`. */
+const isNumberFromString = (ast: SchemaAST.Transformation): boolean =>
+  SchemaAST.isStringKeyword(ast.from) && SchemaAST.isNumberKeyword(ast.to) && identifierOf(ast) === "NumberFromString"
 
 /** `Schema.BigInt`: a bigint from a decimal string. */
 const isBigIntFromString = (ast: SchemaAST.Transformation): boolean =>
@@ -246,6 +251,7 @@ export class Compiler {
   private transformation(ast: SchemaAST.Transformation, error: boolean): Shape {
     if (isDateFromString(ast)) return { _tag: "Date", valid: false }
     if (isBigIntFromString(ast)) return { _tag: "BigInt" }
+    if (isNumberFromString(ast)) return { _tag: "NumberFromString" }
     if (SchemaAST.isDeclaration(ast.to) && Option.isSome(SchemaAST.getSurrogateAnnotation(ast.to)) && SchemaAST.isTypeLiteral(ast.from)) {
       return this.class(ast, ast.from, ast.to, error)
     }
