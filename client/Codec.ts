@@ -195,7 +195,10 @@ export const struct = <T>(
       for (const record of records) {
         for (const name of Object.keys(u)) {
           key = name
-          out[name] = encode ? record.encode(u[name]) : record.decode(u[name])
+          const value = encode ? record.encode(u[name]) : record.decode(u[name])
+          // A `__proto__` key (JSON.parse makes it an own property) stays one, instead of becoming the prototype.
+          if (name === "__proto__") Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true })
+          else out[name] = value
         }
       }
     } catch (error) {

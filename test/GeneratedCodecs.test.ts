@@ -143,6 +143,15 @@ const casesOf = (
 
 const cases = casesOf(DemoApi as unknown as RpcGroup.RpcGroup<Rpc.Any>, Generated.DemoApiProcedures)
 
+/**
+ * A `__proto__` key somewhere: the generated decoder keeps it as an own
+ * property, where Schema's output object takes it as its prototype. The one
+ * deliberate difference, so such inputs are left out of the comparison.
+ */
+const hasProtoKey = (u: unknown): boolean =>
+  typeof u === "object" && u !== null &&
+  (Object.prototype.hasOwnProperty.call(u, "__proto__") || Object.values(u).some(hasProtoKey))
+
 const runs = 300
 
 /** For every case: random valid values agree, and random invalid inputs are refused by both. */
@@ -166,6 +175,7 @@ const agreeOn = (cases: ReadonlyArray<Case>) => {
           const input = c.direction === "decode"
             ? JSON.parse(JSON.stringify(Schema.encodeSync(c.schema)(value)) ?? "null")
             : value
+          if (hasProtoKey(input)) return
           const want = expected(input)
           const got = run(c.generated, input)
           if (c.direction === "encode" && got.ok && want.ok) {
@@ -190,6 +200,7 @@ const agreeOn = (cases: ReadonlyArray<Case>) => {
         )
       fc.assert(
         fc.property(fc.oneof(inputs, fc.jsonValue()), (input) => {
+          if (hasProtoKey(input)) return
           const want = expected(input)
           const got = run(c.generated, input)
           expect(got.ok).toBe(want.ok)
@@ -236,6 +247,16 @@ describe("the generated demo client decodes as the contract's Schemas do", () =>
       }
     }
     expect(refused).toBe(8)
+  })
+
+  it("a __proto__ key of a record stays an own property", () => {
+    const Api = RpcGroup.make(Procedure.unary("dict", { success: Schema.Record({ key: Schema.String, value: Schema.Number }) }))
+    return GeneratedClient.load(Api, "DictApi").then((client) => {
+      const procedures = client.module["DictApiProcedures"] as Record<string, { readonly decodeSuccess: (u: unknown) => unknown }>
+      const decoded = procedures["dict"]!.decodeSuccess(JSON.parse(`{"__proto__": 1, "a": 2}`)) as Record<string, unknown>
+      expect(Object.getPrototypeOf(decoded)).toBe(Object.prototype)
+      expect(Object.keys(decoded)).toEqual(["__proto__", "a"])
+    })
   })
 
   it("decoded values are instances of the generated classes; typed errors are Errors with their _tag", () => {
