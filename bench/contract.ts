@@ -1,7 +1,7 @@
 /**
  * The benchmark's procedures, defined with `src/Procedure.ts` exactly as an
  * application defines its own: served by `servers/effect-stream-rpc.ts`
- * through `HttpTransport`, and called by `load.ts` with `client/StreamClient.ts`
+ * through `HttpTransport`, and called by `load.ts` with `client/effect/StreamClient.ts`
  * for the "with our client" row.
  */
 import * as RpcGroup from "@effect/rpc/RpcGroup"

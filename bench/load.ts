@@ -164,7 +164,7 @@ const throughput = async (job: Extract<Job, { kind: "throughput" }>): Promise<Re
 
 /** Ours end to end: `StreamClient.subscribe` (fetch, our SSE parser, schema decoding, the async iterator). */
 const throughputClient = async (job: Extract<Job, { kind: "throughputClient" }>): Promise<Result> => {
-  const StreamClient = await import("../client/StreamClient.ts")
+  const StreamClient = await import("../client/effect/StreamClient.ts")
   const { BenchApi } = await import("./contract.ts")
   const client = StreamClient.make(BenchApi, { baseUrl: `http://127.0.0.1:${job.port}/rpc` })
   const subscription = client.subscribe("ticks", undefined, { heartbeatTimeoutMs: 60_000 })

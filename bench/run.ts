@@ -129,7 +129,7 @@ interface Implementation {
   readonly id: string
   readonly label: string
   readonly file: string
-  /** Adds a throughput row with our own client (`client/StreamClient.ts`) in the load process. */
+  /** Adds a throughput row with our own client (`client/effect/StreamClient.ts`) in the load process. */
   readonly clientRow?: boolean
 }
 

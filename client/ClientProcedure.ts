@@ -1,29 +1,54 @@
 /**
- * One procedure as the client sees it (its URL, kind and schemas), and the
+ * One procedure as the client sees it (its URL, kind and codecs), and the
  * request every kind starts with: a POST of the encoded payload that
  * resolves with a 2xx response or rejects with the typed error of the
  * procedure or a `ClientError`.
+ *
+ * The codecs are plain functions that throw on a mismatch: compiled ones
+ * (`Codec`, what generated clients use) or Effect Schema's (the
+ * Effect-flavoured client in `effect/`). Nothing here imports `effect`.
  */
-import type * as Rpc from "@effect/rpc/Rpc"
-import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
-import * as Schema from "effect/Schema"
-import * as Procedure from "../src/Procedure.ts"
+import type { ExportFormat } from "../src/protocol/ExportFormat.ts"
 import * as Errors from "../src/protocol/Errors.ts"
 import * as Names from "../src/protocol/Names.ts"
 import { ClientError } from "./ClientError.ts"
+import { CodecError, describe as describeCodecError } from "./Codec.ts"
+import type { CsvFields } from "./CsvRows.ts"
 
-type Decoder = (u: unknown) => Either.Either<unknown, ParseResult.ParseError>
+export type ProcedureKind = "subscription" | "download" | "export" | "unary"
 
-export interface ClientProcedure {
+/**
+ * What a client needs to know of a procedure. `P`, `A`, `E`: its payload,
+ * its value (a subscription's value, an export's row, a unary response) and
+ * its typed errors.
+ */
+export interface Procedure<P = unknown, A = unknown, E = unknown> {
   readonly tag: string
-  readonly spec: Procedure.ProcedureSpec
-  readonly path: string
-  readonly rowSchema: Schema.Schema.Any
-  readonly encodePayload: (payload: unknown) => Either.Either<unknown, ParseResult.ParseError>
-  readonly decodeSuccess: Decoder
-  readonly decodeFailure: Decoder
+  readonly kind: ProcedureKind
+  /** The payload to its wire form (`undefined`: no body). Throws on a payload off the contract. */
+  readonly encodePayload: (payload: P) => unknown
+  /** A value, row or response from its wire form. Throws on a mismatch. */
+  readonly decodeSuccess: (json: unknown) => A
+  /** A typed error from its wire form. Throws when `json` is none of them. */
+  readonly decodeFailure: (json: unknown) => E
+  /** A download's declared content type. */
+  readonly contentType?: string | undefined
+  /** An export's formats and default. */
+  readonly formats?: ReadonlyArray<ExportFormat> | undefined
+  readonly defaultFormat?: ExportFormat | undefined
+  /** An export's row fields as CSV cells hold them; without them CSV rows cannot be decoded. */
+  readonly csv?: CsvFields | undefined
 }
+
+/** A procedure bound to where it is served. */
+export interface ClientProcedure extends Procedure {
+  readonly path: string
+}
+
+export const bind = (base: string, procedure: Procedure): ClientProcedure => ({
+  ...procedure,
+  path: Names.pathOf(base, procedure.tag)
+})
 
 /** How requests are made: the headers of each (computed again every time) and the fetch. */
 export interface Transport {
@@ -42,43 +67,35 @@ export const transport = (options: {
   fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init))
 })
 
-export const asSchema = (schema: Schema.Schema.All): Schema.Schema<unknown, unknown, never> =>
-  schema as unknown as Schema.Schema<unknown, unknown, never>
-
-export const make = (base: string, rpc: Rpc.AnyWithProps): ClientProcedure => {
-  const schemas = Procedure.schemasOf(rpc)
-  return {
-    tag: rpc._tag,
-    spec: Procedure.specOf(rpc),
-    path: Names.pathOf(base, rpc._tag),
-    rowSchema: schemas.success,
-    encodePayload: Schema.encodeUnknownEither(asSchema(schemas.payload)),
-    decodeSuccess: Schema.decodeUnknownEither(asSchema(schemas.success)),
-    decodeFailure: Schema.decodeUnknownEither(Procedure.failureSchemaOf(rpc))
-  }
-}
-
-/** A parse error as a message, cut to a readable length. */
-export const describe = (error: ParseResult.ParseError): string => {
-  const text = ParseResult.TreeFormatter.formatErrorSync(error)
+/** A decode failure as a message, cut to a readable length. */
+export const describe = (error: unknown): string => {
+  const text = error instanceof CodecError ? describeCodecError(error) : error instanceof Error ? error.message : String(error)
   return text.length > 2000 ? `${text.slice(0, 2000)}…` : text
 }
 
+/** The cause a decode failure carries: what the codec reported underneath (Schema's `ParseError`), else itself. */
+const causeOf = (error: unknown): unknown =>
+  error instanceof Error && error.cause !== undefined && !(error instanceof CodecError) ? error.cause : error
+
 /** A decoded value, or a `ClientError("Protocol")` saying which `what` does not match the contract. */
-export const decodeOrThrow = (decode: Decoder, json: unknown, tag: string, what: string): unknown => {
-  const decoded = decode(json)
-  if (Either.isLeft(decoded)) {
-    throw new ClientError("Protocol", `${tag}: ${what} does not match the contract\n${describe(decoded.left)}`, {
-      cause: decoded.left
+export const decodeOrThrow = <A>(decode: (json: unknown) => A, json: unknown, tag: string, what: string, status?: number): A => {
+  try {
+    return decode(json)
+  } catch (error) {
+    throw new ClientError("Protocol", `${tag}: ${what} does not match the contract\n${describe(error)}`, {
+      status,
+      cause: causeOf(error)
     })
   }
-  return decoded.right
 }
 
 /** The typed error of `json` (an error body or event), else a `ClientError("Protocol")` with its message. */
 export const failureOf = (procedure: ClientProcedure, json: unknown, prefix: string, status?: number): unknown => {
-  const typed = procedure.decodeFailure(json)
-  if (Either.isRight(typed)) return typed.right
+  try {
+    return procedure.decodeFailure(json)
+  } catch {
+    // not one of its typed errors
+  }
   const tag = Errors.isErrorBody(json) ? `${json._tag}: ` : ""
   return new ClientError("Protocol", `${procedure.tag}: ${tag}${Errors.messageOf(json, prefix)}`, {
     status,
@@ -109,11 +126,11 @@ export const failureOfResponse = async (procedure: ClientProcedure, response: Re
 
 export const expectKind = (
   procedure: ClientProcedure,
-  kinds: ReadonlyArray<Procedure.ProcedureKind>,
+  kinds: ReadonlyArray<ProcedureKind>,
   method: string
 ): void => {
-  if (!kinds.includes(procedure.spec._tag)) {
-    const kind = procedure.spec._tag
+  if (!kinds.includes(procedure.kind)) {
+    const kind = procedure.kind
     throw new ClientError(
       "Protocol",
       `${procedure.tag} is a ${kind} procedure: use ${kind === "unary" ? "call" : kind}, not ${method}`
@@ -123,13 +140,8 @@ export const expectKind = (
 
 /** The request body: the payload encoded by its schema, as JSON (none for an empty payload). */
 export const encodePayload = (procedure: ClientProcedure, payload: unknown): string | undefined => {
-  const encoded = procedure.encodePayload(payload)
-  if (Either.isLeft(encoded)) {
-    throw new ClientError("Protocol", `${procedure.tag}: the payload does not match the contract\n${describe(encoded.left)}`, {
-      cause: encoded.left
-    })
-  }
-  return encoded.right === undefined ? undefined : JSON.stringify(encoded.right)
+  const encoded = decodeOrThrow(procedure.encodePayload, payload, procedure.tag, "the payload")
+  return encoded === undefined ? undefined : JSON.stringify(encoded)
 }
 
 /** POSTs the payload; resolves with a 2xx response, rejects with the typed error or a ClientError. */

@@ -1,127 +1,37 @@
 /**
  * CSV records back into rows of a contract's row schema. A CSV cell is text;
- * the schema's encoded side says what it held: numbers and booleans are
- * parsed (unless the field also accepts a string), nested objects and arrays
- * are JSON, an empty unquoted cell is no value, and the formula guard is
- * undone (`Csv.unneutralize`).
+ * the row's encoded side says what it held: numbers and booleans are parsed
+ * (unless the field also accepts a string), nested objects and arrays are
+ * JSON, an empty unquoted cell is no value, and the formula guard is undone
+ * (`Csv.unneutralize`).
+ *
+ * The fields come as data (`CsvFields`): a generated client has them written
+ * out, the Effect-flavoured client reads them off the row schema
+ * (`effect/SchemaProcedure.ts`).
  */
-import type * as Schema from "effect/Schema"
-import * as SchemaAST from "effect/SchemaAST"
 import * as Csv from "../src/protocol/Csv.ts"
 import type { RowDecoder } from "../src/protocol/Rows.ts"
 
+export type CsvKind = "string" | "number" | "boolean" | "null" | "undefined" | "json"
+
+/**
+ * What a column's cells hold, by the field's type on the encoded side: its
+ * kinds joined by `|`, and `?` at the end when the field is optional
+ * (`"number"`, `"string|null?"`).
+ */
+export type CsvField = string
+
+/** The fields of a row, by column name. */
+export type CsvFields = { readonly [column: string]: CsvField }
+
 interface FieldKinds {
-  string: boolean
-  number: boolean
-  boolean: boolean
-  null: boolean
-  undefined: boolean
-  json: boolean
-}
-
-const noKinds = (): FieldKinds => ({
-  string: false,
-  number: false,
-  boolean: false,
-  null: false,
-  undefined: false,
-  json: false
-})
-
-const collectKinds = (ast: SchemaAST.AST, kinds: FieldKinds, seen: Set<SchemaAST.AST>): void => {
-  if (seen.has(ast)) return
-  seen.add(ast)
-  switch (ast._tag) {
-    case "StringKeyword":
-    case "TemplateLiteral":
-    case "BigIntKeyword":
-    case "SymbolKeyword":
-    case "UniqueSymbol":
-      kinds.string = true
-      return
-    case "NumberKeyword":
-      kinds.number = true
-      return
-    case "BooleanKeyword":
-      kinds.boolean = true
-      return
-    case "UndefinedKeyword":
-    case "VoidKeyword":
-      kinds.undefined = true
-      return
-    case "Literal":
-      if (ast.literal === null) kinds.null = true
-      else if (typeof ast.literal === "number") kinds.number = true
-      else if (typeof ast.literal === "boolean") kinds.boolean = true
-      else kinds.string = true
-      return
-    case "Enums":
-      for (const [, value] of ast.enums) {
-        if (typeof value === "number") kinds.number = true
-        else kinds.string = true
-      }
-      return
-    case "Union":
-      for (const member of ast.types) collectKinds(member, kinds, seen)
-      return
-    case "Refinement":
-      collectKinds(ast.from, kinds, seen)
-      return
-    case "Transformation":
-      collectKinds(ast.from, kinds, seen)
-      return
-    case "Suspend":
-      collectKinds(ast.f(), kinds, seen)
-      return
-    case "TypeLiteral":
-    case "TupleType":
-    case "ObjectKeyword":
-      kinds.json = true
-      return
-    case "Declaration":
-    case "UnknownKeyword":
-    case "AnyKeyword":
-      kinds.string = true
-      return
-    case "NeverKeyword":
-      return
-  }
-}
-
-interface CsvField {
   readonly optional: boolean
-  readonly kinds: FieldKinds
+  readonly kinds: ReadonlySet<string>
 }
 
-/** The fields of a row schema, on its encoded side (what a CSV cell holds), by name. */
-const csvFields = (schema: Schema.Schema.Any): ReadonlyMap<string, CsvField> => {
-  const fields = new Map<string, CsvField>()
-  const visit = (ast: SchemaAST.AST, depth: number): void => {
-    if (depth > 20) return
-    switch (ast._tag) {
-      case "Refinement":
-      case "Transformation":
-        return visit(ast.from, depth + 1)
-      case "Suspend":
-        return visit(ast.f(), depth + 1)
-      case "Union":
-        for (const member of ast.types) visit(member, depth + 1)
-        return
-      case "TypeLiteral":
-        for (const property of ast.propertySignatures) {
-          if (typeof property.name !== "string") continue
-          const previous = fields.get(property.name)
-          const kinds = previous?.kinds ?? noKinds()
-          collectKinds(property.type, kinds, new Set())
-          fields.set(property.name, { optional: property.isOptional || (previous?.optional ?? false), kinds })
-        }
-        return
-      default:
-        return
-    }
-  }
-  visit(SchemaAST.encodedAST(schema.ast), 0)
-  return fields
+const parseField = (field: CsvField): FieldKinds => {
+  const optional = field.endsWith("?")
+  return { optional, kinds: new Set((optional ? field.slice(0, -1) : field).split("|")) }
 }
 
 const missing = Symbol("missing")
@@ -132,23 +42,23 @@ const missing = Symbol("missing")
  * objects and arrays are JSON, an empty unquoted cell is no value (or
  * `null`, or `""`, whichever the field accepts first).
  */
-const cellValue = (field: CsvField | undefined, cell: Csv.Cell): unknown => {
+const cellValue = (field: FieldKinds | undefined, cell: Csv.Cell): unknown => {
   if (!cell.quoted && cell.text === "") {
-    if (field === undefined || field.optional || field.kinds.undefined) return missing
-    if (field.kinds.null) return null
-    if (field.kinds.string) return ""
+    if (field === undefined || field.optional || field.kinds.has("undefined")) return missing
+    if (field.kinds.has("null")) return null
+    if (field.kinds.has("string")) return ""
     return missing
   }
   const text = Csv.unneutralize(cell.text)
   if (field === undefined) return text
   const kinds = field.kinds
-  if (kinds.string) return text
-  if (kinds.boolean && (text === "true" || text === "false")) return text === "true"
-  if (kinds.number) {
+  if (kinds.has("string")) return text
+  if (kinds.has("boolean") && (text === "true" || text === "false")) return text === "true"
+  if (kinds.has("number")) {
     const number = Number(text)
     if (text.trim() !== "" && (!Number.isNaN(number) || text === "NaN")) return number
   }
-  if (kinds.json) {
+  if (kinds.has("json")) {
     try {
       return JSON.parse(text)
     } catch {
@@ -159,9 +69,9 @@ const cellValue = (field: CsvField | undefined, cell: Csv.Cell): unknown => {
 }
 
 /** CSV records to row objects: the first record names the columns. */
-export const decoder = (schema: Schema.Schema.Any): RowDecoder<unknown> => {
+export const decoder = (columns: CsvFields): RowDecoder<unknown> => {
   const parser = Csv.decoder()
-  const fields = csvFields(schema)
+  const fields = new Map(Object.entries(columns).map(([name, field]) => [name, parseField(field)]))
   let header: ReadonlyArray<string> | undefined
   const toRows = (records: Array<ReadonlyArray<Csv.Cell>>): Array<unknown> => {
     const rows: Array<unknown> = []

@@ -9,11 +9,10 @@
  * cannot fix (an undecodable value, an oversized event, an HTTP error other
  * than 502/503/504) and when closed by the caller. `event: dropped` reaches
  * `onDropped` with a positive count, or `null` for a gap of unknown size.
+ *
+ * No runtime import of `effect`: the Effect-flavoured client builds its
+ * `Stream` on `Opened.take`.
  */
-import * as Chunk from "effect/Chunk"
-import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
 import * as Names from "../src/protocol/Names.ts"
 import * as Sse from "../src/protocol/Sse.ts"
 import { ClientError } from "./ClientError.ts"
@@ -57,15 +56,16 @@ export interface SubscribeOptions<A, E> {
 
 /**
  * A live subscription. Values reach `onData` and, once iterated, the async
- * iterator (or `stream`), which reads the network only as fast as it is
- * consumed: at most `queueCapacity` values wait in the client, then reading
- * pauses and the server's sliding policy drops (and counts) stale values.
+ * iterator (or the Effect-flavoured client's `stream`), which reads the
+ * network only as fast as it is consumed: at most `queueCapacity` values
+ * wait in the client, then reading pauses and the server's sliding policy
+ * drops (and counts) stale values.
  *
  * Without `onData`, values are queued from the start, so none is missed
  * before the iteration begins; with `onData` and no iterator, nothing is
- * queued.
+ * queued. `_E`: the typed errors its iterator throws (besides `ClientError`).
  */
-export interface Subscription<A, E> extends AsyncIterable<A> {
+export interface Subscription<A, _E> extends AsyncIterable<A> {
   /** Closes the subscription: aborts the request; the iterator ends. */
   readonly unsubscribe: () => void
   readonly state: ConnectionState
@@ -77,8 +77,6 @@ export interface Subscription<A, E> extends AsyncIterable<A> {
    * values in the queue are still delivered.)
    */
   readonly lastEventId: string | undefined
-  /** The same subscription as an Effect Stream (consume it once; interrupting it closes the subscription). */
-  readonly stream: Stream.Stream<A, E | ClientError>
 }
 
 export const defaults = {
@@ -112,7 +110,8 @@ type Outcome =
   | { readonly _tag: "Fatal"; readonly error: unknown }
   | { readonly _tag: "Retry"; readonly error: ClientError; readonly progressed: boolean }
 
-type Batch =
+/** What the consumer side takes at once: the values waiting, or how the subscription ended. */
+export type Batch =
   | { readonly _tag: "Values"; readonly values: Array<unknown> }
   | { readonly _tag: "Done" }
   | { readonly _tag: "Failure"; readonly error: unknown }
@@ -120,13 +119,20 @@ type Batch =
 /** Thrown inside the parser's callback to stop feeding after a terminal event. */
 const stop = Symbol("stop")
 
+/** An open subscription, and how to take its values in batches (what an Effect Stream pulls). */
+export interface Opened {
+  readonly subscription: Subscription<unknown, unknown>
+  /** Up to `max` values waiting, or the end, waiting for it when nothing is there yet. */
+  readonly take: (max: number) => Promise<Batch>
+}
+
 export const open = (
   procedure: ClientProcedure,
   body: string | undefined,
   options: SubscribeOptions<unknown, unknown>,
   transport: Transport,
   invalid: { readonly error: unknown } | undefined
-): Subscription<unknown, unknown> => {
+): Opened => {
   const tag = procedure.tag
   const initialDelayMs = Math.max(0, options.reconnect?.initialDelayMs ?? defaults.initialDelayMs)
   const maxDelayMs = Math.max(0, options.reconnect?.maxDelayMs ?? defaults.maxDelayMs)
@@ -424,22 +430,6 @@ export const open = (
     }
   }
 
-  const stream: Stream.Stream<unknown, unknown> = Stream.unwrapScoped(Effect.as(
-    Effect.acquireRelease(Effect.sync(() => {
-      queueing = true
-    }), () => Effect.sync(unsubscribe)),
-    Stream.repeatEffectChunkOption(Effect.flatMap(Effect.promise(() => take(Number.MAX_SAFE_INTEGER)), (batch) => {
-      switch (batch._tag) {
-        case "Values":
-          return Effect.succeed(Chunk.unsafeFromArray(batch.values))
-        case "Done":
-          return Effect.fail(Option.none())
-        case "Failure":
-          return Effect.fail(Option.some(batch.error))
-      }
-    }))
-  ))
-
   if (invalid !== undefined) {
     // A request that cannot be made (wrong kind of procedure, payload off the contract) fails at once.
     finish(invalid)
@@ -453,7 +443,7 @@ export const open = (
     )
   }
 
-  return {
+  const subscription: Subscription<unknown, unknown> = {
     unsubscribe,
     get state() {
       return state
@@ -461,10 +451,10 @@ export const open = (
     get lastEventId() {
       return queueing ? consumedId : lastEventId
     },
-    stream,
     [Symbol.asyncIterator]() {
       queueing = true
       return iterator
     }
   }
+  return { subscription, take }
 }

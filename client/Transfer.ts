@@ -6,8 +6,6 @@
  * stops before its format's end — is a `ClientError("Truncated")`, never a
  * shorter success.
  */
-import * as Schema from "effect/Schema"
-import type * as Procedure from "../src/Procedure.ts"
 import * as ContentDisposition from "../src/protocol/ContentDisposition.ts"
 import * as ExportFormat from "../src/protocol/ExportFormat.ts"
 import * as Names from "../src/protocol/Names.ts"
@@ -108,26 +106,22 @@ export const download = async (
   ClientProcedure.expectKind(procedure, ["download", "export"], "download")
   const response = await ClientProcedure.post(procedure, transport, ClientProcedure.encodePayload(procedure, payload), {
     signal: options?.signal,
-    accept: procedure.spec._tag === "download" ? procedure.spec.contentType : "*/*"
+    accept: procedure.kind === "download" ? procedure.contentType ?? "*/*" : "*/*"
   })
   return toDownload(procedure, response, options)
 }
 
 /** The raw rows of an export body in `format`, before the row schema decodes them. */
-const rowDecoderOf = (
-  procedure: ClientProcedure.ClientProcedure,
-  spec: Procedure.ExportSpec,
-  format: string
-): Rows.RowDecoder<unknown> => {
+const rowDecoderOf = (procedure: ClientProcedure.ClientProcedure, format: string): Rows.RowDecoder<unknown> => {
   switch (format) {
     case "json":
     case "ndjson":
       return ExportFormat.jsonDecoder(format)
     case "csv":
-      if (spec.columns === undefined) {
+      if (procedure.csv === undefined) {
         throw new ClientError("Protocol", `${procedure.tag}: CSV rows can be decoded only when the contract declares columns`)
       }
-      return CsvRows.decoder(procedure.rowSchema)
+      return CsvRows.decoder(procedure.csv)
     default:
       throw new ClientError("Protocol", `${procedure.tag}: unknown export format ${format}`)
   }
@@ -141,10 +135,10 @@ export const exportRows = async (
 ): Promise<Export<unknown>> => {
   const tag = procedure.tag
   ClientProcedure.expectKind(procedure, ["export"], "export")
-  const spec = procedure.spec as Procedure.ExportSpec
-  const format = options?.format ?? spec.defaultFormat
-  if (!(spec.formats as ReadonlyArray<string>).includes(format)) {
-    throw new ClientError("Protocol", `${tag}: format ${format} is not one of ${spec.formats.join(", ")}`)
+  const formats: ReadonlyArray<string> = procedure.formats ?? ExportFormat.formats
+  const format = options?.format ?? procedure.defaultFormat ?? formats[0]!
+  if (!formats.includes(format)) {
+    throw new ClientError("Protocol", `${tag}: format ${format} is not one of ${formats.join(", ")}`)
   }
   const response = await ClientProcedure.post(procedure, transport, ClientProcedure.encodePayload(procedure, payload), {
     signal: options?.signal,
@@ -152,12 +146,11 @@ export const exportRows = async (
     accept: "*/*"
   })
   const file = toDownload(procedure, response, options)
-  const decodeRow = Schema.decodeUnknownEither(ClientProcedure.asSchema(procedure.rowSchema))
   async function* rows(): AsyncGenerator<unknown, void, undefined> {
     const reader = file.body.getReader()
     let finished = false
     try {
-      const decoder = Rows.fromBytes(rowDecoderOf(procedure, spec, format))
+      const decoder = Rows.fromBytes(rowDecoderOf(procedure, format))
       for (;;) {
         const { done, value } = await reader.read()
         let raw: Array<unknown>
@@ -166,7 +159,7 @@ export const exportRows = async (
         } catch (error) {
           throw ofRows(tag, error)
         }
-        for (const row of raw) yield ClientProcedure.decodeOrThrow(decodeRow, row, tag, "a row")
+        for (const row of raw) yield ClientProcedure.decodeOrThrow(procedure.decodeSuccess, row, tag, "a row")
         if (done) {
           finished = true
           return

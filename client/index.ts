@@ -1,5 +1,5 @@
+export * as Client from "./Client.ts"
 export * as ClientError from "./ClientError.ts"
+export * as Codec from "./Codec.ts"
 export * as DownloadProgress from "./DownloadProgress.ts"
-export * as RpcProtocol from "./RpcProtocol.ts"
-export * as StreamClient from "./StreamClient.ts"
 export * as Protocol from "../src/protocol/index.ts"

@@ -12,7 +12,7 @@ import { rm } from "node:fs/promises"
 import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import type { ReadableStream as NodeReadableStream } from "node:stream/web"
-import type { Download } from "./StreamClient.ts"
+import type { Download } from "./Transfer.ts"
 
 export const saveToFile = async (download: Download, path: string): Promise<void> => {
   try {

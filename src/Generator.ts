@@ -1,146 +1,72 @@
 /**
- * Code generation from a contract: a thin typed client module (one method per
- * procedure, the schema descriptions as JSDoc) and an OpenAPI 3.1 document.
- * The generated module only binds names to the hand-written runtime, imported
- * by package name (`effect-stream-rpc/client`), so a runtime fix never
- * requires regenerating.
+ * Code generation from a contract: a self-contained typed client module and
+ * an OpenAPI 3.1 document.
+ *
+ * The module has, for every procedure, the types of its payload, values and
+ * errors, its codecs compiled from the Schemas (`generator/Shape.ts`, then
+ * `generator/ClientModule.ts`) and one method, the schema descriptions as
+ * JSDoc. It imports only the runtime by package name
+ * (`effect-stream-rpc/client`, no runtime import of `effect`), so a frontend
+ * without the server's source can use it, and a runtime fix never requires
+ * regenerating. The OpenAPI document carries the same shapes
+ * (`x-effect-stream-rpc`), so the module can be generated from it alone.
  */
 import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as JSONSchema from "effect/JSONSchema"
-import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
-import * as BackpressurePolicy from "./BackpressurePolicy.ts"
 import * as ExportFormat from "./protocol/ExportFormat.ts"
 import * as Procedure from "./Procedure.ts"
 import * as Errors from "./protocol/Errors.ts"
 import * as Names from "./protocol/Names.ts"
 import * as ProtocolError from "./ProtocolError.ts"
+import * as ClientModule from "./generator/ClientModule.ts"
+import * as Shape from "./generator/Shape.ts"
+
+const procedures = <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>): ReadonlyArray<Rpc.AnyWithProps> =>
+  Array.from(group.requests.values()) as unknown as ReadonlyArray<Rpc.AnyWithProps>
 
 export interface ClientModuleOptions {
-  /** Import specifier of the contract module, relative to the generated file. */
-  readonly contractImport: string
+  /**
+   * Import specifier of the contract module, relative to the generated file:
+   * only a procedure whose schemas cannot be compiled imports it (it falls
+   * back to Effect Schema).
+   */
+  readonly contractImport?: string | undefined
   /** Exported name of the group in the contract module. */
   readonly groupName: string
   /** The command that regenerates the module, for the header comment. */
   readonly command: string
 }
 
-const procedures = <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>): ReadonlyArray<Rpc.AnyWithProps> =>
-  Array.from(group.requests.values()) as unknown as ReadonlyArray<Rpc.AnyWithProps>
+export type { ClientModule } from "./generator/ClientModule.ts"
+export type { ClientShapes } from "./generator/Shape.ts"
 
-const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/
+/** The extension of the OpenAPI document that carries the client's shapes (`Shape.ClientShapes`). */
+export const openApiExtension = "x-effect-stream-rpc"
 
-const propertyName = (tag: string): string => (identifier.test(tag) ? tag : JSON.stringify(tag))
-
-/** Text safe inside a JSDoc block. */
-const jsdocText = (text: string): string => text.replace(/\*\//g, "*\\/").replace(/\r\n?/g, "\n")
-
-const describe = (ast: SchemaAST.AST): string | undefined =>
-  Option.getOrUndefined(SchemaAST.getDescriptionAnnotation(ast))
-
-const isKeyword = (ast: SchemaAST.AST): boolean =>
-  ast._tag.endsWith("Keyword") || SchemaAST.isDeclaration(ast) || SchemaAST.isTupleType(ast)
-
-/** `@param payload.<field>` lines from the descriptions of a struct payload's fields. */
-const payloadParams = (schema: Schema.Schema.Any): ReadonlyArray<string> => {
-  let ast = schema.ast
-  while (SchemaAST.isTransformation(ast)) ast = ast.to
-  if (!SchemaAST.isTypeLiteral(ast)) return []
-  return ast.propertySignatures.flatMap((property) => {
-    // A bare keyword's description ("a string") says nothing the type doesn't.
-    const own = Option.getOrUndefined(SchemaAST.getDescriptionAnnotation(property))
-    const description = own ?? (isKeyword(property.type) ? undefined : describe(property.type))
-    return description === undefined ? [] : [`@param payload.${String(property.name)} ${description}`]
-  })
-}
-
-const kindLine = (spec: Procedure.ProcedureSpec): string => {
-  switch (spec._tag) {
-    case "subscription":
-      return `Subscription over Server-Sent Events (sliding policy, ${BackpressurePolicy.capacities.subscription} values)${
-        spec.cursor === undefined ? "" : "; resumable with Last-Event-ID"
-      }.`
-    case "download":
-      return `Download of ${spec.contentType} (suspend policy, ${BackpressurePolicy.capacities.download} chunks).`
-    case "export":
-      return `Export as ${spec.formats.join(", ")} (default ${spec.defaultFormat}; suspend policy, ${BackpressurePolicy.capacities.export} rows).`
-    case "unary":
-      return "Unary call: one typed response."
-  }
-}
-
-const methodOf = (spec: Procedure.ProcedureSpec): "subscribe" | "download" | "export" | "call" => {
-  switch (spec._tag) {
-    case "subscription":
-      return "subscribe"
-    case "download":
-      return "download"
-    case "export":
-      return "export"
-    case "unary":
-      return "call"
-  }
-}
-
-/** The typed client module for `group`. */
+/** The self-contained client module for `group`, and a warning for every procedure it cannot compile. */
 export const clientModule = <Rpcs extends Rpc.Any>(
   group: RpcGroup.RpcGroup<Rpcs>,
   options: ClientModuleOptions
-): string => {
-  const factory = `make${options.groupName}Client`
-  const lines: Array<string> = [
-    `// Generated by effect-stream-rpc. Do not edit: regenerate with`,
-    `//   ${options.command}`,
-    `import type * as Rpc from "@effect/rpc/Rpc"`,
-    `import type * as RpcGroup from "@effect/rpc/RpcGroup"`,
-    `import { StreamClient } from "effect-stream-rpc/client"`,
-    `import { ${options.groupName} } from ${JSON.stringify(options.contractImport)}`,
-    ``,
-    `/** The procedures of ${options.groupName}. */`,
-    `export type ${options.groupName}Rpcs = RpcGroup.Rpcs<typeof ${options.groupName}>`,
-    ``,
-    `/** One procedure of ${options.groupName}, by tag. */`,
-    `export type ${options.groupName}Procedure<Tag extends ${options.groupName}Rpcs["_tag"]> = Rpc.ExtractTag<${options.groupName}Rpcs, Tag>`,
-    ``,
-    `/**`,
-    ` * A typed client for ${options.groupName}: one method per procedure.`,
-    ` * \`options.baseUrl\` is where the procedures are mounted, e.g. \`"/rpc"\`.`,
-    ` */`,
-    `export const ${factory} = (options: StreamClient.ClientOptions) => {`,
-    `  const client: StreamClient.StreamClient<${options.groupName}Rpcs> = StreamClient.make(${options.groupName}, options)`,
-    `  return {`
-  ]
-  for (const rpc of procedures(group)) {
-    const spec = Procedure.specOf(rpc)
-    const method = methodOf(spec)
-    const tag = JSON.stringify(rpc._tag)
-    const doc = [
-      ...(spec.description === undefined ? [] : [jsdocText(spec.description), ""]),
-      kindLine(spec),
-      ...payloadParams(rpc.payloadSchema).map(jsdocText)
-    ]
-    lines.push(`    /**`, ...doc.map((line) => (line === "" ? `     *` : `     * ${line}`)), `     */`)
-    const args = method === "call" ? "payload" : "payload, options"
-    // Named types rather than `Parameters<typeof client.subscribe<Tag>>`: declaration emit of
-    // those overflows TypeScript 5.9's stack in a project that emits .d.ts.
-    const procedure = `${options.groupName}Procedure<${tag}>`
-    const optionsType = {
-      subscribe: `StreamClient.SubscribeOptions<StreamClient.SuccessOf<${procedure}>, StreamClient.ErrorOf<${procedure}>>`,
-      download: "StreamClient.DownloadOptions",
-      export: `StreamClient.ExportOptions<StreamClient.FormatsOf<${procedure}>>`,
-      call: undefined
-    }[method]
-    lines.push(
-      `    ${propertyName(rpc._tag)}: (`,
-      `      payload: StreamClient.PayloadOf<${procedure}>${optionsType === undefined ? "" : ","}`,
-      ...(optionsType === undefined ? [] : [`      options?: ${optionsType}`]),
-      `    ) => client.${method}(${tag}, ${args}),`
+): ClientModule.ClientModule =>
+  ClientModule.clientModule(Shape.fromGroup(group, options.groupName), {
+    command: options.command,
+    contractImport: options.contractImport
+  })
+
+/** The same module from the OpenAPI document a server publishes (its `x-effect-stream-rpc` extension). */
+export const clientModuleFromOpenApi = (document: unknown, options: { readonly command: string }): ClientModule.ClientModule => {
+  const shapes = typeof document === "object" && document !== null
+    ? (document as Record<string, unknown>)[openApiExtension]
+    : undefined
+  if (typeof shapes !== "object" || shapes === null || (shapes as { version?: unknown }).version !== 1) {
+    throw new Error(
+      `The OpenAPI document has no ${openApiExtension} extension (version 1): publish the document of effect-stream-rpc's Generator.openApi`
     )
   }
-  lines.push(`  } as const`, `}`, ``, `export type ${options.groupName}Client = ReturnType<typeof ${factory}>`, ``)
-  return lines.join("\n")
+  return ClientModule.clientModule(shapes as Shape.ClientShapes, { command: options.command })
 }
 
 // ---------------------------------------------------------------------------
@@ -148,6 +74,8 @@ export const clientModule = <Rpcs extends Rpc.Any>(
 
 export interface OpenApiOptions {
   readonly title: string
+  /** The group's name, which a client generated from the document is named after. Default: `title` as an identifier. */
+  readonly groupName?: string | undefined
   readonly version: string
   /** Base path of the procedures. Default `/rpc`. */
   readonly path?: string | undefined
@@ -192,6 +120,11 @@ const transportResponses: ReadonlyArray<readonly [number, string]> = [
   [Errors.statuses.InternalError, "A defect on the server; never carries internals"],
   [Errors.statuses.ServiceUnavailable, "The server is draining for a shutdown; retry on another connection"]
 ]
+
+const groupNameOf = (title: string): string => {
+  const name = title.replace(/[^A-Za-z0-9_$]+/g, " ").trim().split(" ").map((word) => word.charAt(0).toUpperCase() + word.slice(1)).join("")
+  return /^[A-Za-z_$]/.test(name) ? name : `Api${name}`
+}
 
 export const openApi = <Rpcs extends Rpc.Any>(
   group: RpcGroup.RpcGroup<Rpcs>,
@@ -353,6 +286,8 @@ export const openApi = <Rpcs extends Rpc.Any>(
         "Generated by effect-stream-rpc. Subscriptions are Server-Sent Events (sliding policy: stale values dropped and counted), downloads are raw bytes, exports are json / csv / ndjson streams (suspend policy: nothing lost)."
     },
     paths,
+    // What a client generated from this document alone needs to be the client generated from the contract.
+    [openApiExtension]: Shape.fromGroup(group, options.groupName ?? groupNameOf(options.title)),
     components: {
       schemas: definitions,
       securitySchemes: { bearer: { type: "http", scheme: "bearer" } }

@@ -5,9 +5,12 @@
  * no tsx), and there a plain-JavaScript server and client over loopback,
  * TypeScript checks of a consumer under NodeNext and Bundler resolution
  * (TypeScript 5.9 from this repository, TypeScript 7 installed in the
- * project), the command generating a client, and a browser bundle of it.
+ * project), the command generating a client, and a browser bundle of it;
+ * and a frontend project with only the tarball (no Effect) and the generated
+ * demo client, bundled for browsers and subscribing from Node.
  */
 import { bundleForBrowser } from "./support/bundle.ts"
+import { startDemo } from "./support/demoProcess.ts"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -102,7 +105,7 @@ beforeAll(async () => {
   writeFileSync(
     Path.join(work, "tsconfig.declarations.json"),
     JSON.stringify({
-      compilerOptions: { ...tsconfig("NodeNext", []).compilerOptions, noEmit: false, declaration: true, emitDeclarationOnly: true, outDir: "types", skipLibCheck: true },
+      compilerOptions: { ...tsconfig("NodeNext", []).compilerOptions, noEmit: false, declaration: true, emitDeclarationOnly: true, outDir: "types", rootDir: ".", skipLibCheck: true },
       files: ["generated/api.ts"]
     })
   )
@@ -162,12 +165,72 @@ describe("the packed tarball", { timeout: 120_000 }, () => {
     }
   })
 
-  it("generates a client whose imports are the package's name and the contract", () => {
+  it("generates a self-contained client: its one import is the runtime, by the package's name", () => {
     const module = readFileSync(Path.join(work, "generated/api.ts"), "utf8")
     expect(module).toContain("//   effect-stream-rpc generate --contract contract.js#Api --out generated/api.ts")
-    expect(module).toContain(`import { StreamClient } from "effect-stream-rpc/client"`)
-    expect(module).toContain(`import { Api } from "../contract.js"`)
+    expect(Array.from(module.matchAll(/^import .* from "([^"]+)"$/gm), (match) => match[1])).toEqual(["effect-stream-rpc/client"])
     expect(existsSync(Path.join(work, "generated/api.openapi.json"))).toBe(true)
+  })
+
+  it("in a fresh project with only the tarball (no peers, no Effect) and the generated demo client, it type-checks, a browser bundle builds and a Node script subscribes to a running demo server", async () => {
+    const standalone = Path.join(work, "standalone")
+    mkdirSync(standalone)
+    writeFileSync(Path.join(standalone, "package.json"), JSON.stringify({ name: "frontend", private: true, type: "module" }, null, 2))
+    // --legacy-peer-deps: the Effect peers are not installed, so nothing here can lean on them.
+    await timed("npm install of the tarball alone", () => npm(["install", "--legacy-peer-deps", `../${packed.filename}`], standalone))
+    expect(existsSync(Path.join(standalone, "node_modules/effect"))).toBe(false)
+    copyFileSync(Path.join(repo, "examples/demo/generated/demo.ts"), Path.join(standalone, "demo.ts"))
+    writeFileSync(
+      Path.join(standalone, "page.ts"),
+      `import { makeDemoApiClient } from "./demo.ts"\n` +
+        `const api = makeDemoApiClient({ baseUrl: "/rpc" })\n` +
+        `for await (const price of api.watchPrices({ symbols: ["ACME"] })) document.title = price.at.toISOString()\n` +
+        `const file = await api.downloadReport({ sizeMb: 1 }, { onProgress: (p) => console.log(p.received) })\n` +
+        `for await (const order of await api.exportOrders({ count: 3 }, { format: "csv" })) console.log(order.placedAt)\n` +
+        `console.log(await api.getQuote({ symbol: "ACME" }), await file.blob())\n`
+    )
+    // The frontend's compiler checks the generated module and the package's declarations, with no Effect to find.
+    writeFileSync(
+      Path.join(standalone, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { ...tsconfig("Bundler", []).compilerOptions, skipLibCheck: false, allowImportingTsExtensions: true },
+        files: ["page.ts"]
+      })
+    )
+    expect(await timed("tsc 5.9 standalone", () => run(process.execPath, [typescript59, "-p", "tsconfig.json"], standalone).then(
+      () => "",
+      (error: { stdout?: string }) => error.stdout ?? String(error)
+    ))).toBe("")
+    const { inputs } = await bundleForBrowser({ entry: "page.ts", absWorkingDir: standalone })
+    expect(inputs).toContain("node_modules/effect-stream-rpc/dist/client/Client.js")
+    expect(inputs.filter((input) => !input.startsWith("node_modules/effect-stream-rpc/dist/") && !/^(page|demo)\.ts$/.test(input))).toEqual([])
+
+    // Node runs JavaScript: the generated module's types stripped, its imports as they are.
+    const esbuild = await import("esbuild")
+    const js = await esbuild.transform(readFileSync(Path.join(standalone, "demo.ts"), "utf8"), { loader: "ts", format: "esm" })
+    writeFileSync(Path.join(standalone, "demo.js"), js.code)
+    writeFileSync(
+      Path.join(standalone, "subscribe.js"),
+      `import { makeDemoApiClient, Price, UnknownSymbol } from "./demo.js"\n` +
+        `const api = makeDemoApiClient({ baseUrl: process.argv[2] })\n` +
+        `const prices = []\n` +
+        `for await (const price of api.watchPrices({ symbols: ["ACME", "HOOLI"] })) {\n` +
+        `  prices.push({ symbol: price.symbol, isPrice: price instanceof Price, isDate: price.at instanceof Date })\n` +
+        `  if (prices.length === 3) break\n` +
+        `}\n` +
+        `const error = await api.getQuote({ symbol: "NOPE" }).catch((e) => ({ tag: e._tag, typed: e instanceof UnknownSymbol }))\n` +
+        `console.log(JSON.stringify({ prices, error }))\n`
+    )
+    const demo = await startDemo()
+    try {
+      const { stdout } = await run(process.execPath, ["subscribe.js", `${demo.url}/rpc`], standalone)
+      const result = JSON.parse(stdout)
+      expect(result.prices).toHaveLength(3)
+      for (const price of result.prices) expect(price).toMatchObject({ isPrice: true, isDate: true })
+      expect(result.error).toEqual({ tag: "UnknownSymbol", typed: true })
+    } finally {
+      await demo.stop()
+    }
   })
 
   it("loads a TypeScript contract only where Node strips types (no tsx here), else asks for JavaScript", async () => {
@@ -205,7 +268,8 @@ describe("the packed tarball", { timeout: 120_000 }, () => {
 
   it("bundles the generated client for browsers with no server module and no Node built-in", async () => {
     const { inputs } = await bundleForBrowser({ entry: "browser.ts", absWorkingDir: work })
-    expect(inputs).toContain("node_modules/effect-stream-rpc/dist/client/StreamClient.js")
+    expect(inputs).toContain("node_modules/effect-stream-rpc/dist/client/Client.js")
+    expect(inputs.filter((input) => /node_modules\/(effect|@effect\/[^/]+)\//.test(input))).toEqual([])
     const own = inputs.filter((input) => input.startsWith("node_modules/effect-stream-rpc/"))
     expect(own.filter((input) => /dist\/src\/(http\/|StreamingService|TopicResponse|Topic|HttpTransport)/.test(input))).toEqual([])
     expect(inputs.filter((input) => input.startsWith("node:") || input.includes("platform-node"))).toEqual([])
@@ -217,7 +281,6 @@ describe("the packed tarball", { timeout: 120_000 }, () => {
     const bin = Path.join(work, "node_modules/.bin/effect-stream-rpc")
     await run(bin, ["generate", "--contract", "contract.ts#Api", "--out", "generated/from-ts.ts"])
     const module = readFileSync(Path.join(work, "generated/from-ts.ts"), "utf8")
-    expect(module).toContain(`import { Api } from "../contract.js"`)
     expect(module.split("\n").slice(3)).toEqual(readFileSync(Path.join(work, "generated/api.ts"), "utf8").split("\n").slice(3))
   })
 })

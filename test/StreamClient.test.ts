@@ -24,13 +24,14 @@ import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { saveToFile } from "../client/saveToFile.ts"
-import * as StreamClient from "../client/StreamClient.ts"
+import * as StreamClient from "../client/effect/StreamClient.ts"
 import { DemoApi, Order, orderColumns, Price, UnknownSymbol } from "../examples/demo/contract.ts"
 import { AuthenticationLive, DemoHandlers, orderAt } from "../examples/demo/handlers.ts"
 import * as PriceFeed from "../examples/demo/PriceFeed.ts"
 import * as HttpTransport from "../src/HttpTransport.ts"
 import * as Procedure from "../src/Procedure.ts"
 import { Forbidden, Unauthorized } from "../src/ProtocolError.ts"
+import * as GeneratedClient from "./support/generatedClient.ts"
 import { eventually, listen, quiet, rawServer, settled } from "./support/http.ts"
 
 // ---------------------------------------------------------------------------
@@ -148,6 +149,14 @@ const firehose = Procedure.subscription("firehose", {
 })
 const TestApi = RpcGroup.make(failingDownload, failingExport, forever, ticks, firehose)
 
+const Row = Schema.Struct({ id: Schema.Int, text: Schema.String, flag: Schema.Boolean, when: Schema.Date })
+const echoRows = Procedure.export("echoRows", {
+  payload: { rows: Schema.Array(Row) },
+  row: Row,
+  columns: ["id", "text", "flag", "when"]
+})
+const EchoApi = RpcGroup.make(echoRows)
+
 const tickOf = (n: number) => ({ n, at: new Date(Date.UTC(2026, 0, 1) + n * 1000) })
 
 interface TestState {
@@ -204,656 +213,681 @@ const awaitFinalized = (state: TestState) =>
   )
 
 // ---------------------------------------------------------------------------
-// The demo contract
+// Both clients: the Effect-flavoured StreamClient (the contract's Schemas, and
+// `.stream`) and the client the generator writes (compiled codecs, no Effect)
 // ---------------------------------------------------------------------------
 
-describe("StreamClient against the demo server", () => {
-  it.scopedLive("subscribe: watchPrices gives Price instances with Date fields, in order, through for await", () =>
-    Effect.gen(function*() {
-      const url = yield* demoServer
-      const client = StreamClient.make(DemoApi, { baseUrl: url })
-      const states: Array<StreamClient.ConnectionState> = []
-      const subscription = client.subscribe("watchPrices", { symbols: ["ACME", "HOOLI"] }, {
-        onState: (state) => states.push(state)
-      })
-      const prices: Array<Price> = []
-      yield* Effect.promise(async () => {
-        for await (const price of subscription) {
-          prices.push(price)
-          if (prices.length === 10) break
-        }
-      })
-      expect(prices).toHaveLength(10)
-      for (const price of prices) {
-        expect(price).toBeInstanceOf(Price)
-        expect(price.at).toBeInstanceOf(Date)
-        expect(["ACME", "HOOLI"]).toContain(price.symbol)
-      }
-      const seqs = prices.map((price) => price.seq)
-      expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
-      expect(subscription.state).toBe("closed")
-      expect(states).toEqual(["connecting", "open", "closed"])
-      // lastEventId is the cursor of the last price taken: a new subscription resumes right after it
-      const resumed = client.subscribe("watchPrices", { symbols: ["ACME", "HOOLI"] }, {
-        lastEventId: subscription.lastEventId!
-      })
-      const next = yield* Effect.promise(async () => {
-        for await (const price of resumed) return price
-        throw new Error("the subscription ended")
-      })
-      resumed.unsubscribe()
-      // ACME and HOOLI are the first and last of five round-robin symbols: the next of them is 1 or 4 seqs later
-      expect([1, 4]).toContain(next.seq - prices[9]!.seq)
-    }).pipe(quiet))
+interface Flavour {
+  readonly name: string
+  readonly make: typeof StreamClient.make
+  /** The class this client decodes the contract's class into. */
+  readonly classOf: (Class: { readonly name: string }) => Function
+  /** Subscriptions are also Effect Streams. */
+  readonly effect: boolean
+}
 
-  it.scopedLive("subscribe: onData sees every value and the subscription is also an Effect Stream", () =>
-    Effect.gen(function*() {
-      const url = yield* demoServer
-      const client = StreamClient.make(DemoApi, { baseUrl: url })
-      const seen: Array<Price> = []
-      const subscription = client.subscribe("watchPrices", { symbols: ["ACME"] }, { onData: (price) => seen.push(price) })
-      const taken = yield* subscription.stream.pipe(Stream.take(5), Stream.runCollect)
-      expect(Chunk.size(taken)).toBe(5)
-      for (const price of taken) expect(price).toBeInstanceOf(Price)
-      expect(seen.slice(0, 5)).toEqual(Chunk.toReadonlyArray(taken))
-      expect(subscription.state).toBe("closed")
-    }).pipe(quiet))
+const generated = new Map<RpcGroup.RpcGroup<Rpc.Any>, GeneratedClient.GeneratedClient>([
+  [DemoApi as unknown as RpcGroup.RpcGroup<Rpc.Any>, await GeneratedClient.load(DemoApi, "DemoApi")],
+  [TestApi as unknown as RpcGroup.RpcGroup<Rpc.Any>, await GeneratedClient.load(TestApi, "TestApi")],
+  [EchoApi as unknown as RpcGroup.RpcGroup<Rpc.Any>, await GeneratedClient.load(EchoApi, "EchoApi")]
+])
 
-  it.scopedLive("subscribe: an unknown symbol is the typed UnknownSymbol, to onError and the iterator, with no reconnect", () =>
-    Effect.gen(function*() {
-      const url = yield* demoServer
-      const client = StreamClient.make(DemoApi, { baseUrl: url })
-      const errors: Array<unknown> = []
-      const states: Array<StreamClient.ConnectionState> = []
-      const subscription = client.subscribe("watchPrices", { symbols: ["ACME", "NOPE"] }, {
-        onError: (error) => errors.push(error),
-        onState: (state) => states.push(state)
-      })
-      const thrown = yield* Effect.promise(() => failureOf(collect(subscription)))
-      expect(thrown).toBeInstanceOf(UnknownSymbol)
-      expect((thrown as UnknownSymbol).symbol).toBe("NOPE")
-      expect(errors).toEqual([thrown])
-      expect(states).not.toContain("reconnecting")
-      expect(subscription.state).toBe("closed")
-    }).pipe(quiet))
+const flavours: ReadonlyArray<Flavour> = [
+  { name: "StreamClient", make: StreamClient.make, classOf: (Class) => Class as unknown as Function, effect: true },
+  {
+    name: "generated client",
+    make: GeneratedClient.asStreamClient(generated),
+    classOf: GeneratedClient.classOf(generated),
+    effect: false
+  }
+]
 
-  it.scopedLive("subscribe: a payload off the contract fails at once with a Protocol ClientError", () =>
-    Effect.gen(function*() {
-      const url = yield* demoServer
-      const client = StreamClient.make(DemoApi, { baseUrl: url })
-      const tooMany = Array.from({ length: 51 }, () => "ACME")
-      const thrown = yield* Effect.promise(() => failureOf(collect(client.subscribe("watchPrices", { symbols: tooMany }))))
-      expectClientError(thrown, "Protocol")
-    }).pipe(quiet))
+for (const flavour of flavours) {
+  // ---------------------------------------------------------------------------
+  // The demo contract
+  // ---------------------------------------------------------------------------
 
-  it.scopedLive("call: getQuote resolves a Price; an unknown symbol rejects with the typed UnknownSymbol", () =>
-    Effect.gen(function*() {
-      const url = yield* demoServer
-      const client = StreamClient.make(DemoApi, { baseUrl: url })
-      const quote = yield* Effect.promise(async () => {
-        // The feed publishes its first prices within a tick of starting.
-        for (;;) {
-          try {
-            return await client.call("getQuote", { symbol: "ACME" })
-          } catch (error) {
-            if (!(error instanceof UnknownSymbol)) throw error
-            await new Promise((resolve) => setTimeout(resolve, 5))
-          }
-        }
-      })
-      expect(quote).toBeInstanceOf(Price)
-      expect(quote.symbol).toBe("ACME")
-      expect(quote.at).toBeInstanceOf(Date)
-      const error = yield* Effect.promise(() => failureOf(client.call("getQuote", { symbol: "NOPE" })))
-      expect(error).toBeInstanceOf(UnknownSymbol)
-      expect(error).toMatchObject({ _tag: "UnknownSymbol", symbol: "NOPE", message: "Unknown symbol NOPE" })
-    }).pipe(quiet))
-
-  it.scopedLive("call: whoAmI fails with the middleware's typed Unauthorized and Forbidden; headers() runs per request", () =>
-    Effect.gen(function*() {
-      const url = yield* demoServer
-      const anonymous = StreamClient.make(DemoApi, { baseUrl: url })
-      const unauthorized = yield* Effect.promise(() => failureOf(anonymous.call("whoAmI", undefined)))
-      expect(unauthorized).toBeInstanceOf(Unauthorized)
-      const wrong = StreamClient.make(DemoApi, { baseUrl: url, headers: { authorization: "Bearer stolen" } })
-      const forbidden = yield* Effect.promise(() => failureOf(wrong.call("whoAmI", undefined)))
-      expect(forbidden).toBeInstanceOf(Forbidden)
-      let calls = 0
-      const client = StreamClient.make(DemoApi, {
-        baseUrl: url,
-        headers: async () => {
-          calls++
-          return { authorization: "Bearer demo-token" }
-        }
-      })
-      expect(yield* Effect.promise(() => client.call("whoAmI", undefined))).toEqual({ name: "demo" })
-      expect(yield* Effect.promise(() => client.call("whoAmI", undefined))).toEqual({ name: "demo" })
-      expect(calls).toBe(2)
-    }).pipe(quiet))
-
-  it.scopedLive("download: the report's bytes (o % 251), its name and size, with progress up to the total", () =>
-    Effect.gen(function*() {
-      const url = yield* demoServer
-      const client = StreamClient.make(DemoApi, { baseUrl: url })
-      const progress: Array<StreamClient.DownloadProgress> = []
-      const download = yield* Effect.promise(() =>
-        client.download("downloadReport", { sizeMb: 1 }, { onProgress: (p) => progress.push(p) })
-      )
-      const size = 1024 * 1024
-      expect(download.filename).toBe("report-1MB.bin")
-      expect(download.contentType).toBe("application/octet-stream")
-      expect(download.size).toBe(size)
-      const bytes = new Uint8Array(yield* Effect.promise(async () => (await download.blob()).arrayBuffer()))
-      expect(bytes.byteLength).toBe(size)
-      let mismatches = 0
-      for (let o = 0; o < size; o++) if (bytes[o] !== o % 251) mismatches++
-      expect(mismatches).toBe(0)
-      expect(progress.length).toBeGreaterThan(1)
-      expect(progress.at(-1)).toEqual({ received: size, total: size })
-      const received = progress.map((p) => p.received)
-      expect(received).toEqual([...received].sort((a, b) => a - b))
-    }).pipe(quiet))
-
-  it.scopedLive("download: aborting the signal mid-body errors the body with an Aborted ClientError", () =>
-    Effect.gen(function*() {
-      const url = yield* demoServer
-      const client = StreamClient.make(DemoApi, { baseUrl: url })
-      const controller = new AbortController()
-      const download = yield* Effect.promise(() =>
-        client.download("downloadReport", { sizeMb: 100 }, { signal: controller.signal })
-      )
-      const reader = download.body.getReader()
-      const first = yield* Effect.promise(() => reader.read())
-      expect(first.done).toBe(false)
-      controller.abort()
-      const error = yield* Effect.promise(async () => {
-        try {
-          for (;;) if ((await reader.read()).done) return undefined
-        } catch (error) {
-          return error
-        }
-      })
-      expectClientError(error, "Aborted")
-      const early = yield* Effect.promise(() =>
-        failureOf(client.call("getQuote", { symbol: "ACME" }, { signal: AbortSignal.abort() }))
-      )
-      expectClientError(early, "Aborted")
-    }).pipe(quiet))
-
-  it.scopedLive("saveToFile writes the download to disk", () =>
-    Effect.gen(function*() {
-      const url = yield* demoServer
-      const client = StreamClient.make(DemoApi, { baseUrl: url })
-      const dir = yield* Effect.acquireRelease(
-        Effect.promise(() => mkdtemp(join(tmpdir(), "stream-client-"))),
-        (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
-      )
-      const path = join(dir, "report.bin")
-      const download = yield* Effect.promise(() => client.download("downloadReport", { sizeMb: 0.5 }))
-      yield* Effect.promise(() => saveToFile(download, path))
-      const bytes = yield* Effect.promise(() => readFile(path))
-      expect(bytes.byteLength).toBe(512 * 1024)
-      expect(bytes.every((byte, o) => byte === o % 251)).toBe(true)
-    }).pipe(quiet))
-
-  it.scopedLive("export: csv, json and ndjson decode to the same Orders (commas, quotes, newlines, unicode, formulas, optional notes)", () =>
-    Effect.gen(function*() {
-      const url = yield* demoServer
-      const client = StreamClient.make(DemoApi, { baseUrl: url })
-      const count = 300
-      const byFormat = yield* Effect.promise(() =>
-        Promise.all((["ndjson", "json", "csv"] as const).map(async (format) => {
-          const exported = await client.export("exportOrders", { count }, { format })
-          expect(exported.filename).toBe(`orders.${format}`)
-          return collect(exported)
-        }))
-      )
-      const [ndjson, json, csv] = byFormat
-      expect(ndjson).toHaveLength(count)
-      for (const order of ndjson!) {
-        expect(order).toBeInstanceOf(Order)
-        expect(order.placedAt).toBeInstanceOf(Date)
-      }
-      expect(ndjson).toEqual(Array.from({ length: count }, (_, i) => orderAt(i)))
-      expect(json).toEqual(ndjson)
-      expect(csv).toEqual(ndjson)
-      for (const order of csv!) expect(order).toBeInstanceOf(Order)
-      // The cells that make CSV hard are there.
-      const customers = new Set(ndjson!.map((order) => order.customer))
-      expect(customers).toContain("=cmd|'/C calc'!A0")
-      expect(customers).toContain("Smith, Jones & Partners")
-      expect(customers).toContain("Grace \"Amazing\" Hopper")
-      expect(ndjson!.some((order) => order.note === undefined)).toBe(true)
-      expect(ndjson!.some((order) => order.note === "gift wrap,\nplease")).toBe(true)
-      expect([...orderColumns]).toEqual(["id", "customer", "total", "placedAt", "note"])
-    }).pipe(quiet), 30_000)
-
-  it.scopedLive("export: the default format (csv) and an empty export", () =>
-    Effect.gen(function*() {
-      const url = yield* demoServer
-      const client = StreamClient.make(DemoApi, { baseUrl: url })
-      const exported = yield* Effect.promise(() => client.export("exportOrders", { count: 3 }))
-      expect(exported.contentType).toBe("text/csv; charset=utf-8")
-      expect(yield* Effect.promise(() => collect(exported))).toEqual([orderAt(0), orderAt(1), orderAt(2)])
-      for (const format of ["csv", "json", "ndjson"] as const) {
-        const empty = yield* Effect.promise(() => client.export("exportOrders", { count: 0 }, { format }))
-        expect(yield* Effect.promise(() => collect(empty))).toEqual([])
-      }
-    }).pipe(quiet))
-
-  it.scopedLive("an HTTP error that is not a typed error (404 for a procedure the server lacks) is a Protocol ClientError with its status", () =>
-    Effect.gen(function*() {
-      const url = yield* demoServer
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const error = yield* Effect.promise(() => failureOf(client.download("failingDownload", undefined)))
-      expect(expectClientError(error, "Protocol").status).toBe(404)
-      const subscriptionError = yield* Effect.promise(() => failureOf(collect(client.subscribe("forever", undefined))))
-      expect(expectClientError(subscriptionError, "Protocol").status).toBe(404)
-    }).pipe(quiet))
-})
-
-// ---------------------------------------------------------------------------
-// Test-local contracts: typed failures, cancellation, reconnection
-// ---------------------------------------------------------------------------
-
-describe("StreamClient typed failures of downloads and exports", () => {
-  it.scopedLive("a download or export whose handler fails before the first byte rejects with the typed error", () =>
-    Effect.gen(function*() {
-      const { url } = yield* testServer
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const downloadError = yield* Effect.promise(() => failureOf(client.download("failingDownload", undefined)))
-      expect(downloadError).toBeInstanceOf(Nope)
-      expect((downloadError as Nope).reason).toBe("no bytes for you")
-      for (const format of ["ndjson", "json"] as const) {
-        const exportError = yield* Effect.promise(() => failureOf(client.export("failingExport", undefined, { format })))
-        expect(exportError).toBeInstanceOf(Nope)
-        expect((exportError as Nope).reason).toBe("no rows for you")
-      }
-    }).pipe(quiet))
-})
-
-describe("StreamClient cancellation reaches the server", () => {
-  it.scopedLive("aborting the AbortSignal closes the request and the handler's stream ends", () =>
-    Effect.gen(function*() {
-      const { state, url } = yield* testServer
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const controller = new AbortController()
-      const values: Array<number> = []
-      const states: Array<StreamClient.ConnectionState> = []
-      const subscription = client.subscribe("forever", undefined, {
-        signal: controller.signal,
-        onData: (tick) => {
-          values.push(tick.n)
-          if (values.length === 3) controller.abort()
-        },
-        onState: (s) => states.push(s)
-      })
-      yield* awaitFinalized(state)
-      expect(values).toEqual([0, 1, 2])
-      expect(subscription.state).toBe("closed")
-      expect(states).toEqual(["connecting", "open", "closed"])
-    }).pipe(quiet))
-
-  it.scopedLive("breaking out of for await closes the request and the handler's stream ends", () =>
-    Effect.gen(function*() {
-      const { state, url } = yield* testServer
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const subscription = client.subscribe("forever", undefined)
-      const values: Array<number> = []
-      yield* Effect.promise(async () => {
-        for await (const tick of subscription) {
-          expect(tick.at).toBeInstanceOf(Date)
-          values.push(tick.n)
-          if (values.length === 2) break
-        }
-      })
-      yield* awaitFinalized(state)
-      expect(values).toEqual([0, 1])
-      expect(subscription.state).toBe("closed")
-    }).pipe(quiet))
-
-  it.scopedLive("interrupting the Effect Stream closes the request and the handler's stream ends", () =>
-    Effect.gen(function*() {
-      const { state, url } = yield* testServer
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const subscription = client.subscribe("forever", undefined)
-      const taken = yield* subscription.stream.pipe(Stream.take(4), Stream.runCollect)
-      expect(Chunk.toReadonlyArray(taken).map((tick) => tick.n)).toEqual([0, 1, 2, 3])
-      yield* awaitFinalized(state)
-      expect(subscription.state).toBe("closed")
-    }).pipe(quiet))
-
-  it.scopedLive("unsubscribe() closes the request and the handler's stream ends", () =>
-    Effect.gen(function*() {
-      const { state, url } = yield* testServer
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const subscription = client.subscribe("forever", undefined)
-      const iterator = subscription[Symbol.asyncIterator]()
-      expect((yield* Effect.promise(() => iterator.next())).value).toMatchObject({ n: 0 })
-      subscription.unsubscribe()
-      expect(subscription.state).toBe("closed")
-      expect((yield* Effect.promise(() => iterator.next())).done).toBe(true)
-      yield* awaitFinalized(state)
-    }).pipe(quiet))
-})
-
-describe("StreamClient reconnection", () => {
-  it.scopedLive("resumes after connections cut mid-stream: 1..N in order exactly once, Last-Event-ID right, fresh headers each time", () =>
-    Effect.gen(function*() {
-      const { state, url } = yield* testServer
-      const proxy = yield* cuttingProxy(url, 300)
-      let headerCalls = 0
-      const client = StreamClient.make(TestApi, {
-        baseUrl: proxy,
-        headers: () => {
-          headerCalls++
-          return { "x-attempt": String(headerCalls) }
-        }
-      })
-      const last = 40
-      const states: Array<StreamClient.ConnectionState> = []
-      const idsAtReconnect: Array<string | undefined> = []
-      const dropped: Array<number> = []
-      let subscription: StreamClient.Subscription<typeof Tick.Type, never> | undefined
-      subscription = client.subscribe("ticks", { last }, {
-        reconnect: { initialDelayMs: 1, maxDelayMs: 5 },
-        onDropped: (count) => dropped.push(count ?? -1),
-        onState: (s) => {
-          states.push(s)
-          if (s === "reconnecting") idsAtReconnect.push(subscription?.lastEventId)
-        }
-      })
-      const values = yield* Effect.promise(() => collect(subscription))
-      expect(values.map((tick) => tick.n)).toEqual(Array.from({ length: last }, (_, i) => i + 1))
-      for (const tick of values) expect(tick.at).toEqual(tickOf(tick.n).at)
-      expect(dropped).toEqual([])
-      // Every connection reached the handler with the cursor the client had when it reconnected.
-      expect(idsAtReconnect.length).toBeGreaterThanOrEqual(3)
-      expect(state.resumedAfter).toEqual([undefined, ...idsAtReconnect])
-      const cursors = idsAtReconnect.map(Number)
-      expect(cursors).toEqual([...cursors].sort((a, b) => a - b))
-      expect(headerCalls).toBe(state.resumedAfter.length)
-      expect(states.slice(0, 4)).toEqual(["connecting", "open", "reconnecting", "open"])
-      expect(states.at(-1)).toBe("closed")
-      expect(subscription.state).toBe("closed")
-      expect(subscription.lastEventId).toBe(String(last))
-    }).pipe(quiet), 30_000)
-
-  it.scopedLive("starts after options.lastEventId", () =>
-    Effect.gen(function*() {
-      const { state, url } = yield* testServer
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const values = yield* Effect.promise(() => collect(client.subscribe("ticks", { last: 10 }, { lastEventId: "7" })))
-      expect(values.map((tick) => tick.n)).toEqual([8, 9, 10])
-      expect(state.resumedAfter).toEqual(["7"])
-    }).pipe(quiet))
-
-  it.scopedLive("heartbeat watchdog: a server that goes silent is reconnected to; after maxAttempts the Timeout is reported", () =>
-    Effect.gen(function*() {
-      let connections = 0
-      const url = yield* rawServer((_, response) => {
-        connections++
-        response.writeHead(200, { "content-type": "text/event-stream" })
-        response.write(": ok\n\n")
-      })
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const errors: Array<unknown> = []
-      const states: Array<StreamClient.ConnectionState> = []
-      const subscription = client.subscribe("forever", undefined, {
-        heartbeatTimeoutMs: 100,
-        reconnect: { initialDelayMs: 1, maxAttempts: 2 },
-        onError: (error) => errors.push(error),
-        onState: (s) => states.push(s)
-      })
-      const thrown = yield* Effect.promise(() => failureOf(collect(subscription)))
-      expectClientError(thrown, "Timeout")
-      expect(errors).toEqual([thrown])
-      expect(connections).toBe(3)
-      expect(states).toEqual(["connecting", "open", "reconnecting", "open", "reconnecting", "open", "closed"])
-    }).pipe(quiet))
-
-  it.scopedLive("heartbeat comments keep a quiet subscription alive; the server's retry: sets the backoff base", () =>
-    Effect.gen(function*() {
-      let connections = 0
-      const url = yield* rawServer((_, response) => {
-        connections++
-        response.writeHead(200, { "content-type": "text/event-stream" })
-        // A retry: far too large for a timer is clamped to maxDelayMs.
-        response.write("retry: 99999999999999999999999999999999\n\n: ok\n\n")
-        const timer = setInterval(() => response.write(": heartbeat\n\n"), 10)
-        let sent = 0
-        const values = setInterval(() => {
-          sent++
-          response.write(`data: ${JSON.stringify({ n: sent, at: new Date(0).toISOString() })}\n\n`)
-          if (sent === 3) {
-            clearInterval(values)
-            clearInterval(timer)
-            response.end() // no end event: the client reconnects
-          }
-        }, 60)
-        response.on("close", () => {
-          clearInterval(timer)
-          clearInterval(values)
+  describe(`${flavour.name} against the demo server`, () => {
+    it.scopedLive("subscribe: watchPrices gives Price instances with Date fields, in order, through for await", () =>
+      Effect.gen(function*() {
+        const url = yield* demoServer
+        const client = flavour.make(DemoApi, { baseUrl: url })
+        const states: Array<StreamClient.ConnectionState> = []
+        const subscription = client.subscribe("watchPrices", { symbols: ["ACME", "HOOLI"] }, {
+          onState: (state) => states.push(state)
         })
-      })
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const values: Array<number> = []
-      const subscription = client.subscribe("forever", undefined, {
-        heartbeatTimeoutMs: 40,
-        reconnect: { initialDelayMs: 1, maxDelayMs: 1 },
-        onData: (tick) => values.push(tick.n)
-      })
-      yield* Effect.promise(() => eventually(() => values.length >= 6))
-      subscription.unsubscribe()
-      // Each connection delivered its 3 values although each came after more than heartbeatTimeoutMs.
-      expect(values.slice(0, 6)).toEqual([1, 2, 3, 1, 2, 3])
-      expect(connections).toBeGreaterThanOrEqual(2)
-    }).pipe(quiet))
-
-  it.scopedLive("a server that refuses every connection: maxAttempts reconnects, then a Transport ClientError", () =>
-    Effect.gen(function*() {
-      let connections = 0
-      const url = yield* rawServer((request) => {
-        connections++
-        request.socket.destroy()
-      })
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const errors: Array<unknown> = []
-      const subscription = client.subscribe("forever", undefined, {
-        reconnect: { initialDelayMs: 1, maxAttempts: 3 },
-        onError: (error) => errors.push(error)
-      })
-      const thrown = yield* Effect.promise(() => failureOf(collect(subscription)))
-      expectClientError(thrown, "Transport")
-      expect(errors).toEqual([thrown])
-      expect(connections).toBe(4)
-      expect(subscription.state).toBe("closed")
-    }).pipe(quiet))
-
-  it.scopedLive("a 503 is retried; a 400 that is not a typed error is not", () =>
-    Effect.gen(function*() {
-      let connections = 0
-      const url = yield* rawServer((request, response) => {
-        connections++
-        const status = request.url?.endsWith("/forever") ? 503 : 400
-        response.writeHead(status, { "content-type": "application/json" })
-        response.end(JSON.stringify({ _tag: "Whatever", message: "busy" }))
-      })
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const busy = yield* Effect.promise(() =>
-        failureOf(collect(client.subscribe("forever", undefined, { reconnect: { initialDelayMs: 1, maxAttempts: 2 } })))
-      )
-      expect(expectClientError(busy, "Protocol").status).toBe(503)
-      expect(connections).toBe(3)
-      connections = 0
-      const bad = yield* Effect.promise(() =>
-        failureOf(collect(client.subscribe("firehose", undefined, { reconnect: { initialDelayMs: 1, maxAttempts: 2 } })))
-      )
-      expect(expectClientError(bad, "Protocol").status).toBe(400)
-      expect(connections).toBe(1)
-    }).pipe(quiet))
-})
-
-describe("StreamClient backpressure", () => {
-  it.scopedLive("a consumer that stops pulling stops the client reading; the server drops and counts, the client reports it", () =>
-    Effect.gen(function*() {
-      const { state, url } = yield* testServer
-      let bytesRead = 0
-      const countingFetch: typeof globalThis.fetch = async (input, init) => {
-        const response = await globalThis.fetch(input, init)
-        const counted = response.body!.pipeThrough(
-          new TransformStream<Uint8Array, Uint8Array>({
-            transform(chunk, controller) {
-              bytesRead += chunk.byteLength
-              controller.enqueue(chunk)
-            }
-          })
-        )
-        return new Response(counted, { status: response.status, headers: response.headers })
-      }
-      const client = StreamClient.make(TestApi, { baseUrl: url, fetch: countingFetch })
-      const dropped: Array<number> = []
-      const subscription = client.subscribe("firehose", undefined, { onDropped: (count) => dropped.push(count ?? -1) })
-      const iterator = subscription[Symbol.asyncIterator]()
-      expect((yield* Effect.promise(() => iterator.next())).value).toMatchObject({ n: 0 })
-      // The consumer stalls; the producer runs on (the sliding policy drops for it).
-      yield* Effect.promise(() => eventually(() => state.produced > 20_000))
-      const stalledAt = yield* Effect.promise(() => settled(() => bytesRead))
-      // 20,000 values are over 20 MB; the client read only what its queue and the stream buffers hold.
-      expect(stalledAt).toBeLessThan(4 * 1024 * 1024)
-      // Pulling again resumes reading, and the gap is reported.
-      yield* Effect.promise(async () => {
-        while (dropped.length === 0) await iterator.next()
-      })
-      expect(dropped[0]).toBeGreaterThan(0)
-      yield* Effect.promise(async () => {
-        await iterator.return?.()
-      })
-      expect(subscription.state).toBe("closed")
-    }).pipe(quiet), 30_000)
-})
-
-// ---------------------------------------------------------------------------
-// Truncation
-// ---------------------------------------------------------------------------
-
-describe("StreamClient truncated transfers", () => {
-  const truncatingServer = rawServer((_, response) => {
-    response.writeHead(200, {
-      "content-type": "application/octet-stream",
-      "content-length": "100000",
-      "content-disposition": "attachment; filename=\"cut.bin\"; filename*=UTF-8''cut%E2%9C%82.bin"
-    })
-    response.write(new Uint8Array(40_000), () => response.socket?.destroy())
-  })
-
-  it.scopedLive("a body cut before Content-Length errors with a Truncated ClientError", () =>
-    Effect.gen(function*() {
-      const url = yield* truncatingServer
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const progress: Array<StreamClient.DownloadProgress> = []
-      const download = yield* Effect.promise(() =>
-        client.download("failingDownload", undefined, { onProgress: (p) => progress.push(p) })
-      )
-      expect(download.filename).toBe("cut✂.bin")
-      expect(download.size).toBe(100_000)
-      const error = yield* Effect.promise(() => failureOf(download.blob()))
-      expectClientError(error, "Truncated")
-      expect(progress.at(-1)?.received).toBeLessThan(100_000)
-      expect(progress.at(-1)?.total).toBe(100_000)
-    }).pipe(quiet))
-
-  it.scopedLive("saveToFile rejects with the Truncated ClientError and leaves no partial file", () =>
-    Effect.gen(function*() {
-      const url = yield* truncatingServer
-      const client = StreamClient.make(TestApi, { baseUrl: url })
-      const dir = yield* Effect.acquireRelease(
-        Effect.promise(() => mkdtemp(join(tmpdir(), "stream-client-"))),
-        (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
-      )
-      const path = join(dir, "cut.bin")
-      const download = yield* Effect.promise(() => client.download("failingDownload", undefined))
-      const error = yield* Effect.promise(() => failureOf(saveToFile(download, path)))
-      expectClientError(error, "Truncated")
-      expect(yield* Effect.promise(() => stat(path).then(() => true, () => false))).toBe(false)
-    }).pipe(quiet))
-
-  it("a body that ends cleanly short of Content-Length errors with a Truncated ClientError", async () => {
-    const shortFetch: typeof globalThis.fetch = async () =>
-      new Response(new Uint8Array(10), { headers: { "content-length": "20", "content-type": "application/x-test" } })
-    const client = StreamClient.make(TestApi, { baseUrl: "http://example.invalid/rpc", fetch: shortFetch })
-    const download = await client.download("failingDownload", undefined)
-    expect(download.contentType).toBe("application/x-test")
-    expectClientError(await failureOf(download.blob()), "Truncated")
-  })
-
-  it("an export body cut in the middle of the rows fails the iteration", async () => {
-    const body = "{\"n\":1,\"at\":\"2026-01-01T00:00:00.000Z\"}\n{\"n\":2,"
-    let pulls = 0
-    const cut: typeof globalThis.fetch = async () =>
-      new Response(
-        new ReadableStream<Uint8Array>({
-          pull(controller) {
-            if (pulls++ === 0) controller.enqueue(new TextEncoder().encode(body))
-            else controller.error(new TypeError("terminated"))
+        const prices: Array<Price> = []
+        yield* Effect.promise(async () => {
+          for await (const price of subscription) {
+            prices.push(price)
+            if (prices.length === 10) break
           }
-        }),
-        { headers: { "content-type": "application/x-ndjson" } }
-      )
-    const client = StreamClient.make(TestApi, { baseUrl: "http://example.invalid/rpc", fetch: cut })
-    const exported = await client.export("failingExport", undefined, { format: "ndjson" })
-    const rows: Array<unknown> = []
-    const error = await failureOf((async () => {
-      for await (const row of exported) rows.push(row)
-    })())
-    expectClientError(error, "Truncated")
-    expect(rows).toHaveLength(1)
+        })
+        expect(prices).toHaveLength(10)
+        for (const price of prices) {
+          expect(price).toBeInstanceOf(flavour.classOf(Price))
+          expect(price.at).toBeInstanceOf(Date)
+          expect(["ACME", "HOOLI"]).toContain(price.symbol)
+        }
+        const seqs = prices.map((price) => price.seq)
+        expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
+        expect(subscription.state).toBe("closed")
+        expect(states).toEqual(["connecting", "open", "closed"])
+        // lastEventId is the cursor of the last price taken: a new subscription resumes right after it
+        const resumed = client.subscribe("watchPrices", { symbols: ["ACME", "HOOLI"] }, {
+          lastEventId: subscription.lastEventId!
+        })
+        const next = yield* Effect.promise(async () => {
+          for await (const price of resumed) return price
+          throw new Error("the subscription ended")
+        })
+        resumed.unsubscribe()
+        // ACME and HOOLI are the first and last of five round-robin symbols: the next of them is 1 or 4 seqs later
+        expect([1, 4]).toContain(next.seq - prices[9]!.seq)
+      }).pipe(quiet))
+
+    if (flavour.effect) it.scopedLive("subscribe: onData sees every value and the subscription is also an Effect Stream", () =>
+      Effect.gen(function*() {
+        const url = yield* demoServer
+        const client = flavour.make(DemoApi, { baseUrl: url })
+        const seen: Array<Price> = []
+        const subscription = client.subscribe("watchPrices", { symbols: ["ACME"] }, { onData: (price) => seen.push(price) })
+        const taken = yield* subscription.stream.pipe(Stream.take(5), Stream.runCollect)
+        expect(Chunk.size(taken)).toBe(5)
+        for (const price of taken) expect(price).toBeInstanceOf(flavour.classOf(Price))
+        expect(seen.slice(0, 5)).toEqual(Chunk.toReadonlyArray(taken))
+        expect(subscription.state).toBe("closed")
+      }).pipe(quiet))
+
+    it.scopedLive("subscribe: an unknown symbol is the typed UnknownSymbol, to onError and the iterator, with no reconnect", () =>
+      Effect.gen(function*() {
+        const url = yield* demoServer
+        const client = flavour.make(DemoApi, { baseUrl: url })
+        const errors: Array<unknown> = []
+        const states: Array<StreamClient.ConnectionState> = []
+        const subscription = client.subscribe("watchPrices", { symbols: ["ACME", "NOPE"] }, {
+          onError: (error) => errors.push(error),
+          onState: (state) => states.push(state)
+        })
+        const thrown = yield* Effect.promise(() => failureOf(collect(subscription)))
+        expect(thrown).toBeInstanceOf(flavour.classOf(UnknownSymbol))
+        expect((thrown as UnknownSymbol).symbol).toBe("NOPE")
+        expect(errors).toEqual([thrown])
+        expect(states).not.toContain("reconnecting")
+        expect(subscription.state).toBe("closed")
+      }).pipe(quiet))
+
+    it.scopedLive("subscribe: a payload off the contract fails at once with a Protocol ClientError", () =>
+      Effect.gen(function*() {
+        const url = yield* demoServer
+        const client = flavour.make(DemoApi, { baseUrl: url })
+        const tooMany = Array.from({ length: 51 }, () => "ACME")
+        const thrown = yield* Effect.promise(() => failureOf(collect(client.subscribe("watchPrices", { symbols: tooMany }))))
+        expectClientError(thrown, "Protocol")
+      }).pipe(quiet))
+
+    it.scopedLive("call: getQuote resolves a Price; an unknown symbol rejects with the typed UnknownSymbol", () =>
+      Effect.gen(function*() {
+        const url = yield* demoServer
+        const client = flavour.make(DemoApi, { baseUrl: url })
+        const quote = yield* Effect.promise(async () => {
+          // The feed publishes its first prices within a tick of starting.
+          for (;;) {
+            try {
+              return await client.call("getQuote", { symbol: "ACME" })
+            } catch (error) {
+              if (!(error instanceof flavour.classOf(UnknownSymbol))) throw error
+              await new Promise((resolve) => setTimeout(resolve, 5))
+            }
+          }
+        })
+        expect(quote).toBeInstanceOf(flavour.classOf(Price))
+        expect(quote.symbol).toBe("ACME")
+        expect(quote.at).toBeInstanceOf(Date)
+        const error = yield* Effect.promise(() => failureOf(client.call("getQuote", { symbol: "NOPE" })))
+        expect(error).toBeInstanceOf(flavour.classOf(UnknownSymbol))
+        expect(error).toMatchObject({ _tag: "UnknownSymbol", symbol: "NOPE", message: "Unknown symbol NOPE" })
+      }).pipe(quiet))
+
+    it.scopedLive("call: whoAmI fails with the middleware's typed Unauthorized and Forbidden; headers() runs per request", () =>
+      Effect.gen(function*() {
+        const url = yield* demoServer
+        const anonymous = flavour.make(DemoApi, { baseUrl: url })
+        const unauthorized = yield* Effect.promise(() => failureOf(anonymous.call("whoAmI", undefined)))
+        expect(unauthorized).toBeInstanceOf(flavour.classOf(Unauthorized))
+        const wrong = flavour.make(DemoApi, { baseUrl: url, headers: { authorization: "Bearer stolen" } })
+        const forbidden = yield* Effect.promise(() => failureOf(wrong.call("whoAmI", undefined)))
+        expect(forbidden).toBeInstanceOf(flavour.classOf(Forbidden))
+        let calls = 0
+        const client = flavour.make(DemoApi, {
+          baseUrl: url,
+          headers: async () => {
+            calls++
+            return { authorization: "Bearer demo-token" }
+          }
+        })
+        expect(yield* Effect.promise(() => client.call("whoAmI", undefined))).toEqual({ name: "demo" })
+        expect(yield* Effect.promise(() => client.call("whoAmI", undefined))).toEqual({ name: "demo" })
+        expect(calls).toBe(2)
+      }).pipe(quiet))
+
+    it.scopedLive("download: the report's bytes (o % 251), its name and size, with progress up to the total", () =>
+      Effect.gen(function*() {
+        const url = yield* demoServer
+        const client = flavour.make(DemoApi, { baseUrl: url })
+        const progress: Array<StreamClient.DownloadProgress> = []
+        const download = yield* Effect.promise(() =>
+          client.download("downloadReport", { sizeMb: 1 }, { onProgress: (p) => progress.push(p) })
+        )
+        const size = 1024 * 1024
+        expect(download.filename).toBe("report-1MB.bin")
+        expect(download.contentType).toBe("application/octet-stream")
+        expect(download.size).toBe(size)
+        const bytes = new Uint8Array(yield* Effect.promise(async () => (await download.blob()).arrayBuffer()))
+        expect(bytes.byteLength).toBe(size)
+        let mismatches = 0
+        for (let o = 0; o < size; o++) if (bytes[o] !== o % 251) mismatches++
+        expect(mismatches).toBe(0)
+        expect(progress.length).toBeGreaterThan(1)
+        expect(progress.at(-1)).toEqual({ received: size, total: size })
+        const received = progress.map((p) => p.received)
+        expect(received).toEqual([...received].sort((a, b) => a - b))
+      }).pipe(quiet))
+
+    it.scopedLive("download: aborting the signal mid-body errors the body with an Aborted ClientError", () =>
+      Effect.gen(function*() {
+        const url = yield* demoServer
+        const client = flavour.make(DemoApi, { baseUrl: url })
+        const controller = new AbortController()
+        const download = yield* Effect.promise(() =>
+          client.download("downloadReport", { sizeMb: 100 }, { signal: controller.signal })
+        )
+        const reader = download.body.getReader()
+        const first = yield* Effect.promise(() => reader.read())
+        expect(first.done).toBe(false)
+        controller.abort()
+        const error = yield* Effect.promise(async () => {
+          try {
+            for (;;) if ((await reader.read()).done) return undefined
+          } catch (error) {
+            return error
+          }
+        })
+        expectClientError(error, "Aborted")
+        const early = yield* Effect.promise(() =>
+          failureOf(client.call("getQuote", { symbol: "ACME" }, { signal: AbortSignal.abort() }))
+        )
+        expectClientError(early, "Aborted")
+      }).pipe(quiet))
+
+    it.scopedLive("saveToFile writes the download to disk", () =>
+      Effect.gen(function*() {
+        const url = yield* demoServer
+        const client = flavour.make(DemoApi, { baseUrl: url })
+        const dir = yield* Effect.acquireRelease(
+          Effect.promise(() => mkdtemp(join(tmpdir(), "stream-client-"))),
+          (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+        )
+        const path = join(dir, "report.bin")
+        const download = yield* Effect.promise(() => client.download("downloadReport", { sizeMb: 0.5 }))
+        yield* Effect.promise(() => saveToFile(download, path))
+        const bytes = yield* Effect.promise(() => readFile(path))
+        expect(bytes.byteLength).toBe(512 * 1024)
+        expect(bytes.every((byte, o) => byte === o % 251)).toBe(true)
+      }).pipe(quiet))
+
+    it.scopedLive("export: csv, json and ndjson decode to the same Orders (commas, quotes, newlines, unicode, formulas, optional notes)", () =>
+      Effect.gen(function*() {
+        const url = yield* demoServer
+        const client = flavour.make(DemoApi, { baseUrl: url })
+        const count = 300
+        const byFormat = yield* Effect.promise(() =>
+          Promise.all((["ndjson", "json", "csv"] as const).map(async (format) => {
+            const exported = await client.export("exportOrders", { count }, { format })
+            expect(exported.filename).toBe(`orders.${format}`)
+            return collect(exported)
+          }))
+        )
+        const [ndjson, json, csv] = byFormat
+        expect(ndjson).toHaveLength(count)
+        for (const order of ndjson!) {
+          expect(order).toBeInstanceOf(flavour.classOf(Order))
+          expect(order.placedAt).toBeInstanceOf(Date)
+        }
+        expect(ndjson).toEqual(Array.from({ length: count }, (_, i) => orderAt(i)))
+        expect(json).toEqual(ndjson)
+        expect(csv).toEqual(ndjson)
+        for (const order of csv!) expect(order).toBeInstanceOf(flavour.classOf(Order))
+        // The cells that make CSV hard are there.
+        const customers = new Set(ndjson!.map((order) => order.customer))
+        expect(customers).toContain("=cmd|'/C calc'!A0")
+        expect(customers).toContain("Smith, Jones & Partners")
+        expect(customers).toContain("Grace \"Amazing\" Hopper")
+        expect(ndjson!.some((order) => order.note === undefined)).toBe(true)
+        expect(ndjson!.some((order) => order.note === "gift wrap,\nplease")).toBe(true)
+        expect([...orderColumns]).toEqual(["id", "customer", "total", "placedAt", "note"])
+      }).pipe(quiet), 30_000)
+
+    it.scopedLive("export: the default format (csv) and an empty export", () =>
+      Effect.gen(function*() {
+        const url = yield* demoServer
+        const client = flavour.make(DemoApi, { baseUrl: url })
+        const exported = yield* Effect.promise(() => client.export("exportOrders", { count: 3 }))
+        expect(exported.contentType).toBe("text/csv; charset=utf-8")
+        expect(yield* Effect.promise(() => collect(exported))).toEqual([orderAt(0), orderAt(1), orderAt(2)])
+        for (const format of ["csv", "json", "ndjson"] as const) {
+          const empty = yield* Effect.promise(() => client.export("exportOrders", { count: 0 }, { format }))
+          expect(yield* Effect.promise(() => collect(empty))).toEqual([])
+        }
+      }).pipe(quiet))
+
+    it.scopedLive("an HTTP error that is not a typed error (404 for a procedure the server lacks) is a Protocol ClientError with its status", () =>
+      Effect.gen(function*() {
+        const url = yield* demoServer
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const error = yield* Effect.promise(() => failureOf(client.download("failingDownload", undefined)))
+        expect(expectClientError(error, "Protocol").status).toBe(404)
+        const subscriptionError = yield* Effect.promise(() => failureOf(collect(client.subscribe("forever", undefined))))
+        expect(expectClientError(subscriptionError, "Protocol").status).toBe(404)
+      }).pipe(quiet))
   })
-})
 
-// ---------------------------------------------------------------------------
-// Round trip property, and the incremental parsers at every split
-// ---------------------------------------------------------------------------
+  // ---------------------------------------------------------------------------
+  // Test-local contracts: typed failures, cancellation, reconnection
+  // ---------------------------------------------------------------------------
 
-describe("StreamClient export round trip", () => {
-  const Row = Schema.Struct({ id: Schema.Int, text: Schema.String, flag: Schema.Boolean, when: Schema.Date })
-  const echoRows = Procedure.export("echoRows", {
-    payload: { rows: Schema.Array(Row) },
-    row: Row,
-    columns: ["id", "text", "flag", "when"]
-  })
-  const EchoApi = RpcGroup.make(echoRows)
-
-  const text = fc.oneof(
-    fc.string(),
-    fc.fullUnicodeString(),
-    fc.stringOf(fc.constantFrom("'", "=", "+", "-", "@", "\t", "\r", "\n", "\r\n", "\"", ",", "a", " ", "é", "1")),
-    fc.constantFrom("", "=SUM(A1)", "'=x", "-1", "+1", "@me", "\ttab", "\rcr", "null", "true", "123")
-  )
-  const row = fc.record({
-    id: fc.oneof(fc.integer(), fc.maxSafeInteger()),
-    text,
-    flag: fc.boolean(),
-    when: fc.date({ noInvalidDate: true })
+  describe(`${flavour.name} typed failures of downloads and exports`, () => {
+    it.scopedLive("a download or export whose handler fails before the first byte rejects with the typed error", () =>
+      Effect.gen(function*() {
+        const { url } = yield* testServer
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const downloadError = yield* Effect.promise(() => failureOf(client.download("failingDownload", undefined)))
+        expect(downloadError).toBeInstanceOf(flavour.classOf(Nope))
+        expect((downloadError as Nope).reason).toBe("no bytes for you")
+        for (const format of ["ndjson", "json"] as const) {
+          const exportError = yield* Effect.promise(() => failureOf(client.export("failingExport", undefined, { format })))
+          expect(exportError).toBeInstanceOf(flavour.classOf(Nope))
+          expect((exportError as Nope).reason).toBe("no rows for you")
+        }
+      }).pipe(quiet))
   })
 
-  it.scopedLive("rows of {id: Int, text: String, flag: Boolean, when: Date} come back equal in csv, json and ndjson", () =>
-    Effect.gen(function*() {
-      const url = yield* serveGroup(EchoApi, EchoApi.toLayer({ echoRows: ({ rows }) => Stream.fromIterable(rows) }))
-      const client = StreamClient.make(EchoApi, { baseUrl: url })
-      yield* Effect.promise(() =>
-        fc.assert(
-          fc.asyncProperty(fc.array(row, { maxLength: 12 }), async (rows) => {
-            for (const format of ["csv", "json", "ndjson"] as const) {
-              const exported = await client.export("echoRows", { rows }, { format })
-              expect(await collect(exported)).toEqual(rows)
+  describe(`${flavour.name} cancellation reaches the server`, () => {
+    it.scopedLive("aborting the AbortSignal closes the request and the handler's stream ends", () =>
+      Effect.gen(function*() {
+        const { state, url } = yield* testServer
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const controller = new AbortController()
+        const values: Array<number> = []
+        const states: Array<StreamClient.ConnectionState> = []
+        const subscription = client.subscribe("forever", undefined, {
+          signal: controller.signal,
+          onData: (tick) => {
+            values.push(tick.n)
+            if (values.length === 3) controller.abort()
+          },
+          onState: (s) => states.push(s)
+        })
+        yield* awaitFinalized(state)
+        expect(values).toEqual([0, 1, 2])
+        expect(subscription.state).toBe("closed")
+        expect(states).toEqual(["connecting", "open", "closed"])
+      }).pipe(quiet))
+
+    it.scopedLive("breaking out of for await closes the request and the handler's stream ends", () =>
+      Effect.gen(function*() {
+        const { state, url } = yield* testServer
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const subscription = client.subscribe("forever", undefined)
+        const values: Array<number> = []
+        yield* Effect.promise(async () => {
+          for await (const tick of subscription) {
+            expect(tick.at).toBeInstanceOf(Date)
+            values.push(tick.n)
+            if (values.length === 2) break
+          }
+        })
+        yield* awaitFinalized(state)
+        expect(values).toEqual([0, 1])
+        expect(subscription.state).toBe("closed")
+      }).pipe(quiet))
+
+    if (flavour.effect) it.scopedLive("interrupting the Effect Stream closes the request and the handler's stream ends", () =>
+      Effect.gen(function*() {
+        const { state, url } = yield* testServer
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const subscription = client.subscribe("forever", undefined)
+        const taken = yield* subscription.stream.pipe(Stream.take(4), Stream.runCollect)
+        expect(Chunk.toReadonlyArray(taken).map((tick) => tick.n)).toEqual([0, 1, 2, 3])
+        yield* awaitFinalized(state)
+        expect(subscription.state).toBe("closed")
+      }).pipe(quiet))
+
+    it.scopedLive("unsubscribe() closes the request and the handler's stream ends", () =>
+      Effect.gen(function*() {
+        const { state, url } = yield* testServer
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const subscription = client.subscribe("forever", undefined)
+        const iterator = subscription[Symbol.asyncIterator]()
+        expect((yield* Effect.promise(() => iterator.next())).value).toMatchObject({ n: 0 })
+        subscription.unsubscribe()
+        expect(subscription.state).toBe("closed")
+        expect((yield* Effect.promise(() => iterator.next())).done).toBe(true)
+        yield* awaitFinalized(state)
+      }).pipe(quiet))
+  })
+
+  describe(`${flavour.name} reconnection`, () => {
+    it.scopedLive("resumes after connections cut mid-stream: 1..N in order exactly once, Last-Event-ID right, fresh headers each time", () =>
+      Effect.gen(function*() {
+        const { state, url } = yield* testServer
+        const proxy = yield* cuttingProxy(url, 300)
+        let headerCalls = 0
+        const client = flavour.make(TestApi, {
+          baseUrl: proxy,
+          headers: () => {
+            headerCalls++
+            return { "x-attempt": String(headerCalls) }
+          }
+        })
+        const last = 40
+        const states: Array<StreamClient.ConnectionState> = []
+        const idsAtReconnect: Array<string | undefined> = []
+        const dropped: Array<number> = []
+        let subscription: StreamClient.Subscription<typeof Tick.Type, never> | undefined
+        subscription = client.subscribe("ticks", { last }, {
+          reconnect: { initialDelayMs: 1, maxDelayMs: 5 },
+          onDropped: (count) => dropped.push(count ?? -1),
+          onState: (s) => {
+            states.push(s)
+            if (s === "reconnecting") idsAtReconnect.push(subscription?.lastEventId)
+          }
+        })
+        const values = yield* Effect.promise(() => collect(subscription))
+        expect(values.map((tick) => tick.n)).toEqual(Array.from({ length: last }, (_, i) => i + 1))
+        for (const tick of values) expect(tick.at).toEqual(tickOf(tick.n).at)
+        expect(dropped).toEqual([])
+        // Every connection reached the handler with the cursor the client had when it reconnected.
+        expect(idsAtReconnect.length).toBeGreaterThanOrEqual(3)
+        expect(state.resumedAfter).toEqual([undefined, ...idsAtReconnect])
+        const cursors = idsAtReconnect.map(Number)
+        expect(cursors).toEqual([...cursors].sort((a, b) => a - b))
+        expect(headerCalls).toBe(state.resumedAfter.length)
+        expect(states.slice(0, 4)).toEqual(["connecting", "open", "reconnecting", "open"])
+        expect(states.at(-1)).toBe("closed")
+        expect(subscription.state).toBe("closed")
+        expect(subscription.lastEventId).toBe(String(last))
+      }).pipe(quiet), 30_000)
+
+    it.scopedLive("starts after options.lastEventId", () =>
+      Effect.gen(function*() {
+        const { state, url } = yield* testServer
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const values = yield* Effect.promise(() => collect(client.subscribe("ticks", { last: 10 }, { lastEventId: "7" })))
+        expect(values.map((tick) => tick.n)).toEqual([8, 9, 10])
+        expect(state.resumedAfter).toEqual(["7"])
+      }).pipe(quiet))
+
+    it.scopedLive("heartbeat watchdog: a server that goes silent is reconnected to; after maxAttempts the Timeout is reported", () =>
+      Effect.gen(function*() {
+        let connections = 0
+        const url = yield* rawServer((_, response) => {
+          connections++
+          response.writeHead(200, { "content-type": "text/event-stream" })
+          response.write(": ok\n\n")
+        })
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const errors: Array<unknown> = []
+        const states: Array<StreamClient.ConnectionState> = []
+        const subscription = client.subscribe("forever", undefined, {
+          heartbeatTimeoutMs: 100,
+          reconnect: { initialDelayMs: 1, maxAttempts: 2 },
+          onError: (error) => errors.push(error),
+          onState: (s) => states.push(s)
+        })
+        const thrown = yield* Effect.promise(() => failureOf(collect(subscription)))
+        expectClientError(thrown, "Timeout")
+        expect(errors).toEqual([thrown])
+        expect(connections).toBe(3)
+        expect(states).toEqual(["connecting", "open", "reconnecting", "open", "reconnecting", "open", "closed"])
+      }).pipe(quiet))
+
+    it.scopedLive("heartbeat comments keep a quiet subscription alive; the server's retry: sets the backoff base", () =>
+      Effect.gen(function*() {
+        let connections = 0
+        const url = yield* rawServer((_, response) => {
+          connections++
+          response.writeHead(200, { "content-type": "text/event-stream" })
+          // A retry: far too large for a timer is clamped to maxDelayMs.
+          response.write("retry: 99999999999999999999999999999999\n\n: ok\n\n")
+          const timer = setInterval(() => response.write(": heartbeat\n\n"), 10)
+          let sent = 0
+          const values = setInterval(() => {
+            sent++
+            response.write(`data: ${JSON.stringify({ n: sent, at: new Date(0).toISOString() })}\n\n`)
+            if (sent === 3) {
+              clearInterval(values)
+              clearInterval(timer)
+              response.end() // no end event: the client reconnects
+            }
+          }, 60)
+          response.on("close", () => {
+            clearInterval(timer)
+            clearInterval(values)
+          })
+        })
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const values: Array<number> = []
+        const subscription = client.subscribe("forever", undefined, {
+          heartbeatTimeoutMs: 40,
+          reconnect: { initialDelayMs: 1, maxDelayMs: 1 },
+          onData: (tick) => values.push(tick.n)
+        })
+        yield* Effect.promise(() => eventually(() => values.length >= 6))
+        subscription.unsubscribe()
+        // Each connection delivered its 3 values although each came after more than heartbeatTimeoutMs.
+        expect(values.slice(0, 6)).toEqual([1, 2, 3, 1, 2, 3])
+        expect(connections).toBeGreaterThanOrEqual(2)
+      }).pipe(quiet))
+
+    it.scopedLive("a server that refuses every connection: maxAttempts reconnects, then a Transport ClientError", () =>
+      Effect.gen(function*() {
+        let connections = 0
+        const url = yield* rawServer((request) => {
+          connections++
+          request.socket.destroy()
+        })
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const errors: Array<unknown> = []
+        const subscription = client.subscribe("forever", undefined, {
+          reconnect: { initialDelayMs: 1, maxAttempts: 3 },
+          onError: (error) => errors.push(error)
+        })
+        const thrown = yield* Effect.promise(() => failureOf(collect(subscription)))
+        expectClientError(thrown, "Transport")
+        expect(errors).toEqual([thrown])
+        expect(connections).toBe(4)
+        expect(subscription.state).toBe("closed")
+      }).pipe(quiet))
+
+    it.scopedLive("a 503 is retried; a 400 that is not a typed error is not", () =>
+      Effect.gen(function*() {
+        let connections = 0
+        const url = yield* rawServer((request, response) => {
+          connections++
+          const status = request.url?.endsWith("/forever") ? 503 : 400
+          response.writeHead(status, { "content-type": "application/json" })
+          response.end(JSON.stringify({ _tag: "Whatever", message: "busy" }))
+        })
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const busy = yield* Effect.promise(() =>
+          failureOf(collect(client.subscribe("forever", undefined, { reconnect: { initialDelayMs: 1, maxAttempts: 2 } })))
+        )
+        expect(expectClientError(busy, "Protocol").status).toBe(503)
+        expect(connections).toBe(3)
+        connections = 0
+        const bad = yield* Effect.promise(() =>
+          failureOf(collect(client.subscribe("firehose", undefined, { reconnect: { initialDelayMs: 1, maxAttempts: 2 } })))
+        )
+        expect(expectClientError(bad, "Protocol").status).toBe(400)
+        expect(connections).toBe(1)
+      }).pipe(quiet))
+  })
+
+  describe(`${flavour.name} backpressure`, () => {
+    it.scopedLive("a consumer that stops pulling stops the client reading; the server drops and counts, the client reports it", () =>
+      Effect.gen(function*() {
+        const { state, url } = yield* testServer
+        let bytesRead = 0
+        const countingFetch: typeof globalThis.fetch = async (input, init) => {
+          const response = await globalThis.fetch(input, init)
+          const counted = response.body!.pipeThrough(
+            new TransformStream<Uint8Array, Uint8Array>({
+              transform(chunk, controller) {
+                bytesRead += chunk.byteLength
+                controller.enqueue(chunk)
+              }
+            })
+          )
+          return new Response(counted, { status: response.status, headers: response.headers })
+        }
+        const client = flavour.make(TestApi, { baseUrl: url, fetch: countingFetch })
+        const dropped: Array<number> = []
+        const subscription = client.subscribe("firehose", undefined, { onDropped: (count) => dropped.push(count ?? -1) })
+        const iterator = subscription[Symbol.asyncIterator]()
+        expect((yield* Effect.promise(() => iterator.next())).value).toMatchObject({ n: 0 })
+        // The consumer stalls; the producer runs on (the sliding policy drops for it).
+        yield* Effect.promise(() => eventually(() => state.produced > 20_000))
+        const stalledAt = yield* Effect.promise(() => settled(() => bytesRead))
+        // 20,000 values are over 20 MB; the client read only what its queue and the stream buffers hold.
+        expect(stalledAt).toBeLessThan(4 * 1024 * 1024)
+        // Pulling again resumes reading, and the gap is reported.
+        yield* Effect.promise(async () => {
+          while (dropped.length === 0) await iterator.next()
+        })
+        expect(dropped[0]).toBeGreaterThan(0)
+        yield* Effect.promise(async () => {
+          await iterator.return?.()
+        })
+        expect(subscription.state).toBe("closed")
+      }).pipe(quiet), 30_000)
+  })
+
+  // ---------------------------------------------------------------------------
+  // Truncation
+  // ---------------------------------------------------------------------------
+
+  describe(`${flavour.name} truncated transfers`, () => {
+    const truncatingServer = rawServer((_, response) => {
+      response.writeHead(200, {
+        "content-type": "application/octet-stream",
+        "content-length": "100000",
+        "content-disposition": "attachment; filename=\"cut.bin\"; filename*=UTF-8''cut%E2%9C%82.bin"
+      })
+      response.write(new Uint8Array(40_000), () => response.socket?.destroy())
+    })
+
+    it.scopedLive("a body cut before Content-Length errors with a Truncated ClientError", () =>
+      Effect.gen(function*() {
+        const url = yield* truncatingServer
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const progress: Array<StreamClient.DownloadProgress> = []
+        const download = yield* Effect.promise(() =>
+          client.download("failingDownload", undefined, { onProgress: (p) => progress.push(p) })
+        )
+        expect(download.filename).toBe("cut✂.bin")
+        expect(download.size).toBe(100_000)
+        const error = yield* Effect.promise(() => failureOf(download.blob()))
+        expectClientError(error, "Truncated")
+        expect(progress.at(-1)?.received).toBeLessThan(100_000)
+        expect(progress.at(-1)?.total).toBe(100_000)
+      }).pipe(quiet))
+
+    it.scopedLive("saveToFile rejects with the Truncated ClientError and leaves no partial file", () =>
+      Effect.gen(function*() {
+        const url = yield* truncatingServer
+        const client = flavour.make(TestApi, { baseUrl: url })
+        const dir = yield* Effect.acquireRelease(
+          Effect.promise(() => mkdtemp(join(tmpdir(), "stream-client-"))),
+          (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+        )
+        const path = join(dir, "cut.bin")
+        const download = yield* Effect.promise(() => client.download("failingDownload", undefined))
+        const error = yield* Effect.promise(() => failureOf(saveToFile(download, path)))
+        expectClientError(error, "Truncated")
+        expect(yield* Effect.promise(() => stat(path).then(() => true, () => false))).toBe(false)
+      }).pipe(quiet))
+
+    it("a body that ends cleanly short of Content-Length errors with a Truncated ClientError", async () => {
+      const shortFetch: typeof globalThis.fetch = async () =>
+        new Response(new Uint8Array(10), { headers: { "content-length": "20", "content-type": "application/x-test" } })
+      const client = flavour.make(TestApi, { baseUrl: "http://example.invalid/rpc", fetch: shortFetch })
+      const download = await client.download("failingDownload", undefined)
+      expect(download.contentType).toBe("application/x-test")
+      expectClientError(await failureOf(download.blob()), "Truncated")
+    })
+
+    it("an export body cut in the middle of the rows fails the iteration", async () => {
+      const body = "{\"n\":1,\"at\":\"2026-01-01T00:00:00.000Z\"}\n{\"n\":2,"
+      let pulls = 0
+      const cut: typeof globalThis.fetch = async () =>
+        new Response(
+          new ReadableStream<Uint8Array>({
+            pull(controller) {
+              if (pulls++ === 0) controller.enqueue(new TextEncoder().encode(body))
+              else controller.error(new TypeError("terminated"))
             }
           }),
-          { numRuns: 100 }
+          { headers: { "content-type": "application/x-ndjson" } }
         )
-      )
-    }).pipe(quiet), 60_000)
-})
+      const client = flavour.make(TestApi, { baseUrl: "http://example.invalid/rpc", fetch: cut })
+      const exported = await client.export("failingExport", undefined, { format: "ndjson" })
+      const rows: Array<unknown> = []
+      const error = await failureOf((async () => {
+        for await (const row of exported) rows.push(row)
+      })())
+      expectClientError(error, "Truncated")
+      expect(rows).toHaveLength(1)
+    })
+  })
+
+  // ---------------------------------------------------------------------------
+  // Round trip property, and the incremental parsers at every split
+  // ---------------------------------------------------------------------------
+
+  describe(`${flavour.name} export round trip`, () => {
+
+    const text = fc.oneof(
+      fc.string(),
+      fc.fullUnicodeString(),
+      fc.stringOf(fc.constantFrom("'", "=", "+", "-", "@", "\t", "\r", "\n", "\r\n", "\"", ",", "a", " ", "é", "1")),
+      fc.constantFrom("", "=SUM(A1)", "'=x", "-1", "+1", "@me", "\ttab", "\rcr", "null", "true", "123")
+    )
+    const row = fc.record({
+      id: fc.oneof(fc.integer(), fc.maxSafeInteger()),
+      text,
+      flag: fc.boolean(),
+      when: fc.date({ noInvalidDate: true })
+    })
+
+    it.scopedLive("rows of {id: Int, text: String, flag: Boolean, when: Date} come back equal in csv, json and ndjson", () =>
+      Effect.gen(function*() {
+        const url = yield* serveGroup(EchoApi, EchoApi.toLayer({ echoRows: ({ rows }) => Stream.fromIterable(rows) }))
+        const client = flavour.make(EchoApi, { baseUrl: url })
+        yield* Effect.promise(() =>
+          fc.assert(
+            fc.asyncProperty(fc.array(row, { maxLength: 12 }), async (rows) => {
+              for (const format of ["csv", "json", "ndjson"] as const) {
+                const exported = await client.export("echoRows", { rows }, { format })
+                expect(await collect(exported)).toEqual(rows)
+              }
+            }),
+            { numRuns: 100 }
+          )
+        )
+      }).pipe(quiet), 60_000)
+  })
+}
 
 /** `text` cut into pieces at the given (sorted, deduplicated) offsets. */
 describe("StreamClient types", () => {

@@ -33,7 +33,7 @@ export class Order extends Schema.Class<Order>("Order")({
 
 export const orderColumns = ["id", "customer", "total", "placedAt", "note"] as const
 
-export const symbols = ["ACME", "GLOBEX", "INITECH", "UMBRELLA", "HOOLI"] as const
+export { symbols } from "./symbols.ts"
 
 /** A ticker symbol: short, so that an error naming an unknown one stays short too. */
 export const Ticker = Schema.String.pipe(Schema.maxLength(32))

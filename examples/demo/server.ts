@@ -45,7 +45,7 @@ const Metrics = HttpLayerRouter.add("GET", "/metrics", Prometheus.response)
 const OpenApiDocument = HttpLayerRouter.add(
   "GET",
   "/openapi.json",
-  HttpServerResponse.unsafeJson(Generator.openApi(DemoApi, { title: "effect-stream-rpc demo", version: "1.0.0" }))
+  HttpServerResponse.unsafeJson(Generator.openApi(DemoApi, { title: "effect-stream-rpc demo", groupName: "DemoApi", version: "1.0.0" }))
 )
 
 // A server saturated by the prices it already delivers sheds new streams (503) instead of

@@ -1,5 +1,5 @@
-// The package's client calling the server over loopback: node client.js <baseUrl>. Prints what it got as JSON.
-import { StreamClient } from "effect-stream-rpc/client"
+// The package's Effect-flavoured client calling the server over loopback: node client.js <baseUrl>. Prints what it got as JSON.
+import { StreamClient } from "effect-stream-rpc/client/effect"
 import { Api } from "./contract.js"
 
 const client = StreamClient.make(Api, { baseUrl: process.argv[2] })

@@ -8,10 +8,11 @@ import * as Procedure from "effect-stream-rpc/Procedure"
 import * as ProtocolError from "effect-stream-rpc/ProtocolError"
 import * as Topic from "effect-stream-rpc/Topic"
 import * as Protocol from "effect-stream-rpc/protocol"
-import { StreamClient } from "effect-stream-rpc/client"
+import { Client } from "effect-stream-rpc/client"
+import { StreamClient } from "effect-stream-rpc/client/effect"
 import { saveToFile } from "effect-stream-rpc/client/node"
 import { Api, Row, Tick, TooMany } from "./contract.js"
-import { makeApiClient } from "./generated/api.js"
+import { makeApiClient, TooMany as GeneratedTooMany } from "./generated/api.js"
 
 const Handlers = Api.toLayer({
   ticks: ({ from }) => Stream.iterate(from, (n) => n + 1).pipe(Stream.map((n) => new Tick({ n, at: new Date() }))),
@@ -48,8 +49,11 @@ export const run = async (): Promise<number> => {
   try {
     await api.add({ a: 1, b: 2 })
   } catch (error) {
-    if (error instanceof TooMany || error instanceof StreamClient.ClientError) return 0
+    // The generated client has its own classes: a typed error is an instance of the generated TooMany.
+    if (error instanceof GeneratedTooMany || error instanceof Client.ClientError) return 0
   }
+  const stream: Stream.Stream<Tick, StreamClient.ClientError> = client.subscribe("ticks", { from: 1 }).stream
+  void stream
   const report = await client.export("rows", { count: 10 }, { format: "ndjson" })
   void saveToFile
   void report

@@ -1,12 +1,14 @@
 /**
- * Both clients — StreamClient and RpcClient over RpcProtocol — read the same
- * bytes the same way: a raw loopback server replays fixed responses (the
- * body ends where the case says, the connection closes cleanly), and each
- * case is run against both. Truncations give the same `ClientError` reason
+ * The clients — StreamClient, RpcClient over RpcProtocol, and the client the
+ * generator writes (compiled codecs, no Effect) — read the same bytes the
+ * same way: a raw loopback server replays fixed responses (the body ends
+ * where the case says, the connection closes cleanly), and each case is run
+ * against all three. Truncations give the same `ClientError` reason
  * (RpcProtocol carries it as the cause of its RpcClientError); `dropped` is
  * reported with the same counts (a positive count or `null`; 0 and malformed
  * counts are no loss and are not reported).
  */
+import type * as Rpc from "@effect/rpc/Rpc"
 import * as RpcClient from "@effect/rpc/RpcClient"
 import { RpcClientError } from "@effect/rpc/RpcClientError"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
@@ -16,11 +18,12 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as RpcProtocol from "../../client/RpcProtocol.ts"
-import * as StreamClient from "../../client/StreamClient.ts"
+import * as RpcProtocol from "../../client/effect/RpcProtocol.ts"
+import * as StreamClient from "../../client/effect/StreamClient.ts"
 import * as Procedure from "../../src/Procedure.ts"
 import * as Names from "../../src/protocol/Names.ts"
 import * as Sse from "../../src/protocol/Sse.ts"
+import * as GeneratedClient from "../support/generatedClient.ts"
 import { rawServer } from "../support/http.ts"
 
 const Row = Schema.Struct({ id: Schema.Int, name: Schema.String })
@@ -158,8 +161,12 @@ const collect = async <A>(iterable: AsyncIterable<A>): Promise<Array<A>> => {
 
 const text = (bytes: ReadonlyArray<Uint8Array>) => new TextDecoder().decode(Buffer.concat(bytes.map((b) => Buffer.from(b))))
 
-const viaStreamClient = async (url: string, kind: Kind): Promise<Outcome> => {
-  const client = StreamClient.make(Api, { baseUrl: url })
+const generated = GeneratedClient.asStreamClient(
+  new Map([[Api as unknown as RpcGroup.RpcGroup<Rpc.Any>, await GeneratedClient.load(Api, "Api")]])
+)
+
+const viaStreamClient = async (url: string, kind: Kind, make: typeof StreamClient.make = StreamClient.make): Promise<Outcome> => {
+  const client = make(Api, { baseUrl: url })
   const dropped: Array<number | null> = []
   try {
     switch (kind) {
@@ -212,7 +219,7 @@ const viaRpcClient = async (url: string, kind: Kind): Promise<Outcome> => {
   return { _tag: "error", reason: exit.cause._tag === "Fail" ? reasonOf(exit.cause.error) : `defect: ${String(exit.cause)}` }
 }
 
-describe("StreamClient and RpcClient read the same bytes the same way", () => {
+describe("StreamClient, RpcClient and the generated client read the same bytes the same way", () => {
   for (const testCase of cases) {
     it.scopedLive(testCase.name, () =>
       Effect.gen(function*() {
@@ -226,7 +233,9 @@ describe("StreamClient and RpcClient read the same bytes the same way", () => {
         })
         const streamClient = yield* Effect.promise(() => viaStreamClient(url, testCase.kind))
         const rpcClient = yield* Effect.promise(() => viaRpcClient(url, testCase.kind))
+        const generatedClient = yield* Effect.promise(() => viaStreamClient(url, testCase.kind, generated))
         expect(streamClient, "StreamClient").toEqual(testCase.expected)
+        expect(generatedClient, "the generated client").toEqual(testCase.expected)
         expect(rpcClient, "RpcClient").toEqual(testCase.expected)
       }))
   }

@@ -7,7 +7,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as StreamClient from "../../client/StreamClient.ts"
+import * as StreamClient from "../../client/effect/StreamClient.ts"
 import { DemoApi } from "../../examples/demo/contract.ts"
 import { AuthenticationLive, DemoHandlers } from "../../examples/demo/handlers.ts"
 import * as PriceFeed from "../../examples/demo/PriceFeed.ts"

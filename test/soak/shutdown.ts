@@ -17,7 +17,7 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import * as StreamClient from "../../client/StreamClient.ts"
+import * as StreamClient from "../../client/effect/StreamClient.ts"
 import { DemoApi } from "../../examples/demo/contract.ts"
 import { startFaultProxy } from "../support/faultProxy.ts"
 import { type DemoServer, startDemoServer } from "./demoServer.ts"

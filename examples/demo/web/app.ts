@@ -1,9 +1,10 @@
 /**
- * The demo page. Everything goes through the generated client; the page only
- * renders. `window.demoState` exposes what the page saw, for the end-to-end tests.
+ * The demo page. Everything goes through the generated client, which is
+ * self-contained (no Effect in the page's bundle); the page only renders.
+ * `window.demoState` exposes what the page saw, for the end-to-end tests.
  */
-import { makeDemoApiClient } from "../generated/demo.ts"
-import { type Price, symbols } from "../contract.ts"
+import { makeDemoApiClient, type Price } from "../generated/demo.ts"
+import { symbols } from "../symbols.ts"
 
 const client = makeDemoApiClient({ baseUrl: "/rpc" })
 

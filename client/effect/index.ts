@@ -1,0 +1,5 @@
+export * as RpcProtocol from "./RpcProtocol.ts"
+export * as SchemaProcedure from "./SchemaProcedure.ts"
+export * as StreamClient from "./StreamClient.ts"
+export * as ClientError from "../ClientError.ts"
+export * as DownloadProgress from "../DownloadProgress.ts"

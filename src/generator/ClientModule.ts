@@ -1,0 +1,415 @@
+/**
+ * The client module, written from `ClientShapes`: for every procedure the
+ * types of its payload, values and errors, its codecs as expressions of the
+ * runtime's `Codec` combinators, and one typed method. The module imports
+ * only the runtime (`effect-stream-rpc/client`, no runtime import of
+ * `effect`); a procedure whose schemas could not be compiled falls back to
+ * the contract's Effect Schemas, and the module says so.
+ */
+import * as BackpressurePolicy from "../BackpressurePolicy.ts"
+import type { ClassShape, ClientShapes, Field, ProcedureShapes, Shape } from "./Shape.ts"
+
+export interface ClientModuleOptions {
+  /** The command that regenerates the module, for the header comment. */
+  readonly command: string
+  /**
+   * Import specifier of the contract module, relative to the generated file:
+   * what a procedure that falls back to Effect Schema reads its schemas from.
+   * Without it (a module generated from an OpenAPI document) such a procedure
+   * is not checked at all.
+   */
+  readonly contractImport?: string | undefined
+}
+
+export interface ClientModule {
+  readonly code: string
+  /** One line per procedure that falls back to Effect Schema or is left unchecked, and why. */
+  readonly warnings: ReadonlyArray<string>
+}
+
+const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/
+
+const propertyName = (name: string): string => (identifier.test(name) ? name : JSON.stringify(name))
+
+/** Text safe inside a JSDoc block. */
+const jsdocText = (text: string): string => text.replace(/\*\//g, "*\\/").replace(/\r\n?/g, "\n")
+
+const jsdoc = (lines: ReadonlyArray<string>, indent: string): Array<string> =>
+  lines.length === 0
+    ? []
+    : [`${indent}/**`, ...lines.flatMap((line) => jsdocText(line).split("\n")).map((line) => (line === "" ? `${indent} *` : `${indent} * ${line}`)), `${indent} */`]
+
+const pascal = (tag: string): string => {
+  const words = tag.replace(/[^A-Za-z0-9]+/g, " ").trim().split(" ")
+  const name = words.map((word) => word.charAt(0).toUpperCase() + word.slice(1)).join("")
+  return /^[A-Za-z_$]/.test(name) ? name : `P${name}`
+}
+
+// --- types -------------------------------------------------------------------
+
+const typeOf = (shape: Shape): string => {
+  switch (shape._tag) {
+    case "String":
+      return "string"
+    case "Number":
+      return "number"
+    case "Boolean":
+      return "boolean"
+    case "Unknown":
+      return "unknown"
+    case "Void":
+      return "void"
+    case "Undefined":
+      return "undefined"
+    case "Never":
+      return "never"
+    case "Literal":
+      return JSON.stringify(shape.value)
+    case "Date":
+      return "Date"
+    case "BigInt":
+      return "bigint"
+    case "NumberFromString":
+      return "number"
+    case "Array":
+      return `ReadonlyArray<${typeOf(shape.item)}>`
+    case "Tuple": {
+      const elements = shape.elements.map((element) => `${typeOf(element.shape)}${element.optional ? "?" : ""}`)
+      if (shape.rest !== null) elements.push(`...Array<${typeOf(shape.rest)}>`)
+      return `readonly [${elements.join(", ")}]`
+    }
+    case "Struct": {
+      const parts = [
+        ...shape.fields.map((field) => `readonly ${propertyName(field.name)}${field.optional ? "?" : ""}: ${typeOf(field.shape)}`),
+        ...shape.records.map((value) => `readonly [key: string]: ${typeOf(value)}`)
+      ]
+      return parts.length === 0 ? "{}" : `{ ${parts.join("; ")} }`
+    }
+    case "Union":
+      return shape.members.length === 0 ? "never" : shape.members.map(typeOf).join(" | ")
+    case "Refine":
+    case "Unchecked":
+      return typeOf(shape.from)
+    case "Brand":
+      return `${wrap(typeOf(shape.from))} & Brand<${shape.brands.map((brand) => JSON.stringify(brand)).join(" | ")}>`
+    case "Class":
+      return shape.name
+  }
+}
+
+const wrap = (type: string): string => (type.includes(" | ") ? `(${type})` : type)
+
+// --- codecs ------------------------------------------------------------------
+
+const fieldsCodec = (fields: ReadonlyArray<Field>): string =>
+  fields.length === 0
+    ? "{}"
+    : `{ ${fields.map((field) => `${propertyName(field.name)}: Codec.${field.optional ? "optional" : "field"}(${codecOf(field.shape)})`).join(", ")} }`
+
+const codecOf = (shape: Shape): string => {
+  switch (shape._tag) {
+    case "String":
+      return "Codec.string"
+    case "Number":
+      return "Codec.number"
+    case "Boolean":
+      return "Codec.boolean"
+    case "Unknown":
+    case "Void":
+      return "Codec.unknown"
+    case "Undefined":
+      return "Codec.undefined"
+    case "Never":
+      return "Codec.never"
+    case "Literal":
+      return `Codec.literal(${JSON.stringify(shape.value)})`
+    case "Date":
+      return shape.valid ? "Codec.date()" : "Codec.date(false)"
+    case "BigInt":
+      return "Codec.bigint"
+    case "NumberFromString":
+      return "Codec.numberFromString"
+    case "Array":
+      return `Codec.array(${codecOf(shape.item)})`
+    case "Tuple": {
+      const elements = shape.elements.map((element) => `{ codec: ${codecOf(element.shape)}, optional: ${element.optional} }`)
+      return `Codec.tuple([${elements.join(", ")}]${shape.rest === null ? "" : `, ${codecOf(shape.rest)}`})`
+    }
+    case "Struct":
+      return `Codec.struct(${fieldsCodec(shape.fields)}${
+        shape.records.length === 0 ? "" : `, [${shape.records.map(codecOf).join(", ")}]`
+      })`
+    case "Union":
+      return `Codec.union([${shape.members.map(codecOf).join(", ")}], ${JSON.stringify(typeOf(shape))})`
+    case "Refine":
+      return `Codec.refine(${codecOf(shape.from)}, ${JSON.stringify(shape.constraints)}, ${JSON.stringify(shape.expected)})`
+    case "Unchecked":
+      return `${codecOf(shape.from)} /* unchecked: ${shape.description.replace(/\*\//g, "* /")} */`
+    case "Brand":
+      return codecOf(shape.from)
+    case "Class":
+      return `${shape.name}$`
+  }
+}
+
+/** Descriptions of the refinements a shape leaves to the server, and whether it has brands. */
+const collect = (shape: Shape, unchecked: Set<string>, brands: { found: boolean }, where: string): void => {
+  switch (shape._tag) {
+    case "Array":
+      return collect(shape.item, unchecked, brands, `${where}[]`)
+    case "Tuple":
+      shape.elements.forEach((element, i) => collect(element.shape, unchecked, brands, `${where}[${i}]`))
+      if (shape.rest !== null) collect(shape.rest, unchecked, brands, `${where}[]`)
+      return
+    case "Struct":
+      for (const field of shape.fields) collect(field.shape, unchecked, brands, `${where}.${field.name}`)
+      for (const value of shape.records) collect(value, unchecked, brands, `${where}[key]`)
+      return
+    case "Union":
+      for (const member of shape.members) collect(member, unchecked, brands, where)
+      return
+    case "Refine":
+      return collect(shape.from, unchecked, brands, where)
+    case "Unchecked":
+      unchecked.add(`${where} (${shape.description})`)
+      return collect(shape.from, unchecked, brands, where)
+    case "Brand":
+      brands.found = true
+      return collect(shape.from, unchecked, brands, where)
+    default:
+      return
+  }
+}
+
+// --- classes -----------------------------------------------------------------
+
+const classDeclaration = (shape: ClassShape): Array<string> => {
+  const inherited = shape.error ? new Set(["message", "name", "stack", "cause"]) : new Set<string>()
+  // A tagged class sets its own `_tag`, as Schema's constructors do.
+  const tagField = shape.fields.find((field) => field.name === "_tag" && field.shape._tag === "Literal" && !field.optional)
+  const tag = tagField?.shape._tag === "Literal" ? tagField.shape.value : undefined
+  const parameters = shape.fields.filter((field) => field !== tagField)
+  const fieldsType = parameters.length === 0
+    ? "{}"
+    : `{ ${parameters.map((field) => `readonly ${propertyName(field.name)}${field.optional ? "?" : ""}: ${typeOf(field.shape)}`).join("; ")} }`
+  const message = shape.fields.find((field) => field.name === "message" && field.shape._tag === "String" && !field.optional)
+  return [
+    ...jsdoc(
+      [
+        ...(shape.description === undefined ? [] : [shape.description, ""]),
+        shape.error
+          ? `A typed error of the contract (\`${shape.name}\`): \`instanceof ${shape.name}\` and \`_tag\` both tell it apart.`
+          : `A class of the contract (\`${shape.name}\`): values are decoded into instances, so \`instanceof ${shape.name}\` holds.`
+      ],
+      ""
+    ),
+    `export class ${shape.name}${shape.error ? " extends Error" : ""} {`,
+    ...shape.fields.filter((field) => !inherited.has(field.name)).flatMap((field) => [
+      ...jsdoc(field.description === undefined ? [] : [field.description], "  "),
+      `  declare readonly ${propertyName(field.name)}${field.optional ? "?" : ""}: ${typeOf(field.shape)}`
+    ]),
+    `  constructor(fields: ${fieldsType}) {`,
+    ...(shape.error
+      ? [`    super(${message === undefined ? "" : "fields.message"})`, `    this.name = ${JSON.stringify(shape.name)}`]
+      : []),
+    tag === undefined ? `    Object.assign(this, fields)` : `    Object.assign(this, fields, { _tag: ${JSON.stringify(tag)} })`,
+    `  }`,
+    `}`,
+    `const ${shape.name}$: Codec.Codec<${shape.name}> = Codec.instance(${shape.name}, Codec.struct(${fieldsCodec(shape.fields)}))`,
+    ``
+  ]
+}
+
+// --- procedures --------------------------------------------------------------
+
+const kindLine = (procedure: ProcedureShapes): string => {
+  switch (procedure.kind) {
+    case "subscription":
+      return `Subscription over Server-Sent Events (sliding policy, ${BackpressurePolicy.capacities.subscription} values)${
+        procedure.resumable === true ? "; resumable with Last-Event-ID" : ""
+      }.`
+    case "download":
+      return `Download of ${procedure.contentType} (suspend policy, ${BackpressurePolicy.capacities.download} chunks).`
+    case "export":
+      return `Export as ${(procedure.formats ?? []).join(", ")} (default ${procedure.defaultFormat}; suspend policy, ${BackpressurePolicy.capacities.export} rows).`
+    case "unary":
+      return "Unary call: one typed response."
+  }
+}
+
+const successName = (procedure: ProcedureShapes): string =>
+  ({ subscription: "Value", export: "Row", unary: "Response", download: "" })[procedure.kind]
+
+/** The module for `shapes`. */
+export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions): ClientModule => {
+  const group = shapes.group
+  const warnings: Array<string> = []
+  const unchecked = new Set<string>()
+  const brands = { found: false }
+  const fallbacks = shapes.procedures.filter((procedure) => procedure.fallback !== undefined)
+  const withContract = fallbacks.length > 0 && options.contractImport !== undefined
+  for (const procedure of shapes.procedures) {
+    if (procedure.fallback !== undefined) {
+      warnings.push(
+        withContract
+          ? `${procedure.tag}: ${procedure.fallback}; it falls back to Effect Schema (the contract's schemas, and effect in the bundle)`
+          : `${procedure.tag}: ${procedure.fallback}; without the contract its payload, values and errors are not checked`
+      )
+      continue
+    }
+    for (const [what, shape] of [["payload", procedure.payload], ["value", procedure.success], ["error", procedure.failure]] as const) {
+      if (shape !== undefined) collect(shape, unchecked, brands, `${procedure.tag} ${what}`)
+    }
+  }
+  for (const shape of shapes.classes) {
+    for (const field of shape.fields) collect(field.shape, unchecked, brands, `${shape.name}.${field.name}`)
+  }
+
+  const lines: Array<string> = [
+    `// Generated by effect-stream-rpc. Do not edit: regenerate with`,
+    `//   ${options.command}`,
+    `//`,
+    ...(withContract
+      ? [
+        `// The types and codecs of ${group} are written out below, but for the procedures that fall back to`,
+        `// Effect Schema (listed below): they import the contract, and effect with it.`
+      ]
+      : [
+        `// Self-contained: the types and codecs of ${group} are written out below and the only import is the`,
+        `// runtime, effect-stream-rpc/client, which has no runtime import of effect.`
+      ]),
+    `// Checked here as the contract's Schemas check them: types, literals, required properties, Date and`,
+    `// bigint strings, and refinements with the constraints written out (lengths, ranges, integers,`,
+    `// patterns, item counts).${brands.found ? " Brands are types only (a brand has no runtime check)." : ""}`,
+    ...(unchecked.size === 0
+      ? [`// Unchecked refinements: none.`]
+      : [`// Unchecked refinements (the server checks them; this client does not):`, ...[...unchecked].map((line) => `//   ${line}`)]),
+    ...fallbacks.map((procedure) =>
+      withContract
+        ? `// ${procedure.tag} falls back to Effect Schema (${procedure.fallback}): it imports the contract and effect.`
+        : `// ${procedure.tag} is not checked (${procedure.fallback}): generated without the contract.`
+    ),
+    `import { Client, Codec } from "effect-stream-rpc/client"`
+  ]
+  if (withContract) {
+    lines.push(
+      `import type * as Rpc from "@effect/rpc/Rpc"`,
+      `import type * as RpcGroup from "@effect/rpc/RpcGroup"`,
+      `import { SchemaProcedure, type StreamClient } from "effect-stream-rpc/client/effect"`,
+      `import { ${group} as Contract } from ${JSON.stringify(options.contractImport)}`,
+      ``,
+      `type ContractProcedure<Tag extends string> = Rpc.ExtractTag<RpcGroup.Rpcs<typeof Contract>, Tag>`,
+      `const fromContract = (tag: string) => SchemaProcedure.make(Contract.requests.get(tag) as unknown as Rpc.AnyWithProps)`
+    )
+  }
+  lines.push(``)
+  if (brands.found) {
+    lines.push(`declare const BrandId: unique symbol`, `/** A branded type of the contract. */`, `export interface Brand<B extends string> {`, `  readonly [BrandId]: { readonly [K in B]: B }`, `}`, ``)
+  }
+  for (const shape of shapes.classes) lines.push(...classDeclaration(shape))
+
+  const table: Array<string> = [`/** The procedures of ${group}: their kinds and codecs. */`, `export const ${group}Procedures = {`]
+  const methods: Array<string> = []
+  for (const procedure of shapes.procedures) {
+    const name = pascal(procedure.tag)
+    const tag = JSON.stringify(procedure.tag)
+    const types = {
+      payload: `${name}Payload`,
+      success: `${name}${successName(procedure)}`,
+      failure: `${name}Error`
+    }
+    const hasSuccess = procedure.kind !== "download"
+    if (procedure.fallback !== undefined && withContract) {
+      lines.push(
+        `/** ${procedure.tag} falls back to Effect Schema: ${jsdocText(procedure.fallback)}. */`,
+        `export type ${types.payload} = StreamClient.PayloadOf<ContractProcedure<${tag}>>`,
+        ...(hasSuccess ? [`export type ${types.success} = StreamClient.SuccessOf<ContractProcedure<${tag}>>`] : []),
+        `export type ${types.failure} = StreamClient.ErrorOf<ContractProcedure<${tag}>>`,
+        ``
+      )
+    } else if (procedure.fallback !== undefined) {
+      lines.push(
+        `/** ${procedure.tag} is not checked: ${jsdocText(procedure.fallback)}. */`,
+        `export type ${types.payload} = unknown`,
+        ...(hasSuccess ? [`export type ${types.success} = unknown`] : []),
+        `export type ${types.failure} = unknown`,
+        ``
+      )
+    } else {
+      lines.push(
+        `export type ${types.payload} = ${typeOf(procedure.payload!)}`,
+        ...(hasSuccess ? [`export type ${types.success} = ${typeOf(procedure.success!)}`] : []),
+        `export type ${types.failure} = ${typeOf(procedure.failure!)}`,
+        ``
+      )
+    }
+    const generics = procedure.kind === "download"
+      ? `${types.payload}, ${types.failure}`
+      : `${types.payload}, ${types.success}, ${types.failure}`
+    const constructor = { subscription: "subscription", download: "download", export: "exportRows", unary: "unary" }[procedure.kind]
+    const kindType = { subscription: "Subscription", download: "Download", export: "Export", unary: "Unary" }[procedure.kind]
+    if (procedure.fallback !== undefined && withContract) {
+      table.push(`  ${propertyName(procedure.tag)}: fromContract(${tag}) as unknown as Client.${kindType}Procedure<${generics}>,`)
+    } else {
+      const codec = (shape: Shape | undefined) => (procedure.fallback !== undefined || shape === undefined ? "Codec.unknown" : codecOf(shape))
+      const fields = [
+        `payload: ${codec(procedure.payload)}`,
+        ...(hasSuccess ? [`success: ${codec(procedure.success)}`] : []),
+        `failure: ${procedure.fallback !== undefined ? "Codec.unknown" : codec(procedure.failure)}`,
+        ...(procedure.kind === "download" ? [`contentType: ${JSON.stringify(procedure.contentType)}`] : []),
+        ...(procedure.kind === "export"
+          ? [
+            `formats: ${JSON.stringify(procedure.formats)}`,
+            `defaultFormat: ${JSON.stringify(procedure.defaultFormat)}`,
+            ...(procedure.csv === undefined ? [] : [`csv: ${JSON.stringify(procedure.csv)}`])
+          ]
+          : [])
+      ]
+      table.push(`  ${propertyName(procedure.tag)}: Client.${constructor}<${generics}>(${tag}, {`, ...fields.map((field, i) => `    ${field}${i < fields.length - 1 ? "," : ""}`), `  }),`)
+    }
+
+    const doc = [
+      ...(procedure.description === undefined ? [] : [procedure.description, ""]),
+      kindLine(procedure),
+      ...procedure.params
+    ]
+    const ref = `${group}Procedures.${identifier.test(procedure.tag) ? procedure.tag : `[${tag}]`}`
+    const [optionsType, result, method] = {
+      subscription: [
+        `Client.SubscribeOptions<${types.success}, ${types.failure}>`,
+        `Client.Subscription<${types.success}, ${types.failure}>`,
+        "subscribe"
+      ],
+      download: ["Client.DownloadOptions", "Promise<Client.Download>", "download"],
+      export: [
+        `Client.ExportOptions<${(procedure.formats ?? []).map((format) => JSON.stringify(format)).join(" | ") || "Client.ExportFormat"}>`,
+        `Promise<Client.Export<${types.success}>>`,
+        "export"
+      ],
+      unary: ["Client.CallOptions", `Promise<${types.success}>`, "call"]
+    }[procedure.kind]
+    methods.push(
+      ...jsdoc(doc, "    "),
+      `    ${propertyName(procedure.tag)}: (payload: ${types.payload}, options?: ${optionsType}): ${result} =>`,
+      `      client.${method}(${ref}, payload, options),`
+    )
+  }
+  table.push(`} as const`, ``)
+  lines.push(
+    ...table,
+    `/**`,
+    ` * A typed client for ${group}: one method per procedure.`,
+    ` * \`options.baseUrl\` is where the procedures are mounted, e.g. \`"/rpc"\`.`,
+    ` */`,
+    `export const make${group}Client = (options: Client.ClientOptions) => {`,
+    `  const client = Client.make(options)`,
+    `  return {`,
+    ...methods,
+    `  } as const`,
+    `}`,
+    ``,
+    `export type ${group}Client = ReturnType<typeof make${group}Client>`,
+    ``
+  )
+  return { code: lines.join("\n"), warnings }
+}
