@@ -670,7 +670,7 @@ for (const flavour of flavours) {
               clearInterval(timer)
               response.end() // no end event: the client reconnects
             }
-          }, 60)
+          }, 400)
           response.on("close", () => {
             clearInterval(timer)
             clearInterval(values)
@@ -679,7 +679,8 @@ for (const flavour of flavours) {
         const client = flavour.make(TestApi, { baseUrl: url })
         const values: Array<number> = []
         const subscription = client.subscribe("forever", undefined, {
-          heartbeatTimeoutMs: 40,
+          // far more than the heartbeat interval (a loaded machine delays timers), far less than the values'
+          heartbeatTimeoutMs: 200,
           reconnect: { initialDelayMs: 1, maxDelayMs: 1 },
           onData: (tick) => values.push(tick.n)
         })
