@@ -57,6 +57,13 @@ export const download = Procedure.download("download", {
   contentLength: ({ bytes }) => bytes
 })
 
+/** The same bytes from a Node `Readable` (the handler returns `StreamingService.fromReadable(...)`). */
+export const downloadReadable = Procedure.download("downloadReadable", {
+  payload: { bytes: Schema.Int },
+  filename: "bench.bin",
+  contentLength: ({ bytes }) => bytes
+})
+
 export const rows = Procedure.export("rows", {
   payload: { rows: Schema.Int },
   row: Row,
@@ -76,5 +83,6 @@ export class BenchApi extends RpcGroup.make(
   sparseTopic,
   keyedTopic,
   download,
+  downloadReadable,
   rows
 ) {}

@@ -7,6 +7,8 @@
  * (corked sockets never flush), and no real source behaves that way.
  */
 
+import { Readable } from "node:stream"
+
 /**
  * Microseconds of the machine's monotonic clock (CLOCK_MONOTONIC, shared by
  * every process of the machine): the server stamps an event with it, the load
@@ -232,6 +234,25 @@ export const downloadChunk = (): Uint8Array => {
   const chunk = Buffer.allocUnsafeSlow(downloadChunkBytes)
   chunk.set(pattern)
   return chunk
+}
+
+/**
+ * A download source as a Node `Readable`: `bytes / downloadChunkBytes` fresh
+ * buffers, one per `read()` (what a file read stream hands over). The raw
+ * baseline pipes it to the response; ours serves it with `fromReadable`.
+ */
+export const downloadReadable = (bytes: number): Readable => {
+  let left = Math.ceil(bytes / downloadChunkBytes)
+  return new Readable({
+    read() {
+      if (left === 0) {
+        this.push(null)
+        return
+      }
+      left--
+      this.push(downloadChunk())
+    }
+  })
 }
 
 // ---------------------------------------------------------------- exports

@@ -24,8 +24,8 @@ import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import { announce, exitWithRunner, fail } from "../harness.ts"
 import {
-  downloadChunk,
   downloadChunkBytes,
+  downloadReadable,
   type Feed,
   intParam,
   keyed as keyedFeed,
@@ -141,17 +141,7 @@ const download = (req: Http.IncomingMessage, res: Http.ServerResponse): void => 
     res.writeHead(400).end()
     return
   }
-  let left = bytes / downloadChunkBytes
-  const source = new Readable({
-    read() {
-      if (left === 0) {
-        this.push(null)
-        return
-      }
-      left--
-      this.push(downloadChunk())
-    }
-  })
+  const source = downloadReadable(bytes)
   res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(bytes) })
   pipeline(source, res).catch(() => {
     // The client went away; the transfer is over either way.
