@@ -21,8 +21,9 @@ export const Row = Schema.Struct({
   id: Schema.Number,
   customer: Schema.String,
   total: Schema.Number,
-  createdAt: Schema.String,
-  status: Schema.String
+  createdAt: Schema.Date,
+  status: Schema.String,
+  note: Schema.optional(Schema.String)
 })
 
 /** The full-speed source; resumable (`id:` per event), like tRPC's `tracked()`. */

@@ -53,7 +53,14 @@ export type Job =
     readonly bytesPerSecond: number
     readonly durationMs: number
   }
-  | { readonly kind: "export"; readonly port: number; readonly route: Route; readonly rows: number; readonly header: boolean }
+  | {
+    readonly kind: "export"
+    readonly port: number
+    readonly route: Route
+    readonly rows: number
+    /** Lines that are not rows: CSV's header; a JSON array's `[` and `]`. */
+    readonly extraLines: number
+  }
 
 export type Result = Record<string, number | string | boolean>
 
@@ -448,7 +455,7 @@ const exportRows = async (job: Extract<Job, { kind: "export" }>): Promise<Result
     await connection.done
     const seconds = (performance.now() - t0) / 1000
     mark("window-end")
-    const rows = counter.lines - (job.header ? 1 : 0)
+    const rows = counter.lines - job.extraLines
     if (rows !== job.rows) throw new Error(`the export delivered ${rows} rows instead of ${job.rows}`)
     return {
       value: rows / seconds,

@@ -77,6 +77,11 @@ export interface ExportOptions<A, E, R> extends CommonOptions<E, R> {
   readonly format: ExportFormat.ExportFormat
   /** Turns a domain row into its encoded form (e.g. a Schema encode); rows as they are without it. */
   readonly serialize?: ((row: A) => unknown) | undefined
+  /**
+   * The JSON text of a domain row, for the `json` and `ndjson` formats (e.g. a
+   * compiled encoder); without it, `JSON.stringify` of `serialize(row)`.
+   */
+  readonly json?: ((row: A) => string) | undefined
   /** CSV column order; without it the keys of the first row. */
   readonly columns?: ReadonlyArray<string> | undefined
   /** File name without extension; defaults to `name`. */
@@ -357,13 +362,17 @@ const exportRows = <A, E, R>(
   options: ExportOptions<A, E, R>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | Scope.Scope> =>
   Effect.gen(function*() {
-    const { format, serialize } = options
+    const { format, json, serialize } = options
     const buffer = yield* Transfer.start(options.stream, BackpressurePolicy.capacities.export, options.around)
-    const encoder = ExportFormat.encoder(format, options.columns)
+    // The JSON formats take each row's text from `json` when given: no encoded copy of the row in between.
+    const direct = format !== "csv" && json !== undefined
+    const encoder = ExportFormat.encoder(format, options.columns, direct ? (json as (row: unknown) => string) : undefined)
     const encoding: Transfer.Encoding<A> = {
       batch: BackpressurePolicy.capacities.export,
       header: encoder.header,
-      encode: serialize === undefined ? (rows) => encoder.rows(rows) : (rows) => encoder.rows(rows.map(serialize)),
+      encode: direct || serialize === undefined
+        ? (rows) => encoder.rows(rows)
+        : (rows) => encoder.rows(rows.map(serialize)),
       footer: () => encoder.footer
     }
     return yield* transferResponse("export", options.name, buffer, encoding, {

@@ -372,7 +372,8 @@ const main = Effect.gen(function*() {
       }
     ],
     exportCsv: { path: `/rpc/rows?format=csv&payload=${queryWith({ rows: "{rows}" }, "rows")}` },
-    exportNdjson: { path: `/rpc/rows?format=ndjson&payload=${queryWith({ rows: "{rows}" }, "rows")}` }
+    exportNdjson: { path: `/rpc/rows?format=ndjson&payload=${queryWith({ rows: "{rows}" }, "rows")}` },
+    exportJson: { path: `/rpc/rows?format=json&payload=${queryWith({ rows: "{rows}" }, "rows")}` }
   })
   return yield* Effect.never
 })

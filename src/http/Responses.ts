@@ -81,6 +81,7 @@ export const respond = (
         stream: invocation.transferStream,
         format: call.format ?? spec.defaultFormat,
         serialize: served.encodeSuccess,
+        json: served.successJson,
         columns: spec.columns,
         filename: spec.filename(call.payload),
         around: invocation.transferAround
