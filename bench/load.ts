@@ -62,6 +62,16 @@ export type Job =
     readonly extraLines: number
   }
 
+  | {
+    readonly kind: "stalledExports"
+    readonly port: number
+    readonly route: Route
+    readonly connections: number
+    readonly concurrency: number
+    /** How long the clients read nothing, once every export has answered. */
+    readonly stallMs: number
+  }
+
 export type Result = Record<string, number | string | boolean>
 
 const send = (message: unknown): void => {
@@ -469,6 +479,35 @@ const exportRows = async (job: Extract<Job, { kind: "export" }>): Promise<Result
   }
 }
 
+/**
+ * Many exports whose clients read nothing after the response headers: the
+ * server can only hold them back. Barriers `baseline` (before), `stalled`
+ * (once all answered), `mid` and `end` of the stall.
+ */
+const stalledExports = async (job: Extract<Job, { kind: "stalledExports" }>): Promise<Result> => {
+  await barrier("baseline")
+  const held: Array<{ readonly connection: Connection; readonly counter: ByteCounter }> = []
+  try {
+    await paced(job.connections, job.concurrency, async () => {
+      const counter = new ByteCounter()
+      const connection = request(job.port, job.route, counter)
+      held.push({ connection, counter })
+      await expectOk(connection, job.route.path)
+      connection.pause()
+    })
+    await barrier("stalled")
+    await sleep(job.stallMs / 2)
+    await barrier("mid")
+    await sleep(job.stallMs / 2)
+    await barrier("end")
+    let bytes = 0
+    for (const { counter } of held) bytes += counter.bytes
+    return { connections: held.length, clientBytesMiB: round(bytes / 1024 / 1024) }
+  } finally {
+    for (const { connection } of held) connection.reset()
+  }
+}
+
 const run = (job: Job): Promise<Result> => {
   switch (job.kind) {
     case "throughput":
@@ -487,6 +526,8 @@ const run = (job: Job): Promise<Result> => {
       return slowDownload(job)
     case "export":
       return exportRows(job)
+    case "stalledExports":
+      return stalledExports(job)
   }
 }
 

@@ -94,7 +94,9 @@ const settings = quick
     downloadBytes: 64 * MiB,
     slowReaderBytesPerSecond: 20e6,
     slowReaderMs: 1000,
-    exportRows: 50_000
+    exportRows: 50_000,
+    stalledExports: 50,
+    stalledExportsMs: 3000
   }
   : {
     rounds: 3,
@@ -118,7 +120,9 @@ const settings = quick
     downloadBytes: 1024 * MiB,
     slowReaderBytesPerSecond: 20e6,
     slowReaderMs: 3000,
-    exportRows: 1_000_000
+    exportRows: 1_000_000,
+    stalledExports: 200,
+    stalledExportsMs: 20_000
   }
 const startupTimeoutMs = 30_000
 
@@ -919,6 +923,65 @@ const exportScenario = (format: "csv" | "ndjson" | "json"): Scenario => ({
   }
 })
 
+// ---- 7. stalled exports
+
+const stalledExportsScenario: Scenario = {
+  id: "stalled-exports",
+  title: `${settings.stalledExports} concurrent NDJSON exports of ${
+    settings.exportRows.toLocaleString("en-US")
+  } rows whose clients read nothing for ${settings.stalledExportsMs / 1000} s: what the server holds`,
+  route: "exportNdjson",
+  rounds: 1,
+  measure: async (server, subject) => {
+    const memory: Record<string, Stats> = {}
+    const job: Job = {
+      kind: "stalledExports",
+      port: server.port,
+      route: fill(subject.route, { rows: settings.exportRows }),
+      connections: settings.stalledExports,
+      concurrency: 50,
+      stallMs: settings.stalledExportsMs
+    }
+    const result = await runLoad(job, settings.stalledExportsMs + 60_000, {
+      onBarrier: async (name) => {
+        memory[name] = await server.stats()
+      }
+    })
+    server.assertAlive()
+    const base = memory["baseline"]
+    const growth = (name: string, field: "rss" | "heapUsed" | "external"): Trial => {
+      const at = memory[name]
+      return base === undefined || at === undefined ? {} : { [`${field}${name}MiB`]: round((at[field] - base[field]) / MiB, 3) }
+    }
+    return {
+      ...result,
+      ...growth("stalled", "rss"),
+      ...growth("mid", "rss"),
+      ...growth("end", "rss"),
+      ...growth("end", "heapUsed"),
+      ...growth("end", "external"),
+      ...memoryFigures(server)
+    }
+  },
+  table: (rows) => {
+    const base = baseRow(rows)?.median["rssendMiB"]
+    const lines = [
+      "| implementation | RSS growth (after GC): all answered → mid-stall → end | × raw (end) | heap / buffers growth at the end | peak RSS growth | read by the clients |",
+      "|---|---:|---:|---:|---:|---:|"
+    ]
+    for (const row of rows) {
+      const m = row.median
+      lines.push(
+        failed(row, 6) ??
+          `| ${row.subject} | ${mib(m["rssstalledMiB"])} → ${mib(m["rssmidMiB"])} → ${mib(m["rssendMiB"])} | ${times(m["rssendMiB"], base)} | ${
+            mib(m["heapUsedendMiB"])
+          } / ${mib(m["externalendMiB"])} | ${mib(m["serverRssGrowthMiB"])} | ${mib(m["clientBytesMiB"])} |`
+      )
+    }
+    return lines
+  }
+}
+
 const scenarios: ReadonlyArray<Scenario> = [
   throughputScenario,
   idleScenario,
@@ -930,7 +993,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   slowReaderScenario,
   exportScenario("csv"),
   exportScenario("ndjson"),
-  exportScenario("json")
+  exportScenario("json"),
+  stalledExportsScenario
 ]
 
 // ---------------------------------------------------------------- run
