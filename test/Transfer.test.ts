@@ -1,7 +1,9 @@
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
@@ -11,9 +13,10 @@ import { tmpdir } from "node:os"
 import * as Path from "node:path"
 import * as BackpressurePolicy from "../src/BackpressurePolicy.ts"
 import * as HttpTransport from "../src/HttpTransport.ts"
+import * as MetricsService from "../src/MetricsService.ts"
 import * as Procedure from "../src/Procedure.ts"
 import { StreamingService } from "../src/StreamingService.ts"
-import { get, listen, quiet, settled } from "./support/http.ts"
+import { eventually, get, listen, quiet, settled } from "./support/http.ts"
 
 const chunkBytes = 64 * 1024
 
@@ -105,6 +108,29 @@ describe("a download from a Node Readable (a file)", () => {
       response.destroy()
       yield* Effect.promise(() => settled(() => (streams[0]!.destroyed ? 1 : 0), 3))
       expect(streams[0]!.destroyed).toBe(true)
+    }).pipe(quiet))
+})
+
+describe("cleanup of a transfer", () => {
+  it.scopedLive("a client that goes away mid-download interrupts the producer, runs its finalizers, and the gauge returns to 0", () =>
+    Effect.gen(function*() {
+      const finalized = yield* Deferred.make<void>()
+      let produced = 0
+      const endless = Stream.repeatEffect(Effect.sync(() => {
+        produced++
+        return new Uint8Array(chunkBytes)
+      })).pipe(Stream.ensuring(Deferred.succeed(finalized, undefined)))
+      const url = yield* listen(HttpRouter.empty.pipe(
+        HttpRouter.get("/endless", StreamingService.download({ name: "endless", stream: endless }))
+      )).pipe(Effect.provide(MetricsService.layer))
+      const active = MetricsService.labelled(MetricsService.metrics.active, "download", "endless")
+      const response = yield* Effect.promise(() => get(`${url}/endless`))
+      response.pause()
+      yield* Effect.promise(() => settled(() => produced))
+      expect((yield* Metric.value(active)).value).toBe(1)
+      response.destroy()
+      yield* Deferred.await(finalized)
+      yield* Effect.promise(() => eventually(() => Effect.runSync(Metric.value(active)).value === 0))
     }).pipe(quiet))
 })
 
