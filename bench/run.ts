@@ -22,8 +22,11 @@
  *   `fanout-20k`: 20,000 at 1 event/s, with RSS per subscription, as many as
  *   the open-file limits of both processes allow; `keyed`: 10,000 subscribers
  *   each to 1 of 1,000 keys, 10,000 events/s across the keys); heap of a
- *   stalled subscriber; download speed and memory with a slow reader; export
- *   speed; the client SSE parser (in process). Subscriptions of ours are
+ *   stalled subscriber; download speed (from a Stream and, where a server
+ *   has one, from a Node `Readable`) and memory with a slow reader; export
+ *   speed (CSV, NDJSON, JSON; rows with a Date and an optional field);
+ *   memory of 200 exports whose clients read nothing; the client SSE parser
+ *   (in process). Subscriptions of ours are
  *   measured on a `Topic` and on a Stream per subscriber (the general path).
  * - Several rounds where the figure is a speed (implementations alternating
  *   order), the median is shown and the ratio of medians to `raw` (or to the
