@@ -21,8 +21,9 @@ export const Row = Schema.Struct({
   id: Schema.Number,
   customer: Schema.String,
   total: Schema.Number,
-  createdAt: Schema.String,
-  status: Schema.String
+  createdAt: Schema.Date,
+  status: Schema.String,
+  note: Schema.optional(Schema.String)
 })
 
 /** The full-speed source; resumable (`id:` per event), like tRPC's `tracked()`. */
@@ -57,6 +58,13 @@ export const download = Procedure.download("download", {
   contentLength: ({ bytes }) => bytes
 })
 
+/** The same bytes from a Node `Readable` (the handler returns `StreamingService.fromReadable(...)`). */
+export const downloadReadable = Procedure.download("downloadReadable", {
+  payload: { bytes: Schema.Int },
+  filename: "bench.bin",
+  contentLength: ({ bytes }) => bytes
+})
+
 export const rows = Procedure.export("rows", {
   payload: { rows: Schema.Int },
   row: Row,
@@ -76,5 +84,6 @@ export class BenchApi extends RpcGroup.make(
   sparseTopic,
   keyedTopic,
   download,
+  downloadReadable,
   rows
 ) {}

@@ -24,7 +24,8 @@
  * - `keyed`: a subscription to ONE key of the keyed feed (`keyed()`): `{key}`
  *   in `path` or `body` is replaced by the load generator, per subscriber;
  * - `download`: `{bytes}` bytes of `application/octet-stream`;
- * - `exportCsv`, `exportNdjson`: `{rows}` rows.
+ * - `exportCsv`, `exportNdjson`, `exportJson`: `{rows}` rows (JSON: a streamed
+ *   array, `[`, one row per line separated by commas, `]`).
  */
 export type RouteName =
   | "ticks"
@@ -36,6 +37,7 @@ export type RouteName =
   | "download"
   | "exportCsv"
   | "exportNdjson"
+  | "exportJson"
 
 /**
  * One way to request a stream. `{bytes}` and `{rows}` in `path` or `body` are

@@ -53,7 +53,24 @@ export type Job =
     readonly bytesPerSecond: number
     readonly durationMs: number
   }
-  | { readonly kind: "export"; readonly port: number; readonly route: Route; readonly rows: number; readonly header: boolean }
+  | {
+    readonly kind: "export"
+    readonly port: number
+    readonly route: Route
+    readonly rows: number
+    /** Lines that are not rows: CSV's header; a JSON array's `[` and `]`. */
+    readonly extraLines: number
+  }
+
+  | {
+    readonly kind: "stalledExports"
+    readonly port: number
+    readonly route: Route
+    readonly connections: number
+    readonly concurrency: number
+    /** How long the clients read nothing, once every export has answered. */
+    readonly stallMs: number
+  }
 
 export type Result = Record<string, number | string | boolean>
 
@@ -448,7 +465,7 @@ const exportRows = async (job: Extract<Job, { kind: "export" }>): Promise<Result
     await connection.done
     const seconds = (performance.now() - t0) / 1000
     mark("window-end")
-    const rows = counter.lines - (job.header ? 1 : 0)
+    const rows = counter.lines - job.extraLines
     if (rows !== job.rows) throw new Error(`the export delivered ${rows} rows instead of ${job.rows}`)
     return {
       value: rows / seconds,
@@ -459,6 +476,35 @@ const exportRows = async (job: Extract<Job, { kind: "export" }>): Promise<Result
     }
   } finally {
     connection.close()
+  }
+}
+
+/**
+ * Many exports whose clients read nothing after the response headers: the
+ * server can only hold them back. Barriers `baseline` (before), `stalled`
+ * (once all answered), `mid` and `end` of the stall.
+ */
+const stalledExports = async (job: Extract<Job, { kind: "stalledExports" }>): Promise<Result> => {
+  await barrier("baseline")
+  const held: Array<{ readonly connection: Connection; readonly counter: ByteCounter }> = []
+  try {
+    await paced(job.connections, job.concurrency, async () => {
+      const counter = new ByteCounter()
+      const connection = request(job.port, job.route, counter)
+      held.push({ connection, counter })
+      await expectOk(connection, job.route.path)
+      connection.pause()
+    })
+    await barrier("stalled")
+    await sleep(job.stallMs / 2)
+    await barrier("mid")
+    await sleep(job.stallMs / 2)
+    await barrier("end")
+    let bytes = 0
+    for (const { counter } of held) bytes += counter.bytes
+    return { connections: held.length, clientBytesMiB: round(bytes / 1024 / 1024) }
+  } finally {
+    for (const { connection } of held) connection.reset()
   }
 }
 
@@ -480,6 +526,8 @@ const run = (job: Job): Promise<Result> => {
       return slowDownload(job)
     case "export":
       return exportRows(job)
+    case "stalledExports":
+      return stalledExports(job)
   }
 }
 

@@ -22,8 +22,11 @@
  *   `fanout-20k`: 20,000 at 1 event/s, with RSS per subscription, as many as
  *   the open-file limits of both processes allow; `keyed`: 10,000 subscribers
  *   each to 1 of 1,000 keys, 10,000 events/s across the keys); heap of a
- *   stalled subscriber; download speed and memory with a slow reader; export
- *   speed; the client SSE parser (in process). Subscriptions of ours are
+ *   stalled subscriber; download speed (from a Stream and, where a server
+ *   has one, from a Node `Readable`) and memory with a slow reader; export
+ *   speed (CSV, NDJSON, JSON; rows with a Date and an optional field);
+ *   memory of 200 exports whose clients read nothing; the client SSE parser
+ *   (in process). Subscriptions of ours are
  *   measured on a `Topic` and on a Stream per subscriber (the general path).
  * - Several rounds where the figure is a speed (implementations alternating
  *   order), the median is shown and the ratio of medians to `raw` (or to the
@@ -94,7 +97,9 @@ const settings = quick
     downloadBytes: 64 * MiB,
     slowReaderBytesPerSecond: 20e6,
     slowReaderMs: 1000,
-    exportRows: 50_000
+    exportRows: 50_000,
+    stalledExports: 50,
+    stalledExportsMs: 3000
   }
   : {
     rounds: 3,
@@ -118,7 +123,9 @@ const settings = quick
     downloadBytes: 1024 * MiB,
     slowReaderBytesPerSecond: 20e6,
     slowReaderMs: 3000,
-    exportRows: 1_000_000
+    exportRows: 1_000_000,
+    stalledExports: 200,
+    stalledExportsMs: 20_000
   }
 const startupTimeoutMs = 30_000
 
@@ -877,10 +884,14 @@ const slowReaderScenario: Scenario = {
 
 // ---- 6. export
 
-const exportScenario = (format: "csv" | "ndjson"): Scenario => ({
+const exportRoutes = { csv: "exportCsv", ndjson: "exportNdjson", json: "exportJson" } as const
+
+const exportScenario = (format: "csv" | "ndjson" | "json"): Scenario => ({
   id: `export-${format}`,
-  title: `Export: ${settings.exportRows.toLocaleString("en-US")} rows as ${format === "csv" ? "CSV" : "NDJSON"}`,
-  route: format === "csv" ? "exportCsv" : "exportNdjson",
+  title: `Export: ${settings.exportRows.toLocaleString("en-US")} rows (a Date and an optional field each) as ${
+    format === "csv" ? "CSV" : format === "json" ? "a JSON array" : "NDJSON"
+  }`,
+  route: exportRoutes[format],
   rounds: settings.rounds,
   measure: async (server, subject) => {
     const cpu = cpuWindow(server)
@@ -889,7 +900,7 @@ const exportScenario = (format: "csv" | "ndjson"): Scenario => ({
       port: server.port,
       route: fill(subject.route, { rows: settings.exportRows }),
       rows: settings.exportRows,
-      header: format === "csv"
+      extraLines: format === "csv" ? 1 : format === "json" ? 2 : 0
     }
     // Slower than 20,000 rows/s is cut off.
     const result = await runLoad(job, 20_000 + settings.exportRows / 20, { onMark: cpu.onMark })
@@ -915,6 +926,65 @@ const exportScenario = (format: "csv" | "ndjson"): Scenario => ({
   }
 })
 
+// ---- 7. stalled exports
+
+const stalledExportsScenario: Scenario = {
+  id: "stalled-exports",
+  title: `${settings.stalledExports} concurrent NDJSON exports of ${
+    settings.exportRows.toLocaleString("en-US")
+  } rows whose clients read nothing for ${settings.stalledExportsMs / 1000} s: what the server holds`,
+  route: "exportNdjson",
+  rounds: 1,
+  measure: async (server, subject) => {
+    const memory: Record<string, Stats> = {}
+    const job: Job = {
+      kind: "stalledExports",
+      port: server.port,
+      route: fill(subject.route, { rows: settings.exportRows }),
+      connections: settings.stalledExports,
+      concurrency: 50,
+      stallMs: settings.stalledExportsMs
+    }
+    const result = await runLoad(job, settings.stalledExportsMs + 60_000, {
+      onBarrier: async (name) => {
+        memory[name] = await server.stats()
+      }
+    })
+    server.assertAlive()
+    const base = memory["baseline"]
+    const growth = (name: string, field: "rss" | "heapUsed" | "external"): Trial => {
+      const at = memory[name]
+      return base === undefined || at === undefined ? {} : { [`${field}${name}MiB`]: round((at[field] - base[field]) / MiB, 3) }
+    }
+    return {
+      ...result,
+      ...growth("stalled", "rss"),
+      ...growth("mid", "rss"),
+      ...growth("end", "rss"),
+      ...growth("end", "heapUsed"),
+      ...growth("end", "external"),
+      ...memoryFigures(server)
+    }
+  },
+  table: (rows) => {
+    const base = baseRow(rows)?.median["rssendMiB"]
+    const lines = [
+      "| implementation | RSS growth (after GC): all answered → mid-stall → end | × raw (end) | heap / buffers growth at the end | peak RSS growth | read by the clients |",
+      "|---|---:|---:|---:|---:|---:|"
+    ]
+    for (const row of rows) {
+      const m = row.median
+      lines.push(
+        failed(row, 6) ??
+          `| ${row.subject} | ${mib(m["rssstalledMiB"])} → ${mib(m["rssmidMiB"])} → ${mib(m["rssendMiB"])} | ${times(m["rssendMiB"], base)} | ${
+            mib(m["heapUsedendMiB"])
+          } / ${mib(m["externalendMiB"])} | ${mib(m["serverRssGrowthMiB"])} | ${mib(m["clientBytesMiB"])} |`
+      )
+    }
+    return lines
+  }
+}
+
 const scenarios: ReadonlyArray<Scenario> = [
   throughputScenario,
   idleScenario,
@@ -925,7 +995,9 @@ const scenarios: ReadonlyArray<Scenario> = [
   downloadScenario,
   slowReaderScenario,
   exportScenario("csv"),
-  exportScenario("ndjson")
+  exportScenario("ndjson"),
+  exportScenario("json"),
+  stalledExportsScenario
 ]
 
 // ---------------------------------------------------------------- run

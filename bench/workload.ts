@@ -7,6 +7,8 @@
  * (corked sockets never flush), and no real source behaves that way.
  */
 
+import { Readable } from "node:stream"
+
 /**
  * Microseconds of the machine's monotonic clock (CLOCK_MONOTONIC, shared by
  * every process of the machine): the server stamps an event with it, the load
@@ -234,32 +236,61 @@ export const downloadChunk = (): Uint8Array => {
   return chunk
 }
 
+/**
+ * A download source as a Node `Readable`: `bytes / downloadChunkBytes` fresh
+ * buffers, one per `read()` (what a file read stream hands over). The raw
+ * baseline pipes it to the response; ours serves it with `fromReadable`.
+ */
+export const downloadReadable = (bytes: number): Readable => {
+  let left = Math.ceil(bytes / downloadChunkBytes)
+  return new Readable({
+    read() {
+      if (left === 0) {
+        this.push(null)
+        return
+      }
+      left--
+      this.push(downloadChunk())
+    }
+  })
+}
+
 // ---------------------------------------------------------------- exports
 
-/** A row of the export scenario: five columns, one of them quoted in CSV every tenth row. */
+/**
+ * A row of the export scenarios: a Date (encoded as its ISO string) and an
+ * optional field (present on every third row), one column quoted in CSV every
+ * tenth row.
+ */
 export interface Row {
   readonly id: number
   readonly customer: string
   readonly total: number
-  readonly createdAt: string
+  readonly createdAt: Date
   readonly status: string
+  readonly note?: string
 }
 
-export const rowColumns = ["id", "customer", "total", "createdAt", "status"] as const
+export const rowColumns = ["id", "customer", "total", "createdAt", "status", "note"] as const
 
 /** Rows per page of the source, as a database cursor would hand them over. */
 export const rowPageSize = 128
 
-const dates = Array.from({ length: 1000 }, (_, i) => new Date(Date.UTC(2026, 0, 1) + i * 86_400_037).toISOString())
+const firstDay = Date.UTC(2026, 0, 1)
 const statuses = ["paid", "open", "refunded"]
 
-export const makeRow = (id: number): Row => ({
-  id,
-  customer: id % 10 === 0 ? `Doe, Jane ${id % 997}` : `customer-${id % 997}`,
-  total: (id % 100_000) / 100,
-  createdAt: dates[id % dates.length]!,
-  status: statuses[id % statuses.length]!
-})
+/** A fresh row, with a fresh Date, as a database driver hands it over. */
+export const makeRow = (id: number): Row => {
+  const row: { -readonly [K in keyof Row]: Row[K] } = {
+    id,
+    customer: id % 10 === 0 ? `Doe, Jane ${id % 997}` : `customer-${id % 997}`,
+    total: (id % 100_000) / 100,
+    createdAt: new Date(firstDay + (id % 1000) * 86_400_037),
+    status: statuses[id % statuses.length]!
+  }
+  if (id % 3 === 0) row.note = `call back ${id % 7}`
+  return row
+}
 
 /** The page of rows starting at `firstId`, at most `rowPageSize`, never past `total`. */
 export const makePage = (firstId: number, total: number): Array<Row> => {

@@ -17,6 +17,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 
 /** The policy capacities of the product; they are not configurable per call. */
@@ -63,6 +64,10 @@ export class Signal {
       this.waiter = undefined
       waiter()
     }
+  }
+  /** Calls `wake` once, at the next `notify` (for a waiting party that is not a fiber). */
+  once(wake: () => void): void {
+    this.waiter = wake
   }
   readonly await: Effect.Effect<void> = Effect.async<void>((resume) => {
     this.waiter = () => resume(Effect.void)
@@ -246,6 +251,121 @@ export const sliding = <A, E, R>(
   }))
 
 /**
+ * The suspend policy's buffer: at most `capacity` values between a producer
+ * and a consumer, kept in the chunks they came in. The producer is a fiber
+ * (`offer` waits while the buffer is full) or a callback source (`push`, then
+ * `whenSpace`); the consumer takes synchronously and is woken by a callback,
+ * so a writer that is plain JavaScript (a Node `Readable`) pays no fiber
+ * switch per chunk.
+ */
+export class SuspendBuffer<A, E = never> {
+  private chunks: Array<Chunk.Chunk<A>> = []
+  /** Values held. */
+  size = 0
+  /** How the producer ended, once it has. */
+  exit: Exit.Exit<void, E> | undefined = undefined
+  private readonly ready = new Signal()
+  private readonly space = new Signal()
+  constructor(readonly capacity: number) {}
+
+  /** Adds a chunk, waiting while the buffer is full; split only where the capacity requires. */
+  offer(chunk: Chunk.Chunk<A>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (Chunk.isEmpty(chunk)) return Effect.void
+      const room = this.capacity - this.size
+      if (room <= 0) return Effect.zipRight(this.space.await, this.offer(chunk))
+      const length = Chunk.size(chunk)
+      const head = length <= room ? chunk : Chunk.take(chunk, room)
+      this.chunks.push(head)
+      this.size += Chunk.size(head)
+      this.ready.notify()
+      return length <= room ? Effect.void : this.offer(Chunk.drop(chunk, room))
+    })
+  }
+
+  /**
+   * Adds a chunk now, whatever the room (a callback source hands over what it
+   * has read); returns whether there is room left. When there is not, the
+   * source pauses until `whenSpace`.
+   */
+  push(chunk: Chunk.Chunk<A>): boolean {
+    if (!Chunk.isEmpty(chunk)) {
+      this.chunks.push(chunk)
+      this.size += Chunk.size(chunk)
+      this.ready.notify()
+    }
+    return this.size < this.capacity
+  }
+
+  /** Calls `wake` once the consumer has taken values (a paused callback source resumes). */
+  whenSpace(wake: () => void): void {
+    this.space.once(wake)
+  }
+
+  /** The producer ended: the consumer takes what is left, then sees `exit`. */
+  end(exit: Exit.Exit<void, E>): void {
+    if (this.exit !== undefined) return
+    this.exit = exit
+    this.ready.notify()
+  }
+
+  /** Takes up to `max` values into `out`, oldest first; returns how many. */
+  takeInto(out: Array<A>, max = Infinity): number {
+    let taken = 0
+    while (taken < max && this.chunks.length > 0) {
+      const head = this.chunks[0]!
+      const want = max - taken
+      const length = Chunk.size(head)
+      if (length <= want) {
+        this.chunks.shift()
+        for (const value of Chunk.toReadonlyArray(head)) out.push(value)
+        taken += length
+      } else {
+        for (const value of Chunk.toReadonlyArray(Chunk.take(head, want))) out.push(value)
+        this.chunks[0] = Chunk.drop(head, want)
+        taken += want
+      }
+    }
+    this.size -= taken
+    if (taken > 0) this.space.notify()
+    return taken
+  }
+
+  /** Takes up to `max` values as one chunk (the chunks as they came when they fit). */
+  take(max = Infinity): Chunk.Chunk<A> {
+    if (this.size <= max) {
+      const taken = this.chunks.length === 1 ? this.chunks[0]! : Chunk.flatten(Chunk.unsafeFromArray(this.chunks))
+      this.chunks = []
+      this.size = 0
+      this.space.notify()
+      return taken
+    }
+    const out: Array<A> = []
+    this.takeInto(out, max)
+    return Chunk.unsafeFromArray(out)
+  }
+
+  /** Calls `wake` once values or the end are there: at once if they already are. */
+  whenReady(wake: () => void): void {
+    if (this.size > 0 || this.exit !== undefined) wake()
+    else this.ready.once(wake)
+  }
+
+  /** Waits until values or the end are there. */
+  readonly awaitReady: Effect.Effect<void> = Effect.suspend(() =>
+    this.size > 0 || this.exit !== undefined ? Effect.void : this.ready.await
+  )
+}
+
+/** Runs `run` (inside `around` when given) in the current scope; its end is the buffer's end. */
+export const forkInto = <E, R>(
+  buffer: SuspendBuffer<unknown, E>,
+  run: Effect.Effect<void, E, R>,
+  around?: ((run: Effect.Effect<void, E, R>) => Effect.Effect<void, E, R>) | undefined
+): Effect.Effect<void, never, R | Scope.Scope> =>
+  Effect.asVoid(forkProducer(run, around, (exit) => buffer.end(exit)))
+
+/**
  * Runs `self` ahead of its consumer by at most `capacity` values; past that
  * the producer waits for the consumer. Chunks are preserved (split only where
  * the capacity requires), so byte and row streams keep their batching.
@@ -265,59 +385,13 @@ export const suspend = <A, E, R>(
   }
 ): Stream.Stream<A, E, R> =>
   Stream.unwrapScoped(Effect.gen(function*() {
-    let buffered: Array<Chunk.Chunk<A>> = []
-    let size = 0
+    const buffer = new SuspendBuffer<A, E>(capacity)
     const maxPull = options?.maxPull ?? Infinity
-    const ready = new Signal()
-    const space = new Signal()
-    let done: Exit.Exit<void, E> | undefined
-    const offer = (chunk: Chunk.Chunk<A>): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        if (Chunk.isEmpty(chunk)) return Effect.void
-        const room = capacity - size
-        if (room <= 0) return Effect.zipRight(space.await, offer(chunk))
-        const length = Chunk.size(chunk)
-        const head = length <= room ? chunk : Chunk.take(chunk, room)
-        buffered.push(head)
-        size += Chunk.size(head)
-        ready.notify()
-        return length <= room ? Effect.void : offer(Chunk.drop(chunk, room))
-      })
-    const run = Stream.runForEachChunk(self, offer)
-    yield* forkProducer(run, options?.around, (exit) => {
-      done = exit
-      ready.notify()
-    })
+    yield* forkInto(buffer, Stream.runForEachChunk(self, (chunk) => buffer.offer(chunk)), options?.around)
     const pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>> = Effect.suspend(() => {
-      if (size > 0) {
-        if (size <= maxPull) {
-          const taken = buffered.length === 1 ? buffered[0]! : Chunk.flatten(Chunk.unsafeFromArray(buffered))
-          buffered = []
-          size = 0
-          space.notify()
-          return Effect.succeed(taken)
-        }
-        const parts: Array<Chunk.Chunk<A>> = []
-        let taken = 0
-        while (taken < maxPull) {
-          const head = buffered[0]!
-          const want = maxPull - taken
-          if (Chunk.size(head) <= want) {
-            parts.push(head)
-            taken += Chunk.size(head)
-            buffered.shift()
-          } else {
-            parts.push(Chunk.take(head, want))
-            buffered[0] = Chunk.drop(head, want)
-            taken += want
-          }
-        }
-        size -= taken
-        space.notify()
-        return Effect.succeed(parts.length === 1 ? parts[0]! : Chunk.flatten(Chunk.unsafeFromArray(parts)))
-      }
-      if (done !== undefined) return endOf(done)
-      return Effect.zipRight(ready.await, pull)
+      if (buffer.size > 0) return Effect.succeed(buffer.take(maxPull))
+      if (buffer.exit !== undefined) return endOf(buffer.exit)
+      return Effect.zipRight(buffer.awaitReady, pull)
     })
     return Stream.repeatEffectChunkOption(pull)
   }))

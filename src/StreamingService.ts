@@ -15,16 +15,15 @@
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
-import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as BackpressurePolicy from "./BackpressurePolicy.ts"
@@ -34,6 +33,7 @@ import { MetricsService, type StreamKind, type StreamMetrics, type Termination }
 import * as Scheduling from "./http/Scheduling.ts"
 import { StreamingConfig } from "./StreamingConfig.ts"
 import * as Topic from "./Topic.ts"
+import * as Transfer from "./Transfer.ts"
 import * as ContentDisposition from "./protocol/ContentDisposition.ts"
 import * as ExportFormat from "./protocol/ExportFormat.ts"
 import * as Names from "./protocol/Names.ts"
@@ -79,6 +79,11 @@ export interface ExportOptions<A, E, R> extends CommonOptions<E, R> {
   readonly format: ExportFormat.ExportFormat
   /** Turns a domain row into its encoded form (e.g. a Schema encode); rows as they are without it. */
   readonly serialize?: ((row: A) => unknown) | undefined
+  /**
+   * The JSON text of a domain row, for the `json` and `ndjson` formats (e.g. a
+   * compiled encoder); without it, `JSON.stringify` of `serialize(row)`.
+   */
+  readonly json?: ((row: A) => string) | undefined
   /** CSV column order; without it the keys of the first row. */
   readonly columns?: ReadonlyArray<string> | undefined
   /** File name without extension; defaults to `name`. */
@@ -177,44 +182,6 @@ const body = <A>(
   }))).pipe(Stream.provideContext(context))
 
 /**
- * Byte stream of a transfer (download or export): counted, cut on failure.
- * `chunksAreValues`: each byte chunk is one delivered value (downloads);
- * otherwise the caller counts its values (export rows) itself.
- */
-const transfer = <E>(
-  life: Lifecycle,
-  bytes: Stream.Stream<Uint8Array, E>,
-  chunksAreValues: boolean,
-  cut: () => void
-): Stream.Stream<Uint8Array, E> =>
-  bytes.pipe(
-    Stream.mapChunks((chunk) => {
-      let size = 0
-      Chunk.forEach(chunk, (part) => {
-        size += part.byteLength
-      })
-      life.delivered(chunksAreValues ? Chunk.size(chunk) : 0, size)
-      return chunk
-    }),
-    Stream.onEnd(Effect.sync(() => {
-      life.termination = "completed"
-    })),
-    Stream.catchAllCause((cause) =>
-      Cause.isInterruptedOnly(cause)
-        ? Stream.failCause(cause)
-        : Stream.fromEffect(
-          Effect.sync(() => {
-            life.termination = "failed"
-          }).pipe(
-            Effect.zipRight(Effect.logWarning("transfer failed after it started; cutting the connection", cause)),
-            Effect.zipRight(Effect.sync(cut)),
-            Effect.zipRight(Effect.failCause(cause))
-          )
-        )
-    )
-  )
-
-/**
  * Subscription over Server-Sent Events: the sliding policy (64 values,
  * oldest dropped and counted), then encoding, a heartbeat comment every
  * configured interval, and `end` / `error` events.
@@ -301,51 +268,89 @@ export const sse = <A, E, R>(options: SseOptions<A, E, R>): Effect.Effect<HttpSe
     })
   })
 
+type Around<E> = ((run: Effect.Effect<void, E>) => Effect.Effect<void, E>) | undefined
+
+/** A request served by Node (its source is a node:http request with a socket). */
+const isNodeRequest = (request: Option.Option<HttpServerRequest.HttpServerRequest>): boolean =>
+  Option.isSome(request) &&
+  typeof (request.value.source as { readonly socket?: unknown } | null)?.socket === "object"
+
 /**
- * Starts a stream far enough to see its first chunk, in the request's scope:
- * a typed failure before any byte is sent is still an HTTP error.
+ * The response of a started transfer: its lifecycle (metrics, shutdown,
+ * the cleanup line, run when the request's scope closes, whatever ends it)
+ * and its body, a `Readable` on Node, a Stream elsewhere.
  */
-const started = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Stream.Stream<A, E>, E, Scope.Scope> =>
+const transferResponse = <A, E>(
+  kind: "download" | "export",
+  name: string,
+  buffer: BackpressurePolicy.SuspendBuffer<A, E>,
+  encoding: Transfer.Encoding<A>,
+  options: { readonly contentType: string; readonly headers: Record<string, string> }
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const pull = yield* Stream.toPull(stream)
-    const first = yield* Effect.exit(pull)
-    if (Exit.isSuccess(first)) {
-      return Stream.concat(Stream.fromChunk(first.value), Stream.repeatEffectChunkOption(pull))
+    const runtime = yield* Effect.runtime<never>()
+    const context = runtime.context
+    const metrics = Context.getOption(context, MetricsService)
+    const shutdown = GracefulShutdown.fromContext(context)
+    const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
+    let cut = () => {}
+    const life = new Lifecycle(kind, name, Option.getOrUndefined(metrics), shutdown, () => cut())
+    yield* Effect.addFinalizer(() => life.cleanup)
+    const observer: Transfer.Observer = {
+      delivered: (values, bytes) => life.delivered(values, bytes),
+      completed: () => {
+        life.termination = "completed"
+      },
+      failed: (cause) => {
+        life.termination = "failed"
+        Runtime.runSync(runtime)(Effect.logWarning("transfer failed after it started; cutting the connection", cause))
+      }
     }
-    const failure = Cause.failureOption(first.cause)
-    if (Option.isSome(failure)) {
-      if (Option.isNone(failure.value)) return Stream.empty
-      return yield* Effect.fail(failure.value.value)
+    if (isNodeRequest(request)) {
+      const body = new Transfer.NodeBody(buffer, encoding, observer)
+      const socket = (request as Option.Some<HttpServerRequest.HttpServerRequest>).value.source as {
+        readonly socket?: { destroy?: () => void } | null
+      }
+      cut = () => {
+        socket.socket?.destroy?.()
+        body.destroy()
+      }
+      return HttpServerResponse.raw(body, options)
     }
-    return yield* Effect.failCause(first.cause as Cause.Cause<never>)
+    let writer: Fiber.RuntimeFiber<unknown, unknown> | undefined
+    cut = () => Transfer.interruptBody(writer)
+    const body = Transfer.webBody(buffer, encoding, observer, (fiber) => {
+      writer = fiber
+    })
+    return HttpServerResponse.stream(body, options)
   })
 
-type Around<E> = ((run: Effect.Effect<void, E>) => Effect.Effect<void, E>) | undefined
+/** Chunks of a download pass as they are, 16 per write before waiting for `drain`. */
+const downloadEncoding: Transfer.Encoding<Uint8Array> = {
+  batch: 16,
+  header: "",
+  encode: (chunks) => chunks,
+  footer: () => ""
+}
 
 /**
  * Binary download: the suspend policy (256 chunks) holds the producer back
  * while the client reads slowly. Fails with the stream's error when it fails
  * before its first chunk (answer it as an HTTP error); after that, a failure
- * cuts the transfer.
+ * aborts the transfer. The stream may be `fromReadable(...)` of a Node
+ * `Readable` or a web `ReadableStream`: it is then read directly.
  */
 export const download = <E, R>(
   options: DownloadOptions<E, R>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | Scope.Scope> =>
   Effect.gen(function*() {
-    const context = yield* Effect.context<R>()
     const filename = options.filename
     const name = options.name ?? filename ?? "download"
-    // 16 chunks per pull: the writer then queues at most 16 chunks on the socket beyond the buffer
-    const buffered = BackpressurePolicy.suspend(options.stream, BackpressurePolicy.capacities.download, {
-      maxPull: 16,
-      around: options.around
-    }).pipe(Stream.provideContext(context))
-    const first = yield* started(buffered)
-    const bytes = body("download", name, context as Context.Context<never>, (life) => transfer(life, first, true, life.cut))
+    const buffer = yield* Transfer.start(options.stream, BackpressurePolicy.capacities.download, options.around)
     const headers: Record<string, string> = {}
     if (filename !== undefined) headers[Names.headers.contentDisposition] = ContentDisposition.attachment(filename)
     if (options.contentLength !== undefined) headers[Names.headers.contentLength] = String(options.contentLength)
-    return HttpServerResponse.stream(bytes, {
+    return yield* transferResponse("download", name, buffer, downloadEncoding, {
       contentType: options.contentType ?? Names.contentTypes.octetStream,
       headers
     })
@@ -353,35 +358,27 @@ export const download = <E, R>(
 
 /**
  * Export of rows: the suspend policy (128 rows), then `json` (a streamed
- * array), `csv` (RFC 4180, formula-injection safe) or `ndjson`. Failures as
- * for `download`.
+ * array), `csv` (RFC 4180, formula-injection safe) or `ndjson`, every
+ * buffered row written as one text. Failures as for `download`.
  */
 const exportRows = <A, E, R>(
   options: ExportOptions<A, E, R>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | Scope.Scope> =>
   Effect.gen(function*() {
-    const context = yield* Effect.context<R>()
-    const { format, serialize } = options
-    const buffered = BackpressurePolicy.suspend(options.stream, BackpressurePolicy.capacities.export, {
-      around: options.around
-    }).pipe(Stream.provideContext(context))
-    const first = yield* started(buffered)
-    const bytes = body("export", options.name, context as Context.Context<never>, (life) => {
-      const encoder = ExportFormat.encoder(format, options.columns)
-      const rows = Stream.mapChunks(first, (chunk) => {
-        const values = Chunk.toReadonlyArray(chunk)
-        life.delivered(values.length, 0)
-        const text = encoder.rows(serialize === undefined ? values : values.map(serialize))
-        return Chunk.of(utf8.encode(text))
-      })
-      const framed = Stream.make(utf8.encode(encoder.header)).pipe(
-        Stream.concat(rows),
-        Stream.concat(Stream.suspend(() => Stream.make(utf8.encode(encoder.footer)))),
-        Stream.filter((part) => part.byteLength > 0)
-      )
-      return transfer(life, framed, false, life.cut)
-    })
-    return HttpServerResponse.stream(bytes, {
+    const { format, json, serialize } = options
+    const buffer = yield* Transfer.start(options.stream, BackpressurePolicy.capacities.export, options.around)
+    // The JSON formats take each row's text from `json` when given: no encoded copy of the row in between.
+    const direct = format !== "csv" && json !== undefined
+    const encoder = ExportFormat.encoder(format, options.columns, direct ? (json as (row: unknown) => string) : undefined)
+    const encoding: Transfer.Encoding<A> = {
+      batch: BackpressurePolicy.capacities.export,
+      header: encoder.header,
+      encode: direct || serialize === undefined
+        ? (rows) => encoder.rows(rows)
+        : (rows) => encoder.rows(rows.map(serialize)),
+      footer: () => encoder.footer
+    }
+    return yield* transferResponse("export", options.name, buffer, encoding, {
       contentType: ExportFormat.contentTypes[format],
       headers: {
         [Names.headers.contentDisposition]: ContentDisposition.attachment(
@@ -393,6 +390,14 @@ const exportRows = <A, E, R>(
 
 export { exportRows as export }
 
+/**
+ * A Node `Readable` (e.g. `fs.createReadStream(path)`) or a web
+ * `ReadableStream` of bytes as the Stream a download handler returns; served
+ * as a download it is read directly, paused while the policy's 256 chunks are
+ * held, destroyed (cancelled) when the transfer ends early.
+ */
+export const fromReadable = Transfer.fromReadable
+
 export class StreamingService extends Effect.Service<StreamingService>()("effect-stream-rpc/StreamingService", {
   succeed: { sse, download, export: exportRows }
 }) {
@@ -402,4 +407,6 @@ export class StreamingService extends Effect.Service<StreamingService>()("effect
   static readonly download = download
   /** Export as json / csv / ndjson with the suspend policy (128 rows). */
   static readonly export = exportRows
+  /** A Node `Readable` or web `ReadableStream` of bytes as a download's Stream. */
+  static readonly fromReadable = Transfer.fromReadable
 }

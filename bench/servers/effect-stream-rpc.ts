@@ -62,6 +62,7 @@ import { announce, exitWithRunner, fail, queryWith } from "../harness.ts"
 import {
   downloadChunk,
   downloadChunkBytes,
+  downloadReadable,
   type Feed,
   keyCount,
   keyed,
@@ -264,6 +265,7 @@ const Handlers = BenchApi.toLayer(Effect.gen(function*() {
     sparseTopic: (_, { headers }) => subscribe(topics.sparse, undefined, headers),
     keyedTopic: ({ key }, { headers }) => subscribe(topics.keyed, key, headers),
     download: ({ bytes }) => chunks(bytes),
+    downloadReadable: ({ bytes }) => StreamingService.fromReadable(downloadReadable(bytes)),
     rows: ({ rows: total }) => rows(total)
   }
 }))
@@ -362,9 +364,16 @@ const main = Effect.gen(function*() {
       { path: `/rpc/keyedTopic?payload=${keyedPayload}`, variant: topic },
       { path: "/direct/topic/keyed?key={key}", variant: direct }
     ],
-    download: { path: `/rpc/download?payload=${queryWith({ bytes: "{bytes}" }, "bytes")}` },
+    download: [
+      { path: `/rpc/download?payload=${queryWith({ bytes: "{bytes}" }, "bytes")}`, variant: "Stream source" },
+      {
+        path: `/rpc/downloadReadable?payload=${queryWith({ bytes: "{bytes}" }, "bytes")}`,
+        variant: "Readable source (fromReadable)"
+      }
+    ],
     exportCsv: { path: `/rpc/rows?format=csv&payload=${queryWith({ rows: "{rows}" }, "rows")}` },
-    exportNdjson: { path: `/rpc/rows?format=ndjson&payload=${queryWith({ rows: "{rows}" }, "rows")}` }
+    exportNdjson: { path: `/rpc/rows?format=ndjson&payload=${queryWith({ rows: "{rows}" }, "rows")}` },
+    exportJson: { path: `/rpc/rows?format=json&payload=${queryWith({ rows: "{rows}" }, "rows")}` }
   })
   return yield* Effect.never
 })

@@ -14,9 +14,10 @@
  *   next 64 KiB buffer on each `read()`.
  * - exportCsv: `csv-stringify` piped to the response (the library's usual
  *   use: an object-mode Readable of rows → `stringify({ header, columns })` →
- *   `res`), CRLF line ends as RFC 4180 says.
- * - exportNdjson: a hand-written loop: a page of rows → one string → one
- *   `res.write`, waiting for `drain` when it returns false.
+ *   `res`), CRLF line ends as RFC 4180 says, Dates as ISO strings.
+ * - exportNdjson, exportJson: a hand-written loop: a page of rows → one
+ *   string (`JSON.stringify` per row: a Date as its ISO string, an absent
+ *   field left out) → one `res.write`, waiting for `drain` when it returns false.
  */
 import { stringify } from "csv-stringify"
 import * as Http from "node:http"
@@ -24,8 +25,8 @@ import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import { announce, exitWithRunner, fail } from "../harness.ts"
 import {
-  downloadChunk,
   downloadChunkBytes,
+  downloadReadable,
   type Feed,
   intParam,
   keyed as keyedFeed,
@@ -141,17 +142,7 @@ const download = (req: Http.IncomingMessage, res: Http.ServerResponse): void => 
     res.writeHead(400).end()
     return
   }
-  let left = bytes / downloadChunkBytes
-  const source = new Readable({
-    read() {
-      if (left === 0) {
-        this.push(null)
-        return
-      }
-      left--
-      this.push(downloadChunk())
-    }
-  })
+  const source = downloadReadable(bytes)
   res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(bytes) })
   pipeline(source, res).catch(() => {
     // The client went away; the transfer is over either way.
@@ -183,35 +174,51 @@ const exportCsv = (req: Http.IncomingMessage, res: Http.ServerResponse): void =>
     return
   }
   res.writeHead(200, { "content-type": "text/csv; charset=utf-8", "content-disposition": "attachment; filename=\"rows.csv\"" })
-  pipeline(rowSource(rows), stringify({ header: true, columns: [...rowColumns], record_delimiter: "windows" }), res)
-    .catch(() => {})
+  // Dates as ISO strings, as the other formats write them (csv-stringify's default is the epoch number).
+  const options = {
+    header: true,
+    columns: [...rowColumns],
+    record_delimiter: "windows" as const,
+    cast: { date: (date: Date) => date.toISOString() }
+  }
+  pipeline(rowSource(rows), stringify(options), res).catch(() => {})
 }
 
-const exportNdjson = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
+/**
+ * The hand-written loop of the JSON formats: a page of rows → one string →
+ * one `res.write`, waiting for `drain` when it returns false. `JSON.stringify`
+ * writes a Date as its ISO string and leaves an absent field out.
+ */
+const exportJsonLines = (format: "ndjson" | "json") => (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
   const total = intParam(req.url ?? "", "rows")
   if (total === undefined) {
     res.writeHead(400).end()
     return
   }
   res.writeHead(200, {
-    "content-type": "application/x-ndjson",
-    "content-disposition": "attachment; filename=\"rows.ndjson\""
+    "content-type": format === "ndjson" ? "application/x-ndjson" : "application/json",
+    "content-disposition": `attachment; filename="rows.${format}"`
   })
   let closed = false
   req.socket.on("close", () => {
     closed = true
   })
   let next = 0
+  if (format === "json") res.write("[")
   const pump = (): void => {
     while (!closed) {
       if (next >= total) {
-        res.end()
+        res.end(format === "ndjson" ? "" : next === 0 ? "]\n" : "\n]\n")
         return
       }
       const page = makePage(next, total)
-      next += page.length
       let text = ""
-      for (const row of page) text += JSON.stringify(row) + "\n"
+      if (format === "ndjson") {
+        for (const row of page) text += JSON.stringify(row) + "\n"
+      } else {
+        for (let i = 0; i < page.length; i++) text += (next === 0 && i === 0 ? "\n" : ",\n") + JSON.stringify(page[i])
+      }
+      next += page.length
       if (!res.write(text)) {
         res.once("drain", pump)
         return
@@ -239,7 +246,9 @@ const server = Http.createServer((req, res) => {
     case "/export.csv":
       return exportCsv(req, res)
     case "/export.ndjson":
-      return exportNdjson(req, res)
+      return exportJsonLines("ndjson")(req, res)
+    case "/export.json":
+      return exportJsonLines("json")(req, res)
   }
   res.writeHead(404).end()
 })
@@ -255,6 +264,7 @@ server.listen(0, "127.0.0.1", () => {
     keyed: { path: "/keyed?key={key}" },
     download: { path: "/download?bytes={bytes}" },
     exportCsv: { path: "/export.csv?rows={rows}", variant: "csv-stringify" },
-    exportNdjson: { path: "/export.ndjson?rows={rows}", variant: "hand-written loop" }
+    exportNdjson: { path: "/export.ndjson?rows={rows}", variant: "hand-written loop" },
+    exportJson: { path: "/export.json?rows={rows}", variant: "hand-written loop" }
   })
 })

@@ -21,6 +21,7 @@ import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Transfer from "../Transfer.ts"
 import type { Call } from "./RequestParsing.ts"
 
 type AnyMiddleware = (options: unknown) => Effect.Effect<unknown, unknown>
@@ -47,6 +48,13 @@ export type Invocation =
     readonly handlerContext: () => Context.Context<never>
     /** The span `stream` carries, around a run of the handler's stream. */
     readonly withSpan: <A, E>(run: Effect.Effect<A, E>) => Effect.Effect<A, E>
+    /**
+     * For a transfer: the handler's stream as it is, to be run inside `transferAround`,
+     * which wraps its whole run once (the handler's context, the span, the `wrap`
+     * middlewares) where `stream` carries them through every pull.
+     */
+    readonly transferStream: Stream.Stream<unknown, unknown>
+    readonly transferAround: (run: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>
   }
 
 const middlewareOf = (context: Context.Context<never>, tag: RpcMiddleware.TagClassAny): AnyMiddleware =>
@@ -96,6 +104,8 @@ const unwrap = (result: unknown): unknown => (Rpc.isWrapper(result as object) ? 
 const asStream = (result: unknown): Stream.Stream<unknown, unknown> => {
   const value = unwrap(result)
   if (Stream.StreamTypeId in (value as object)) return value as Stream.Stream<unknown, unknown>
+  // A download handler may return a Node Readable or a web ReadableStream of bytes.
+  if (Transfer.isReadableSource(value)) return Transfer.fromReadable(value)
   // A handler may return an Effect of a Mailbox instead of a Stream.
   return Stream.unwrapScoped(Effect.map(
     value as Effect.Effect<Mailbox.ReadonlyMailbox<unknown, unknown>, unknown, Scope.Scope>,
@@ -159,6 +169,12 @@ export const invoke = (
             applyAll(wraps, context, options, run).pipe(
               Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext()))
             ) as Effect.Effect<void, unknown>
+        const transferAround = (run: Effect.Effect<void, unknown>) => {
+          const traced = Effect.withSpan(run, spanName, span)
+          return (wraps.length === 0 ? traced : applyAll(wraps, context, options, traced)).pipe(
+            Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext()))
+          ) as Effect.Effect<void, unknown>
+        }
         return {
           _tag: "Stream" as const,
           source: unwrap(result),
@@ -167,7 +183,9 @@ export const invoke = (
           wrapped: wraps.length > 0,
           handlerStream: () => asStream(result),
           handlerContext,
-          withSpan
+          withSpan,
+          transferStream: asStream(result),
+          transferAround
         }
       }
     )

@@ -101,24 +101,26 @@ export const respond = (
         around
       })
     }
+    // A transfer runs the handler's stream wrapped once for its whole run, not at every pull.
     case "download":
       return StreamingService.download({
         name,
-        stream: stream as Stream.Stream<Uint8Array, unknown>,
+        stream: invocation.transferStream as Stream.Stream<Uint8Array, unknown>,
         contentType: spec.contentType,
         filename: spec.filename(call.payload),
         contentLength: spec.contentLength?.(call.payload),
-        around
+        around: invocation.transferAround
       }).pipe(Effect.mapError(typed))
     case "export":
       return StreamingService.export({
         name,
-        stream,
+        stream: invocation.transferStream,
         format: call.format ?? spec.defaultFormat,
         serialize: served.encodeSuccess,
+        json: served.successJson,
         columns: spec.columns,
         filename: spec.filename(call.payload),
-        around
+        around: invocation.transferAround
       }).pipe(Effect.mapError(typed))
   }
 }

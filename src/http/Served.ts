@@ -6,15 +6,18 @@ import type * as Rpc from "@effect/rpc/Rpc"
 import type * as Effect from "effect/Effect"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import * as SchemaAST from "effect/SchemaAST"
 import * as Procedure from "../Procedure.ts"
+import * as CompiledEncoder from "./CompiledEncoder.ts"
 
 export interface Served {
   readonly rpc: Rpc.AnyWithProps
   readonly spec: Procedure.ProcedureSpec
   readonly decodePayload: (u: unknown) => Effect.Effect<unknown, ParseResult.ParseError>
   readonly encodeSuccess: (a: unknown) => unknown
-  /** The JSON text of a value: one function per procedure, so a Topic caches each value's frame once. */
+  /**
+   * The JSON text of a value (compiled: no intermediate object for the shapes the fast path knows):
+   * one function per procedure, so a Topic caches each value's frame once.
+   */
   readonly successJson: (a: unknown) => string
   /** The procedure's failures and its middlewares' failures. */
   readonly failure: Schema.Schema.All
@@ -28,40 +31,12 @@ const encodeSyncOrDie = (schema: Schema.Schema.All) => {
   return (value: unknown): unknown => encode(value)
 }
 
-/**
- * Encoder of a Struct whose fields are all string, number or boolean: copies the
- * declared keys after a typeof check (dropping any others, as Schema encoding does);
- * anything else goes through Schema. Undefined for other schemas.
- */
-const fastStruct = (schema: Schema.Schema.All): ((a: unknown) => unknown) | undefined => {
-  const ast = schema.ast
-  if (!SchemaAST.isTypeLiteral(ast) || ast.indexSignatures.length > 0) return undefined
-  const names: Array<string> = []
-  const types: Array<string> = []
-  for (const p of ast.propertySignatures) {
-    if (p.isOptional || typeof p.name !== "string") return undefined
-    const t = p.type._tag
-    if (t !== "StringKeyword" && t !== "NumberKeyword" && t !== "BooleanKeyword") return undefined
-    names.push(p.name)
-    types.push(t === "StringKeyword" ? "string" : t === "NumberKeyword" ? "number" : "boolean")
-  }
-  const slow = encodeSyncOrDie(schema)
-  return (a) => {
-    if (typeof a !== "object" || a === null) return slow(a)
-    const out: Record<string, unknown> = {}
-    for (let i = 0; i < names.length; i++) {
-      const v = (a as Record<string, unknown>)[names[i]!]
-      if (typeof v !== types[i]) return slow(a)
-      out[names[i]!] = v
-    }
-    return out
-  }
-}
-
 export const make = (rpc: Rpc.AnyWithProps): Served => {
   const schemas = Procedure.schemasOf(rpc)
   const failure = Procedure.failureSchemaOf(rpc)
-  const encodeSuccess = fastStruct(schemas.success) ?? encodeSyncOrDie(schemas.success)
+  // Compiled once: structs of JSON-compatible fields (and Dates) skip the Schema machinery.
+  const success = CompiledEncoder.compile(schemas.success)
+  const encodeSuccess = success.encode
   const encodeFailure = encodeSyncOrDie(failure)
   return {
     rpc,
@@ -71,7 +46,7 @@ export const make = (rpc: Rpc.AnyWithProps): Served => {
       onExcessProperty: "ignore"
     }),
     encodeSuccess,
-    successJson: (value) => JSON.stringify(encodeSuccess(value)),
+    successJson: success.json,
     failure,
     encodeFailure,
     failureJson: (error) => JSON.stringify(encodeFailure(error))

@@ -30,14 +30,19 @@ export const extensions: Record<ExportFormat, string> = {
   ndjson: "ndjson"
 }
 
-export const encoder = (format: ExportFormat, columns?: ReadonlyArray<string>): RowEncoder => {
+/** `json` gives the JSON text of a row for the JSON formats (default: `JSON.stringify`). */
+export const encoder = (
+  format: ExportFormat,
+  columns?: ReadonlyArray<string>,
+  json?: (row: unknown) => string
+): RowEncoder => {
   switch (format) {
     case "csv":
       return Csv.encoder(columns)
     case "json":
-      return JsonArray.encoder()
+      return JsonArray.encoder(json)
     case "ndjson":
-      return Ndjson.encoder()
+      return Ndjson.encoder(json)
   }
 }
 

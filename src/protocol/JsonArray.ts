@@ -4,7 +4,10 @@
  */
 import { parseJson, type RowDecoder, type RowEncoder, RowSyntaxError, RowsTruncated } from "./Rows.ts"
 
-export const encoder = (): RowEncoder => {
+const jsonOf = (row: unknown): string => JSON.stringify(row ?? null)
+
+/** `json` gives the text of a row (default: `JSON.stringify`; a server passes its compiled encoder). */
+export const encoder = (json: (row: unknown) => string = jsonOf): RowEncoder => {
   let first = true
   return {
     header: "[",
@@ -13,7 +16,7 @@ export const encoder = (): RowEncoder => {
       for (let i = 0; i < rows.length; i++) {
         out += first ? "\n" : ",\n"
         first = false
-        out += JSON.stringify(rows[i] ?? null)
+        out += json(rows[i])
       }
       return out
     },

@@ -4,11 +4,14 @@
  */
 import { parseJson, type RowDecoder, type RowEncoder, RowsTruncated } from "./Rows.ts"
 
-export const encoder = (): RowEncoder => ({
+const jsonOf = (row: unknown): string => JSON.stringify(row ?? null)
+
+/** `json` gives the text of a row (default: `JSON.stringify`; a server passes its compiled encoder). */
+export const encoder = (json: (row: unknown) => string = jsonOf): RowEncoder => ({
   header: "",
   rows(rows) {
     let out = ""
-    for (let i = 0; i < rows.length; i++) out += JSON.stringify(rows[i] ?? null) + "\n"
+    for (let i = 0; i < rows.length; i++) out += json(rows[i]) + "\n"
     return out
   },
   footer: ""

@@ -113,7 +113,7 @@ describe("errors never expose internals", () => {
   const downloadDefect = Procedure.download("downloadDefect", { filename: "x.bin" })
   const downloadLateDefect = Procedure.download("downloadLateDefect", { filename: "x.bin" })
   const exportDefect = Procedure.export("exportDefect", { row: Row, formats: ["ndjson", "json", "csv"] })
-  const exportLateDefect = Procedure.export("exportLateDefect", { row: Row, formats: ["ndjson", "json", "csv"] })
+  const exportLateDefect = Procedure.export("exportLateDefect", { row: Row, columns: ["text"], formats: ["ndjson", "json", "csv"] })
   const badEncoding = Procedure.unary("badEncoding", { success: Schema.Number })
   const DefectApi = RpcGroup.make(
     unaryDefect,
