@@ -71,6 +71,14 @@ export interface Options<A, I = unknown> extends Topic.Options<A> {
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** Longest the first connection may take before the layer fails. Default 5 s. */
   readonly connectTimeout?: Duration.DurationInput | undefined
+  /**
+   * Publish only while the Redis key `fence.key` holds `fence.token()` (a
+   * lease): checked inside the publish script, atomically with the append, so
+   * a publisher that lost its lease (paused, partitioned) appends nothing and
+   * its publish fails with `TopicUnavailable`, whatever it believes. Make the
+   * token new at each acquisition of the lease.
+   */
+  readonly fence?: { readonly key: string; readonly token: () => string } | undefined
 }
 
 /** A RedisTopic: a `Topic` whose publishes can fail, and the state of its reader. */
@@ -117,21 +125,27 @@ export const metrics = {
 // ---------------------------------------------------------------------------
 
 /**
- * KEYS: meta, stream. ARGV: candidate epoch, maxlen, time (ms), values...
+ * KEYS: meta, stream[, fence]. ARGV: candidate epoch, maxlen, time (ms),
+ * fence token ("" without a fence), values...
  * A meta created here is a new incarnation: a stream left without one is
- * removed first, so offsets and entry ids start again together.
+ * removed first, so offsets and entry ids start again together. Values are
+ * appended only while the fence key holds the token (else the error
+ * `FENCED`, nothing appended, no offset taken).
  * Returns { epoch, last offset }.
  */
 const publishScript = `
 local meta, stream = KEYS[1], KEYS[2]
 if redis.call('HSETNX', meta, 'epoch', ARGV[1]) == 1 then redis.call('DEL', stream) end
 local epoch = redis.call('HGET', meta, 'epoch')
-local n = #ARGV - 3
+local n = #ARGV - 4
 if n == 0 then return {epoch, tostring(redis.call('HINCRBY', meta, 'offset', 0))} end
+if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[4] then
+  return redis.error_reply('FENCED the lease ' .. KEYS[3] .. ' is not held by this publisher')
+end
 local last = redis.call('HINCRBY', meta, 'offset', n)
 local first = last - n
 for i = 1, n do
-  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '0-' .. (first + i), 'e', epoch, 't', ARGV[3], 'v', ARGV[3 + i])
+  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '0-' .. (first + i), 'e', epoch, 't', ARGV[3], 'v', ARGV[4 + i])
 end
 return {epoch, tostring(last)}
 `
@@ -324,8 +338,9 @@ export const make = <A, I = unknown>(
     const command = <T>(client: Client, args: ReadonlyArray<string>, timeout = commandTimeout): Promise<T> =>
       client.sendCommand<T>(args, { timeout })
     /** The script, loaded again after a Redis restart (NOSCRIPT). */
+    const fence = options.fence
     const runScript = async (client: Client, args: ReadonlyArray<string>): Promise<[string, number]> => {
-      const keys = ["2", metaKey, stream]
+      const keys = fence === undefined ? ["2", metaKey, stream] : ["3", metaKey, stream, fence.key]
       let reply: Raw
       try {
         reply = await command<Raw>(client, ["EVALSHA", sha, ...keys, ...args])
@@ -380,7 +395,7 @@ export const make = <A, I = unknown>(
 
     /** On (re)connection: the incarnation Redis has now, and where to read from. */
     const sync = async (initial: boolean) => {
-      const [epoch, last] = await runScript(reader, [newEpoch(), String(retain), String(now())])
+      const [epoch, last] = await runScript(reader, [newEpoch(), String(retain), String(now()), ""])
       if (initial) {
         state.reset(epoch, last + 1)
         lastRead = last
@@ -460,9 +475,11 @@ export const make = <A, I = unknown>(
       const texts: Array<string> = []
       for (const value of values) texts.push(codec.encode(value))
       if (texts.length === 0) return
+      // the token when publish was called: a lease lost since then fences this publish
+      const token = fence === undefined ? "" : fence.token()
       // bounded batches: a script holds Redis while it runs
       for (let from = 0; from < texts.length; from += 1_000) {
-        await runScript(publisher, [newEpoch(), String(retain), String(now()), ...texts.slice(from, from + 1_000)])
+        await runScript(publisher, [newEpoch(), String(retain), String(now()), token, ...texts.slice(from, from + 1_000)])
       }
     }
     const publishAll = (values: Iterable<A>): Effect.Effect<void, Topic.TopicUnavailable> =>
