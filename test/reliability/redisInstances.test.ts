@@ -171,3 +171,58 @@ describe.skipIf(!enabled)("several demo instances on one Redis", () => {
     expect(resumed.messages()[0]!.id!.startsWith(`${newEpoch}-`)).toBe(true)
   }, 90_000)
 })
+
+/** The value of a counter on an instance's `/metrics` (summed over its label sets), 0 when absent. */
+const counter = async (baseUrl: string, name: string): Promise<number> => {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text()
+  let sum = 0
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, "gm"))) sum += Number(match[1])
+  return sum
+}
+
+describe.skipIf(!enabled)("the publisher's lease fences its publishes", () => {
+  let redis: OwnRedis
+  let a: DemoProcess
+  let b: DemoProcess
+  const closers: Array<() => void> = []
+
+  beforeAll(async () => {
+    redis = await ownRedis()
+    // 100 prices per second per symbol: the feed publishes at every 10 ms tick
+    const start = () => startDemo({ env: { REDIS_URL: redis.url }, pricesPerSecond: 100 })
+    ;[a, b] = await Promise.all([start(), start()])
+  }, 90_000)
+
+  afterAll(async () => {
+    for (const close of closers) close()
+    for (const p of [a, b]) if (p !== undefined) process.kill(p.pid, "SIGCONT")
+    await Promise.allSettled([a?.stop({ signal: "SIGKILL" }), b?.stop({ signal: "SIGKILL" })])
+    await redis?.stop()
+  }, 30_000)
+
+  it("a publisher paused past its lease, then resumed, is refused by Redis: one feed, in order, no repeat", async () => {
+    await eventually(async () => /price feed: publishing/.test(a.output() + b.output()), 30_000, "a publisher")
+    const publisher = /price feed: publishing/.test(a.output()) ? a : b
+    const standby = publisher === a ? b : a
+    const w = watch(standby.url, allSymbols)
+    closers.push(w.close)
+    await eventually(async () => w.messages().length >= 100, 30_000, "prices before the pause")
+    // paused (a long GC, a stopped VM): it cannot renew, and believes it still publishes
+    process.kill(publisher.pid, "SIGSTOP")
+    await eventually(async () => /price feed: publishing/.test(standby.output()), 30_000, "the takeover")
+    const atTakeover = w.messages().length
+    await eventually(async () => w.messages().length >= atTakeover + 100, 30_000, "prices from the new publisher")
+    process.kill(publisher.pid, "SIGCONT")
+    await eventually(async () => /price feed: standby \(lease .* lost\)/.test(publisher.output()), 30_000, "the old publisher to step down")
+    const atStepDown = w.messages().length
+    await eventually(async () => w.messages().length >= atStepDown + 100, 30_000, "prices after it resumed")
+    // one feed: every sequence number once, in order, across the pause, the takeover and the resume
+    const seqs = w.prices().map((p) => p.seq)
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i))
+    expect(w.dropped()).toEqual([])
+    // the publishes it tried before it noticed were refused by Redis (counted, not appended)
+    const refused = await counter(publisher.url, "topic_publish_failures_total")
+    process.stdout.write(`lease fencing: ${refused} publishes of the resumed old publisher refused\n`)
+    expect(refused).toBeGreaterThan(0)
+  }, 120_000)
+})
