@@ -2,10 +2,12 @@
  * Several demo server processes on one Redis (`REDIS_URL`, a redis-server of
  * the test's own): one shared price feed, the same ids in the same order on
  * every instance, a client resuming on another instance with nothing lost or
- * repeated, the publisher's lease taken over when it dies, and a Redis
+ * repeated, Redis commands per value the same at 10 and at 1,000 clients, the
+ * publisher's lease taken over when it dies (and fencing a paused one), and a Redis
  * restarted empty recovered from by itself. Without a Redis (no
  * redis-server) these skip with one line; with `CI` set they fail.
  */
+import { createClient } from "@redis/client"
 import * as Http from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type DemoProcess, startDemo } from "../support/demoProcess.ts"
@@ -25,9 +27,11 @@ interface Price {
 const watch = (baseUrl: string, symbols: ReadonlyArray<string>, lastEventId?: string) => {
   const sse = sseCollector()
   const arrivals: Array<number> = []
+  const state: { status: number | undefined } = { status: undefined }
   const headers: Record<string, string> = { "content-type": "application/json" }
   if (lastEventId !== undefined) headers["last-event-id"] = lastEventId
   const request = Http.request(`${baseUrl}/rpc/watchPrices`, { method: "POST", headers, agent: false }, (response) => {
+    state.status = response.statusCode
     response.on("data", (bytes: Buffer) => {
       sse.feed(bytes)
       while (arrivals.length < sse.events.length) arrivals.push(Date.now())
@@ -44,6 +48,7 @@ const watch = (baseUrl: string, symbols: ReadonlyArray<string>, lastEventId?: st
     prices: () => messages().map((e) => JSON.parse(e.data) as Price),
     dropped: () =>
       sse.events.filter((e) => e.event === "dropped").map((e) => (JSON.parse(e.data) as { count: number | null }).count),
+    status: () => state.status,
     close: () => request.destroy()
   }
 }
@@ -170,6 +175,52 @@ describe.skipIf(!enabled)("several demo instances on one Redis", () => {
     expect(resumed.dropped()).toEqual([null])
     expect(resumed.messages()[0]!.id!.startsWith(`${newEpoch}-`)).toBe(true)
   }, 90_000)
+
+  it("Redis commands per published value do not grow with subscribers: INFO commandstats at 10 and at 1,000 SSE clients", async () => {
+    const admin = createClient({ url: redis.url })
+    admin.on("error", () => {})
+    await admin.connect()
+    try {
+      const latestOffset = (clients: ReadonlyArray<ReturnType<typeof watch>>) =>
+        Math.max(...clients.map((c) => offsetOf(c.messages()[c.messages().length - 1]?.id ?? "x-0")))
+      const measure = async (n: number) => {
+        // half on each instance, one symbol each (20 prices/s): what they cost Redis is what is measured
+        const clients = Array.from({ length: n }, (_, i) => subscribe(i % 2 === 0 ? a : b, ["ACME"]))
+        await eventually(async () => clients.every((c) => c.messages().length >= 1), 60_000, `${n} clients' first prices`).catch(
+          (error: unknown) => {
+            const statuses = clients.map((c) => String(c.status()))
+            const counts = Object.fromEntries([...new Set(statuses)].map((st) => [st, statuses.filter((x) => x === st).length]))
+            const waiting = clients.filter((c) => c.messages().length === 0).length
+            throw new Error(`${String(error)}: statuses ${JSON.stringify(counts)}, ${waiting} without a price`)
+          }
+        )
+        await admin.sendCommand(["CONFIG", "RESETSTAT"])
+        const from = latestOffset(clients)
+        await eventually(async () => latestOffset(clients) >= from + 300, 60_000, "300 values published")
+        const info = String(await admin.sendCommand(["INFO", "commandstats"]))
+        const to = latestOffset(clients)
+        for (const c of clients) c.close()
+        const stats: Record<string, number> = {}
+        for (const match of info.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)) stats[match[1]!] = Number(match[2])
+        delete stats["config|resetstat"]
+        delete stats["info"]
+        const total = Object.values(stats).reduce((x, y) => x + y, 0)
+        return { perValue: total / (to - from), values: to - from, stats }
+      }
+      const at10 = await measure(10)
+      const at1000 = await measure(1_000)
+      process.stdout.write(
+        `commandstats, 2 demo processes: ${at10.perValue.toFixed(2)} commands per value at 10 clients, ${
+          at1000.perValue.toFixed(2)
+        } at 1,000 (${JSON.stringify(at10)}; ${JSON.stringify(at1000)})\n`
+      )
+      // per batch: the script (and the commands inside it), one XREAD per instance; the lease: a command per second per instance
+      expect(at1000.perValue).toBeLessThanOrEqual(at10.perValue * 1.25)
+      expect(at1000.stats["xrange"] ?? 0).toBe(0)
+    } finally {
+      admin.destroy()
+    }
+  }, 180_000)
 })
 
 /** The value of a counter on an instance's `/metrics` (summed over its label sets), 0 when absent. */
