@@ -437,6 +437,8 @@ export const make = <A, I = unknown>(
               break
             }
             last = entry.offset
+            // already held (this process published it): not decoded again
+            if (entry.offset < state.next) continue
             // one that cannot be decoded is read past: subscribers get it as a gap
             const value = decode(entry)
             if (value !== undefined) values.push(value)
@@ -472,14 +474,25 @@ export const make = <A, I = unknown>(
 
     const publishAllPromise = async (values: Iterable<A>): Promise<void> => {
       if (state.ended) return
+      const items = Array.isArray(values) ? (values as ReadonlyArray<A>) : Array.from(values)
       const texts: Array<string> = []
-      for (const value of values) texts.push(codec.encode(value))
+      for (const value of items) texts.push(codec.encode(value))
       if (texts.length === 0) return
       // the token when publish was called: a lease lost since then fences this publish
       const token = fence === undefined ? "" : fence.token()
       // bounded batches: a script holds Redis while it runs
       for (let from = 0; from < texts.length; from += 1_000) {
-        await runScript(publisher, [newEpoch(), String(retain), String(now()), token, ...texts.slice(from, from + 1_000)])
+        const at = now()
+        const batch = texts.slice(from, from + 1_000)
+        const [epoch, last] = await runScript(publisher, [newEpoch(), String(retain), String(at), token, ...batch])
+        // Next in line here (nothing published elsewhere in between is still unread): this
+        // process's subscribers get the values now, and the reader skips them without decoding.
+        const first = last - batch.length + 1
+        if (epoch === state.epoch && first === state.next) {
+          const entries: Array<Topic.RemoteEntry<A>> = new Array(batch.length)
+          for (let i = 0; i < batch.length; i++) entries[i] = { offset: first + i, value: items[from + i]!, at }
+          state.appendAt(entries)
+        }
       }
     }
     const publishAll = (values: Iterable<A>): Effect.Effect<void, Topic.TopicUnavailable> =>
