@@ -18,7 +18,12 @@
  *   new one, and cursors of the previous one are gaps of unknown size.
  * - One reader per topic per process (a blocking `XREAD` on its own
  *   connection) appends what it reads to the local fan-out of `Topic`: Redis
- *   work per value does not depend on the number of subscribers.
+ *   work per value does not depend on the number of subscribers. Values this
+ *   process published are appended when Redis confirms them (when nothing
+ *   published elsewhere is unread before them); the reader skips them.
+ * - `fence`: publish only while a lease key holds this publisher's token,
+ *   checked in the same script, so a publisher that lost its lease while
+ *   paused appends nothing.
  * - A resume is served from the local ring when it holds the cursor, else
  *   from Redis (`XRANGE`) then live, de-duplicated by offset; what neither
  *   holds is reported with `event: dropped`.
