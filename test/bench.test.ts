@@ -25,5 +25,5 @@ describe("npm run bench -- --quick", () => {
       expect.arrayContaining(["throughput", "idle", "fanout", "fanout-20k", "keyed", "fanout-redis", "slow", "download", "export-csv", "export-ndjson"])
     )
     for (const scenario of results.scenarios) expect(scenario.rows.length, scenario.id).toBeGreaterThan(0)
-  }, 420_000)
+  }, 600_000)
 })
