@@ -342,8 +342,8 @@ export const make = <A, I = unknown>(
     const sha = yield* Effect.promise(() => publishSha)
     const command = <T>(client: Client, args: ReadonlyArray<string>, timeout = commandTimeout): Promise<T> =>
       client.sendCommand<T>(args, { timeout })
-    /** The script, loaded again after a Redis restart (NOSCRIPT). */
     const fence = options.fence
+    /** The script, loaded again after a Redis restart (NOSCRIPT). */
     const runScript = async (client: Client, args: ReadonlyArray<string>): Promise<[string, number]> => {
       const keys = fence === undefined ? ["2", metaKey, stream] : ["3", metaKey, stream, fence.key]
       let reply: Raw
@@ -448,10 +448,14 @@ export const make = <A, I = unknown>(
             const value = decode(entry)
             if (value !== undefined) values.push(value)
           }
+          // the lag of every batch read, this process's own values included
+          const oldest = entries[0]!
+          if (oldest.epoch === undefined || oldest.epoch === state.epoch) {
+            metrics.lag.unsafeUpdate(Math.max(0, now() - oldest.at) / 1000, tags)
+          }
           const first = values[0]
           if (first !== undefined) {
             if (first.offset > state.next) metrics.gaps.unsafeUpdate(first.offset - state.next, tags)
-            metrics.lag.unsafeUpdate(Math.max(0, now() - first.at) / 1000, tags)
             state.appendAt(values)
           }
           lastRead = last
