@@ -23,6 +23,9 @@
  *   the 20,000-subscriber fan-out);
  * - `keyed`: a subscription to ONE key of the keyed feed (`keyed()`): `{key}`
  *   in `path` or `body` is replaced by the load generator, per subscriber;
+ * - `fanoutInstances`: a subscription to the live feed on a topic that
+ *   several processes of the implementation can share (the runner starts
+ *   them, each told where through its environment: `fanout-redis`);
  * - `download`: `{bytes}` bytes of `application/octet-stream`;
  * - `exportCsv`, `exportNdjson`, `exportJson`: `{rows}` rows (JSON: a streamed
  *   array, `[`, one row per line separated by commas, `]`).
@@ -34,6 +37,7 @@ export type RouteName =
   | "fanout"
   | "sparse"
   | "keyed"
+  | "fanoutInstances"
   | "download"
   | "exportCsv"
   | "exportNdjson"

@@ -28,6 +28,8 @@ export type Job =
   | {
     readonly kind: "fanout"
     readonly port: number
+    /** Several instances of one service: subscriber i connects to `ports[i % ports.length]` (default: `port`). */
+    readonly ports?: ReadonlyArray<number>
     readonly route: Route
     readonly subscribers: number
     readonly concurrency: number
@@ -326,7 +328,8 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
           ...(job.route.body === undefined ? {} : { body: job.route.body.replaceAll("{key}", `k${key}`) })
         }
         : job.route
-      const connection = request(job.port, route, sink)
+      const ports = job.ports ?? [job.port]
+      const connection = request(ports[i % ports.length]!, route, sink)
       subscriber = { connection, first, key, measured: false }
       subscribers.push(subscriber)
       await expectOk(connection, route.path)

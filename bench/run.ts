@@ -21,7 +21,10 @@
  *   fan-out latency and CPU per delivery (2,000 subscribers at 10 events/s;
  *   `fanout-20k`: 20,000 at 1 event/s, with RSS per subscription, as many as
  *   the open-file limits of both processes allow; `keyed`: 10,000 subscribers
- *   each to 1 of 1,000 keys, 10,000 events/s across the keys); heap of a
+ *   each to 1 of 1,000 keys, 10,000 events/s across the keys;
+ *   `fanout-redis`: 2 server processes x 2,000 subscribers on one
+ *   `RedisTopic`, against the same 2 processes on in-memory Topics, with a
+ *   `redis-server` of the bench's own when installed); heap of a
  *   stalled subscriber; download speed (from a Stream and, where a server
  *   has one, from a Node `Readable`) and memory with a slow reader; export
  *   speed (CSV, NDJSON, JSON; rows with a Date and an optional field);
@@ -45,6 +48,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process"
 import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -168,11 +172,11 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
  * Starts `node <args>` with the open-file limit raised as far as allowed
  * (`ulimit -n` is per process: 10,000 sockets need more than the usual 1024).
  */
-const spawnNode = (args: ReadonlyArray<string>): ChildProcess => {
+const spawnNode = (args: ReadonlyArray<string>, env?: Readonly<Record<string, string>>): ChildProcess => {
   const child = spawn(
     "bash",
     ["-c", "ulimit -n 65536 2>/dev/null || ulimit -n hard 2>/dev/null; exec \"$0\" \"$@\"", process.execPath, ...args],
-    { cwd: repoDir, stdio: ["pipe", "pipe", "pipe"] }
+    { cwd: repoDir, stdio: ["pipe", "pipe", "pipe"], ...(env === undefined ? {} : { env: { ...process.env, ...env } }) }
   )
   running.add(child)
   child.on("exit", () => running.delete(child))
@@ -242,13 +246,13 @@ interface Server {
   readonly stop: () => Promise<void>
 }
 
-const startServer = (implementation: Implementation, label: string): Promise<Server> =>
+const startServer = (implementation: Implementation, label: string, env?: Readonly<Record<string, string>>): Promise<Server> =>
   new Promise((resolve, reject) => {
     const flags = profile
       // One directory per server: the tsx loader thread writes a profile of its own (the smaller file).
       ? ["--cpu-prof", "--cpu-prof-dir", Path.join(benchDir, "profiles", label)]
       : []
-    const child = spawnNode(["--expose-gc", ...flags, "--import", "tsx", Path.join(benchDir, implementation.file)])
+    const child = spawnNode(["--expose-gc", ...flags, "--import", "tsx", Path.join(benchDir, implementation.file)], env)
     const stderr = keepTail(child)
     let announced: Announcement | undefined
     let stopping = false
@@ -729,6 +733,228 @@ const keyedScenario = fanoutScenarioOf({
   keyed: true
 })
 
+// ---- 3b. fan-out across instances (RedisTopic)
+
+/**
+ * Two server processes of our implementation, the subscribers split between
+ * them, each process's live feed topic either its own in-memory `Topic` (each
+ * runs the feed) or one `RedisTopic` on a Redis of the bench's own (one
+ * process publishes the feed, both read it back): the same handlers, a
+ * Layer swap. Both modes in every trial, in alternating order; CPU per
+ * delivery is the two servers' CPU over the deliveries of the window.
+ */
+const instancesSubscribers = quick ? 200 : 2000
+const instancesWindowMs = quick ? 1000 : 5000
+const instancesWarmupMs = quick ? 500 : 1500
+let instancesRound = 0
+
+/** One inline command to a Redis on 127.0.0.1: its reply's first line, "" when none. */
+const redisInline = (port: number, command: string): Promise<string> =>
+  new Promise((resolve) => {
+    const socket = Net.connect({ host: "127.0.0.1", port })
+    socket.once("connect", () => socket.write(`${command}\r\n`))
+    socket.once("data", (bytes) => {
+      socket.destroy()
+      resolve(bytes.toString("latin1"))
+    })
+    socket.once("error", () => resolve(""))
+  })
+
+/** Seconds of CPU a Redis has used (`INFO cpu`: user + system), undefined when it does not answer. */
+const redisCpuSeconds = async (port: number): Promise<number | undefined> => {
+  const info = await redisInline(port, "INFO cpu")
+  const user = /used_cpu_user:([\d.]+)/.exec(info)?.[1]
+  const sys = /used_cpu_sys:([\d.]+)/.exec(info)?.[1]
+  return user === undefined || sys === undefined ? undefined : Number(user) + Number(sys)
+}
+
+/** `redis-server` on a free port with no persistence (its CPU is then this bench's alone), or undefined when not installed. */
+const startBenchRedis = async (): Promise<{ url: string; stop: () => Promise<void> } | undefined> => {
+  try {
+    execFileSync("redis-server", ["--version"], { stdio: "ignore" })
+  } catch {
+    return undefined
+  }
+  const port = await new Promise<number>((resolve, reject) => {
+    const probe = Net.createServer()
+    probe.once("error", reject)
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as Net.AddressInfo
+      probe.close(() => resolve(port))
+    })
+  })
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore"
+  })
+  running.add(child)
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  child.once("exit", () => running.delete(child))
+  const deadline = performance.now() + 10_000
+  while (!(await redisInline(port, "PING")).startsWith("+PONG")) {
+    if (performance.now() > deadline || child.exitCode !== null) throw new Error(`redis-server on port ${port} did not start`)
+    await sleep(50)
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill("SIGKILL")
+      await exited
+    }
+  }
+}
+
+/** CPU seconds of several processes together between the load process's window marks, per second of window. */
+const cpuWindowOf = (samplers: ReadonlyArray<() => number | undefined>) => {
+  const total = () => {
+    let sum = 0
+    for (const sample of samplers) {
+      const seconds = sample()
+      if (seconds === undefined) return undefined
+      sum += seconds
+    }
+    return sum
+  }
+  let cpu0: number | undefined
+  let t0 = 0
+  let share: number | undefined
+  return {
+    onMark: (name: string) => {
+      if (name === "window-start") {
+        cpu0 = total()
+        t0 = performance.now()
+      } else if (name === "window-end") {
+        const cpu1 = total()
+        if (cpu0 !== undefined && cpu1 !== undefined) share = (cpu1 - cpu0) / ((performance.now() - t0) / 1000)
+      }
+    },
+    share: () => share
+  }
+}
+
+const instancesScenario: Scenario = {
+  id: "fanout-redis",
+  title: `Fan-out across 2 instances: 2 × ${instancesSubscribers.toLocaleString("en-US")} subscribers, ${fanoutRate} events/s each; ` +
+    "RedisTopic (one Redis) against the in-memory Topic",
+  route: "fanoutInstances",
+  rounds: settings.rounds,
+  measure: async (server, subject) => {
+    const implementation = subject.implementation
+    const measureMode = async (mode: "memory" | "redis"): Promise<Trial> => {
+      const redis = mode === "redis" ? await startBenchRedis() : undefined
+      const redisUrl = mode === "memory" ? undefined : redis?.url ?? process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
+      const stream = `bench:fanout-redis:${process.pid}:${Date.now()}`
+      const env = (publishes: boolean): Record<string, string> | undefined =>
+        redisUrl === undefined
+          ? undefined
+          : { BENCH_REDIS_URL: redisUrl, BENCH_REDIS_STREAM: stream, BENCH_REDIS_PUBLISH: publishes ? "1" : "0" }
+      const started: Array<Server> = []
+      try {
+        // In memory, the runner's fresh server is instance A; through Redis both are started with its address.
+        const a = mode === "memory" ? server : await startServer(implementation, `fanout-redis-a`, env(true))
+        if (a !== server) started.push(a)
+        const b = await startServer(implementation, `fanout-redis-${mode}-b`, env(false))
+        started.push(b)
+        const servers = [a, b]
+        const cpu = cpuWindowOf(servers.map((s) => s.cpuSeconds))
+        // Redis's own account (`INFO cpu`, microseconds), read at the window's marks
+        const redisPort = redis === undefined ? undefined : Number(new URL(redis.url).port)
+        let redisCpu0: Promise<number | undefined> | undefined
+        let redisCpu1: Promise<number | undefined> | undefined
+        let redisT0 = 0
+        let redisSeconds = 0
+        const job: Job = {
+          kind: "fanout",
+          port: a.port,
+          ports: servers.map((s) => s.port),
+          route: subject.route,
+          subscribers: 2 * Math.min(instancesSubscribers, ...servers.map((s) => socketHeadroom(s.pid))),
+          concurrency: 200,
+          warmupMs: instancesWarmupMs,
+          windowMs: instancesWindowMs,
+          graceMs: settings.fanoutGraceMs,
+          // 4,000 sockets over two servers: more time than one server's 2,000
+          connectDeadlineMs: quick ? settings.fanoutConnectDeadlineMs : 30_000
+        }
+        const result = await runLoad(job, 30_000 + job.connectDeadlineMs + job.warmupMs + job.windowMs + job.graceMs, {
+          onMark: (name) => {
+            cpu.onMark(name)
+            if (redisPort === undefined) return
+            if (name === "window-start") {
+              redisT0 = performance.now()
+              redisCpu0 = redisCpuSeconds(redisPort)
+            } else if (name === "window-end") {
+              redisSeconds = (performance.now() - redisT0) / 1000
+              redisCpu1 = redisCpuSeconds(redisPort)
+            }
+          }
+        })
+        for (const s of servers) s.assertAlive()
+        const deliveriesPerSecond = Number(result["deliveries"]) / Number(result["seconds"])
+        const publishedPerSecond = Number(result["published"]) / Number(result["seconds"])
+        const share = cpu.share()
+        const [r0, r1] = [await redisCpu0, await redisCpu1]
+        const redisShare = r0 === undefined || r1 === undefined || redisSeconds === 0 ? undefined : (r1 - r0) / redisSeconds
+        // In memory each instance runs a feed of its own: the load generator, which owes every
+        // subscriber every stamp it saw, counts both feeds' stamps; a subscriber is owed its instance's.
+        const deliveredShare = Number(result["deliveredShare"]) * (mode === "memory" ? servers.length : 1)
+        const figures: Trial = {
+          subscribers: Number(result["subscribers"]),
+          deliveredShare: round(deliveredShare, 3),
+          p50Ms: Number(result["p50Ms"]),
+          p99Ms: Number(result["p99Ms"]),
+          maxMs: Number(result["maxMs"]),
+          ...(share === undefined ? {} : { serverCpu: round(share, 3), cpuMicrosPerDelivery: round((share * 1e6) / deliveriesPerSecond, 3) }),
+          ...(redisShare === undefined ? {} : {
+            redisCpu: round(redisShare, 3),
+            redisCpuMicrosPerValue: round((redisShare * 1e6) / publishedPerSecond, 3),
+            ...(share === undefined ? {} : { cpuMicrosPerDeliveryWithRedis: round(((share + redisShare) * 1e6) / deliveriesPerSecond, 3) })
+          })
+        }
+        return Object.fromEntries(Object.entries(figures).map(([k, v]) => [`${mode}_${k}`, v]))
+      } finally {
+        for (const s of started) await s.stop()
+        if (redis !== undefined) await redis.stop()
+        else if (redisUrl !== undefined) await redisInline(Number(new URL(redisUrl).port || 6379), `DEL ${stream} ${stream}:meta`)
+      }
+    }
+    const trial: Trial = {}
+    // Alternating order over the rounds: whichever runs first finds a cooler machine.
+    const order: Array<"memory" | "redis"> = instancesRound++ % 2 === 0 ? ["memory", "redis"] : ["redis", "memory"]
+    for (const mode of order) Object.assign(trial, await measureMode(mode))
+    const memory = trial["memory_cpuMicrosPerDelivery"]
+    const redis = trial["redis_cpuMicrosPerDelivery"]
+    if (typeof memory === "number" && typeof redis === "number" && memory > 0) trial["cpuRatio"] = round(redis / memory, 3)
+    return trial
+  },
+  table: (rows) => {
+    const lines = [
+      "| topic | subscribed | delivered (within the grace period) | p50 latency | p99 latency | max | servers' CPU | CPU per delivery | × in memory | Redis CPU per value | CPU per delivery with Redis's |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    ]
+    for (const row of rows) {
+      const m = row.median
+      const failure = failed(row, 11)
+      if (failure !== undefined) {
+        lines.push(failure)
+        continue
+      }
+      for (const mode of ["memory", "redis"] as const) {
+        const f = (name: string) => m[`${mode}_${name}`]
+        lines.push(
+          `| ${mode === "memory" ? "in-memory Topic, one per instance (each runs the feed)" : "RedisTopic, 2 instances on one Redis"} | ${
+            int(f("subscribers"))
+          } | ${pct(f("deliveredShare"))} | ${num(f("p50Ms"))} ms | ${num(f("p99Ms"))} ms | ${num(f("maxMs"))} ms | ${pct(f("serverCpu"))} | ${
+            num(f("cpuMicrosPerDelivery"))
+          } µs | ${mode === "memory" ? "1.00×" : `${num(m["cpuRatio"])}× (median of the rounds' ratios)`} | ${
+            mode === "memory" ? "–" : f("redisCpuMicrosPerValue") === undefined ? "not measured" : `${num(f("redisCpuMicrosPerValue"))} µs`
+          } | ${mode === "memory" ? "–" : f("cpuMicrosPerDeliveryWithRedis") === undefined ? "–" : `${num(f("cpuMicrosPerDeliveryWithRedis"))} µs`} |`
+        )
+      }
+    }
+    return lines
+  }
+}
 // ---- 4. slow consumer
 
 const slowScenario: Scenario = {
@@ -991,6 +1217,7 @@ const scenarios: ReadonlyArray<Scenario> = [
   fanoutScenario,
   wideFanoutScenario,
   keyedScenario,
+  instancesScenario,
   slowScenario,
   downloadScenario,
   slowReaderScenario,

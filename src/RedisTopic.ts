@@ -18,7 +18,12 @@
  *   new one, and cursors of the previous one are gaps of unknown size.
  * - One reader per topic per process (a blocking `XREAD` on its own
  *   connection) appends what it reads to the local fan-out of `Topic`: Redis
- *   work per value does not depend on the number of subscribers.
+ *   work per value does not depend on the number of subscribers. Values this
+ *   process published are appended when Redis confirms them (when nothing
+ *   published elsewhere is unread before them); the reader skips them.
+ * - `fence`: publish only while a lease key holds this publisher's token,
+ *   checked in the same script, so a publisher that lost its lease while
+ *   paused appends nothing.
  * - A resume is served from the local ring when it holds the cursor, else
  *   from Redis (`XRANGE`) then live, de-duplicated by offset; what neither
  *   holds is reported with `event: dropped`.
@@ -71,6 +76,14 @@ export interface Options<A, I = unknown> extends Topic.Options<A> {
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** Longest the first connection may take before the layer fails. Default 5 s. */
   readonly connectTimeout?: Duration.DurationInput | undefined
+  /**
+   * Publish only while the Redis key `fence.key` holds `fence.token()` (a
+   * lease): checked inside the publish script, atomically with the append, so
+   * a publisher that lost its lease (paused, partitioned) appends nothing and
+   * its publish fails with `TopicUnavailable`, whatever it believes. Make the
+   * token new at each acquisition of the lease.
+   */
+  readonly fence?: { readonly key: string; readonly token: () => string } | undefined
 }
 
 /** A RedisTopic: a `Topic` whose publishes can fail, and the state of its reader. */
@@ -117,21 +130,27 @@ export const metrics = {
 // ---------------------------------------------------------------------------
 
 /**
- * KEYS: meta, stream. ARGV: candidate epoch, maxlen, time (ms), values...
+ * KEYS: meta, stream[, fence]. ARGV: candidate epoch, maxlen, time (ms),
+ * fence token ("" without a fence), values...
  * A meta created here is a new incarnation: a stream left without one is
- * removed first, so offsets and entry ids start again together.
+ * removed first, so offsets and entry ids start again together. Values are
+ * appended only while the fence key holds the token (else the error
+ * `FENCED`, nothing appended, no offset taken).
  * Returns { epoch, last offset }.
  */
 const publishScript = `
 local meta, stream = KEYS[1], KEYS[2]
 if redis.call('HSETNX', meta, 'epoch', ARGV[1]) == 1 then redis.call('DEL', stream) end
 local epoch = redis.call('HGET', meta, 'epoch')
-local n = #ARGV - 3
+local n = #ARGV - 4
 if n == 0 then return {epoch, tostring(redis.call('HINCRBY', meta, 'offset', 0))} end
+if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[4] then
+  return redis.error_reply('FENCED the lease ' .. KEYS[3] .. ' is not held by this publisher')
+end
 local last = redis.call('HINCRBY', meta, 'offset', n)
 local first = last - n
 for i = 1, n do
-  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '0-' .. (first + i), 'e', epoch, 't', ARGV[3], 'v', ARGV[3 + i])
+  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '0-' .. (first + i), 'e', epoch, 't', ARGV[3], 'v', ARGV[4 + i])
 end
 return {epoch, tostring(last)}
 `
@@ -323,9 +342,10 @@ export const make = <A, I = unknown>(
     const sha = yield* Effect.promise(() => publishSha)
     const command = <T>(client: Client, args: ReadonlyArray<string>, timeout = commandTimeout): Promise<T> =>
       client.sendCommand<T>(args, { timeout })
+    const fence = options.fence
     /** The script, loaded again after a Redis restart (NOSCRIPT). */
     const runScript = async (client: Client, args: ReadonlyArray<string>): Promise<[string, number]> => {
-      const keys = ["2", metaKey, stream]
+      const keys = fence === undefined ? ["2", metaKey, stream] : ["3", metaKey, stream, fence.key]
       let reply: Raw
       try {
         reply = await command<Raw>(client, ["EVALSHA", sha, ...keys, ...args])
@@ -380,7 +400,7 @@ export const make = <A, I = unknown>(
 
     /** On (re)connection: the incarnation Redis has now, and where to read from. */
     const sync = async (initial: boolean) => {
-      const [epoch, last] = await runScript(reader, [newEpoch(), String(retain), String(now())])
+      const [epoch, last] = await runScript(reader, [newEpoch(), String(retain), String(now()), ""])
       if (initial) {
         state.reset(epoch, last + 1)
         lastRead = last
@@ -422,14 +442,20 @@ export const make = <A, I = unknown>(
               break
             }
             last = entry.offset
+            // already held (this process published it): not decoded again
+            if (entry.offset < state.next) continue
             // one that cannot be decoded is read past: subscribers get it as a gap
             const value = decode(entry)
             if (value !== undefined) values.push(value)
           }
+          // the lag of every batch read, this process's own values included
+          const oldest = entries[0]!
+          if (oldest.epoch === undefined || oldest.epoch === state.epoch) {
+            metrics.lag.unsafeUpdate(Math.max(0, now() - oldest.at) / 1000, tags)
+          }
           const first = values[0]
           if (first !== undefined) {
             if (first.offset > state.next) metrics.gaps.unsafeUpdate(first.offset - state.next, tags)
-            metrics.lag.unsafeUpdate(Math.max(0, now() - first.at) / 1000, tags)
             state.appendAt(values)
           }
           lastRead = last
@@ -457,12 +483,25 @@ export const make = <A, I = unknown>(
 
     const publishAllPromise = async (values: Iterable<A>): Promise<void> => {
       if (state.ended) return
+      const items = Array.isArray(values) ? (values as ReadonlyArray<A>) : Array.from(values)
       const texts: Array<string> = []
-      for (const value of values) texts.push(codec.encode(value))
+      for (const value of items) texts.push(codec.encode(value))
       if (texts.length === 0) return
+      // the token when publish was called: a lease lost since then fences this publish
+      const token = fence === undefined ? "" : fence.token()
       // bounded batches: a script holds Redis while it runs
       for (let from = 0; from < texts.length; from += 1_000) {
-        await runScript(publisher, [newEpoch(), String(retain), String(now()), ...texts.slice(from, from + 1_000)])
+        const at = now()
+        const batch = texts.slice(from, from + 1_000)
+        const [epoch, last] = await runScript(publisher, [newEpoch(), String(retain), String(at), token, ...batch])
+        // Next in line here (nothing published elsewhere in between is still unread): this
+        // process's subscribers get the values now, and the reader skips them without decoding.
+        const first = last - batch.length + 1
+        if (epoch === state.epoch && first === state.next) {
+          const entries: Array<Topic.RemoteEntry<A>> = new Array(batch.length)
+          for (let i = 0; i < batch.length; i++) entries[i] = { offset: first + i, value: items[from + i]!, at }
+          state.appendAt(entries)
+        }
       }
     }
     const publishAll = (values: Iterable<A>): Effect.Effect<void, Topic.TopicUnavailable> =>

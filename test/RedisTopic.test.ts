@@ -389,6 +389,46 @@ describe.skipIf(!enabled)("RedisTopic on a real Redis", () => {
     }
   }, 60_000)
 
+  it("a publisher fenced by a lease it no longer holds appends nothing and fails typed; the holder's values go on without a hole", async () => {
+    const stream = newStream()
+    const lease = `${stream}:lease`
+    streamKeys.push(lease)
+    const admin = createClient({ url: defaultRedisUrl })
+    admin.on("error", () => {})
+    await admin.connect()
+    await admin.sendCommand(["SET", lease, "a-1"])
+    // each believes it holds the lease with its own token; Redis says who does
+    const a = await instance({ stream, fence: { key: lease, token: () => "a-1" } })
+    const b = await instance({ stream, fence: { key: lease, token: () => "b-1" } })
+    const watcher = await instance({ stream })
+    const onWatcher = attach(watcher.topic)
+    const failsFenced = async (topic: RedisTopic.RedisTopic<Tick>, values: ReadonlyArray<Tick>) => {
+      const exit = await Effect.runPromiseExit(topic.publishAll(values))
+      expect(Exit.isFailure(exit)).toBe(true)
+      const error = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+      expect(error).toBeInstanceOf(Topic.TopicUnavailable)
+      expect(error?.message).toMatch(/FENCED/)
+    }
+    await publish(a.topic, ticks(0, 5))
+    await failsFenced(b.topic, ticks(100, 5))
+    // B takes the lease over while A, paused, still believes it holds it
+    await admin.sendCommand(["SET", lease, "b-1"])
+    await failsFenced(a.topic, ticks(200, 5))
+    await publish(b.topic, ticks(5, 5))
+    // the lease expired and nobody holds it: nobody publishes
+    await admin.sendCommand(["DEL", lease])
+    await failsFenced(b.topic, ticks(300, 5))
+    await admin.sendCommand(["SET", lease, "b-1"])
+    await publish(b.topic, ticks(10, 5))
+    admin.destroy()
+    await eventually(async () => onWatcher.values().length >= 15, 20_000, "the holders' values")
+    expect(onWatcher.values()).toEqual(ticks(0, 15).map((t) => t.n))
+    // fenced publishes took no offset: the ids are consecutive, no gap reported
+    const offsets = onWatcher.ids().map(offsetOf)
+    expect(offsets).toEqual(offsets.map((_, i) => offsets[0]! + i))
+    expect(onWatcher.dropped()).toEqual([])
+  })
+
   it("an entry that cannot be decoded is read past and reported as a gap, not a stuck reader", async () => {
     const stream = newStream()
     const a = await instance({ stream })

@@ -36,6 +36,11 @@
  *   `TopicResponse.serve` on the node:http response under `/direct/topic/`,
  *   before the HTTP router sees the request: the cost of the fast path itself,
  *   whatever the transport does.
+ *
+ * With `BENCH_REDIS_URL` the live feed's topic (`fanoutTopic`) is a
+ * `RedisTopic` shared by every server process started on the same
+ * `BENCH_REDIS_STREAM` (the `fanout-redis` scenario): the handlers do not
+ * change.
  */
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
@@ -54,6 +59,7 @@ import * as Stream from "effect/Stream"
 import * as Http from "node:http"
 import * as HttpTransport from "../../src/HttpTransport.ts"
 import * as Procedure from "../../src/Procedure.ts"
+import * as RedisTopic from "../../src/RedisTopic.ts"
 import * as StreamingService from "../../src/StreamingService.ts"
 import * as Topic from "../../src/Topic.ts"
 import * as TopicResponse from "../../src/TopicResponse.ts"
@@ -136,7 +142,7 @@ const keyedTicks = (key: string): Stream.Stream<Tick> =>
  * replayed after (a subscriber starts from the current state).
  */
 interface FedTopic {
-  readonly topic: Topic.Topic<Tick>
+  readonly topic: Topic.Topic<Tick, unknown>
   /** Starts the source on the first subscriber (the keyed feed and the full-speed pump cost CPU). */
   readonly start: () => void
   /** The cursor preceding the latest tick of `key` (of the topic without keys: `""`). */
@@ -217,12 +223,43 @@ const ticksTopic = Effect.gen(function*() {
   return { topic, start, beforeLatest: () => undefined } satisfies FedTopic
 })
 
+/**
+ * The live feed through Redis (`BENCH_REDIS_URL`, `BENCH_REDIS_STREAM`): a
+ * `RedisTopic` instead of the in-memory one, the rest unchanged. Several
+ * server processes on one stream are instances of one service: the one with
+ * `BENCH_REDIS_PUBLISH=1` publishes the feed from its start, every one
+ * delivers it to its own subscribers.
+ */
+const redisFeedTopic = (feed: Feed, redis: string, stream: string, publishes: boolean) =>
+  Effect.gen(function*() {
+    const topic = yield* RedisTopic.make<Tick, typeof TickSchema.Encoded>({
+      redis,
+      stream,
+      codec: TickSchema,
+      replay: { count: 1 }
+    })
+    if (publishes) feed.onTick((tick) => topic.unsafePublish(tick))
+    // The cursor before the latest value this instance has read: a new subscriber gets that value first.
+    const beforeLatest = () => {
+      const latest = topic.latestCursor()
+      const dash = latest.lastIndexOf("-")
+      const offset = Number(latest.slice(dash + 1))
+      return offset > 0 ? `${latest.slice(0, dash)}-${offset - 1}` : undefined
+    }
+    return { topic, start: () => {}, beforeLatest } satisfies FedTopic
+  })
+
+const benchRedisUrl = process.env["BENCH_REDIS_URL"]
+const fanoutTopic = benchRedisUrl === undefined || benchRedisUrl === ""
+  ? feedTopic(live())
+  : redisFeedTopic(live(), benchRedisUrl, process.env["BENCH_REDIS_STREAM"] ?? "bench:fanout", process.env["BENCH_REDIS_PUBLISH"] === "1")
+
 const TopicsLive = Layer.scoped(
   Topics,
   Effect.all({
     ticks: ticksTopic,
     idle: feedTopic(quiet()),
-    fanout: feedTopic(live()),
+    fanout: fanoutTopic,
     sparse: feedTopic(sparse()),
     keyed: keyedTopic
   })
@@ -364,6 +401,7 @@ const main = Effect.gen(function*() {
       { path: `/rpc/keyedTopic?payload=${keyedPayload}`, variant: topic },
       { path: "/direct/topic/keyed?key={key}", variant: direct }
     ],
+    fanoutInstances: { path: "/rpc/fanoutTopic", variant: topic },
     download: [
       { path: `/rpc/download?payload=${queryWith({ bytes: "{bytes}" }, "bytes")}`, variant: "Stream source" },
       {

@@ -9,7 +9,8 @@
  * instances share one feed. Exactly one publishes at a time, the holder of a
  * lease in Redis (`SET NX PX`, renewed every second, 3 s long); when it dies
  * the lease expires and another instance takes over, continuing the sequence
- * and the prices from the last ones it read.
+ * and the prices from the last ones it read. Publishes are fenced by the
+ * lease: Redis refuses those of an instance that no longer holds it.
  */
 import { createClient } from "@redis/client"
 import * as Context from "effect/Context"
@@ -49,9 +50,17 @@ const tick = 10 // milliseconds
 export const make = (options: PriceFeedOptions) =>
   Effect.gen(function*() {
     const topicOptions = { key: (price: Price) => price.symbol, replay: { count: options.replay } }
+    /** This instance's token of the lease while it holds it: publishes are fenced by it in Redis. */
+    let leaseToken = ""
     const topic: Topic.Topic<Price, Topic.TopicUnavailable> = options.redis === undefined
       ? yield* Topic.make<Price>(topicOptions)
-      : yield* RedisTopic.make({ ...topicOptions, redis: options.redis, stream: redisKeys.stream, codec: Price })
+      : yield* RedisTopic.make({
+        ...topicOptions,
+        redis: options.redis,
+        stream: redisKeys.stream,
+        codec: Price,
+        fence: { key: redisKeys.lease, token: () => leaseToken }
+      })
     const latest = new Map<string, Price>()
     let seq = Date.now() * 1000
     let owed = 0
@@ -73,11 +82,12 @@ export const make = (options: PriceFeedOptions) =>
         ),
         Effect.forkScoped
       )
-      yield* lease(options.redis, (held) => {
+      yield* lease(options.redis, (held, token) => {
         if (held && !publishing) {
           owed = 0
           if (lastSeen !== undefined) seq = lastSeen
         }
+        leaseToken = token
         publishing = held
       })
     }
@@ -113,14 +123,20 @@ export const make = (options: PriceFeedOptions) =>
   })
 
 /**
- * The publisher's lease: `SET lease <id> NX PX` to take it, a compare-and-
- * `PEXPIRE` to renew it, every `leaseMillis / 3`. `onChange(true)` when this
- * instance holds it, `onChange(false)` as soon as a renewal fails (Redis lost,
- * or the lease taken over), so two instances never publish for long at once.
+ * The publisher's lease: `SET lease <token> NX PX` to take it, a compare-and-
+ * `PEXPIRE` to renew it, every `leaseMillis / 3`. `onChange(true, token)`
+ * when this instance holds it, `onChange(false, "")` as soon as a renewal
+ * fails (Redis lost, or the lease taken over). The token is new at each
+ * acquisition and fences every publish (`RedisTopic`'s `fence`): an instance
+ * that believes it still holds a lease it lost (paused longer than the lease)
+ * has its publishes refused by Redis, so two instances never publish at once.
  */
-const lease = (url: string, onChange: (held: boolean) => void) =>
+const lease = (url: string, onChange: (held: boolean, token: string) => void) =>
   Effect.gen(function*() {
     const id = `${process.pid}-${Math.random().toString(36).slice(2)}`
+    let acquisitions = 0
+    /** The value of the lease this instance holds or is taking. */
+    let token = `${id}-0`
     const client = createClient({
       url,
       disableOfflineQueue: true,
@@ -132,7 +148,7 @@ const lease = (url: string, onChange: (held: boolean) => void) =>
       Effect.promise(async () => {
         // released at once on shutdown: another instance takes over without waiting for the expiry
         if (held) {
-          await client.sendCommand(["EVAL", release, "1", redisKeys.lease, id], { timeout: 1_000 }).catch(() => undefined)
+          await client.sendCommand(["EVAL", release, "1", redisKeys.lease, token], { timeout: 1_000 }).catch(() => undefined)
         }
         client.destroy()
       })
@@ -141,17 +157,18 @@ const lease = (url: string, onChange: (held: boolean) => void) =>
     const step = Effect.promise(async () => {
       let now = false
       try {
+        if (!held) token = `${id}-${++acquisitions}`
         const reply = held
-          ? await client.sendCommand(["EVAL", renew, "1", redisKeys.lease, id, String(leaseMillis)], { timeout: 1_000 })
-          : await client.sendCommand(["SET", redisKeys.lease, id, "NX", "PX", String(leaseMillis)], { timeout: 1_000 })
+          ? await client.sendCommand(["EVAL", renew, "1", redisKeys.lease, token, String(leaseMillis)], { timeout: 1_000 })
+          : await client.sendCommand(["SET", redisKeys.lease, token, "NX", "PX", String(leaseMillis)], { timeout: 1_000 })
         now = held ? Number(reply) === 1 : String(reply) === "OK"
       } catch {
         now = false
       }
       if (now !== held) {
         held = now
-        onChange(held)
-        console.log(held ? `price feed: publishing (lease ${id} taken)` : `price feed: standby (lease ${id} lost)`)
+        onChange(held, held ? token : "")
+        console.log(held ? `price feed: publishing (lease ${token} taken)` : `price feed: standby (lease ${token} lost)`)
       }
     })
     yield* step.pipe(Effect.repeat(Schedule.spaced(`${leaseMillis / 3} millis`)), Effect.forkScoped)

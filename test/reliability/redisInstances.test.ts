@@ -2,10 +2,12 @@
  * Several demo server processes on one Redis (`REDIS_URL`, a redis-server of
  * the test's own): one shared price feed, the same ids in the same order on
  * every instance, a client resuming on another instance with nothing lost or
- * repeated, the publisher's lease taken over when it dies, and a Redis
+ * repeated, Redis commands per value the same at 10 and at 1,000 clients, the
+ * publisher's lease taken over when it dies (and fencing a paused one), and a Redis
  * restarted empty recovered from by itself. Without a Redis (no
  * redis-server) these skip with one line; with `CI` set they fail.
  */
+import { createClient } from "@redis/client"
 import * as Http from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type DemoProcess, startDemo } from "../support/demoProcess.ts"
@@ -25,9 +27,11 @@ interface Price {
 const watch = (baseUrl: string, symbols: ReadonlyArray<string>, lastEventId?: string) => {
   const sse = sseCollector()
   const arrivals: Array<number> = []
+  const state: { status: number | undefined } = { status: undefined }
   const headers: Record<string, string> = { "content-type": "application/json" }
   if (lastEventId !== undefined) headers["last-event-id"] = lastEventId
   const request = Http.request(`${baseUrl}/rpc/watchPrices`, { method: "POST", headers, agent: false }, (response) => {
+    state.status = response.statusCode
     response.on("data", (bytes: Buffer) => {
       sse.feed(bytes)
       while (arrivals.length < sse.events.length) arrivals.push(Date.now())
@@ -44,11 +48,18 @@ const watch = (baseUrl: string, symbols: ReadonlyArray<string>, lastEventId?: st
     prices: () => messages().map((e) => JSON.parse(e.data) as Price),
     dropped: () =>
       sse.events.filter((e) => e.event === "dropped").map((e) => (JSON.parse(e.data) as { count: number | null }).count),
+    status: () => state.status,
     close: () => request.destroy()
   }
 }
 
 const offsetOf = (id: string | undefined) => Number(id!.split("-")[1])
+
+/** Whether an instance's last word on the lease is that it publishes (a loaded machine can move the lease). */
+const publishingNow = (output: string): boolean => {
+  const lines = output.match(/price feed: (publishing|standby)/g) ?? []
+  return lines[lines.length - 1] === "price feed: publishing"
+}
 
 describe.skipIf(!enabled)("several demo instances on one Redis", () => {
   let redis: OwnRedis
@@ -122,15 +133,17 @@ describe.skipIf(!enabled)("several demo instances on one Redis", () => {
   }, 60_000)
 
   it("the instance publishing the feed is killed: the other takes over, the feed goes on where it stopped", async () => {
-    const publisher = /price feed: publishing/.test(a.output()) ? a : b
+    const publisher = publishingNow(a.output()) ? a : b
     const standby = publisher === a ? b : a
-    expect(/price feed: publishing/.test(standby.output())).toBe(false)
+    expect(publishingNow(publisher.output())).toBe(true)
+    expect(publishingNow(standby.output())).toBe(false)
+    const takeovers = (standby.output().match(/price feed: publishing/g) ?? []).length
     const onStandby = subscribe(standby, allSymbols)
     await eventually(async () => onStandby.messages().length >= 20, 30_000, "prices before the kill")
     const before = onStandby.messages().length
     const killedAt = Date.now()
     await publisher.stop({ signal: "SIGKILL" })
-    await eventually(async () => /price feed: publishing/.test(standby.output()), 30_000, "the takeover")
+    await eventually(async () => (standby.output().match(/price feed: publishing/g) ?? []).length > takeovers, 30_000, "the takeover")
     await eventually(async () => onStandby.messages().length >= before + 20, 30_000, "prices after the takeover")
     // the longest silence the subscriber saw from the kill on: the takeover time
     const after = onStandby.arrivals.filter((at) => at > killedAt)
@@ -170,4 +183,124 @@ describe.skipIf(!enabled)("several demo instances on one Redis", () => {
     expect(resumed.dropped()).toEqual([null])
     expect(resumed.messages()[0]!.id!.startsWith(`${newEpoch}-`)).toBe(true)
   }, 90_000)
+
+  it("Redis commands per published value do not grow with subscribers: INFO commandstats at 10 and at 1,000 SSE clients", async () => {
+    const admin = createClient({ url: redis.url })
+    admin.on("error", () => {})
+    await admin.connect()
+    try {
+      const latestOffset = (clients: ReadonlyArray<ReturnType<typeof watch>>) =>
+        Math.max(...clients.map((c) => offsetOf(c.messages()[c.messages().length - 1]?.id ?? "x-0")))
+      const measure = async (n: number) => {
+        // half on each instance, one symbol each (20 prices/s): what they cost Redis is what is measured
+        // in waves, and a client the server sheds (503, its event loop busy) tries again, as a real one does
+        const clients: Array<ReturnType<typeof watch>> = []
+        const admitted = async (i: number) => {
+          for (;;) {
+            const client = subscribe(i % 2 === 0 ? a : b, ["ACME"])
+            await eventually(async () => client.status() !== undefined, 30_000, "an answer")
+            if (client.status() !== 503) return client
+            client.close()
+            await new Promise((r) => setTimeout(r, 100))
+          }
+        }
+        for (let from = 0; from < n; from += 50) {
+          clients.push(...await Promise.all(Array.from({ length: Math.min(50, n - from) }, (_, i) => admitted(from + i))))
+        }
+        await eventually(async () => clients.every((c) => c.messages().length >= 1), 60_000, `${n} clients' first prices`).catch(
+          (error: unknown) => {
+            const statuses = clients.map((c) => String(c.status()))
+            const counts = Object.fromEntries([...new Set(statuses)].map((st) => [st, statuses.filter((x) => x === st).length]))
+            const waiting = clients.filter((c) => c.messages().length === 0).length
+            throw new Error(`${String(error)}: statuses ${JSON.stringify(counts)}, ${waiting} without a price`)
+          }
+        )
+        await admin.sendCommand(["CONFIG", "RESETSTAT"])
+        const from = latestOffset(clients)
+        await eventually(async () => latestOffset(clients) >= from + 300, 60_000, "300 values published")
+        const info = String(await admin.sendCommand(["INFO", "commandstats"]))
+        const to = latestOffset(clients)
+        for (const c of clients) c.close()
+        const stats: Record<string, number> = {}
+        for (const match of info.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)) stats[match[1]!] = Number(match[2])
+        delete stats["config|resetstat"]
+        delete stats["info"]
+        const total = Object.values(stats).reduce((x, y) => x + y, 0)
+        return { perValue: total / (to - from), values: to - from, stats }
+      }
+      const at10 = await measure(10)
+      const at1000 = await measure(1_000)
+      process.stdout.write(
+        `commandstats, 2 demo processes: ${at10.perValue.toFixed(2)} commands per value at 10 clients, ${
+          at1000.perValue.toFixed(2)
+        } at 1,000 (${JSON.stringify(at10)}; ${JSON.stringify(at1000)})\n`
+      )
+      // per batch: the script (and the commands inside it), one XREAD per instance; the lease: a command per second per instance
+      expect(at1000.perValue).toBeLessThanOrEqual(at10.perValue * 1.25)
+      expect(at1000.stats["xrange"] ?? 0).toBe(0)
+    } finally {
+      admin.destroy()
+    }
+  }, 180_000)
+})
+
+/** The value of a counter on an instance's `/metrics` (summed over its label sets), 0 when absent. */
+const counter = async (baseUrl: string, name: string): Promise<number> => {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text()
+  let sum = 0
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, "gm"))) sum += Number(match[1])
+  return sum
+}
+
+describe.skipIf(!enabled)("the publisher's lease fences its publishes", () => {
+  let redis: OwnRedis
+  let a: DemoProcess
+  let b: DemoProcess
+  const closers: Array<() => void> = []
+
+  beforeAll(async () => {
+    redis = await ownRedis()
+    // 100 prices per second per symbol: the feed publishes at every 10 ms tick
+    const start = () => startDemo({ env: { REDIS_URL: redis.url }, pricesPerSecond: 100 })
+    ;[a, b] = await Promise.all([start(), start()])
+  }, 90_000)
+
+  afterAll(async () => {
+    for (const close of closers) close()
+    for (const p of [a, b]) if (p !== undefined) process.kill(p.pid, "SIGCONT")
+    await Promise.allSettled([a?.stop({ signal: "SIGKILL" }), b?.stop({ signal: "SIGKILL" })])
+    await redis?.stop()
+  }, 30_000)
+
+  it("a publisher paused past its lease, then resumed, is refused by Redis: one feed, in order, no repeat", async () => {
+    await eventually(async () => publishingNow(a.output()) || publishingNow(b.output()), 30_000, "a publisher")
+    const publisher = publishingNow(a.output()) ? a : b
+    const standby = publisher === a ? b : a
+    const takeovers = (standby.output().match(/price feed: publishing/g) ?? []).length
+    const stepDowns = (publisher.output().match(/price feed: standby/g) ?? []).length
+    const w = watch(standby.url, allSymbols)
+    closers.push(w.close)
+    await eventually(async () => w.messages().length >= 100, 30_000, "prices before the pause")
+    // paused (a long GC, a stopped VM): it cannot renew, and believes it still publishes
+    process.kill(publisher.pid, "SIGSTOP")
+    await eventually(async () => (standby.output().match(/price feed: publishing/g) ?? []).length > takeovers, 30_000, "the takeover")
+    const atTakeover = w.messages().length
+    await eventually(async () => w.messages().length >= atTakeover + 100, 30_000, "prices from the new publisher")
+    process.kill(publisher.pid, "SIGCONT")
+    await eventually(
+      async () => (publisher.output().match(/price feed: standby/g) ?? []).length > stepDowns,
+      30_000,
+      "the old publisher to step down"
+    )
+    const atStepDown = w.messages().length
+    await eventually(async () => w.messages().length >= atStepDown + 100, 30_000, "prices after it resumed")
+    // one feed: every sequence number once, in order, across the pause, the takeover and the resume
+    const seqs = w.prices().map((p) => p.seq)
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i))
+    expect(w.dropped()).toEqual([])
+    // the publishes it tried before it noticed were refused by Redis (counted, not appended)
+    const refused = await counter(publisher.url, "topic_publish_failures_total")
+    process.stdout.write(`lease fencing: ${refused} publishes of the resumed old publisher refused\n`)
+    expect(refused).toBeGreaterThan(0)
+  }, 120_000)
 })
