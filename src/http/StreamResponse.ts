@@ -222,6 +222,26 @@ class Connection<A, E> implements NodeSse.Beating {
   }
 }
 
+// Built apart from `handOver`: what they close over is only the connection, not the options.
+
+/** Pulls the handler's stream in a loop into `connection` (`Stream.run*` would fork a second fiber). */
+const pullInto = <A, E>(connection: Connection<A, E>) =>
+(pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>>): Effect.Effect<void, E> => {
+  const loop: Effect.Effect<void, E> = Effect.matchEffect(pull, {
+    onFailure: (error) => (Option.isSome(error) ? Effect.fail(error.value) : Effect.void),
+    onSuccess: (chunk) => {
+      connection.offer(chunk)
+      return loop
+    }
+  })
+  return loop
+}
+
+const missedValuesOf = <A, E>(connection: Connection<A, E>) =>
+  BackpressurePolicy.MissedValues.of({ report: (count) => Effect.sync(() => connection.report(count)) })
+
+const endedOf = <A, E>(connection: Connection<A, E>) => (exit: Exit.Exit<void, E>) => connection.ended(exit)
+
 /**
  * Serves `options.stream` as a subscription on `response` and returns once
  * the answer has started; the response belongs to the subscription from
@@ -251,30 +271,14 @@ export const handOver = <A, E>(response: Http.ServerResponse, options: Options<A
     const open = connection.start(opening, drain.isDraining())
     NodeSse.disown(response, serverListeners)
     if (!open) return Effect.void
-    const missed = BackpressurePolicy.MissedValues.of({
-      report: (count) => Effect.sync(() => connection.report(count))
-    })
-    // Pulled in a loop: `Stream.run*` would fork a second fiber for the channel.
-    const pulled = Effect.scoped(Effect.flatMap(
-      Stream.toPull(options.stream),
-      (pull) => {
-        const loop: Effect.Effect<void, E> = Effect.matchEffect(pull, {
-          onFailure: (error) => (Option.isSome(error) ? Effect.fail(error.value) : Effect.void),
-          onSuccess: (chunk) => {
-            connection.offer(chunk)
-            return loop
-          }
-        })
-        return loop
-      }
-    ))
+    const pulled = Effect.scoped(Effect.flatMap(Stream.toPull(options.stream), pullInto(connection)))
     const run = options.inside === undefined ? pulled : options.inside(pulled)
     // One context for the whole run: each `provide` on the way would copy it.
-    const runContext = Context.add(options.context ?? context, BackpressurePolicy.MissedValues, missed)
+    const runContext = Context.add(options.context ?? context, BackpressurePolicy.MissedValues, missedValuesOf(connection))
     const producer = Runtime.runFork(NodeSse.detachedRuntime(fiber, runContext))(
       options.around === undefined ? run : options.around(run)
     )
     connection.producer = producer
-    producer.addObserver((exit) => connection.ended(exit))
+    producer.addObserver(endedOf(connection))
     return Effect.void
   })
