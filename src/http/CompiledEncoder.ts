@@ -285,19 +285,41 @@ const generated = (ast: SchemaAST.TypeLiteral, depth: number): Struct | undefine
 }
 
 /** Compiles the encoders of `schema` once. */
+/**
+ * The struct whose fields are encoded, and what a value must be besides:
+ * a struct's fields; or a `Schema.Class`'s fields, for instances of the class
+ * (Schema encodes an instance as the struct of its fields, and refuses
+ * anything else: that goes through Schema here too).
+ */
+const fieldsOf = (
+  schema: Schema.Schema.All
+): { readonly ast: SchemaAST.TypeLiteral; readonly accepts: (value: unknown) => boolean } | undefined => {
+  const ast = schema.ast
+  if (SchemaAST.isTypeLiteral(ast)) return { ast, accepts: () => true }
+  if (
+    typeof schema === "function" && SchemaAST.isTransformation(ast) && SchemaAST.isDeclaration(ast.to) &&
+    SchemaAST.isTypeLiteral(ast.from)
+  ) {
+    const Class = schema as unknown as abstract new(...args: ReadonlyArray<never>) => unknown
+    return { ast: ast.from, accepts: (value) => value instanceof Class }
+  }
+  return undefined
+}
+
 export const compile = (schema: Schema.Schema.All): CompiledEncoder => {
   const slowEncode = ParseResult.encodeUnknownSync(schema as Schema.Schema<unknown, unknown, never>)
   const slowJson = (value: unknown): string => JSON.stringify(slowEncode(value) ?? null)
-  const ast = schema.ast
-  const struct = SchemaAST.isTypeLiteral(ast) ? generated(ast, 0) : undefined
-  if (struct === undefined) return { encode: slowEncode, json: slowJson, compiled: false }
+  const fields = fieldsOf(schema)
+  const struct = fields !== undefined ? generated(fields.ast, 0) : undefined
+  if (fields === undefined || struct === undefined) return { encode: slowEncode, json: slowJson, compiled: false }
+  const accepts = fields.accepts
   return {
     encode: (value) => {
-      const out = struct.copy(value)
+      const out = accepts(value) ? struct.copy(value) : SLOW
       return out === SLOW ? slowEncode(value) : out
     },
     json: (value) => {
-      const out = struct.json(value)
+      const out = accepts(value) ? struct.json(value) : SLOW
       return out === SLOW ? slowJson(value) : out
     },
     compiled: true

@@ -62,7 +62,9 @@ export const startDemo = (options: DemoOptions = {}): Promise<DemoProcess> => {
     ...options.env
   }
   if (options.pricesPerSecond !== undefined) env["PRICES_PER_SECOND"] = String(options.pricesPerSecond)
-  const child = spawn(process.execPath, ["--import", "tsx", "examples/demo/server.ts"], {
+  // DEMO_NODE_FLAGS: Node flags for the demo process, e.g. "--cpu-prof --cpu-prof-dir=profiles" to profile a soak case.
+  const flags = (process.env["DEMO_NODE_FLAGS"] ?? "").split(" ").filter((flag) => flag !== "")
+  const child = spawn(process.execPath, [...flags, "--import", "tsx", "examples/demo/server.ts"], {
     cwd: root,
     env,
     stdio: ["ignore", "pipe", "pipe"]
