@@ -208,9 +208,19 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
       stalled.push(request)
     }
 
-    // The stalled exports answered and their first burst of rows (what the socket buffers take) past.
+    // The stalled exports answered and their first burst of rows (what the socket buffers take) past:
+    // while they fill their sockets the loop is busy and new streams are shed; the ramp starts
+    // once a subscription is admitted again (or after 30 s).
     for (const deadline = Date.now() + 10_000; stalledExportsAnswered < options.stalledExports && Date.now() < deadline;) await sleep(100)
     await sleep(2_000)
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+      const admitted = await probe(watchUrl, { read: "head" })
+      if (admitted.status === 200) {
+        answered.subscription++
+        break
+      }
+      await sleep(500)
+    }
 
     // The ramp: subscriptions in steps until the server sheds one of them, or a bound is reached.
     let counts = await flood.counts()
@@ -254,13 +264,20 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
       subscriptionsClosedInLog = closedInLog(demo.output(), "subscription")
     }
 
-    // After the flood: a subscription gets a price, an export comes whole.
-    const subscriptionAfter = await new Promise<boolean>((resolve) => {
+    // After the flood: a subscription gets a price (tried again after a 503, as its Retry-After
+    // asks: the loop's utilization is measured over the last second), an export comes whole.
+    const subscribeOnce = () => new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         request.destroy()
         resolve(false)
       }, 10_000)
       const request = Http.get(watchUrl, { agent: false }, (response) => {
+        if (response.statusCode !== 200) {
+          clearTimeout(timer)
+          request.destroy()
+          resolve(false)
+          return
+        }
         let text = ""
         response.setEncoding("utf8")
         response.on("data", (chunk: string) => {
@@ -275,6 +292,11 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
       })
       request.on("error", () => {})
     })
+    let subscriptionAfter = false
+    for (let attempt = 0; attempt < 5 && !subscriptionAfter; attempt++) {
+      if (attempt > 0) await sleep(1_000)
+      subscriptionAfter = await subscribeOnce()
+    }
     const exportAfterResult = await probe(exportUrl(1_000), { read: "body" })
     const exportAfter = exportAfterResult.status === 200 &&
       exportAfterResult.body.split("\n").filter((line) => line !== "").length === 1_000
