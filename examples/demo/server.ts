@@ -51,7 +51,7 @@ const OpenApiDocument = HttpLayerRouter.add(
 // A server saturated by the prices it already delivers sheds new streams (503) instead of
 // making every new client wait: the event loop's utilization, not only its delay.
 const App = Layer.mergeAll(
-  HttpTransport.layer(DemoApi, { admission: { maxEventLoopUtilization: 0.98 } }),
+  HttpTransport.layer(DemoApi, { admission: { maxEventLoopUtilization: 0.9 } }),
   Page,
   Metrics,
   OpenApiDocument
