@@ -54,7 +54,13 @@ const run = (f: Decode, u: unknown): Outcome => {
 const schemaRun = (schema: Schema.Schema<unknown, unknown>, direction: "decode" | "encode") => {
   const f = direction === "decode" ? Schema.decodeUnknownEither(schema) : Schema.encodeUnknownEither(schema)
   return (u: unknown): Outcome => {
-    const result = f(u)
+    let result: Either.Either<unknown, unknown>
+    try {
+      result = f(u)
+    } catch {
+      // Schema throws on some hostile inputs (a `_tag` that cannot become a string): a refusal too.
+      return { ok: false }
+    }
     return Either.isRight(result) ? { ok: true, value: plain(result.right) } : { ok: false }
   }
 }
