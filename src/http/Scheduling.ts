@@ -9,9 +9,14 @@
  * for a `503` or `/metrics`: seen as a loop held for seconds by a few
  * exports filling their sockets.
  *
- * This one hands fibers back to the event loop (`setImmediate`) after a few
- * slices of one fiber in a row, and once the fibers it runs have had a few
- * milliseconds of the current turn of the loop.
+ * This one hands fibers back to the event loop after a few slices of one
+ * fiber in a row, and once the fibers it runs have had a few milliseconds of
+ * the current turn of the loop. Fibers handed back wait in one queue, first
+ * come first served, and each turn of the loop runs them for at most the
+ * same few milliseconds: hundreds of busy fibers (exports filling their
+ * sockets, requests arriving together) cannot hold one turn for long, so
+ * the loop reads its sockets every few milliseconds and a new request,
+ * a `503` or `/metrics` waits for at most one round of the queue.
  */
 import * as Scheduler from "effect/Scheduler"
 
@@ -22,25 +27,81 @@ const slicesInARow = 4
 const turnBudgetMillis = 5
 
 let turnStarted = -1
+let endArmed = false
 
 const endTurn = (): void => {
+  endArmed = false
   turnStarted = -1
+}
+
+const startTurn = (now: number): void => {
+  turnStarted = now
+  if (!endArmed) {
+    endArmed = true
+    // Runs once the loop has polled sockets: the next turn starts with a fresh budget.
+    setImmediate(endTurn)
+  }
 }
 
 const turnSpent = (): boolean => {
   const now = performance.now()
   if (turnStarted < 0) {
-    turnStarted = now
-    // Runs once the loop has polled sockets: the next turn starts with a fresh budget.
-    setImmediate(endTurn)
+    startTurn(now)
     return false
   }
   return now - turnStarted > turnBudgetMillis
 }
 
+/** Fibers handed back to the event loop, oldest first (`head` is the next to run). */
+let waiting: Array<() => void> = []
+let head = 0
+let armed = false
+
+const handBack = (run: () => void): void => {
+  waiting.push(run)
+  if (!armed) {
+    armed = true
+    setImmediate(runWaiting)
+  }
+}
+
+/**
+ * One turn's share of the waiting fibers: those that were waiting when it
+ * began, oldest first, until the budget is spent. Fibers handed back while
+ * it runs wait for the next turn, after the loop has read its sockets.
+ */
+const runWaiting = (): void => {
+  armed = false
+  const started = performance.now()
+  startTurn(started)
+  const end = waiting.length
+  while (head < end) {
+    const run = waiting[head]!
+    waiting[head++] = noop
+    run()
+    if (performance.now() - started > turnBudgetMillis) break
+  }
+  if (head === waiting.length) {
+    waiting = []
+    head = 0
+  } else if (head > 1024 && head * 2 > waiting.length) {
+    waiting = waiting.slice(head)
+    head = 0
+  }
+  if (head < waiting.length && !armed) {
+    armed = true
+    setImmediate(runWaiting)
+  }
+}
+
+const noop = (): void => {}
+
 const runners = Scheduler.SchedulerRunner.cached((depth, drain) => {
-  if (depth >= slicesInARow || turnSpent()) setImmediate(() => drain(0))
+  if (depth >= slicesInARow || turnSpent()) handBack(() => drain(0))
   else queueMicrotask(() => drain(depth + 1))
 })
 
 export const scheduler: Scheduler.Scheduler = Scheduler.make((task, priority, fiber) => runners(fiber).scheduleTask(task, priority))
+
+/** Fibers waiting for a turn of the event loop: for tests and debugging. */
+export const waitingCount = (): number => waiting.length - head
