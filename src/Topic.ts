@@ -70,6 +70,16 @@ export interface Options<A> {
     readonly count?: number | undefined
     readonly age?: Duration.DurationInput | undefined
   } | undefined
+  /**
+   * Fan-out pacing (default `true`): when handing values to the subscribers
+   * took more than a couple of milliseconds (writes to many sockets), the
+   * next hand-over waits as long, and what was published meanwhile goes out
+   * in one write per subscriber. Fan-out then takes at most about half of
+   * the event loop, so a server feeding more subscribers than it can still
+   * answers requests; subscribers get every value, later and in larger
+   * writes. `false`: every publish is written at once, whatever it costs.
+   */
+  readonly pace?: boolean | undefined
 }
 
 export interface SubscribeOptions {

@@ -40,6 +40,9 @@ const recorder = () => {
   return { sink, state, events: sse.events, values, dropped }
 }
 
+/** Deliveries checked right after each publish: no fan-out pacing (see the pacing tests). */
+const synchronous = { pace: false } as const
+
 const ticks = (from: number, count: number, keys: ReadonlyArray<string> = ["a"]): Array<Tick> =>
   Array.from({ length: count }, (_, i) => ({ n: from + i, key: keys[(from + i) % keys.length]! }))
 
@@ -150,7 +153,7 @@ describe("Topic as a Stream", () => {
 describe("Topic fast path (in-process sinks)", () => {
   it.scoped("a stalled subscriber keeps a position; on resume it is told what it missed, then gets the newest 64", () =>
     Effect.gen(function*() {
-      const topic = yield* Topic.make<Tick>()
+      const topic = yield* Topic.make<Tick>(synchronous)
       const slow = recorder()
       const attachment = topic.subscribe()[Topic.TypeId].attach(slow.sink, encodeTick)
       slow.state.full = true
@@ -167,7 +170,7 @@ describe("Topic fast path (in-process sinks)", () => {
 
   it.scoped("each value is encoded at most once per encoder, lazily: values every subscriber drops never are", () =>
     Effect.gen(function*() {
-      const topic = yield* Topic.make<Tick>()
+      const topic = yield* Topic.make<Tick>(synchronous)
       const encoded = new Map<number, number>()
       const encode = (tick: Tick) => {
         encoded.set(tick.n, (encoded.get(tick.n) ?? 0) + 1)
@@ -190,7 +193,7 @@ describe("Topic fast path (in-process sinks)", () => {
 
   it.scoped("key filtering: a subscriber is touched only by its keys' values", () =>
     Effect.gen(function*() {
-      const topic = yield* Topic.make<Tick>({ key: (t) => t.key })
+      const topic = yield* Topic.make<Tick>({ ...synchronous, key: (t) => t.key })
       const a = recorder()
       const bc = recorder()
       topic.subscribe({ keys: ["a"] })[Topic.TypeId].attach(a.sink, encodeTick)
@@ -206,7 +209,7 @@ describe("Topic fast path (in-process sinks)", () => {
   it.scoped("resume: a cursor inside the window yields exactly the suffix; before it, the exact count; other incarnations, null", () =>
     Effect.gen(function*() {
       const replay = 50
-      const topic = yield* Topic.make<Tick>({ key: (t) => t.key, replay: { count: replay } })
+      const topic = yield* Topic.make<Tick>({ ...synchronous, key: (t) => t.key, replay: { count: replay } })
       const witness = recorder()
       topic.subscribe()[Topic.TypeId].attach(witness.sink, encodeTick)
       topic.unsafePublishAll(ticks(0, 200, ["a", "b"]))
@@ -251,7 +254,7 @@ describe("Topic fast path (in-process sinks)", () => {
         fc.assert(
           fc.asyncProperty(fc.array(command, { maxLength: 60 }), async (commands) => {
             await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-              const topic = yield* Topic.make<Tick>({ key: (t) => t.key })
+              const topic = yield* Topic.make<Tick>({ ...synchronous, key: (t) => t.key })
               const subs = keySets.map((keys) => {
                 const r = recorder()
                 return { r, keys, attachment: topic.subscribe({ keys })[Topic.TypeId].attach(r.sink, encodeTick) }
@@ -290,9 +293,60 @@ describe("Topic fast path (in-process sinks)", () => {
       )
     }))
 
+  it.scoped("a flush that took long spaces the next: values published meanwhile go out together, whole and in order", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make<Tick>()
+      const fast = recorder()
+      // A subscriber whose writes cost more than a busy flush's threshold (many sockets, in effect).
+      const costly: Topic.Sink = {
+        write: () => {
+          const until = performance.now() + 3
+          while (performance.now() < until) { /* a write that takes 3 ms */ }
+          return true
+        },
+        end: () => {}
+      }
+      topic.subscribe()[Topic.TypeId].attach(costly, encodeTick)
+      topic.subscribe()[Topic.TypeId].attach(fast.sink, encodeTick)
+      topic.unsafePublish({ n: 0, key: "a" })
+      expect(fast.state.writes).toBe(1)
+      yield* Effect.promise(() => Promise.resolve()) // the flush's cost is taken after its writes' callbacks
+      for (const tick of ticks(1, 40)) topic.unsafePublish(tick)
+      // held back: the next flush comes once as much time has passed as the last one took
+      expect(fast.state.writes).toBe(1)
+      expect(fast.values()).toEqual([0])
+      while (fast.state.writes < 2) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
+      expect(fast.state.writes).toBe(2)
+      expect(fast.values()).toEqual(ticks(0, 41).map((t) => t.n))
+      expect(fast.dropped()).toEqual([])
+    }))
+
+  it.scoped("while flushes are spaced, a subscriber that keeps up still gets everything, however much is published", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make<Tick>() // a ring of 64: a burst must be handed over before it is overwritten
+      const fast = recorder()
+      const costly: Topic.Sink = {
+        write: () => {
+          const until = performance.now() + 3
+          while (performance.now() < until) { /* a write that takes 3 ms */ }
+          return true
+        },
+        end: () => {}
+      }
+      topic.subscribe()[Topic.TypeId].attach(costly, encodeTick)
+      topic.subscribe()[Topic.TypeId].attach(fast.sink, encodeTick)
+      topic.unsafePublish({ n: 0, key: "a" })
+      yield* Effect.promise(() => Promise.resolve())
+      for (const tick of ticks(1, 1000)) topic.unsafePublish(tick)
+      topic.unsafePublishAll(ticks(1001, 500))
+      while (fast.values().length < 1501) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
+      expect(fast.values()).toEqual(ticks(0, 1501).map((t) => t.n))
+      expect(fast.dropped()).toEqual([])
+    }))
+
   it.scoped("10,000 subscribe/detach cycles leave no subscriber behind", () =>
     Effect.gen(function*() {
-      const topic = yield* Topic.make<Tick>({ key: (t) => t.key, replay: { count: 100 } })
+      const topic = yield* Topic.make<Tick>({ ...synchronous, key: (t) => t.key, replay: { count: 100 } })
       for (let i = 0; i < 10_000; i++) {
         const r = recorder()
         const keys = i % 2 === 0 ? undefined : [`k${i % 7}`]
@@ -320,7 +374,7 @@ describe("Topic core hooks for a broker (offsets assigned elsewhere)", () => {
     let pending: Array<(entries: ReadonlyArray<Topic.RemoteEntry<Tick>>) => void> = []
     const requests: Array<readonly [number, number]> = []
     const state = new Topic.TopicState<Tick>(
-      { key: (tick) => tick.key, replay: { count: 1_000 } },
+      { ...synchronous, key: (tick) => tick.key, replay: { count: 1_000 } },
       () => 0,
       {
         history: (from, to) => {
