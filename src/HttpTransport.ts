@@ -119,7 +119,7 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
           const shed = admitted
           metrics?.shed(kind, call.served.rpc._tag, shed)
           return yield* new ProtocolError.ServiceUnavailable({
-            message: shed === "event_loop_delay" || shed === "event_loop_utilization"
+            message: shed === "event_loop_delay" || shed === "event_loop_utilization" || shed === "fan_out_delay"
               ? "The server is overloaded: retry"
               : `The server has too many ${shed} open: retry`
           })

@@ -13,12 +13,12 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Runtime from "effect/Runtime"
 import type * as Http from "node:http"
 import * as GracefulShutdown from "./GracefulShutdown.ts"
 import type { Drain } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamMetrics, type Termination } from "./MetricsService.ts"
 import * as NodeSse from "./http/NodeSse.ts"
+import * as Scheduling from "./http/Scheduling.ts"
 import * as Sse from "./protocol/Sse.ts"
 import { StreamingConfig } from "./StreamingConfig.ts"
 import * as Topic from "./Topic.ts"
@@ -288,7 +288,7 @@ export const handOver = <A>(
       const serverListeners = NodeSse.closeListeners(response)
       connection.start(() => {
         options.onStop?.()
-        Runtime.runFork(runtime)(connection.log)
+        Scheduling.runLater(runtime, connection.log)
       }, draining)
       NodeSse.disown(response, serverListeners)
       return Effect.void

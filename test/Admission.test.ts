@@ -12,6 +12,7 @@ import * as PriceFeed from "../examples/demo/PriceFeed.ts"
 import * as HttpTransport from "../src/HttpTransport.ts"
 import * as MetricsService from "../src/MetricsService.ts"
 import * as Prometheus from "../src/Prometheus.ts"
+import * as Topic from "../src/Topic.ts"
 import { get, listen, quiet } from "./support/http.ts"
 
 /** The demo's procedures with these limits, for the lifetime of the test's scope. */
@@ -117,5 +118,39 @@ describe("admission control", () => {
       expect(answers.message).toContain("overloaded")
       expect(answers.quote).not.toBe(503)
       expect(yield* shedCount("event_loop_utilization")).toBe(before + 1)
+    }).pipe(quiet))
+
+  it.scopedLive("a topic handing its values over late sheds new subscriptions, not other calls", () =>
+    Effect.gen(function*() {
+      const url = yield* serve({ maxEventLoopDelay: Infinity, maxFanOutDelay: "100 millis" })
+      const before = yield* shedCount("fan_out_delay")
+      // A topic in this process whose subscribers cost 2 ms a write: one hand-over to 100 of them
+      // takes 200 ms of writes (in slices, the loop turning between them).
+      const topic = yield* Topic.make<number>()
+      let written = 0
+      const costly: Topic.Sink = {
+        write: () => {
+          const until = performance.now() + 2
+          while (performance.now() < until) { /* a write that takes 2 ms */ }
+          written++
+          return true
+        },
+        end: () => {}
+      }
+      for (let i = 0; i < 100; i++) topic.subscribe()[Topic.TypeId].attach(costly, String)
+      topic.unsafePublish(1)
+      const answers = yield* Effect.promise(async () => {
+        while (written < 100) await new Promise((resolve) => setTimeout(resolve, 10))
+        await new Promise((resolve) => setImmediate(resolve)) // the cycle's end is recorded after its writes
+        const message = await expectShed(watch(url))
+        const quote = await fetch(`${url}/rpc/getQuote?payload=${encodeURIComponent(JSON.stringify({ symbol: "ACME" }))}`)
+        const exported = await fetch(`${url}/rpc/exportOrders?payload=${encodeURIComponent(JSON.stringify({ count: 10 }))}&format=ndjson`)
+        await exported.text()
+        return { message, quote: quote.status, exported: exported.status }
+      })
+      expect(answers.message).toContain("overloaded")
+      expect(answers.quote).not.toBe(503)
+      expect(answers.exported).toBe(200)
+      expect(yield* shedCount("fan_out_delay")).toBe(before + 1)
     }).pipe(quiet))
 })

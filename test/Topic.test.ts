@@ -321,6 +321,30 @@ describe("Topic fast path (in-process sinks)", () => {
       expect(fast.dropped()).toEqual([])
     }))
 
+  it.scoped("handing a value to many costly subscribers is done in slices: the event loop gets turns in between", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make<Tick>()
+      let written = 0
+      const costly: Topic.Sink = {
+        write: () => {
+          const until = performance.now() + 1
+          while (performance.now() < until) { /* a write that takes 1 ms */ }
+          written++
+          return true
+        },
+        end: () => {}
+      }
+      for (let i = 0; i < 64; i++) topic.subscribe()[Topic.TypeId].attach(costly, encodeTick)
+      let writtenAtTurn = -1
+      setImmediate(() => {
+        writtenAtTurn = written
+      })
+      topic.unsafePublish({ n: 0, key: "a" })
+      while (written < 64) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
+      expect(writtenAtTurn).toBeGreaterThan(0)
+      expect(writtenAtTurn).toBeLessThan(64)
+    }))
+
   it.scoped("while flushes are spaced, a subscriber that keeps up still gets everything, however much is published", () =>
     Effect.gen(function*() {
       const topic = yield* Topic.make<Tick>() // a ring of 64: a burst must be handed over before it is overwritten

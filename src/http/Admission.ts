@@ -5,6 +5,10 @@
  * streams still run). Capacity is judged, per request, by
  * - the event-loop delay, as `@fastify/under-pressure` does: a loop late by
  *   more than `maxEventLoopDelay` sheds everything new;
+ * - the event-loop utilization of the last second (opt-in);
+ * - how late the process's topics hand values to their subscribers (new
+ *   subscriptions only): past `maxFanOutDelay`, another subscriber would
+ *   only make every subscriber's values later;
  * - limits on subscriptions and on transfers (downloads and exports) open at
  *   once on this transport.
  * A request whose client has already gone is never started.
@@ -13,6 +17,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Procedure from "../Procedure.ts"
+import * as FanOut from "../topic/FanOut.ts"
 
 export interface AdmissionOptions {
   /** Most subscriptions open at once. Default 20,000. */
@@ -28,16 +33,28 @@ export interface AdmissionOptions {
    * test suite calling its own server) would shed its own calls. Node only.
    */
   readonly maxEventLoopUtilization?: number | undefined
+  /**
+   * How late a topic's values may reach their subscribers (from published to
+   * written, the slowest hand-over of the last second) before new
+   * subscriptions are refused; `Infinity` to disable. Default 1 second.
+   */
+  readonly maxFanOutDelay?: Duration.DurationInput | undefined
 }
 
 export const defaults = {
   maxSubscriptions: 20_000,
   maxTransfers: 256,
   maxEventLoopDelay: Duration.seconds(1),
-  maxEventLoopUtilization: Infinity
+  maxEventLoopUtilization: Infinity,
+  maxFanOutDelay: Duration.seconds(1)
 } as const
 
-export type ShedReason = "event_loop_delay" | "event_loop_utilization" | "subscriptions" | "transfers"
+export type ShedReason =
+  | "event_loop_delay"
+  | "event_loop_utilization"
+  | "fan_out_delay"
+  | "subscriptions"
+  | "transfers"
 
 const sampleMillis = 50
 
@@ -129,6 +146,7 @@ export const make = (options: AdmissionOptions = {}): Admission => {
   const maxTransfers = options.maxTransfers ?? defaults.maxTransfers
   const maxDelay = Duration.toMillis(Duration.decode(options.maxEventLoopDelay ?? defaults.maxEventLoopDelay))
   const maxUtilization = options.maxEventLoopUtilization ?? defaults.maxEventLoopUtilization
+  const maxFanOutDelay = Duration.toMillis(Duration.decode(options.maxFanOutDelay ?? defaults.maxFanOutDelay))
   if (Number.isFinite(maxDelay) || Number.isFinite(maxUtilization)) loop.start()
   let subscriptions = 0
   let transfers = 0
@@ -141,6 +159,7 @@ export const make = (options: AdmissionOptions = {}): Admission => {
           return Effect.succeed("event_loop_utilization" as const)
         }
         if (kind === "subscription") {
+          if (FanOut.delay() > maxFanOutDelay) return Effect.succeed("fan_out_delay" as const)
           if (subscriptions >= maxSubscriptions) return Effect.succeed("subscriptions" as const)
           subscriptions++
           return held(counted(() => subscriptions--))

@@ -18,6 +18,8 @@
  * the loop reads its sockets every few milliseconds and a new request,
  * a `503` or `/metrics` waits for at most one round of the queue.
  */
+import type * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
 import * as Scheduler from "effect/Scheduler"
 
 /** Slices of one fiber run back to back on the microtask queue before the event loop gets a turn. */
@@ -105,3 +107,13 @@ export const scheduler: Scheduler.Scheduler = Scheduler.make((task, priority, fi
 
 /** Fibers waiting for a turn of the event loop: for tests and debugging. */
 export const waitingCount = (): number => waiting.length - head
+
+/**
+ * Runs `effect` (a closing connection's log line, say) on this scheduler
+ * rather than on the caller's stack: thousands of clients leaving at once
+ * are logged over several turns of the loop, which reads sockets between
+ * them, instead of holding one turn for all of them.
+ */
+export const runLater = <R>(runtime: Runtime.Runtime<R>, effect: Effect.Effect<unknown, never, R>): void => {
+  Runtime.runFork(runtime)(effect, { immediate: false, scheduler })
+}

@@ -33,6 +33,7 @@ import { StreamingConfig } from "../StreamingConfig.ts"
 import * as StreamingService from "../StreamingService.ts"
 import * as Topic from "../Topic.ts"
 import * as NodeSse from "./NodeSse.ts"
+import * as Scheduling from "./Scheduling.ts"
 
 export interface Options<A, E> {
   /** Procedure name, for logs and metrics. */
@@ -207,7 +208,8 @@ class Connection<A, E> implements NodeSse.Beating {
     const durationMillis = Date.now() - this.startedAt
     this.metrics?.ended("subscription", this.options.name, this.termination, durationMillis)
     this.options.onStop?.()
-    Runtime.runFork(this.runtime)(
+    Scheduling.runLater(
+      this.runtime,
       Effect.logInfo("stream closed").pipe(
         Effect.annotateLogs({
           kind: "subscription",

@@ -8,6 +8,7 @@ import * as Duration from "effect/Duration"
 import * as BackpressurePolicy from "../BackpressurePolicy.ts"
 import * as Sse from "../protocol/Sse.ts"
 import type { Entry, Options } from "../Topic.ts"
+import { FanOut } from "./FanOut.ts"
 // ---------------------------------------------------------------------------
 // internals
 // ---------------------------------------------------------------------------
@@ -16,12 +17,6 @@ import type { Entry, Options } from "../Topic.ts"
 export const slidingCapacity = BackpressurePolicy.capacities.subscription
 /** Frames written to a sink per `write` during a replay, so a full socket is noticed early. */
 export const framesPerWrite = 64
-
-/**
- * A flush (writing to every dirty subscriber) that took longer than this, in
- * milliseconds, spaces the next one by as long as it took: see `flush`.
- */
-export const busyFlushMillis = 2
 
 /** Encoders whose frames a value keeps; one per procedure serving the topic is the norm. */
 const maxEncodersCached = 8
@@ -138,13 +133,8 @@ export class TopicState<A> {
   private readonly lastOfKey = new Map<string, number>()
   private readonly all = new Set<Subscriber>()
   private readonly byKey = new Map<string, Set<Subscriber>>()
-  private dirty: Array<Subscriber> = []
+  private readonly fanOut: FanOut
   count = 0
-  /** Values appended since subscribers were last flushed. */
-  private sinceFlush = 0
-  /** No flush before this (`performance.now()`), unless values would otherwise be lost. */
-  private nextFlushAt = 0
-  private flushTimer: ReturnType<typeof setTimeout> | undefined = undefined
 
   constructor(readonly options: Options<A>, readonly now: () => number, readonly remote?: Remote<A>) {
     const replay = options.replay
@@ -152,6 +142,7 @@ export class TopicState<A> {
     this.replayAgeMillis = replay?.age === undefined ? Infinity : Duration.toMillis(Duration.decode(replay.age))
     this.capacity = Math.max(this.replayCount, slidingCapacity)
     this.ring = new Array<Node<A> | undefined>(this.capacity)
+    this.fanOut = new FanOut(this.capacity, options.pace !== false)
   }
 
   get oldest(): number {
@@ -185,20 +176,18 @@ export class TopicState<A> {
    */
   appendAt(entries: ReadonlyArray<RemoteEntry<A>>): void {
     if (this.ended) return
-    let appended = 0
     for (const entry of entries) {
       if (entry.offset < this.next) continue
       if (entry.offset > this.next) this.skipTo(entry.offset)
       this.append(entry.value, entry.at)
-      appended++
     }
-    if (appended > 0 || this.dirty.length > 0) this.flush()
+    this.flush()
   }
 
   /** Offsets [next, offset) will never be held: the ring restarts at `offset`, subscribers are told. */
   private skipTo(offset: number): void {
     // What subscribers are owed from the ring goes out before the ring restarts.
-    this.flushNow()
+    this.fanOut.now()
     const from = this.next
     this.clearRing(offset)
     const report = (subscriber: Subscriber) => {
@@ -217,7 +206,7 @@ export class TopicState<A> {
    */
   reset(epoch: string, next: number): void {
     if (this.ended) return
-    this.flushNow()
+    this.fanOut.now()
     this.epoch = epoch
     this.clearRing(next)
     this.forEachSubscriber((subscriber) => {
@@ -249,17 +238,13 @@ export class TopicState<A> {
   }
 
   private markDirty(subscriber: Subscriber): void {
-    if (!subscriber.dirty) {
-      subscriber.dirty = true
-      this.dirty.push(subscriber)
-    }
+    this.fanOut.mark(subscriber)
   }
 
   private append(value: A, at: number): void {
     // Subscribers are flushed at least once per ring's worth of values, so one
     // that keeps up receives a burst larger than the ring whole.
-    if (this.sinceFlush >= this.capacity) this.flushNow()
-    this.sinceFlush++
+    this.fanOut.appending()
     const offset = this.next++
     const keyOf = this.options.key
     const key = keyOf === undefined ? undefined : keyOf(value)
@@ -289,70 +274,13 @@ export class TopicState<A> {
       // a subscriber resuming from a cursor this process has not read yet (another instance's)
       if (offset < subscriber.position) continue
       subscriber.pending++
-      if (!subscriber.dirty) {
-        subscriber.dirty = true
-        this.dirty.push(subscriber)
-      }
+      if (!subscriber.dirty) this.fanOut.mark(subscriber)
     }
   }
 
-  /**
-   * Hands what was published to the subscribers that have something owed.
-   * Fan-out keeps to at most about half of the event loop: a flush that took
-   * longer than `busyFlushMillis` (writes to many sockets, their syscalls
-   * included) delays the next one by as long as it took, and the values
-   * published meanwhile go out together, one write per subscriber. A server
-   * feeding more subscribers than it can keeps answering requests (a `503`,
-   * `/metrics`); its subscribers get the same values, in fewer, larger
-   * writes, a flush later. A quiet topic, or one with few subscribers,
-   * flushes at once. Values are never lost to this: subscribers are flushed
-   * before the ring could overwrite what they have not been handed.
-   */
+  /** Hands what was published to the subscribers owed something: at once, or as pacing allows (see `FanOut`). */
   flush(): void {
-    if (this.dirty.length === 0 || this.flushTimer !== undefined) return
-    const wait = this.nextFlushAt - performance.now()
-    if (wait > 0) {
-      this.flushTimer = setTimeout(this.deferredFlush, wait)
-      return
-    }
-    this.flushNow()
-  }
-
-  private readonly deferredFlush = (): void => {
-    this.flushTimer = undefined
-    this.flushNow()
-  }
-
-  private flushNow(): void {
-    if (this.flushTimer !== undefined) {
-      clearTimeout(this.flushTimer)
-      this.flushTimer = undefined
-    }
-    this.sinceFlush = 0
-    const dirty = this.dirty
-    if (dirty.length === 0) return
-    this.dirty = []
-    const started = performance.now()
-    for (let i = 0; i < dirty.length; i++) {
-      const subscriber = dirty[i]!
-      subscriber.dirty = false
-      if (subscriber.attached) subscriber.flush()
-    }
-    if (this.options.pace === false) return
-    this.spaceAfter(started)
-    // Again once the writes' own callbacks have run (Node hands corked writes to the socket on the next tick).
-    queueMicrotask(() => {
-      if (this.lastFlushStarted === started) this.spaceAfter(started)
-    })
-  }
-
-  private lastFlushStarted = 0
-
-  private spaceAfter(started: number): void {
-    this.lastFlushStarted = started
-    const now = performance.now()
-    const took = now - started
-    this.nextFlushAt = took > busyFlushMillis ? now + took : 0
+    this.fanOut.request()
   }
 
   // -- reading -------------------------------------------------------------------
@@ -524,7 +452,7 @@ export class TopicState<A> {
   shutdown(): void {
     if (this.ended) return
     // Values published before the end are handed over first.
-    this.flushNow()
+    this.fanOut.close()
     this.ended = true
     const subscribers = [...this.all]
     for (const set of this.byKey.values()) for (const subscriber of set) subscribers.push(subscriber)
