@@ -16,8 +16,13 @@
  * started for a client that had gone (streams the server started, from
  * `stream_terminations_total` and its "stream closed" log lines, against
  * requests the clients saw answered 200), that a new subscription and an
- * export work, and how far memory comes back (the demo cannot force a GC:
- * the figures are what V8 gave back by itself).
+ * export work, and how far memory comes back: as V8 gives it back by
+ * itself while the server idles, and after a full collection requested
+ * through the server's inspector (the baseline is taken after one too).
+ *
+ * `FLOOD_TRACE=1` prints every probe to stderr as it completes: seconds since
+ * the flood started, kind, status, milliseconds to the head, and the wall
+ * clock (to find the moment in a `DEMO_NODE_FLAGS=--cpu-prof` profile).
  */
 import { startDemo } from "../support/demoProcess.ts"
 import { type FloodCounts, startFloodClients } from "../support/floodClients.ts"
@@ -103,6 +108,9 @@ export interface FloodReport {
     readonly heapAfter: number
     /** Seconds from the last client leaving to the `after` figures. */
     readonly settledSeconds: number
+    /** Then, after a full collection (the baseline is taken after one too). */
+    readonly rssAfterGc: number
+    readonly heapAfterGc: number
   }
   readonly exitCode: number | null
   readonly durationMs: number
@@ -122,7 +130,7 @@ const latencies = (results: ReadonlyArray<ProbeResult>): Latencies => {
 
 export const floodPastCapacity = async (options: FloodOptions): Promise<FloodReport> => {
   const started = Date.now()
-  const demo = await startDemo({ pricesPerSecond: options.pricesPerSecond, shutdownDeadlineMs: 5_000 })
+  const demo = await startDemo({ pricesPerSecond: options.pricesPerSecond, shutdownDeadlineMs: 5_000, inspect: true })
   const flood = await startFloodClients()
   const stalled: Array<Http.ClientRequest> = []
   try {
@@ -137,6 +145,7 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
     const warmExport = await probe(exportUrl(1_000), { read: "body" })
     if (warmExport.status === 200) answered.export++
     await sleep(2_000)
+    await demo.collectGarbage()
     const scrape = async () => {
       const result = await probe(`${demo.url}/metrics`, { read: "body" })
       return { result, metrics: result.status === 200 ? parseMetrics(result.body) : undefined }
@@ -162,17 +171,23 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
       void promise.finally(() => pending.delete(promise))
     }
     const floodStarted = Date.now()
+    const trace = (kind: string, result: ProbeResult) => {
+      if (process.env["FLOOD_TRACE"] !== undefined) console.error(`trace ${((Date.now() - floodStarted) / 1000).toFixed(1)} ${kind} ${result.status} ${Math.round(result.headMs)} ${Date.now()}`)
+    }
     const sample = () => {
       track(probe(watchUrl, { read: "head" }).then((result) => {
+        trace("sub", result)
         subscriptionProbes.push(result)
         if (result.status === 200) answered.subscription++
       }))
       track(probe(exportUrl(100), { read: "body" }).then((result) => {
+        trace("exp", result)
         exportProbes.push(result)
         if (result.status === 200) answered.export++
       }))
       track(scrape().then(({ metrics, result }) => {
         metricsProbes.push(result)
+        trace("met", result)
         const rss = residentBytes(demo.pid)
         if (rss !== undefined) rssPeak = Math.max(rssPeak, rss)
         if (metrics === undefined) return
@@ -311,6 +326,11 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
       heapAfter = heapOf(metrics)
     }
     const settledSeconds = (Date.now() - left) / 1000
+    // And after a full collection (through the server's inspector), as the baseline was taken.
+    await demo.collectGarbage()
+    const afterGc = await scrape()
+    const rssAfterGc = residentBytes(demo.pid) ?? sumOf(afterGc.metrics ?? [], "process_resident_memory_bytes")
+    const heapAfterGc = heapOf(afterGc.metrics)
 
     const exit = await demo.stop({ timeoutMs: 20_000 }).catch(() => ({ code: null }))
     const probes = [...subscriptionProbes, ...exportProbes]
@@ -336,7 +356,7 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
       orphans: Math.max(0, subscriptionsStarted - answered.subscription) + Math.max(0, exportsStarted - answered.export),
       subscriptionAfter,
       exportAfter,
-      memory: { rssBaseline, rssPeak, rssAfter, heapBaseline, heapPeak, heapAfter, settledSeconds },
+      memory: { rssBaseline, rssPeak, rssAfter, heapBaseline, heapPeak, heapAfter, settledSeconds, rssAfterGc, heapAfterGc },
       exitCode: exit.code,
       durationMs: Date.now() - started,
       output: demo.output()

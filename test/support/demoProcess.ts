@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
+import WebSocket from "ws"
 
 const root = fileURLToPath(new URL("../../", import.meta.url))
 
@@ -26,6 +27,11 @@ export interface DemoProcess {
     readonly code: number | null
     readonly signal: NodeJS.Signals | null
   }>
+  /**
+   * A full garbage collection in the server, through its inspector (started
+   * with `inspect: true`; rejects otherwise): memory figures "after GC".
+   */
+  readonly collectGarbage: () => Promise<void>
 }
 
 export interface DemoOptions {
@@ -39,6 +45,8 @@ export interface DemoOptions {
   readonly startTimeoutMs?: number
   /** More environment variables (e.g. REDIS_URL). */
   readonly env?: Readonly<Record<string, string>>
+  /** Starts the process with its inspector on a free loopback port, for `collectGarbage`. */
+  readonly inspect?: boolean
 }
 
 /** Children still running, killed if the test process exits without stopping them. */
@@ -64,6 +72,7 @@ export const startDemo = (options: DemoOptions = {}): Promise<DemoProcess> => {
   if (options.pricesPerSecond !== undefined) env["PRICES_PER_SECOND"] = String(options.pricesPerSecond)
   // DEMO_NODE_FLAGS: Node flags for the demo process, e.g. "--cpu-prof --cpu-prof-dir=profiles" to profile a soak case.
   const flags = (process.env["DEMO_NODE_FLAGS"] ?? "").split(" ").filter((flag) => flag !== "")
+  if (options.inspect === true) flags.push("--inspect=127.0.0.1:0")
   const child = spawn(process.execPath, [...flags, "--import", "tsx", "examples/demo/server.ts"], {
     cwd: root,
     env,
@@ -116,13 +125,18 @@ export const startDemo = (options: DemoOptions = {}): Promise<DemoProcess> => {
         }
         return result
       }
+      const inspector = /Debugger listening on (ws:\/\/\S+)/.exec(output)?.[1]
       resolve({
         url: `http://127.0.0.1:${port}`,
         port,
         pid: child.pid!,
         output: () => output,
         exited,
-        stop
+        stop,
+        collectGarbage: () =>
+          inspector === undefined
+            ? Promise.reject(new Error("the demo server was not started with inspect: true"))
+            : collectGarbage(inspector)
       })
     }
     child.stdout!.on("data", onOutput)
@@ -131,6 +145,29 @@ export const startDemo = (options: DemoOptions = {}): Promise<DemoProcess> => {
     void exited.then(({ code, signal }) => fail(`the demo server exited before listening (code ${code}, signal ${signal})`))
   })
 }
+
+/** `HeapProfiler.collectGarbage` over the inspector's WebSocket (Chrome DevTools Protocol). */
+const collectGarbage = (url: string): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const socket = new WebSocket(url)
+    const timer = setTimeout(() => {
+      socket.terminate()
+      reject(new Error("the inspector did not answer HeapProfiler.collectGarbage within 30 s"))
+    }, 30_000)
+    socket.once("open", () => socket.send(JSON.stringify({ id: 1, method: "HeapProfiler.collectGarbage" })))
+    socket.on("message", (data) => {
+      const reply = JSON.parse(String(data)) as { id?: number; error?: { message: string } }
+      if (reply.id !== 1) return
+      clearTimeout(timer)
+      socket.close()
+      if (reply.error === undefined) resolve()
+      else reject(new Error(`HeapProfiler.collectGarbage: ${reply.error.message}`))
+    })
+    socket.once("error", (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+  })
 
 export interface CuttingProxy {
   /** `http://127.0.0.1:<port>` of the proxy. */
