@@ -68,17 +68,19 @@ const option = (name: string): Array<string> | undefined => {
   return arg === undefined ? undefined : arg.slice(name.length + 3).split(",").filter((s) => s !== "")
 }
 for (const arg of argv) {
-  if (!["--quick", "--profile"].includes(arg) && !/^--(scenario|impl)=/.test(arg)) {
-    console.error(`unknown argument ${arg}; use --quick, --profile, --scenario=a,b, --impl=a,b`)
+  if (!["--quick", "--profile"].includes(arg) && !/^--(scenario|impl)=/.test(arg) && !/^--rounds=[1-9][0-9]?$/.test(arg)) {
+    console.error(`unknown argument ${arg}; use --quick, --profile, --scenario=a,b, --impl=a,b, --rounds=N`)
     process.exit(2)
   }
 }
 
 const quick = flag("quick")
 const profile = flag("profile")
+/** `--rounds=N`: rounds of the speed scenarios (default 3, 1 with `--quick`). */
+const rounds = option("rounds")?.map(Number)[0]
 const MiB = 1024 * 1024
 
-const settings = quick
+const presets = quick
   ? {
     rounds: 1,
     throughputWarmupMs: 300,
@@ -131,6 +133,7 @@ const settings = quick
     stalledExports: 200,
     stalledExportsMs: 20_000
   }
+const settings = rounds === undefined ? presets : { ...presets, rounds }
 const startupTimeoutMs = 30_000
 
 // ---------------------------------------------------------------- implementations
