@@ -42,6 +42,15 @@ const Page = Layer.mergeAll(
   )
 )
 const Metrics = HttpLayerRouter.add("GET", "/metrics", Prometheus.response)
+// For load balancers and orchestrators: 200 while serving, 503 once draining for shutdown.
+const Health = HttpLayerRouter.add(
+  "GET",
+  "/health",
+  Effect.map(GracefulShutdown.current, (drain) =>
+    drain.isDraining()
+      ? HttpServerResponse.unsafeJson({ status: "draining" }, { status: 503 })
+      : HttpServerResponse.unsafeJson({ status: "ok" }))
+)
 const OpenApiDocument = HttpLayerRouter.add(
   "GET",
   "/openapi.json",
@@ -54,6 +63,7 @@ const App = Layer.mergeAll(
   HttpTransport.layer(DemoApi, { admission: { maxEventLoopUtilization: 0.9 } }),
   Page,
   Metrics,
+  Health,
   OpenApiDocument
 ).pipe(
   Layer.provide(DemoHandlers),

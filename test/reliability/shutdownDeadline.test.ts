@@ -43,6 +43,10 @@ describe("shutdown deadline", () => {
       // npm start's /metrics counts the open subscriptions
       const metrics = await fetch(`${demo.url}/metrics`).then((r) => r.text())
       expect(metrics).toContain("stream_active{kind=\"subscription\",stream=\"watchPrices\"} 200\n")
+      // and its /health says it serves
+      const health = await fetch(`${demo.url}/health`)
+      expect(health.status).toBe(200)
+      expect(await health.json()).toEqual({ status: "ok" })
       const stalled = await Promise.all([1, 2, 3].map(() => transfer(`${demo.url}/rpc/downloadReport?${query({ sizeMb: 256 })}`, false)))
       const reading = await transfer(`${demo.url}/rpc/downloadReport?${query({ sizeMb: 1 })}`, true)
       expect(await reading.outcome).toBe("complete")

@@ -8,7 +8,7 @@
  *
  * - a new subscription and a small export: each must be answered — served,
  *   or `503` with `Retry-After` and a JSON `{_tag, message}` — not hang;
- * - `GET /metrics`: must answer;
+ * - `GET /metrics` and `GET /health`: must answer;
  *
  * and samples the server's resident memory (`/proc/<pid>/status`) and heap
  * (`process_heap_bytes`). Then every client leaves, and the case checks that
@@ -86,6 +86,9 @@ export interface FloodReport {
   readonly metrics: Latencies
   /** `/metrics` scrapes answered other than 200 (hangs included). */
   readonly metricsNot200: number
+  /** `GET /health`, on a fresh connection next to each scrape, and those answered other than 200. */
+  readonly health: Latencies
+  readonly healthNot200: number
   readonly stalledExportsAnswered: number
   /** Streams still open once every client left, after waiting. */
   readonly activeAfter: number
@@ -165,6 +168,7 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
     const subscriptionProbes: Array<ProbeResult> = []
     const exportProbes: Array<ProbeResult> = []
     const metricsProbes: Array<ProbeResult> = []
+    const healthProbes: Array<ProbeResult> = []
     const pending = new Set<Promise<unknown>>()
     const track = (promise: Promise<unknown>) => {
       pending.add(promise)
@@ -184,6 +188,10 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
         trace("exp", result)
         exportProbes.push(result)
         if (result.status === 200) answered.export++
+      }))
+      track(probe(`${demo.url}/health`, { read: "body" }).then((result) => {
+        trace("hea", result)
+        healthProbes.push(result)
       }))
       track(scrape().then(({ metrics, result }) => {
         metricsProbes.push(result)
@@ -346,6 +354,8 @@ export const floodPastCapacity = async (options: FloodOptions): Promise<FloodRep
       probesOtherStatus: probes.filter((result) => result.status !== 200 && result.status !== 503 && result.status !== "hang").length,
       metrics: latencies(metricsProbes),
       metricsNot200: metricsProbes.filter((result) => result.status !== 200).length,
+      health: latencies(healthProbes),
+      healthNot200: healthProbes.filter((result) => result.status !== 200).length,
       stalledExportsAnswered,
       activeAfter,
       subscriptionsStarted,

@@ -222,6 +222,8 @@ await runCase("flood", 300_000, () =>
       check(failures, report.probesOtherStatus === 0, `${report.probesOtherStatus} probes answered neither 200 nor 503`)
       check(failures, report.metricsNot200 === 0, `${report.metricsNot200} /metrics scrapes not answered 200`)
       check(failures, report.metrics.hangs === 0 && report.metrics.over1s === 0, `/metrics: ${report.metrics.over1s} answers later than 1 s, ${report.metrics.hangs} hangs (max ${report.metrics.maxMs} ms)`)
+      check(failures, report.healthNot200 === 0, `${report.healthNot200} /health probes not answered 200`)
+      check(failures, report.health.hangs === 0 && report.health.over1s === 0, `/health: ${report.health.over1s} answers later than 1 s, ${report.health.hangs} hangs (max ${report.health.maxMs} ms)`)
       check(failures, report.activeAfter === 0, `${report.activeAfter} streams still active after every client left`)
       check(failures, report.orphans === 0, `${report.orphans} streams started for clients that had gone`)
       check(failures, report.subscriptionsClosedInLog === report.subscriptionsStarted, `log ${report.subscriptionsClosedInLog} subscription closes, metrics ${report.subscriptionsStarted}`)
@@ -238,6 +240,7 @@ await runCase("flood", 300_000, () =>
           (report.activeAtFirstShed === undefined ? "" : ` (first at ${report.activeAtFirstShed} open, ${((report.firstShedAfterMs ?? 0) / 1000).toFixed(1)} s)`) +
           `; probes 503 ${report.probes503.count} (max ${report.probes503.maxMs} ms), served ${report.probesServed.count} (max ${report.probesServed.maxMs} ms, ${report.probesServed.over1s} > 1 s, ${report.probesServed.hangs} hung)` +
           `; /metrics max ${report.metrics.maxMs} ms (${report.metrics.over1s}/${report.metrics.count} > 1 s, ${report.metrics.hangs} hung)` +
+          `; /health max ${report.health.maxMs} ms (${report.health.over1s}/${report.health.count} > 1 s)` +
           `; started/answered subscriptions ${report.subscriptionsStarted}/${report.subscriptionsAnswered} (log ${report.subscriptionsClosedInLog}), exports ${report.exportsStarted}/${report.exportsAnswered}: ${report.orphans} orphans` +
           `; active after ${report.activeAfter}; after: subscription ${report.subscriptionAfter ? "ok" : "FAILED"}, export ${report.exportAfter ? "ok" : "FAILED"}` +
           `; RSS ${mb(memory.rssBaseline)} → ${mb(memory.rssPeak)} → ${mb(memory.rssAfter)} → ${mb(memory.rssAfterGc)}, heap ${mb(memory.heapBaseline)} → ${mb(memory.heapPeak)} → ${mb(memory.heapAfter)} → ${mb(memory.heapAfterGc)} ` +
