@@ -30,7 +30,10 @@
  * that keeps up costs one write per batch of values, a stalled one a counter
  * increment per value until it resumes with at most 64; memory is the ring
  * (`max(replay.count, 64)` values with their frames) plus a few small
- * objects per subscriber.
+ * objects per subscriber. Hand-overs to many subscribers are paced (see the
+ * `pace` option and `topic/FanOut.ts`): sliced, and spaced when busy, so
+ * fan-out never holds the event loop for long nor takes more than about half
+ * of it.
  */
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
