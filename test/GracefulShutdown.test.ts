@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
+import { health } from "../examples/demo/health.ts"
 import * as GracefulShutdown from "../src/GracefulShutdown.ts"
 import { StreamingService } from "../src/StreamingService.ts"
 import { eventually, get, listen, quiet, sseCollector } from "./support/http.ts"
@@ -93,4 +94,17 @@ describe("graceful shutdown", () => {
       expect(yield* Effect.promise(() => outcome)).toBe("truncated")
       yield* Effect.promise(() => eventually(() => drain.transfers() === 0))
     }).pipe(quiet))
+})
+
+describe("the demo's /health", () => {
+  it.scopedLive("200 ok while serving; 503 draining once shutdown has begun", () =>
+    Effect.gen(function*() {
+      const drain = GracefulShutdown.unsafeMake()
+      const url = yield* listen(health).pipe(Effect.provideService(GracefulShutdown.GracefulShutdown, drain))
+      const before = yield* Effect.promise(() => fetch(url).then(async (r) => ({ status: r.status, body: await r.json() })))
+      expect(before).toEqual({ status: 200, body: { status: "ok" } })
+      yield* drain.begin
+      const after = yield* Effect.promise(() => fetch(url).then(async (r) => ({ status: r.status, body: await r.json() })))
+      expect(after).toEqual({ status: 503, body: { status: "draining" } })
+    }))
 })

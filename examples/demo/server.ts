@@ -25,6 +25,7 @@ import * as Prometheus from "../../src/Prometheus.ts"
 import * as Assets from "./assets.ts"
 import { DemoApi } from "./contract.ts"
 import { AuthenticationLive, DemoHandlers } from "./handlers.ts"
+import { health } from "./health.ts"
 import * as PriceFeed from "./PriceFeed.ts"
 
 const port = Number(process.env["PORT"] ?? 3000)
@@ -43,14 +44,7 @@ const Page = Layer.mergeAll(
 )
 const Metrics = HttpLayerRouter.add("GET", "/metrics", Prometheus.response)
 // For load balancers and orchestrators: 200 while serving, 503 once draining for shutdown.
-const Health = HttpLayerRouter.add(
-  "GET",
-  "/health",
-  Effect.map(GracefulShutdown.current, (drain) =>
-    drain.isDraining()
-      ? HttpServerResponse.unsafeJson({ status: "draining" }, { status: 503 })
-      : HttpServerResponse.unsafeJson({ status: "ok" }))
-)
+const Health = HttpLayerRouter.add("GET", "/health", health)
 const OpenApiDocument = HttpLayerRouter.add(
   "GET",
   "/openapi.json",
