@@ -16,7 +16,7 @@ import * as Option from "effect/Option"
 import type * as Http from "node:http"
 import * as GracefulShutdown from "./GracefulShutdown.ts"
 import type { Drain } from "./GracefulShutdown.ts"
-import { MetricsService, type StreamMetrics, type Termination } from "./MetricsService.ts"
+import { MetricsService, type StreamMetrics } from "./MetricsService.ts"
 import * as NodeSse from "./http/NodeSse.ts"
 import * as Scheduling from "./http/Scheduling.ts"
 import * as Sse from "./protocol/Sse.ts"
@@ -104,37 +104,26 @@ export const debugCounts = (): { readonly responses: number; readonly timers: nu
 // one response
 // ---------------------------------------------------------------------------
 
-class Connection<A> implements NodeSse.Beating {
-  termination: Termination = "interrupted"
-  values = 0
-  bytes = 0
-  readonly startedAt = Date.now()
-  private stopped = false
-  private blocked = false
-  /** Something was written since the last heartbeat tick: no heartbeat needed. */
-  private active = true
+class Connection<A> extends NodeSse.Connection {
   private attachment: Topic.Attachment | undefined = undefined
   private done: (() => void) | undefined = undefined
   private tally: Tally | undefined = undefined
-  /** `end` of the response as Node defines it (`handOver` replaces the instance's own). */
-  private readonly endResponse: NodeSse.End
 
   constructor(
-    readonly response: Http.ServerResponse,
+    response: Http.ServerResponse,
     readonly subscription: Topic.Subscription<A>,
     readonly options: ServeOptions<A>,
-    readonly metrics: StreamMetrics | undefined,
-    readonly drain: Drain,
-    readonly heartbeatMillis: number,
+    metrics: StreamMetrics | undefined,
+    drain: Drain,
+    heartbeatMillis: number,
     readonly opening: string
   ) {
-    this.endResponse = NodeSse.endOf(response)
+    super(response, options.name, metrics, drain, heartbeatMillis)
   }
 
   private readonly sink: Topic.Sink = {
     write: (text, values, dropped) => {
       if (this.stopped) return false
-      this.active = true
       const bytes = Buffer.byteLength(text)
       this.values += values
       this.bytes += bytes
@@ -144,9 +133,7 @@ class Connection<A> implements NodeSse.Beating {
         tally.bytes += bytes
         tally.dropped += dropped
       }
-      const accepted = this.response.write(text)
-      if (!accepted) this.blocked = true
-      return accepted
+      return this.send(text)
     },
     end: () => {
       if (this.stopped) return
@@ -156,80 +143,31 @@ class Connection<A> implements NodeSse.Beating {
     }
   }
 
-  private readonly onDrain = (): void => {
-    this.blocked = false
+  protected resumeWriting(): void {
     this.attachment?.resume()
-  }
-
-  /** Client gone, or the response finished. */
-  private readonly onClose = (): void => this.stop()
-
-  /** Draining: end without `event: end`, so the client reconnects and resumes. */
-  private readonly onDraining = (): void => {
-    if (this.stopped) return
-    this.endResponse.call(this.response)
-    this.stop()
-  }
-
-  beat(): void {
-    if (!this.active && !this.blocked && !this.stopped) {
-      if (!this.response.write(Sse.heartbeat)) this.blocked = true
-    }
-    this.active = false
   }
 
   start(done: () => void, draining: boolean): void {
     this.done = done
-    const response = this.response
-    response.writeHead(200, NodeSse.headersWith(this.options.headers))
-    if (this.metrics !== undefined) {
-      this.metrics.started("subscription", this.options.name)
-      this.tally = acquireTally(this.metrics, this.options.name)
-    }
-    if (!response.write(this.opening)) this.blocked = true
-    if (draining || response.destroyed) {
-      this.onDraining()
-      return
-    }
-    response.on("close", this.onClose)
-    response.on("drain", this.onDrain)
-    NodeSse.joinHeartbeat(this.heartbeatMillis, this)
-    NodeSse.watchDraining(this.drain, this.onDraining)
+    if (this.metrics !== undefined) this.tally = acquireTally(this.metrics, this.options.name)
+    if (!this.open(this.options.headers, this.opening, draining)) return
     this.attachment = this.subscription[Topic.TypeId].attach(this.sink, this.options.encode)
   }
 
-  /** Idempotent: detaches from the topic and every shared resource, then completes `serve`. */
-  stop(): void {
-    if (this.stopped) return
-    this.stopped = true
+  protected release(): void {
     this.attachment?.detach()
-    const response = this.response
-    response.off("close", this.onClose)
-    response.off("drain", this.onDrain)
-    NodeSse.leaveHeartbeat(this.heartbeatMillis, this)
-    NodeSse.unwatchDraining(this.drain, this.onDraining)
-    if (!response.writableEnded) this.endResponse.call(response)
-    if (this.metrics !== undefined) {
-      if (this.tally !== undefined) releaseTally(this.metrics, this.options.name, this.tally)
-      this.metrics.ended("subscription", this.options.name, this.termination, Date.now() - this.startedAt)
-    }
+  }
+
+  protected override beforeEnded(): void {
+    if (this.metrics !== undefined && this.tally !== undefined) releaseTally(this.metrics, this.options.name, this.tally)
+  }
+
+  /** Completes `serve`. */
+  protected afterStop(): void {
     const done = this.done
     this.done = undefined
     done?.()
   }
-
-  readonly log: Effect.Effect<void> = Effect.suspend(() =>
-    Effect.logInfo("stream closed").pipe(
-      Effect.annotateLogs({
-        kind: "subscription",
-        stream: this.options.name,
-        termination: this.termination,
-        values: this.values,
-        bytes: this.bytes,
-        durationMillis: Date.now() - this.startedAt
-      })
-    )
-  )
 }
 
 const prepare = <A>(

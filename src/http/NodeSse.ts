@@ -2,8 +2,9 @@
  * What the Server-Sent Events answers written straight to a `node:http`
  * response share (`TopicResponse`, `StreamResponse`): the head, one
  * heartbeat timer per interval for all of them, one watcher per `Drain`,
- * and the hand-over of a response from `@effect/platform`'s server, so an
- * open subscription holds no request fiber, scope or context.
+ * the hand-over of a response from `@effect/platform`'s server, so an open
+ * subscription holds no request fiber, scope or context, and the lifecycle
+ * of one answer (`Connection`).
  */
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -15,7 +16,9 @@ import * as FiberRefs from "effect/FiberRefs"
 import * as Runtime from "effect/Runtime"
 import type * as Http from "node:http"
 import type { Drain } from "../GracefulShutdown.ts"
+import type { StreamMetrics, Termination } from "../MetricsService.ts"
 import * as Names from "../protocol/Names.ts"
+import * as Sse from "../protocol/Sse.ts"
 
 /** The head of an SSE answer, as `StreamingService.sse` sends it. */
 export const headers: Readonly<Record<string, string>> = {
@@ -145,3 +148,129 @@ export const disown = (
 export type End = (this: Http.ServerResponse, chunk?: string) => unknown
 
 export const endOf = (response: Http.ServerResponse): End => response.end as End
+
+// ---------------------------------------------------------------------------
+// one answer
+// ---------------------------------------------------------------------------
+
+/**
+ * The lifecycle every SSE answer written straight to a response shares: the
+ * head and opening line, the shared heartbeat, ending without `end` when
+ * draining begins, stopping when the client goes, the metrics of its start
+ * and end, and the "stream closed" line. A subclass writes the values (with
+ * `send`), says what a drained socket resumes, and what stopping releases.
+ */
+export abstract class Connection implements Beating {
+  termination: Termination = "interrupted"
+  values = 0
+  bytes = 0
+  readonly startedAt = Date.now()
+  /** Set by `stop`. */
+  durationMillis = 0
+  protected stopped = false
+  /** The socket's buffer is full: nothing is written until `drain`. */
+  protected blocked = false
+  /** Something was written since the last heartbeat tick: no heartbeat needed. */
+  private active = true
+  /** `end` of the response as Node defines it (`disown` replaces the instance's own). */
+  protected readonly endResponse: End
+
+  constructor(
+    readonly response: Http.ServerResponse,
+    /** Procedure name, for logs and metrics. */
+    readonly name: string,
+    readonly metrics: StreamMetrics | undefined,
+    readonly drain: Drain,
+    readonly heartbeatMillis: number
+  ) {
+    this.endResponse = endOf(response)
+  }
+
+  /** The socket takes writes again (its `drain`). */
+  protected abstract resumeWriting(): void
+  /** First step of `stop`: detach from what feeds the answer. */
+  protected abstract release(): void
+  /** Last step of `stop`, once the response has ended and the metrics know. */
+  protected abstract afterStop(): void
+
+  /** Before `metrics.ended` (e.g. handing over tallied deliveries). */
+  protected beforeEnded(): void {}
+
+  /** Writes `text`; false once the socket's buffer is full. */
+  protected send(text: string): boolean {
+    this.active = true
+    if (this.response.write(text)) return true
+    this.blocked = true
+    return false
+  }
+
+  private readonly onDrain = (): void => {
+    this.blocked = false
+    this.resumeWriting()
+  }
+
+  /** Client gone, or the response finished. */
+  private readonly onClose = (): void => this.stop()
+
+  /** Draining: end without `event: end`, so the client reconnects and resumes. */
+  private readonly onDraining = (): void => {
+    if (this.stopped) return
+    this.endResponse.call(this.response)
+    this.stop()
+  }
+
+  beat(): void {
+    if (!this.active && !this.blocked && !this.stopped) {
+      if (!this.response.write(Sse.heartbeat)) this.blocked = true
+    }
+    this.active = false
+  }
+
+  /** Writes the head and `opening`; false when the answer ended at once (draining, or the client gone). */
+  protected open(headers: Readonly<Record<string, string>> | undefined, opening: string, draining: boolean): boolean {
+    const response = this.response
+    response.writeHead(200, headersWith(headers))
+    this.metrics?.started("subscription", this.name)
+    if (!response.write(opening)) this.blocked = true
+    if (draining || response.destroyed) {
+      this.onDraining()
+      return false
+    }
+    response.on("close", this.onClose)
+    response.on("drain", this.onDrain)
+    joinHeartbeat(this.heartbeatMillis, this)
+    watchDraining(this.drain, this.onDraining)
+    return true
+  }
+
+  /** Idempotent: releases the source, leaves every shared resource, ends the response. */
+  stop(): void {
+    if (this.stopped) return
+    this.stopped = true
+    this.release()
+    const response = this.response
+    response.off("close", this.onClose)
+    response.off("drain", this.onDrain)
+    leaveHeartbeat(this.heartbeatMillis, this)
+    unwatchDraining(this.drain, this.onDraining)
+    if (!response.writableEnded) this.endResponse.call(response)
+    this.durationMillis = Date.now() - this.startedAt
+    this.beforeEnded()
+    this.metrics?.ended("subscription", this.name, this.termination, this.durationMillis)
+    this.afterStop()
+  }
+
+  /** The one line logged when the answer ends. */
+  readonly log: Effect.Effect<void> = Effect.suspend(() =>
+    Effect.logInfo("stream closed").pipe(
+      Effect.annotateLogs({
+        kind: "subscription",
+        stream: this.name,
+        termination: this.termination,
+        values: this.values,
+        bytes: this.bytes,
+        durationMillis: this.stopped ? this.durationMillis : Date.now() - this.startedAt
+      })
+    )
+  )
+}

@@ -27,7 +27,7 @@ import type * as Http from "node:http"
 import * as BackpressurePolicy from "../BackpressurePolicy.ts"
 import * as GracefulShutdown from "../GracefulShutdown.ts"
 import type { Drain } from "../GracefulShutdown.ts"
-import { MetricsService, type StreamMetrics, type Termination } from "../MetricsService.ts"
+import { MetricsService, type StreamMetrics } from "../MetricsService.ts"
 import * as Sse from "../protocol/Sse.ts"
 import { StreamingConfig } from "../StreamingConfig.ts"
 import * as StreamingService from "../StreamingService.ts"
@@ -61,28 +61,19 @@ export interface Options<A, E> {
 /** What an open subscription keeps of its options (not the context or the stream: they belong to the run). */
 type Kept<A, E> = Pick<Options<A, E>, "name" | "serialize" | "id" | "serializeError" | "headers" | "onStop">
 
-class Connection<A, E> implements NodeSse.Beating {
-  termination: Termination = "interrupted"
-  values = 0
-  bytes = 0
-  readonly startedAt = Date.now()
+class Connection<A, E> extends NodeSse.Connection {
   producer: Fiber.RuntimeFiber<void, E> | undefined = undefined
-  private stopped = false
-  private blocked = false
-  /** Something was written since the last heartbeat tick: no heartbeat needed. */
-  private active = true
   private readonly ring = new BackpressurePolicy.SlidingRing<A>(BackpressurePolicy.capacities.subscription)
-  private readonly endResponse: NodeSse.End
 
   constructor(
-    readonly response: Http.ServerResponse,
+    response: Http.ServerResponse,
     readonly options: Kept<A, E>,
-    readonly metrics: StreamMetrics | undefined,
-    readonly drain: Drain,
-    readonly heartbeatMillis: number,
+    metrics: StreamMetrics | undefined,
+    drain: Drain,
+    heartbeatMillis: number,
     readonly runtime: Runtime.Runtime<never>
   ) {
-    this.endResponse = NodeSse.endOf(response)
+    super(response, options.name, metrics, drain, heartbeatMillis)
   }
 
   private frame(value: A): string {
@@ -92,7 +83,6 @@ class Connection<A, E> implements NodeSse.Beating {
   }
 
   private write(text: string, values: number, dropped: number): void {
-    this.active = true
     const bytes = Buffer.byteLength(text)
     this.values += values
     this.bytes += bytes
@@ -100,7 +90,7 @@ class Connection<A, E> implements NodeSse.Beating {
       if (dropped > 0) this.metrics.dropped("subscription", this.options.name, dropped)
       this.metrics.delivered("subscription", this.options.name, values, bytes)
     }
-    if (!this.response.write(text)) this.blocked = true
+    this.send(text)
   }
 
   /** Writes what the ring holds: the count it overwrote (or an unknown gap), then its values. */
@@ -135,43 +125,13 @@ class Connection<A, E> implements NodeSse.Beating {
     if (!this.blocked) this.flush()
   }
 
-  private readonly onDrain = (): void => {
-    this.blocked = false
+  protected resumeWriting(): void {
     this.flush()
-  }
-
-  /** Client gone, or the response finished. */
-  private readonly onClose = (): void => this.stop()
-
-  /** Draining: end without `event: end`, so the client reconnects and resumes. */
-  private readonly onDraining = (): void => {
-    if (this.stopped) return
-    this.endResponse.call(this.response)
-    this.stop()
-  }
-
-  beat(): void {
-    if (!this.active && !this.blocked && !this.stopped) {
-      if (!this.response.write(Sse.heartbeat)) this.blocked = true
-    }
-    this.active = false
   }
 
   /** Writes the head and the opening; false when the answer ended at once (draining, or the client gone). */
   start(opening: string, draining: boolean): boolean {
-    const response = this.response
-    response.writeHead(200, NodeSse.headersWith(this.options.headers))
-    this.metrics?.started("subscription", this.options.name)
-    if (!response.write(opening)) this.blocked = true
-    if (draining || response.destroyed) {
-      this.onDraining()
-      return false
-    }
-    response.on("close", this.onClose)
-    response.on("drain", this.onDrain)
-    NodeSse.joinHeartbeat(this.heartbeatMillis, this)
-    NodeSse.watchDraining(this.drain, this.onDraining)
-    return true
+    return this.open(this.options.headers, opening, draining)
   }
 
   /** The handler's stream ended: what the ring holds, then `end` or `error`. */
@@ -194,33 +154,15 @@ class Connection<A, E> implements NodeSse.Beating {
     this.stop()
   }
 
-  /** Idempotent: interrupts the handler's stream, leaves every shared resource, logs one line. */
-  stop(): void {
-    if (this.stopped) return
-    this.stopped = true
+  /** Interrupts the handler's stream. */
+  protected release(): void {
     this.producer?.unsafeInterruptAsFork(FiberId.none)
-    const response = this.response
-    response.off("close", this.onClose)
-    response.off("drain", this.onDrain)
-    NodeSse.leaveHeartbeat(this.heartbeatMillis, this)
-    NodeSse.unwatchDraining(this.drain, this.onDraining)
-    if (!response.writableEnded) this.endResponse.call(response)
-    const durationMillis = Date.now() - this.startedAt
-    this.metrics?.ended("subscription", this.options.name, this.termination, durationMillis)
+  }
+
+  /** One "stream closed" line, on the request scheduler (a mass disconnect is logged over several turns). */
+  protected afterStop(): void {
     this.options.onStop?.()
-    Scheduling.runLater(
-      this.runtime,
-      Effect.logInfo("stream closed").pipe(
-        Effect.annotateLogs({
-          kind: "subscription",
-          stream: this.options.name,
-          termination: this.termination,
-          values: this.values,
-          bytes: this.bytes,
-          durationMillis
-        })
-      )
-    )
+    Scheduling.runLater(this.runtime, this.log)
   }
 }
 
