@@ -13,6 +13,7 @@ import * as HttpTransport from "../src/HttpTransport.ts"
 import * as MetricsService from "../src/MetricsService.ts"
 import * as Prometheus from "../src/Prometheus.ts"
 import * as Topic from "../src/Topic.ts"
+import { costlySink } from "./support/costlySink.ts"
 import { get, listen, quiet } from "./support/http.ts"
 
 /** The demo's procedures with these limits, for the lifetime of the test's scope. */
@@ -127,20 +128,11 @@ describe("admission control", () => {
       // A topic in this process whose subscribers cost 2 ms a write: one hand-over to 100 of them
       // takes 200 ms of writes (in slices, the loop turning between them).
       const topic = yield* Topic.make<number>()
-      let written = 0
-      const costly: Topic.Sink = {
-        write: () => {
-          const until = performance.now() + 2
-          while (performance.now() < until) { /* a write that takes 2 ms */ }
-          written++
-          return true
-        },
-        end: () => {}
-      }
+      const { sink: costly, written } = costlySink(2)
       for (let i = 0; i < 100; i++) topic.subscribe()[Topic.TypeId].attach(costly, String)
       topic.unsafePublish(1)
       const answers = yield* Effect.promise(async () => {
-        while (written < 100) await new Promise((resolve) => setTimeout(resolve, 10))
+        while (written() < 100) await new Promise((resolve) => setTimeout(resolve, 10))
         await new Promise((resolve) => setImmediate(resolve)) // the cycle's end is recorded after its writes
         const message = await expectShed(watch(url))
         const quote = await fetch(`${url}/rpc/getQuote?payload=${encodeURIComponent(JSON.stringify({ symbol: "ACME" }))}`)

@@ -10,6 +10,7 @@ import * as TestClock from "effect/TestClock"
 import * as fc from "fast-check"
 import { StreamingService } from "../src/StreamingService.ts"
 import * as Topic from "../src/Topic.ts"
+import { costlySink } from "./support/costlySink.ts"
 import { type ParsedEvent, sseCollector } from "./support/http.ts"
 
 interface Tick {
@@ -298,15 +299,7 @@ describe("Topic fast path (in-process sinks)", () => {
       const topic = yield* Topic.make<Tick>()
       const fast = recorder()
       // A subscriber whose writes cost more than a busy flush's threshold (many sockets, in effect).
-      const costly: Topic.Sink = {
-        write: () => {
-          const until = performance.now() + 3
-          while (performance.now() < until) { /* a write that takes 3 ms */ }
-          return true
-        },
-        end: () => {}
-      }
-      topic.subscribe()[Topic.TypeId].attach(costly, encodeTick)
+      topic.subscribe()[Topic.TypeId].attach(costlySink(3).sink, encodeTick)
       topic.subscribe()[Topic.TypeId].attach(fast.sink, encodeTick)
       topic.unsafePublish({ n: 0, key: "a" })
       expect(fast.state.writes).toBe(1)
@@ -324,23 +317,14 @@ describe("Topic fast path (in-process sinks)", () => {
   it.scoped("handing a value to many costly subscribers is done in slices: the event loop gets turns in between", () =>
     Effect.gen(function*() {
       const topic = yield* Topic.make<Tick>()
-      let written = 0
-      const costly: Topic.Sink = {
-        write: () => {
-          const until = performance.now() + 1
-          while (performance.now() < until) { /* a write that takes 1 ms */ }
-          written++
-          return true
-        },
-        end: () => {}
-      }
+      const { sink: costly, written } = costlySink(1)
       for (let i = 0; i < 64; i++) topic.subscribe()[Topic.TypeId].attach(costly, encodeTick)
       let writtenAtTurn = -1
       setImmediate(() => {
-        writtenAtTurn = written
+        writtenAtTurn = written()
       })
       topic.unsafePublish({ n: 0, key: "a" })
-      while (written < 64) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
+      while (written() < 64) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
       expect(writtenAtTurn).toBeGreaterThan(0)
       expect(writtenAtTurn).toBeLessThan(64)
     }))
@@ -349,15 +333,7 @@ describe("Topic fast path (in-process sinks)", () => {
     Effect.gen(function*() {
       const topic = yield* Topic.make<Tick>() // a ring of 64: a burst must be handed over before it is overwritten
       const fast = recorder()
-      const costly: Topic.Sink = {
-        write: () => {
-          const until = performance.now() + 3
-          while (performance.now() < until) { /* a write that takes 3 ms */ }
-          return true
-        },
-        end: () => {}
-      }
-      topic.subscribe()[Topic.TypeId].attach(costly, encodeTick)
+      topic.subscribe()[Topic.TypeId].attach(costlySink(3).sink, encodeTick)
       topic.subscribe()[Topic.TypeId].attach(fast.sink, encodeTick)
       topic.unsafePublish({ n: 0, key: "a" })
       yield* Effect.promise(() => Promise.resolve())
