@@ -105,9 +105,6 @@ const runners = Scheduler.SchedulerRunner.cached((depth, drain) => {
 
 export const scheduler: Scheduler.Scheduler = Scheduler.make((task, priority, fiber) => runners(fiber).scheduleTask(task, priority))
 
-/** Fibers waiting for a turn of the event loop: for tests and debugging. */
-export const waitingCount = (): number => waiting.length - head
-
 /**
  * Runs `effect` (a closing connection's log line, say) on this scheduler
  * rather than on the caller's stack: thousands of clients leaving at once

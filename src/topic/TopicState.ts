@@ -194,7 +194,7 @@ export class TopicState<A> {
       const missing = offset - Math.max(from, subscriber.position)
       if (missing <= 0) return
       subscriber.gap = subscriber.keys === undefined && subscriber.gap !== null ? subscriber.gap + missing : null
-      this.markDirty(subscriber)
+      this.fanOut.mark(subscriber)
     }
     this.forEachSubscriber(report)
   }
@@ -213,7 +213,7 @@ export class TopicState<A> {
       subscriber.gap = null
       subscriber.position = next
       subscriber.pending = 0
-      this.markDirty(subscriber)
+      this.fanOut.mark(subscriber)
     })
     this.flush()
   }
@@ -235,10 +235,6 @@ export class TopicState<A> {
         f(subscriber)
       }
     }
-  }
-
-  private markDirty(subscriber: Subscriber): void {
-    this.fanOut.mark(subscriber)
   }
 
   private append(value: A, at: number): void {
