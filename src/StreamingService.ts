@@ -285,7 +285,8 @@ const transferResponse = <A, E>(
   name: string,
   buffer: BackpressurePolicy.SuspendBuffer<A, E>,
   encoding: Transfer.Encoding<A>,
-  options: { readonly contentType: string; readonly headers: Record<string, string> }
+  options: { readonly contentType: string; readonly headers: Record<string, string> },
+  slabs?: Transfer.Slabs | undefined
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Scope.Scope> =>
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<never>()
@@ -307,7 +308,7 @@ const transferResponse = <A, E>(
       }
     }
     if (isNodeRequest(request)) {
-      const body = new Transfer.NodeBody(buffer, encoding, observer)
+      const body = new Transfer.NodeBody(buffer, encoding, observer, slabs)
       const socket = (request as Option.Some<HttpServerRequest.HttpServerRequest>).value.source as {
         readonly socket?: { destroy?: () => void } | null
       }
@@ -346,14 +347,18 @@ export const download = <E, R>(
   Effect.gen(function*() {
     const filename = options.filename
     const name = options.name ?? filename ?? "download"
-    const buffer = yield* Transfer.start(options.stream, BackpressurePolicy.capacities.download, options.around)
+    // Served by Node, the chunks wait in reusable slabs (see `Transfer.Slabs`).
+    const slabs = isNodeRequest(yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest))
+      ? new Transfer.Slabs()
+      : undefined
+    const buffer = yield* Transfer.start(options.stream, BackpressurePolicy.capacities.download, options.around, slabs)
     const headers: Record<string, string> = {}
     if (filename !== undefined) headers[Names.headers.contentDisposition] = ContentDisposition.attachment(filename)
     if (options.contentLength !== undefined) headers[Names.headers.contentLength] = String(options.contentLength)
     return yield* transferResponse("download", name, buffer, downloadEncoding, {
       contentType: options.contentType ?? Names.contentTypes.octetStream,
       headers
-    })
+    }, slabs)
   })
 
 /**

@@ -9,6 +9,7 @@ import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import type * as Http from "node:http"
+import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import * as Path from "node:path"
 import * as BackpressurePolicy from "../src/BackpressurePolicy.ts"
@@ -16,6 +17,7 @@ import * as HttpTransport from "../src/HttpTransport.ts"
 import * as MetricsService from "../src/MetricsService.ts"
 import * as Procedure from "../src/Procedure.ts"
 import { StreamingService } from "../src/StreamingService.ts"
+import * as Transfer from "../src/Transfer.ts"
 import { eventually, get, listen, quiet, settled } from "./support/http.ts"
 
 const chunkBytes = 64 * 1024
@@ -109,6 +111,71 @@ describe("a download from a Node Readable (a file)", () => {
       yield* Effect.promise(() => settled(() => (streams[0]!.destroyed ? 1 : 0), 3))
       expect(streams[0]!.destroyed).toBe(true)
     }).pipe(quiet))
+})
+
+describe("slabs: the chunks of a download written to a socket", () => {
+  const observer: Transfer.Observer = { delivered: () => {}, completed: () => {}, failed: () => {} }
+  const downloadEncoding: Transfer.Encoding<Uint8Array> = { batch: 16, header: "", encode: (c) => c, footer: () => "" }
+
+  it.scopedLive("arrive byte for byte while the transfer reuses about as many slabs as the policy holds", () =>
+    Effect.gen(function*() {
+      const chunks = 2048 // 128 MiB
+      const expected = createHash("sha256")
+      for (let i = 0; i < chunks; i++) expected.update(new Uint8Array(chunkBytes).fill(i % 251))
+      // A fresh buffer per chunk, each with its own bytes: a slab reused too early would show in the hash.
+      const source = Stream.range(0, chunks - 1).pipe(Stream.map((i) => new Uint8Array(chunkBytes).fill(i % 251)))
+      const slabs = new Transfer.Slabs()
+      const buffer = yield* Transfer.start(source, BackpressurePolicy.capacities.download, undefined, slabs)
+      const body = new Transfer.NodeBody(buffer, downloadEncoding, observer, slabs)
+      const server = Net.createServer((socket) => {
+        body.pipe(socket)
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => {
+          server.listen(0, "127.0.0.1", () => resume(Effect.void))
+        }),
+        () => Effect.sync(() => server.close())
+      )
+      const port = (server.address() as Net.AddressInfo).port
+      const received = yield* Effect.promise(() =>
+        new Promise<{ sha256: string; size: number }>((resolve, reject) => {
+          const hash = createHash("sha256")
+          let size = 0
+          const socket = Net.connect(port, "127.0.0.1")
+          socket.on("data", (bytes: Buffer) => {
+            size += bytes.byteLength
+            hash.update(bytes)
+          })
+          socket.on("end", () => resolve({ sha256: hash.digest("hex"), size }))
+          socket.on("error", reject)
+        })
+      )
+      expect(received).toEqual({ sha256: expected.digest("hex"), size: chunks * chunkBytes })
+      // The policy's 256 chunks, the batch of 16 being written, and the one the source hands over when full.
+      expect(slabs.allocated).toBeGreaterThan(0)
+      expect(slabs.allocated).toBeLessThanOrEqual(BackpressurePolicy.capacities.download + 16 + 1)
+    }))
+
+  it("copies only chunks of 16 KiB or more, and nothing once stopped", () => {
+    const slabs = new Transfer.Slabs()
+    const small = new Uint8Array(1024).fill(1)
+    expect(slabs.copy(small)).toBe(small)
+    const large = new Uint8Array(Transfer.Slabs.minBytes).fill(2)
+    const copied = slabs.copy(large)
+    expect(copied).not.toBe(large)
+    expect(slabs.owns(copied)).toBe(true)
+    expect(Array.from(copied)).toEqual(Array.from(large))
+    // Handed back, the slab holds the next chunk.
+    slabs.release(copied)
+    const next = slabs.copy(new Uint8Array(Transfer.Slabs.minBytes).fill(3))
+    expect(next.buffer).toBe(copied.buffer)
+    expect(slabs.allocated).toBe(1)
+    // A chunk larger than a slab gets a slab of its own size class.
+    const huge = slabs.copy(new Uint8Array(Transfer.Slabs.slabBytes + 1).fill(4))
+    expect(huge.buffer.byteLength).toBe(2 * Transfer.Slabs.slabBytes)
+    slabs.stop()
+    expect(slabs.copy(large)).toBe(large)
+  })
 })
 
 describe("cleanup of a transfer", () => {
