@@ -12,6 +12,7 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
+import * as IsoDate from "./IsoDate.ts"
 
 export interface CompiledEncoder {
   /** The encoded value (what `Schema.encodeSync` returns). */
@@ -57,8 +58,8 @@ const fieldOf = (ast: SchemaAST.AST, depth: number): Field | undefined => {
   if (dateSchemas.has(ast)) {
     return {
       check: isValidDate,
-      copy: (value) => (value as Date).toISOString(),
-      json: (value) => `"${(value as Date).toISOString()}"`,
+      copy: (value) => IsoDate.ofDate(value as Date),
+      json: (value) => `"${IsoDate.ofDate(value as Date)}"`,
       acceptsUndefined: false
     }
   }
@@ -248,8 +249,9 @@ const generated = (ast: SchemaAST.TypeLiteral, depth: number): Struct | undefine
         break
       case "date":
         check = "!(v instanceof Date) || (t = v.getTime()) !== t"
-        text = "'\"' + v.toISOString() + '\"'"
-        value = "v.toISOString()"
+        // `t` holds `v.getTime()` once checked.
+        text = "'\"' + iso(t) + '\"'"
+        value = "iso(t)"
         break
       case "other":
         check = `!f[${i}].check(v)`
@@ -272,11 +274,12 @@ const generated = (ast: SchemaAST.TypeLiteral, depth: number): Struct | undefine
   copy.push("return o")
   try {
     const make = (body: Array<string>) =>
-      new Function("SLOW", "f", "hasOwn", "escape", `return function (row) {\n${body.join("\n")}\n}`)(
+      new Function("SLOW", "f", "hasOwn", "escape", "iso", `return function (row) {\n${body.join("\n")}\n}`)(
         SLOW,
         fields,
         Object.hasOwn,
-        needsEscape
+        needsEscape,
+        IsoDate.isoString
       ) as (row: unknown) => never
     return { json: make(json), copy: make(copy) }
   } catch {
