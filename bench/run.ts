@@ -1191,6 +1191,8 @@ const stalledExportsScenario: Scenario = {
       ...growth("stalled", "rss"),
       ...growth("mid", "rss"),
       ...growth("end", "rss"),
+      ...growth("stalled", "heapUsed"),
+      ...growth("mid", "heapUsed"),
       ...growth("end", "heapUsed"),
       ...growth("end", "external"),
       ...memoryFigures(server)
@@ -1199,16 +1201,18 @@ const stalledExportsScenario: Scenario = {
   table: (rows) => {
     const base = baseRow(rows)?.median["rssendMiB"]
     const lines = [
-      "| implementation | RSS growth (after GC): all answered → mid-stall → end | × raw (end) | heap / buffers growth at the end | peak RSS growth | read by the clients |",
-      "|---|---:|---:|---:|---:|---:|"
+      "| implementation | RSS growth (after GC): all answered → mid-stall → end | × raw (end) | heap growth (after GC): all answered → mid-stall → end | buffers growth at the end | peak RSS growth | read by the clients |",
+      "|---|---:|---:|---:|---:|---:|---:|"
     ]
     for (const row of rows) {
       const m = row.median
       lines.push(
-        failed(row, 6) ??
+        failed(row, 7) ??
           `| ${row.subject} | ${mib(m["rssstalledMiB"])} → ${mib(m["rssmidMiB"])} → ${mib(m["rssendMiB"])} | ${times(m["rssendMiB"], base)} | ${
-            mib(m["heapUsedendMiB"])
-          } / ${mib(m["externalendMiB"])} | ${mib(m["serverRssGrowthMiB"])} | ${mib(m["clientBytesMiB"])} |`
+            mib(m["heapUsedstalledMiB"])
+          } → ${mib(m["heapUsedmidMiB"])} → ${mib(m["heapUsedendMiB"])} | ${mib(m["externalendMiB"])} | ${mib(m["serverRssGrowthMiB"])} | ${
+            mib(m["clientBytesMiB"])
+          } |`
       )
     }
     return lines
