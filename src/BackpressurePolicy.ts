@@ -270,6 +270,12 @@ export class SuspendBuffer<A, E = never> {
   private head = 0
   /** Values held. */
   size = 0
+  /**
+   * Values taken but lent, not yet handed back (`giveBack`): a download's
+   * chunks written to the socket and not yet taken by it. They count against
+   * the capacity, so what the transfer holds never passes it.
+   */
+  lent = 0
   /** How the producer ended, once it has. */
   exit: Exit.Exit<void, E> | undefined = undefined
   private readonly ready = new Signal()
@@ -297,7 +303,7 @@ export class SuspendBuffer<A, E = never> {
   private offerFrom(chunk: Chunk.Chunk<A>, from: number): Effect.Effect<void> {
     const length = Chunk.size(chunk)
     if (from >= length) return Effect.void
-    const room = this.capacity - this.size
+    const room = this.capacity - this.size - this.lent
     if (room <= 0) return Effect.zipRight(this.space.await, Effect.suspend(() => this.offerFrom(chunk, from)))
     const to = Math.min(length, from + room)
     this.append(chunk, from, to)
@@ -316,7 +322,7 @@ export class SuspendBuffer<A, E = never> {
       this.append(chunk, 0, length)
       this.ready.notify()
     }
-    return this.size < this.capacity
+    return this.size + this.lent < this.capacity
   }
 
   /** Adds one value now, whatever the room; as `push`. */
@@ -324,7 +330,7 @@ export class SuspendBuffer<A, E = never> {
     this.values.push(this.enter === undefined ? value : this.enter(value))
     this.size++
     this.ready.notify()
-    return this.size < this.capacity
+    return this.size + this.lent < this.capacity
   }
 
   /** Calls `wake` once the consumer has taken values (a paused callback source resumes). */
@@ -339,8 +345,11 @@ export class SuspendBuffer<A, E = never> {
     this.ready.notify()
   }
 
-  /** Takes up to `max` values into `out`, oldest first; returns how many. */
-  takeInto(out: Array<A>, max = Infinity): number {
+  /**
+   * Takes up to `max` values into `out`, oldest first; returns how many. Lent
+   * (`lend`), they still count against the capacity until given back.
+   */
+  takeInto(out: Array<A>, max = Infinity, lend = false): number {
     const taken = Math.min(max, this.size)
     if (taken === 0) return 0
     const values = this.values
@@ -360,8 +369,16 @@ export class SuspendBuffer<A, E = never> {
     } else {
       this.head = head
     }
-    this.space.notify()
+    if (lend) this.lent += taken
+    else this.space.notify()
     return taken
+  }
+
+  /** `count` lent values are done with: their room is the producer's again. */
+  giveBack(count: number): void {
+    if (count <= 0) return
+    this.lent -= count
+    this.space.notify()
   }
 
   /** Takes up to `max` values as one chunk. */

@@ -113,6 +113,10 @@ export class Slabs {
   private readonly free = new Map<number, Array<ArrayBuffer>>()
   private readonly mine = new WeakSet<ArrayBuffer>()
   private copying = true
+  /** Whether chunks are copied into slabs (not stopped). */
+  get active(): boolean {
+    return this.copying
+  }
   /** Slabs allocated so far (reused ones are not counted again). */
   allocated = 0
 
@@ -308,6 +312,8 @@ export class NodeBody<A, E> extends Readable {
   /** Parts in slabs handed to the target and not yet taken by the socket, oldest first. */
   private inFlight: Array<Uint8Array> = []
   private inFlightHead = 0
+  /** Values of the batch last taken that the buffer lent (see `SuspendBuffer.takeInto`). */
+  private lentNow = 0
   constructor(
     private readonly buffer: SuspendBuffer<A, E>,
     private readonly encoding: Encoding<A>,
@@ -327,6 +333,7 @@ export class NodeBody<A, E> extends Readable {
       this.inFlightHead = 0
     }
     this.slabs!.release(part)
+    this.buffer.giveBack(1)
   }
 
   // The next parts to write: the header once, then a batch, then the footer at the end.
@@ -341,7 +348,10 @@ export class NodeBody<A, E> extends Readable {
     if (buffer.size > 0) {
       // A fresh array per batch: a download's encoding hands the values back as they are.
       const values: Array<A> = []
-      const count = buffer.takeInto(values, this.encoding.batch)
+      // Written to the response in slabs, the values stay lent until the socket has taken them.
+      const lend = this.target !== undefined && this.slabs !== undefined && this.slabs.active
+      const count = buffer.takeInto(values, this.encoding.batch, lend)
+      this.lentNow = lend ? count : 0
       const encoded = this.encoding.encode(values)
       let bytes = 0
       if (typeof encoded === "string") {
@@ -404,10 +414,14 @@ export class NodeBody<A, E> extends Readable {
       }
       let full = false
       const slabs = this.slabs
+      const lent = this.lentNow
+      this.lentNow = 0
+      let owned = 0
       for (let i = 0; i < parts.length; i++) {
         const part = parts[i]!
         let more: boolean
-        if (slabs !== undefined && slabs.owns(part)) {
+        if (lent > 0 && slabs !== undefined && slabs.owns(part)) {
+          owned++
           this.inFlight.push(part)
           more = target.write(part, this.written)
         } else {
@@ -415,6 +429,8 @@ export class NodeBody<A, E> extends Readable {
         }
         if (!more) full = true
       }
+      // Lent values not in a slab (small chunks, empty ones) are done with once written.
+      this.buffer.giveBack(lent - owned)
       if (this.over && this.buffer.exit !== undefined && Exit.isSuccess(this.buffer.exit)) {
         this.push(null)
         this.resume()

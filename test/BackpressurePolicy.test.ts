@@ -115,3 +115,28 @@ describe("suspend policy", () => {
       )
     ))
 })
+
+describe("suspend buffer: values lent to a writer", () => {
+  it.effect("count against the capacity until given back: the producer waits for them", () =>
+    Effect.gen(function*() {
+      const buffer = new BackpressurePolicy.SuspendBuffer<number>(4)
+      let offered = 0
+      const settle = Effect.repeatN(Effect.yieldNow(), 20)
+      yield* Effect.fork(
+        Effect.forEach(Chunk.range(0, 7), (n) => Effect.tap(buffer.offer(Chunk.of(n)), () => offered++), { discard: true })
+      )
+      yield* settle
+      expect({ offered, size: buffer.size }).toEqual({ offered: 4, size: 4 })
+      const out: Array<number> = []
+      // Lent: the room stays taken, the producer stays where it is.
+      expect(buffer.takeInto(out, 2, true)).toBe(2)
+      yield* settle
+      expect({ offered, size: buffer.size, lent: buffer.lent }).toEqual({ offered: 4, size: 2, lent: 2 })
+      // One taken outright and one given back: room for two more.
+      buffer.takeInto(out, 1)
+      buffer.giveBack(1)
+      yield* settle
+      expect({ offered, size: buffer.size, lent: buffer.lent }).toEqual({ offered: 6, size: 3, lent: 1 })
+      expect(out).toEqual([0, 1, 2])
+    }))
+})
