@@ -47,7 +47,14 @@ export type Job =
     readonly memory?: boolean
   }
   | { readonly kind: "slow"; readonly port: number; readonly route: Route; readonly readMs: number; readonly stallMs: number }
-  | { readonly kind: "download"; readonly port: number; readonly route: Route; readonly warmupRoute: Route; readonly bytes: number }
+  | {
+    readonly kind: "download"
+    readonly port: number
+    readonly route: Route
+    /** Read in full before the measured transfer; none when the runner has warmed the server itself. */
+    readonly warmupRoute?: Route | undefined
+    readonly bytes: number
+  }
   | {
     readonly kind: "slowDownload"
     readonly port: number
@@ -417,7 +424,7 @@ const download = async (job: Extract<Job, { kind: "download" }>): Promise<Result
       connection.close()
     }
   }
-  await transfer(job.warmupRoute, undefined)
+  if (job.warmupRoute !== undefined) await transfer(job.warmupRoute, undefined)
   mark("window-start")
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
