@@ -286,6 +286,11 @@ export class SuspendBuffer<A, E = never> {
    */
   constructor(readonly capacity: number, private readonly enter?: ((value: A) => A) | undefined) {}
 
+  /** Values the producer may still add: the capacity less what is held and what is lent. */
+  private get room(): number {
+    return this.capacity - this.size - this.lent
+  }
+
   private append(chunk: Chunk.Chunk<A>, from: number, to: number): void {
     const values = this.values
     const array = Chunk.toReadonlyArray(chunk)
@@ -303,7 +308,7 @@ export class SuspendBuffer<A, E = never> {
   private offerFrom(chunk: Chunk.Chunk<A>, from: number): Effect.Effect<void> {
     const length = Chunk.size(chunk)
     if (from >= length) return Effect.void
-    const room = this.capacity - this.size - this.lent
+    const room = this.room
     if (room <= 0) return Effect.zipRight(this.space.await, Effect.suspend(() => this.offerFrom(chunk, from)))
     const to = Math.min(length, from + room)
     this.append(chunk, from, to)
@@ -322,7 +327,7 @@ export class SuspendBuffer<A, E = never> {
       this.append(chunk, 0, length)
       this.ready.notify()
     }
-    return this.size + this.lent < this.capacity
+    return this.room > 0
   }
 
   /** Adds one value now, whatever the room; as `push`. */
@@ -330,7 +335,7 @@ export class SuspendBuffer<A, E = never> {
     this.values.push(this.enter === undefined ? value : this.enter(value))
     this.size++
     this.ready.notify()
-    return this.size + this.lent < this.capacity
+    return this.room > 0
   }
 
   /** Calls `wake` once the consumer has taken values (a paused callback source resumes). */
