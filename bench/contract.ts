@@ -6,7 +6,7 @@
  */
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Schema from "effect/Schema"
-import * as Procedure from "../src/Procedure.ts"
+import * as Procedure from "../src/contract/Procedure.ts"
 import { rowColumns } from "./workload.ts"
 
 export const Tick = Schema.Struct({

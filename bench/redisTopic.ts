@@ -18,8 +18,8 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import * as RedisTopic from "../src/RedisTopic.ts"
-import * as Topic from "../src/Topic.ts"
+import * as RedisTopic from "../src/topic/RedisTopic.ts"
+import * as Topic from "../src/topic/Topic.ts"
 
 const Tick = Schema.Struct({ n: Schema.Number, key: Schema.String, t: Schema.Number })
 type Tick = typeof Tick.Type

@@ -3,7 +3,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as fc from "fast-check"
-import * as BackpressurePolicy from "../src/BackpressurePolicy.ts"
+import * as BackpressurePolicy from "../src/server/BackpressurePolicy.ts"
 
 /** A source of 0..n-1 cut into the given chunk sizes, yielding between chunks like a real source. */
 const source = (sizes: ReadonlyArray<number>) => {

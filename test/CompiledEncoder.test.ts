@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Schema from "effect/Schema"
 import * as fc from "fast-check"
-import * as CompiledEncoder from "../src/http/CompiledEncoder.ts"
+import * as CompiledEncoder from "../src/server/internal/CompiledEncoder.ts"
 
 const Order = Schema.Struct({
   id: Schema.Int,

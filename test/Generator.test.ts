@@ -8,9 +8,9 @@ import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import * as Path from "node:path"
 import { DemoApi } from "../examples/demo/contract.ts"
-import { main } from "../src/cli.ts"
-import * as Generator from "../src/Generator.ts"
-import * as Procedure from "../src/Procedure.ts"
+import { main } from "../src/generator/cli.ts"
+import * as Generator from "../src/generator/Generator.ts"
+import * as Procedure from "../src/contract/Procedure.ts"
 
 const contract = "examples/demo/contract.ts#DemoApi"
 

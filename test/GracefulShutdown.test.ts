@@ -5,8 +5,8 @@ import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import { health } from "../examples/demo/health.ts"
-import * as GracefulShutdown from "../src/GracefulShutdown.ts"
-import { StreamingService } from "../src/StreamingService.ts"
+import * as GracefulShutdown from "../src/server/GracefulShutdown.ts"
+import { StreamingService } from "../src/server/StreamingService.ts"
 import { eventually, get, listen, quiet, sseCollector } from "./support/http.ts"
 
 const chunk = (i: number) => new Uint8Array(64 * 1024).fill(i % 256)

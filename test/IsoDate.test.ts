@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
-import * as IsoDate from "../src/http/IsoDate.ts"
+import * as IsoDate from "../src/core/IsoDate.ts"
 
 /** The range of a valid Date: ±100,000,000 days around the epoch. */
 const maxTime = 8.64e15

@@ -14,8 +14,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as HttpTransport from "../src/HttpTransport.ts"
-import * as Procedure from "../src/Procedure.ts"
+import * as HttpTransport from "../src/server/HttpTransport.ts"
+import * as Procedure from "../src/contract/Procedure.ts"
 import { listen, quiet, sseCollector } from "./support/http.ts"
 
 /** What happened, in order: the middleware's and the handler's steps. */

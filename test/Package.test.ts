@@ -120,7 +120,7 @@ describe("the packed tarball", { timeout: 120_000 }, () => {
   it("holds only dist/, package.json and the README", () => {
     const paths = packed.files.map((file) => file.path)
     expect(paths.filter((path) => !/^(dist\/.+\.(js|d\.ts|js\.map)|package\.json|README\.md)$/.test(path))).toEqual([])
-    expect(paths).toContain("dist/src/bin.js")
+    expect(paths).toContain("dist/src/generator/bin.js")
     console.log(
       `${packed.filename}: ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked, ${packed.entryCount} files`
     )

@@ -8,8 +8,8 @@ import * as TestClock from "effect/TestClock"
 import { DemoApi, type Price } from "../examples/demo/contract.ts"
 import { AuthenticationLive, DemoHandlers } from "../examples/demo/handlers.ts"
 import * as PriceFeed from "../examples/demo/PriceFeed.ts"
-import * as HttpTransport from "../src/HttpTransport.ts"
-import * as Topic from "../src/Topic.ts"
+import * as HttpTransport from "../src/server/HttpTransport.ts"
+import * as Topic from "../src/topic/Topic.ts"
 import { listen, quiet, sseCollector } from "./support/http.ts"
 
 const symbols = ["A", "B", "C"]

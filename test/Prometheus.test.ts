@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import * as MetricsService from "../src/MetricsService.ts"
-import * as Prometheus from "../src/Prometheus.ts"
+import * as MetricsService from "../src/server/MetricsService.ts"
+import * as Prometheus from "../src/server/Prometheus.ts"
 
 describe("Prometheus exposition", () => {
   it.effect("renders the streaming metrics with their labels, and the process figures", () =>

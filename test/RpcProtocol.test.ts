@@ -21,9 +21,9 @@ import * as RpcProtocol from "../client/effect/RpcProtocol.ts"
 import { DemoApi, Order, Price, UnknownSymbol } from "../examples/demo/contract.ts"
 import { AuthenticationLive, DemoHandlers, orderAt } from "../examples/demo/handlers.ts"
 import * as PriceFeed from "../examples/demo/PriceFeed.ts"
-import * as HttpTransport from "../src/HttpTransport.ts"
-import * as Procedure from "../src/Procedure.ts"
-import { Forbidden, Unauthorized } from "../src/ProtocolError.ts"
+import * as HttpTransport from "../src/server/HttpTransport.ts"
+import * as Procedure from "../src/contract/Procedure.ts"
+import { Forbidden, Unauthorized } from "../src/contract/ProtocolError.ts"
 import { listen, quiet, rawServer, settled } from "./support/http.ts"
 
 // The request scope is provided by the server for every request.

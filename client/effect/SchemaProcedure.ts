@@ -9,7 +9,7 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
-import * as Procedure from "../../src/Procedure.ts"
+import * as Procedure from "../../src/contract/Procedure.ts"
 import type * as ClientProcedure from "../ClientProcedure.ts"
 import type { CsvFields } from "../CsvRows.ts"
 

@@ -19,8 +19,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import * as RedisTopic from "../../src/RedisTopic.ts"
-import * as Topic from "../../src/Topic.ts"
+import * as RedisTopic from "../../src/topic/RedisTopic.ts"
+import * as Topic from "../../src/topic/Topic.ts"
 import { Price, symbols as demoSymbols } from "./contract.ts"
 
 export interface PriceFeedOptions {

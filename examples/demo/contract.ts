@@ -7,8 +7,8 @@ import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
 import * as Context from "effect/Context"
 import * as Schema from "effect/Schema"
-import * as Procedure from "../../src/Procedure.ts"
-import { Forbidden, Unauthorized } from "../../src/ProtocolError.ts"
+import * as Procedure from "../../src/contract/Procedure.ts"
+import { Forbidden, Unauthorized } from "../../src/contract/ProtocolError.ts"
 
 export class Price extends Schema.Class<Price>("Price")({
   seq: Schema.Number.annotations({ description: "Position in the feed: consecutive, increasing across restarts" }),

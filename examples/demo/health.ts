@@ -6,7 +6,7 @@
  */
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
-import * as GracefulShutdown from "../../src/GracefulShutdown.ts"
+import * as GracefulShutdown from "../../src/server/GracefulShutdown.ts"
 
 export const health = Effect.map(GracefulShutdown.current, (drain) =>
   drain.isDraining()

@@ -6,7 +6,7 @@
  * `effect`); a procedure whose schemas could not be compiled falls back to
  * the contract's Effect Schemas, and the module says so.
  */
-import * as BackpressurePolicy from "../BackpressurePolicy.ts"
+import * as BackpressurePolicy from "../server/BackpressurePolicy.ts"
 import type { ClassShape, ClientShapes, Field, ProcedureShapes, Shape } from "./Shape.ts"
 
 export interface ClientModuleOptions {

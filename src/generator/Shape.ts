@@ -21,7 +21,7 @@ import * as SchemaAST from "effect/SchemaAST"
 import { csvFields } from "../../client/effect/SchemaProcedure.ts"
 import type { Constraints } from "../../client/Codec.ts"
 import type { ExportFormat } from "../protocol/ExportFormat.ts"
-import * as Procedure from "../Procedure.ts"
+import * as Procedure from "../contract/Procedure.ts"
 
 export type Shape =
   | { readonly _tag: "String" }

@@ -24,8 +24,8 @@ import * as Http from "node:http"
 import type * as Net from "node:net"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
-import * as HttpTransport from "../../src/HttpTransport.ts"
-import * as MetricsService from "../../src/MetricsService.ts"
+import * as HttpTransport from "../../src/server/HttpTransport.ts"
+import * as MetricsService from "../../src/server/MetricsService.ts"
 
 export interface Served {
   /** `http://127.0.0.1:<port>` */

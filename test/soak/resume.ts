@@ -11,7 +11,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as StreamClient from "../../client/effect/StreamClient.ts"
-import * as Procedure from "../../src/Procedure.ts"
+import * as Procedure from "../../src/contract/Procedure.ts"
 import { between, prng, startFaultProxy } from "../support/faultProxy.ts"
 import { activeStreams, eventually, serve, within } from "./harness.ts"
 

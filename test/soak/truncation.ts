@@ -21,7 +21,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as RpcProtocol from "../../client/effect/RpcProtocol.ts"
 import * as StreamClient from "../../client/effect/StreamClient.ts"
-import * as Procedure from "../../src/Procedure.ts"
+import * as Procedure from "../../src/contract/Procedure.ts"
 import { rawPost, recordResponse, startReplayServer } from "../support/faultProxy.ts"
 import { pool, serve, within } from "./harness.ts"
 

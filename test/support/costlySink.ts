@@ -3,7 +3,7 @@
  * loop (busy-waiting), standing for a subscriber whose socket writes cost
  * that much (many sockets, in effect). `written()` counts its writes.
  */
-import type * as Topic from "../../src/Topic.ts"
+import type * as Topic from "../../src/topic/Topic.ts"
 
 export const costlySink = (millis: number): { readonly sink: Topic.Sink; readonly written: () => number } => {
   let written = 0

@@ -1,7 +1,7 @@
 /** A contract with a schema the generator cannot compile (a custom transformation), for the fallback tests. */
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Schema from "effect/Schema"
-import * as Procedure from "../../src/Procedure.ts"
+import * as Procedure from "../../src/contract/Procedure.ts"
 
 /** Cents on the wire as a string ("1234"), a number of units in the program (12.34). */
 export const Cents = Schema.transform(Schema.String, Schema.Number, {

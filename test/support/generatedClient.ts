@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import type * as StreamClient from "../../client/effect/StreamClient.ts"
-import * as Generator from "../../src/Generator.ts"
+import * as Generator from "../../src/generator/Generator.ts"
 
 const runtime = fileURLToPath(new URL("../../client/index.ts", import.meta.url))
 const effectRuntime = fileURLToPath(new URL("../../client/effect/index.ts", import.meta.url))

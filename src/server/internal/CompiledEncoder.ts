@@ -12,7 +12,7 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
-import * as IsoDate from "./IsoDate.ts"
+import * as IsoDate from "../../core/IsoDate.ts"
 
 export interface CompiledEncoder {
   /** The encoded value (what `Schema.encodeSync` returns). */

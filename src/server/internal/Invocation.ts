@@ -21,7 +21,7 @@ import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Transfer from "../Transfer.ts"
+import * as Transfer from "./Transfer.ts"
 import type { Call } from "./RequestParsing.ts"
 
 type AnyMiddleware = (options: unknown) => Effect.Effect<unknown, unknown>

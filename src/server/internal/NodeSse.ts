@@ -17,8 +17,8 @@ import * as Runtime from "effect/Runtime"
 import type * as Http from "node:http"
 import type { Drain } from "../GracefulShutdown.ts"
 import type { StreamMetrics, Termination } from "../MetricsService.ts"
-import * as Names from "../protocol/Names.ts"
-import * as Sse from "../protocol/Sse.ts"
+import * as Names from "../../protocol/Names.ts"
+import * as Sse from "../../protocol/Sse.ts"
 
 /** The head of an SSE answer, as `StreamingService.sse` sends it. */
 export const headers: Readonly<Record<string, string>> = {

@@ -8,7 +8,7 @@
  */
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as Schema from "effect/Schema"
-import { statuses } from "./protocol/Errors.ts"
+import { statuses } from "../protocol/Errors.ts"
 
 const fields = { message: Schema.String }
 

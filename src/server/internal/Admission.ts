@@ -16,8 +16,8 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type * as Procedure from "../Procedure.ts"
-import * as FanOut from "../topic/FanOut.ts"
+import type * as Procedure from "../../contract/Procedure.ts"
+import * as FanOut from "../../core/FanOut.ts"
 
 export interface AdmissionOptions {
   /** Most subscriptions open at once. Default 20,000. */

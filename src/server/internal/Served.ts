@@ -6,7 +6,7 @@ import type * as Rpc from "@effect/rpc/Rpc"
 import type * as Effect from "effect/Effect"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import * as Procedure from "../Procedure.ts"
+import * as Procedure from "../../contract/Procedure.ts"
 import * as CompiledEncoder from "./CompiledEncoder.ts"
 
 export interface Served {

@@ -13,8 +13,8 @@ import * as RpcSchema from "@effect/rpc/RpcSchema"
 import * as Context from "effect/Context"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type { ExportFormat } from "./protocol/ExportFormat.ts"
-import * as Names from "./protocol/Names.ts"
+import type { ExportFormat } from "../protocol/ExportFormat.ts"
+import * as Names from "../protocol/Names.ts"
 
 export type { ExportFormat }
 

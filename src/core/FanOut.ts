@@ -18,7 +18,7 @@
  *
  * Unpaced (`pace: false`), every publish is handed over at once.
  */
-import type { Subscriber } from "./TopicState.ts"
+import type { Subscriber } from "../topic/internal/TopicState.ts"
 
 /** A cycle that kept the loop busy longer than this (milliseconds) delays the next by as long. */
 export const busyMillis = 2

@@ -30,7 +30,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Readable } from "node:stream"
-import { forkInto, pullInto, SuspendBuffer } from "./BackpressurePolicy.ts"
+import { forkInto, pullInto, SuspendBuffer } from "../BackpressurePolicy.ts"
 
 // ---------------------------------------------------------------------------
 // sources

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The package's command (`effect-stream-rpc generate …`), compiled to dist/src/bin.js.
+// The package's command (`effect-stream-rpc generate …`), compiled to dist/src/generator/bin.js.
 import { main } from "./cli.ts"
 
 main(process.argv.slice(2)).then(

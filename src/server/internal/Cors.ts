@@ -3,7 +3,7 @@
  * of the same origin can call: the safe default.
  */
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Names from "../protocol/Names.ts"
+import * as Names from "../../protocol/Names.ts"
 
 export interface CorsOptions {
   readonly origins: "*" | ReadonlyArray<string>

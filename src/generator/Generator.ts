@@ -16,13 +16,13 @@ import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
-import * as ExportFormat from "./protocol/ExportFormat.ts"
-import * as Procedure from "./Procedure.ts"
-import * as Errors from "./protocol/Errors.ts"
-import * as Names from "./protocol/Names.ts"
-import * as ProtocolError from "./ProtocolError.ts"
-import * as ClientModule from "./generator/ClientModule.ts"
-import * as Shape from "./generator/Shape.ts"
+import * as ExportFormat from "../protocol/ExportFormat.ts"
+import * as Procedure from "../contract/Procedure.ts"
+import * as Errors from "../protocol/Errors.ts"
+import * as Names from "../protocol/Names.ts"
+import * as ProtocolError from "../contract/ProtocolError.ts"
+import * as ClientModule from "./ClientModule.ts"
+import * as Shape from "./Shape.ts"
 
 const procedures = <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>): ReadonlyArray<Rpc.AnyWithProps> =>
   Array.from(group.requests.values()) as unknown as ReadonlyArray<Rpc.AnyWithProps>
@@ -40,8 +40,8 @@ export interface ClientModuleOptions {
   readonly command: string
 }
 
-export type { ClientModule } from "./generator/ClientModule.ts"
-export type { ClientShapes } from "./generator/Shape.ts"
+export type { ClientModule } from "./ClientModule.ts"
+export type { ClientShapes } from "./Shape.ts"
 
 /** The extension of the OpenAPI document that carries the client's shapes (`Shape.ClientShapes`). */
 export const openApiExtension = "x-effect-stream-rpc"

@@ -11,7 +11,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
-import * as ProtocolError from "../ProtocolError.ts"
+import * as ProtocolError from "../../contract/ProtocolError.ts"
 import type { Served } from "./Served.ts"
 
 /** A failure of a handler or a middleware, encoded with the procedure's failure schema. */

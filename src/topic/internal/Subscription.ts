@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { pipeArguments } from "effect/Pipeable"
 import * as Stream from "effect/Stream"
-import * as BackpressurePolicy from "../BackpressurePolicy.ts"
+import * as BackpressurePolicy from "../../server/BackpressurePolicy.ts"
 import type { Attachment, Entry, Handle, Sink, SubscribeOptions, Subscription } from "../Topic.ts"
 import { TypeId } from "./TypeId.ts"
 import {

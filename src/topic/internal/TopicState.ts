@@ -5,10 +5,10 @@
  * offsets assigned elsewhere.
  */
 import * as Duration from "effect/Duration"
-import * as BackpressurePolicy from "../BackpressurePolicy.ts"
-import * as Sse from "../protocol/Sse.ts"
+import * as BackpressurePolicy from "../../server/BackpressurePolicy.ts"
+import * as Sse from "../../protocol/Sse.ts"
 import type { Entry, Options } from "../Topic.ts"
-import { FanOut } from "./FanOut.ts"
+import { FanOut } from "../../core/FanOut.ts"
 // ---------------------------------------------------------------------------
 // internals
 // ---------------------------------------------------------------------------

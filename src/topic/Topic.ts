@@ -42,18 +42,18 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import { subscription } from "./topic/Subscription.ts"
-import { cursors, TopicState } from "./topic/TopicState.ts"
-import { TypeId } from "./topic/TypeId.ts"
+import { subscription } from "./internal/Subscription.ts"
+import { cursors, TopicState } from "./internal/TopicState.ts"
+import { TypeId } from "./internal/TypeId.ts"
 
 // ---------------------------------------------------------------------------
 // models
 // ---------------------------------------------------------------------------
 
-export { TypeId } from "./topic/TypeId.ts"
+export { TypeId } from "./internal/TypeId.ts"
 /** For broker-backed topics (`RedisTopic`): the in-memory core and a subscription to it. */
-export { type Remote, type RemoteEntry, TopicState } from "./topic/TopicState.ts"
-export { subscription } from "./topic/Subscription.ts"
+export { type Remote, type RemoteEntry, TopicState } from "./internal/TopicState.ts"
+export { subscription } from "./internal/Subscription.ts"
 
 /** A published value with the cursor the topic gave it (the SSE `id:`). */
 export interface Entry<A> {
