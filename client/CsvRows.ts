@@ -10,7 +10,7 @@
  * (`effect/SchemaProcedure.ts`).
  */
 import * as Csv from "../src/protocol/Csv.ts"
-import type { RowDecoder } from "../src/protocol/Rows.ts"
+import { type RowDecoder, RowSyntaxError } from "../src/protocol/Rows.ts"
 
 export type CsvKind = "string" | "number" | "boolean" | "null" | "undefined" | "json"
 
@@ -21,8 +21,18 @@ export type CsvKind = "string" | "number" | "boolean" | "null" | "undefined" | "
  */
 export type CsvField = string
 
+/**
+ * Marks fields that are every field the row can have (its encoded side has
+ * no index signature): a header column none of them names is an error, not
+ * a value the row schema would drop unseen.
+ */
+export const closedRow: unique symbol = Symbol.for("effect-stream-rpc/CsvRows/closedRow")
+
 /** The fields of a row, by column name. */
-export type CsvFields = { readonly [column: string]: CsvField }
+export type CsvFields = { readonly [column: string]: CsvField; readonly [closedRow]?: true }
+
+/** `fields`, as every field the row can have (see `closedRow`). */
+export const closed = (fields: CsvFields): CsvFields => ({ ...fields, [closedRow]: true })
 
 interface FieldKinds {
   readonly optional: boolean
@@ -68,7 +78,13 @@ const cellValue = (field: FieldKinds | undefined, cell: Csv.Cell): unknown => {
   return text
 }
 
-/** CSV records to row objects: the first record names the columns. */
+/**
+ * CSV records to row objects: the first record names the columns (the
+ * contract's declared columns, or the keys of the server's first row when it
+ * declares none), and each following record becomes an object keyed by those
+ * names. A body with no record, or the header only, is no rows. With
+ * `closed` fields, a header column none of them names is a `RowSyntaxError`.
+ */
 export const decoder = (columns: CsvFields): RowDecoder<unknown> => {
   const parser = Csv.decoder()
   const fields = new Map(Object.entries(columns).map(([name, field]) => [name, parseField(field)]))
@@ -78,6 +94,12 @@ export const decoder = (columns: CsvFields): RowDecoder<unknown> => {
     for (const record of records) {
       if (header === undefined) {
         header = record.map((cell) => cell.text)
+        if (columns[closedRow] === true) {
+          const unknown = header.filter((name) => !fields.has(name))
+          if (unknown.length > 0) {
+            throw new RowSyntaxError(`CSV: the header names columns the row does not have: ${unknown.map((name) => JSON.stringify(name)).join(", ")}`)
+          }
+        }
         continue
       }
       const row: Record<string, unknown> = {}

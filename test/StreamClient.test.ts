@@ -890,6 +890,147 @@ for (const flavour of flavours) {
   })
 }
 
+// ---------------------------------------------------------------------------
+// CSV of an export that declares no columns: the header row names them
+// ---------------------------------------------------------------------------
+
+const Note = Schema.Struct({
+  id: Schema.Int,
+  text: Schema.String,
+  at: Schema.Date,
+  note: Schema.optional(Schema.String)
+})
+type Note = typeof Note.Type
+const echoNotes = Procedure.export("echoNotes", { payload: { rows: Schema.Array(Note) }, row: Note })
+const NoColumnsApi = RpcGroup.make(echoNotes)
+/** The same procedure as a newer server serves it: its rows have a field the client's contract does not know. */
+const NoteWithTag = Schema.Struct({ ...Note.fields, tag: Schema.String })
+const NewerNoColumnsApi = RpcGroup.make(
+  Procedure.export("echoNotes", { payload: { rows: Schema.Array(Note) }, row: NoteWithTag })
+)
+
+const notesServer = serveGroup(NoColumnsApi, NoColumnsApi.toLayer({ echoNotes: ({ rows }) => Stream.fromIterable(rows) }))
+
+const noteAt = (id: number, text: string, note?: string): Note => ({
+  id,
+  text,
+  at: new Date(Date.UTC(2026, 0, 1) + id * 60_000),
+  ...(note === undefined ? {} : { note })
+})
+
+describe("StreamClient: CSV of an export without columns", () => {
+  it.scopedLive("decodes by the header row to the same rows as json and ndjson (Date, optional field, commas, quotes, newlines)", () =>
+    Effect.gen(function*() {
+      const url = yield* notesServer
+      const client = StreamClient.make(NoColumnsApi, { baseUrl: url })
+      // The server's header is the keys of the first row: that row carries the optional note.
+      const rows = [
+        noteAt(1, "plain", "first"),
+        noteAt(2, "Smith, Jones & Partners"),
+        noteAt(3, "Grace \"Amazing\" Hopper", "gift wrap,\nplease"),
+        noteAt(4, "line one\r\nline two", ""),
+        noteAt(5, "=cmd|'/C calc'!A0", "'=already guarded"),
+        noteAt(6, "", "-1"),
+        noteAt(7, "  spaced  , ünïcödé ✓ 𝄞", "null")
+      ]
+      const byFormat = yield* Effect.promise(() =>
+        Promise.all((["csv", "json", "ndjson"] as const).map(async (format) => {
+          const exported = await client.export("echoNotes", { rows }, { format })
+          expect(exported.filename).toBe(`echoNotes.${format}`)
+          return collect(exported)
+        }))
+      )
+      const [csv, json, ndjson] = byFormat
+      expect(json).toEqual(rows)
+      expect(ndjson).toEqual(rows)
+      expect(csv).toEqual(rows)
+      for (const note of csv!) expect(note.at).toBeInstanceOf(Date)
+      expect(csv!.filter((note) => !("note" in note)).map((note) => note.id)).toEqual([2])
+    }).pipe(quiet))
+
+  it.scopedLive("round trip property: csv rows equal the json rows", () =>
+    Effect.gen(function*() {
+      const url = yield* notesServer
+      const client = StreamClient.make(NoColumnsApi, { baseUrl: url })
+      const text = fc.oneof(
+        fc.string(),
+        fc.stringOf(fc.constantFrom("'", "=", "+", "-", "@", "\t", "\r", "\n", "\r\n", "\"", ",", "a", " ", "é")),
+        fc.constantFrom("", "=SUM(A1)", "'=x", "-1", "null", "true", "123")
+      )
+      const note = fc.record({
+        id: fc.integer(),
+        text,
+        at: fc.date({ noInvalidDate: true }),
+        note: fc.option(text, { nil: undefined })
+      }).map(({ note, ...rest }): Note => (note === undefined ? rest : { ...rest, note }))
+      // The first row carries the optional field, so that the header names it.
+      const rows = fc.tuple(note, text, fc.array(note, { maxLength: 8 })).map(([first, text, rest]) => [
+        { ...first, note: first.note ?? text },
+        ...rest
+      ])
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(rows, async (rows) => {
+            for (const format of ["csv", "json"] as const) {
+              expect(await collect(await client.export("echoNotes", { rows }, { format }))).toEqual(rows)
+            }
+          }),
+          { numRuns: 50 }
+        )
+      )
+    }).pipe(quiet), 60_000)
+
+  it.scopedLive("an empty export, with no body or a header only, yields no rows", () =>
+    Effect.gen(function*() {
+      const url = yield* notesServer
+      const client = StreamClient.make(NoColumnsApi, { baseUrl: url })
+      const empty = yield* Effect.promise(() => client.export("echoNotes", { rows: [] }, { format: "csv" }))
+      expect(yield* Effect.promise(() => collect(empty))).toEqual([])
+      const headerOnly = yield* rawServer((_, response) => {
+        response.writeHead(200, { "content-type": "text/csv; charset=utf-8" })
+        response.end("id,text,at,note\r\n")
+      })
+      const raw = StreamClient.make(NoColumnsApi, { baseUrl: headerOnly })
+      const exported = yield* Effect.promise(() => raw.export("echoNotes", { rows: [] }, { format: "csv" }))
+      expect(yield* Effect.promise(() => collect(exported))).toEqual([])
+    }).pipe(quiet))
+
+  it.scopedLive("a row that takes any key (an index signature) takes every header column", () =>
+    Effect.gen(function*() {
+      const Tags = Schema.Record({ key: Schema.String, value: Schema.String })
+      const echoTags = Procedure.export("echoTags", { payload: { rows: Schema.Array(Tags) }, row: Tags })
+      const TagsApi = RpcGroup.make(echoTags)
+      const url = yield* serveGroup(TagsApi, TagsApi.toLayer({ echoTags: ({ rows }) => Stream.fromIterable(rows) }))
+      const client = StreamClient.make(TagsApi, { baseUrl: url })
+      const rows = [{ a: "1", "b, c": "two\nlines" }, { a: "", "b, c": "=3" }]
+      const exported = yield* Effect.promise(() => client.export("echoTags", { rows }, { format: "csv" }))
+      expect(yield* Effect.promise(() => collect(exported))).toEqual(rows)
+    }).pipe(quiet))
+
+  it.scopedLive("a header column the row schema does not know fails with a Protocol ClientError, not dropped", () =>
+    Effect.gen(function*() {
+      const url = yield* serveGroup(
+        NewerNoColumnsApi,
+        NewerNoColumnsApi.toLayer({ echoNotes: ({ rows }) => Stream.fromIterable(rows.map((row) => ({ ...row, tag: "new" }))) })
+      )
+      const client = StreamClient.make(NoColumnsApi, { baseUrl: url })
+      const rows = [noteAt(1, "one"), noteAt(2, "two")]
+      // The server's rows carry a tag the client's contract lacks: json drops it, as Schema does.
+      const json = yield* Effect.promise(() => client.export("echoNotes", { rows }, { format: "json" }))
+      expect(yield* Effect.promise(() => collect(json))).toEqual(rows)
+      // CSV fails on the header: the column the schema does not know is reported, not dropped.
+      const csv = yield* Effect.promise(() => client.export("echoNotes", { rows }, { format: "csv" }))
+      const taken: Array<Note> = []
+      const error = yield* Effect.promise(() =>
+        failureOf((async () => {
+          for await (const row of csv) taken.push(row)
+        })())
+      )
+      expect(expectClientError(error, "Protocol").message).toContain("tag")
+      expect(taken).toEqual([])
+    }).pipe(quiet))
+})
+
 /** `text` cut into pieces at the given (sorted, deduplicated) offsets. */
 describe("StreamClient types", () => {
   it("are the contract's types, not any", () => {

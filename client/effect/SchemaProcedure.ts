@@ -11,7 +11,7 @@ import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as Procedure from "../../src/contract/Procedure.ts"
 import type * as ClientProcedure from "../ClientProcedure.ts"
-import type { CsvFields } from "../CsvRows.ts"
+import * as CsvRows from "../CsvRows.ts"
 
 /** A value off its schema: the message is Schema's tree, the cause its `ParseError`. */
 export class SchemaMismatch extends Error {
@@ -56,7 +56,9 @@ export const make = (rpc: Rpc.AnyWithProps): ClientProcedure.Procedure => {
         ...common,
         formats: spec.formats,
         defaultFormat: spec.defaultFormat,
-        csv: spec.columns === undefined ? undefined : csvFields(schemas.success)
+        // Without declared columns the server's header is the keys of its first row: a column the
+        // row schema does not name is then an error (unless the row takes any key).
+        csv: spec.columns === undefined ? headerFields(schemas.success) : csvFields(schemas.success)
       }
     default:
       return common
@@ -120,11 +122,15 @@ const collectKinds = (ast: SchemaAST.AST, kinds: Kinds, seen: Set<SchemaAST.AST>
 
 const kindOrder = ["string", "number", "boolean", "null", "undefined", "json"]
 
-/** The fields of a row schema, on its encoded side (what a CSV cell holds), by name. */
-export const csvFields = (schema: Schema.Schema.All): CsvFields => {
+/** The fields of a row schema's encoded side, and whether they are all it can have (no index signature). */
+const fieldsOf = (schema: Schema.Schema.All): { readonly fields: CsvRows.CsvFields; readonly closed: boolean } => {
   const fields = new Map<string, { optional: boolean; kinds: Kinds }>()
+  let closed = true
   const visit = (ast: SchemaAST.AST, depth: number): void => {
-    if (depth > 20) return
+    if (depth > 20) {
+      closed = false
+      return
+    }
     switch (ast._tag) {
       case "Refinement":
       case "Transformation":
@@ -135,6 +141,7 @@ export const csvFields = (schema: Schema.Schema.All): CsvFields => {
         for (const member of ast.types) visit(member, depth + 1)
         return
       case "TypeLiteral":
+        if (ast.indexSignatures.length > 0) closed = false
         for (const property of ast.propertySignatures) {
           if (typeof property.name !== "string") continue
           const previous = fields.get(property.name)
@@ -144,6 +151,8 @@ export const csvFields = (schema: Schema.Schema.All): CsvFields => {
         }
         return
       default:
+        // Not an object of known fields (unknown, any, a declaration): any column may be one of its keys.
+        closed = false
         return
     }
   }
@@ -152,5 +161,18 @@ export const csvFields = (schema: Schema.Schema.All): CsvFields => {
   for (const [name, field] of fields) {
     out[name] = kindOrder.filter((kind) => field.kinds.has(kind)).join("|") + (field.optional ? "?" : "")
   }
-  return out
+  return { fields: out, closed }
+}
+
+/** The fields of a row schema, on its encoded side (what a CSV cell holds), by name. */
+export const csvFields = (schema: Schema.Schema.All): CsvRows.CsvFields => fieldsOf(schema).fields
+
+/**
+ * The fields of a row schema for a CSV whose header is not declared: as
+ * `csvFields`, and closed (`CsvRows.closed`: a header column none of them
+ * names is an error) when they are every field the row can have.
+ */
+export const headerFields = (schema: Schema.Schema.All): CsvRows.CsvFields => {
+  const { closed, fields } = fieldsOf(schema)
+  return closed ? CsvRows.closed(fields) : fields
 }
