@@ -20,7 +20,7 @@ import * as HttpTransport from "../src/server/HttpTransport.ts"
 import * as MetricsService from "../src/server/MetricsService.ts"
 import * as Prometheus from "../src/server/Prometheus.ts"
 import * as StreamingConfig from "../src/server/StreamingConfig.ts"
-import * as TopicResponse from "../src/server/internal/TopicResponse.ts"
+import * as SseResponse from "../src/server/internal/SseResponse.ts"
 import { eventually, get, quiet, sseCollector } from "./support/http.ts"
 
 const Settings = StreamingConfig.layer({ heartbeatInterval: "50 millis", retry: "2 seconds" })
@@ -88,7 +88,7 @@ describe("a server composed as the README shows", () => {
       expect(text.startsWith("retry: 2000\n")).toBe(true)
       expect(yield* Effect.promise(() => activeSubscriptions(base))).toBe(1)
       // watchPrices returns a Topic subscription: the transport serves it on the fast path
-      expect(TopicResponse.debugCounts().responses).toBe(1)
+      expect(SseResponse.counts().answers).toBe(1)
       response.destroy()
       yield* Effect.promise(async () => {
         for (let i = 0; i < 200; i++) {
@@ -97,7 +97,7 @@ describe("a server composed as the README shows", () => {
         }
         throw new Error("stream_active never returned to 0")
       })
-      expect(TopicResponse.debugCounts()).toEqual({ responses: 0, timers: 0, drainWatchers: 0 })
+      expect(SseResponse.counts()).toEqual({ answers: 0, timers: 0, drainWatchers: 0 })
     }).pipe(quiet))
 
   it.scopedLive("a drain affects its own server and not a second one in the same process", () =>

@@ -32,8 +32,8 @@
  *   implementation: it resumes `after` the cursor preceding that tick (the
  *   topic keeps a replay window for it), unless the client sent its own
  *   `Last-Event-ID`.
- * - "TopicResponse direct (bench-only)": the same topics served by calling
- *   `TopicResponse.serve` on the node:http response under `/direct/topic/`,
+ * - "SSE answer direct (bench-only)": the same topics served by calling
+ *   `SseResponse.serve` on the node:http response under `/direct/topic/`,
  *   before the HTTP router sees the request: the cost of the fast path itself,
  *   whatever the transport does.
  *
@@ -62,7 +62,8 @@ import * as Procedure from "../../src/contract/Procedure.ts"
 import * as RedisTopic from "../../src/topic/RedisTopic.ts"
 import * as StreamingService from "../../src/server/StreamingService.ts"
 import * as Topic from "../../src/topic/Topic.ts"
-import * as TopicResponse from "../../src/server/internal/TopicResponse.ts"
+import { NodeSink } from "../../src/server/internal/NodePlatform.ts"
+import * as SseResponse from "../../src/server/internal/SseResponse.ts"
 import { BenchApi, Tick as TickSchema } from "../contract.ts"
 import { announce, exitWithRunner, fail, queryWith } from "../harness.ts"
 import {
@@ -317,14 +318,14 @@ const App = Layer.mergeAll(
   Direct
 ).pipe(Layer.provide(Handlers))
 
-// ---------------------------------------------------------------- TopicResponse direct (bench-only)
+// ---------------------------------------------------------------- SSE answer direct (bench-only)
 
 const encodeTickSchema = Schema.encodeSync(TickSchema)
 /** One encoder for every direct response: the topic caches frames per encoder. */
 const encodeTick = (tick: Tick): string => JSON.stringify(encodeTickSchema(tick))
 
 /**
- * Serves `/direct/topic/<source>` with `TopicResponse.serve` on the node:http
+ * Serves `/direct/topic/<source>` with `SseResponse.serve` on the node:http
  * response itself; every other request goes to the HTTP router's listeners.
  */
 const mountDirectTopics = (server: Http.Server, topics: Context.Tag.Service<Topics>, runtime: Runtime.Runtime<never>) => {
@@ -348,7 +349,7 @@ const mountDirectTopics = (server: Http.Server, topics: Context.Tag.Service<Topi
         const subscription = subscribe(fed, name === "keyed" ? keyParam(url) : undefined, {
           "last-event-id": typeof lastEventId === "string" ? lastEventId : undefined
         })
-        runFork(TopicResponse.serve(res, subscription, { name: `${name}TopicDirect`, encode: encodeTick }))
+        runFork(SseResponse.serve(new NodeSink(res), { name: `${name}TopicDirect`, source: subscription, serialize: encodeTick, serializeError: String }))
         return
       }
     }
@@ -360,7 +361,7 @@ const nodeServer = Http.createServer()
 
 const stream = "Stream (general path)"
 const topic = "Topic"
-const direct = "TopicResponse direct (bench-only)"
+const direct = "SSE answer direct (bench-only)"
 
 const main = Effect.gen(function*() {
   const server = yield* HttpServer.HttpServer

@@ -51,3 +51,6 @@ export const isErrorBody = (u: unknown): u is ErrorBody =>
 /** The body's non-empty `message`, else `fallback`. */
 export const messageOf = (u: unknown, fallback: string): string =>
   isErrorBody(u) && typeof u.message === "string" && u.message !== "" ? u.message : fallback
+
+/** The body of a defect's error, answered or sent as `event: error`: no message of the defect, no stack. */
+export const internalError = encodeBody("InternalError", "Internal server error")

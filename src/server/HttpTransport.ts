@@ -30,6 +30,7 @@ import * as Scheduling from "./internal/Scheduling.ts"
 import * as Failures from "./internal/Failures.ts"
 import * as Invocation from "./internal/Invocation.ts"
 import * as RequestParsing from "./internal/RequestParsing.ts"
+import * as Platform from "./internal/Platform.ts"
 import * as Responses from "./internal/Responses.ts"
 import * as Served from "./internal/Served.ts"
 import { MetricsService } from "./MetricsService.ts"
@@ -111,7 +112,8 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
           return yield* new ProtocolError.ServiceUnavailable({ message: "The server is shutting down: retry" })
         }
         // The client left while the request waited (an overloaded loop reads requests late).
-        if (Admission.clientGone(request.source)) return yield* Effect.interrupt
+        const node = yield* Platform.node(request)
+        if (node?.clientGone(request) === true) return yield* Effect.interrupt
         const call = yield* RequestParsing.parse(request, procedures, parsing)
         const kind = call.served.spec._tag
         const admitted = yield* admission.admit(kind)

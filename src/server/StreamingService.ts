@@ -14,14 +14,9 @@
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
-import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
@@ -30,14 +25,12 @@ import * as BackpressurePolicy from "./BackpressurePolicy.ts"
 import * as GracefulShutdown from "./GracefulShutdown.ts"
 import type { Drain } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamKind, type StreamMetrics, type Termination } from "./MetricsService.ts"
-import * as Scheduling from "./internal/Scheduling.ts"
-import { StreamingConfig } from "./StreamingConfig.ts"
-import * as Topic from "../topic/Topic.ts"
+import * as Platform from "./internal/Platform.ts"
+import * as SseResponse from "./internal/SseResponse.ts"
 import * as Transfer from "./internal/Transfer.ts"
 import * as ContentDisposition from "../protocol/ContentDisposition.ts"
 import * as ExportFormat from "../protocol/ExportFormat.ts"
 import * as Names from "../protocol/Names.ts"
-import * as Sse from "../protocol/Sse.ts"
 
 /** What every kind's options share. */
 interface CommonOptions<E, R> {
@@ -90,9 +83,6 @@ export interface ExportOptions<A, E, R> extends CommonOptions<E, R> {
   readonly filename?: string | undefined
 }
 
-/** The body of the `error` event for a defect: no message, no stack. */
-export const internalErrorJson = JSON.stringify({ _tag: "InternalError", message: "Internal server error" })
-
 const genericErrorJson = (error: unknown): string => {
   if (typeof error === "object" && error !== null && typeof (error as { _tag?: unknown })._tag === "string") {
     const tag = (error as { _tag: string })._tag
@@ -101,8 +91,6 @@ const genericErrorJson = (error: unknown): string => {
   }
   return JSON.stringify({ _tag: "StreamFailed", message: "The stream failed" })
 }
-
-const utf8 = new TextEncoder()
 
 /** Lifecycle bookkeeping shared by the three kinds: metrics, termination, shutdown and the cleanup log line. */
 class Lifecycle {
@@ -148,132 +136,37 @@ class Lifecycle {
 }
 
 /**
- * Ends a transfer whose bytes have started by force: the connection is
- * destroyed (Node would otherwise end a failed body cleanly) and the fiber
- * writing the body is interrupted, which errors a web `ReadableStream` body
- * (`toWebHandler`). Either way the client sees a truncated transfer.
- */
-const cutter = (request: Option.Option<HttpServerRequest.HttpServerRequest>, writer: Fiber.RuntimeFiber<unknown, unknown>) => () => {
-  if (Option.isSome(request)) {
-    const source = request.value.source as { readonly socket?: { destroy?: () => void } | null } | null
-    source?.socket?.destroy?.()
-  }
-  writer.unsafeInterruptAsFork(FiberId.none)
-}
-
-/**
- * The body of a response: `make` builds it from the stream's lifecycle when
- * the body starts, in the context of the request that asked for it (the
- * services the application provided reach the body, whichever runtime runs it).
- */
-const body = <A>(
-  kind: StreamKind,
-  name: string,
-  context: Context.Context<never>,
-  make: (life: Lifecycle) => Stream.Stream<Uint8Array, A>
-): Stream.Stream<Uint8Array, A> =>
-  // The server's fiber runs the body: it gives the event loop a turn often (see `Scheduling`).
-  Stream.unwrap(Effect.zipRight(FiberRef.set(FiberRef.currentScheduler, Scheduling.scheduler), Effect.withFiberRuntime<Stream.Stream<Uint8Array, A>>((fiber) => {
-    const metrics = Context.getOption(context, MetricsService)
-    const shutdown = GracefulShutdown.fromContext(context)
-    const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
-    const life = new Lifecycle(kind, name, Option.getOrUndefined(metrics), shutdown, cutter(request, fiber))
-    return Effect.succeed(make(life).pipe(Stream.ensuring(life.cleanup)))
-  }))).pipe(Stream.provideContext(context))
-
-/**
  * Subscription over Server-Sent Events: the sliding policy (64 values,
  * oldest dropped and counted), then encoding, a heartbeat comment every
- * configured interval, and `end` / `error` events.
+ * configured interval on a stream that wrote nothing since the last one,
+ * and `end` / `error` events. A `Topic` subscription is written from the
+ * topic's shared frames. The body is a web `ReadableStream`: usable from
+ * any route, on any platform.
  */
 export const sse = <A, E, R>(options: SseOptions<A, E, R>): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
-  Effect.gen(function*() {
-    const config = yield* StreamingConfig
-    const context = yield* Effect.context<R>()
-    const { id, serialize } = options
-    const serializeError = options.serializeError ?? genericErrorJson
-    let opening = config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
-    if (options.preamble !== undefined) opening += options.preamble
-
-    // A Topic subscription carries its own cursors: they are the `id:`, whatever `options.id` says.
-    const fromTopic = Topic.isSubscription(options.stream)
-    const items: Stream.Stream<A | Topic.Entry<A>, E, R> = fromTopic
-      ? (options.stream as unknown as Topic.Subscription<A>).entries
-      : options.stream
-    const frame = fromTopic
-      ? (item: A | Topic.Entry<A>) => {
-        const entry = item as Topic.Entry<A>
-        return Sse.event({ id: entry.cursor, data: serialize(entry.value) })
-      }
-      : (item: A | Topic.Entry<A>) => {
-        const value = item as A
-        const cursor = Topic.cursorOf(value) ?? (id === undefined ? undefined : id(value))
-        return Sse.event({ id: cursor, data: serialize(value) })
-      }
-
-    const events = body("subscription", options.name, context as Context.Context<never>, (life) => {
-      const encodeBatch = (batch: BackpressurePolicy.SlidingBatch<A | Topic.Entry<A>>): Uint8Array => {
-        let text = ""
-        // One heartbeat however many intervals passed while the socket held the writer up.
-        if (batch.ticks > 0) text += Sse.heartbeat
-        if (batch.unknownGap || batch.dropped > 0) {
-          text += Sse.dropped(batch.unknownGap ? null : batch.dropped)
-          if (batch.dropped > 0) life.dropped(batch.dropped)
-        }
-        const values = batch.values
-        for (let i = 0; i < values.length; i++) text += frame(values[i]!)
-        const bytes = utf8.encode(text)
-        life.delivered(values.length, bytes.byteLength)
-        return bytes
-      }
-      const finish = (frame: string, termination: Termination) =>
-        Stream.sync(() => {
-          life.termination = termination
-          return utf8.encode(frame)
-        })
-      // Draining ends subscriptions without `end`: clients reconnect elsewhere and resume.
-      let drained = false
-      const values = BackpressurePolicy.sliding(
-        items as Stream.Stream<A | Topic.Entry<A>, E>,
-        BackpressurePolicy.capacities.subscription,
-        {
-          tick: config.heartbeatInterval,
-          until: Effect.tap(Deferred.await(life.shutdown.draining), () => {
-            drained = true
-          }),
-          around: options.around as Around<E>
-        }
-      ).pipe(
-        Stream.map(encodeBatch),
-        Stream.concat(Stream.suspend(() => (drained ? Stream.empty : finish(Sse.end, "completed")))),
-        Stream.catchAllCause((cause) => {
-          if (Cause.isInterruptedOnly(cause)) return Stream.failCause(cause)
-          const failure = Cause.failureOption(cause)
-          if (Option.isSome(failure)) return finish(Sse.error(serializeError(failure.value)), "failed")
-          return Stream.fromEffect(Effect.logError("subscription defect", cause)).pipe(
-            Stream.drain,
-            Stream.concat(finish(Sse.error(internalErrorJson), "failed"))
-          )
-        })
-      )
-      return Stream.concat(Stream.make(utf8.encode(opening)), values)
-    })
-
-    return HttpServerResponse.stream(events, {
-      contentType: Names.contentTypes.eventStream,
-      headers: {
-        [Names.headers.cacheControl]: "no-cache, no-transform",
-        [Names.headers.accelBuffering]: "no"
-      }
-    })
-  })
+  Effect.flatMap(Effect.context<R>(), (context) =>
+    SseResponse.webResponse<A, E>({
+      name: options.name,
+      source: options.stream as Stream.Stream<A, E>,
+      serialize: options.serialize,
+      id: options.id,
+      serializeError: options.serializeError ?? genericErrorJson,
+      run: options.around as Around<E>,
+      wrapped: options.around !== undefined,
+      context: context as Context.Context<never>,
+      preamble: options.preamble
+    }))
 
 type Around<E> = ((run: Effect.Effect<void, E>) => Effect.Effect<void, E>) | undefined
 
-/** A request served by Node (its source is a node:http request with a socket). */
-const isNodeRequest = (request: Option.Option<HttpServerRequest.HttpServerRequest>): boolean =>
-  Option.isSome(request) &&
-  typeof (request.value.source as { readonly socket?: unknown } | null)?.socket === "object"
+/** The request being answered and the Node module, when Node serves it. */
+const servedByNode = Effect.flatMap(
+  Effect.serviceOption(HttpServerRequest.HttpServerRequest),
+  (request) =>
+    Option.isNone(request)
+      ? Effect.succeed(undefined)
+      : Effect.map(Platform.node(request.value), (node) => node === undefined ? undefined : { node, request: request.value })
+)
 
 /**
  * The response of a started transfer: its lifecycle (metrics, shutdown,
@@ -293,7 +186,7 @@ const transferResponse = <A, E>(
     const context = runtime.context
     const metrics = Context.getOption(context, MetricsService)
     const shutdown = GracefulShutdown.fromContext(context)
-    const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
+    const served = yield* servedByNode
     let cut = () => {}
     const life = new Lifecycle(kind, name, Option.getOrUndefined(metrics), shutdown, () => cut())
     yield* Effect.addFinalizer(() => life.cleanup)
@@ -307,13 +200,10 @@ const transferResponse = <A, E>(
         Runtime.runSync(runtime)(Effect.logWarning("transfer failed after it started; cutting the connection", cause))
       }
     }
-    if (isNodeRequest(request)) {
+    if (served !== undefined) {
       const body = new Transfer.NodeBody(buffer, encoding, observer, slabs)
-      const socket = (request as Option.Some<HttpServerRequest.HttpServerRequest>).value.source as {
-        readonly socket?: { destroy?: () => void } | null
-      }
       cut = () => {
-        socket.socket?.destroy?.()
+        served.node.cut(served.request)
         body.destroy()
       }
       return HttpServerResponse.raw(body, options)
@@ -348,9 +238,7 @@ export const download = <E, R>(
     const filename = options.filename
     const name = options.name ?? filename ?? "download"
     // Served by Node, the chunks wait in reusable slabs (see `Transfer.Slabs`).
-    const slabs = isNodeRequest(yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest))
-      ? new Transfer.Slabs()
-      : undefined
+    const slabs = (yield* servedByNode) !== undefined ? new Transfer.Slabs() : undefined
     const buffer = yield* Transfer.start(options.stream, BackpressurePolicy.capacities.download, options.around, slabs)
     const headers: Record<string, string> = {}
     if (filename !== undefined) headers[Names.headers.contentDisposition] = ContentDisposition.attachment(filename)

@@ -173,9 +173,3 @@ export const make = (options: AdmissionOptions = {}): Admission => {
       })
   }
 }
-
-/** True when the connection of a Node request is already closed: its client has gone. */
-export const clientGone = (source: unknown): boolean => {
-  const socket = (source as { readonly socket?: { readonly destroyed?: boolean } | null } | null)?.socket
-  return socket?.destroyed === true
-}

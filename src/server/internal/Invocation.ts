@@ -30,31 +30,20 @@ export type Invocation =
   | { readonly _tag: "Unary"; readonly effect: Effect.Effect<unknown, unknown> }
   | {
     readonly _tag: "Stream"
-    /** What the handler returned, unwrapped: a `Topic.Subscription` is served on the fast path. */
-    readonly source: unknown
-    /** The handler's stream in the handler's context, with the span. */
-    readonly stream: Stream.Stream<unknown, unknown>
-    /** The procedure's `wrap` middlewares around the run of `stream`; the identity without any. */
-    readonly around: (run: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>
-    /** True when the procedure has `wrap` middlewares: its run must stay inside them. */
+    /**
+     * What the handler returned, as a stream (a Topic subscription as it is:
+     * it is served on its fast path), without the handler's context: run it
+     * inside `run`.
+     */
+    readonly source: Stream.Stream<unknown, unknown>
+    /**
+     * Around the whole run of `source`, from its first pull to its end: the
+     * handler's context (what it and the middlewares provided), its span and
+     * the procedure's `wrap` middlewares. Applied once, not at every pull.
+     */
+    readonly run: (run: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>
+    /** The procedure has `wrap` middlewares: its delivery must stay inside `run`. */
     readonly wrapped: boolean
-    /**
-     * The handler's stream as it returned it, for a consumer that runs it in
-     * an effect of its own: `inContext` gives that effect the handler's
-     * context and the span that `stream` carries.
-     */
-    readonly handlerStream: () => Stream.Stream<unknown, unknown>
-    /** Everything the handler's stream may need: the request's context, the handler's, what middlewares provided. */
-    readonly handlerContext: () => Context.Context<never>
-    /** The span `stream` carries, around a run of the handler's stream. */
-    readonly withSpan: <A, E>(run: Effect.Effect<A, E>) => Effect.Effect<A, E>
-    /**
-     * For a transfer: the handler's stream as it is, to be run inside `transferAround`,
-     * which wraps its whole run once (the handler's context, the span, the `wrap`
-     * middlewares) where `stream` carries them through every pull.
-     */
-    readonly transferStream: Stream.Stream<unknown, unknown>
-    readonly transferAround: (run: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>
   }
 
 const middlewareOf = (context: Context.Context<never>, tag: RpcMiddleware.TagClassAny): AnyMiddleware =>
@@ -152,41 +141,17 @@ export const invoke = (
     return Effect.map(
       applyPlain(Array.from(rpc.middlewares).filter((tag) => !tag.wrap), context, options, Effect.context<never>()),
       (provided) => {
-        // Built when the stream runs: a Topic subscription served on the fast path never
+        // Merged when the run starts: a Topic subscription served without a fiber never
         // runs it, and its request then holds no copy of the context while it is open.
-        const handlerContext = () => Context.merge(entry.context, provided)
-        const stream = Stream.suspend(() => {
-          const merged = handlerContext()
-          return asStream(result).pipe(
-            Stream.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, merged)),
-            Stream.withSpan(spanName, span)
-          )
-        })
-        const withSpan = <A, E>(run: Effect.Effect<A, E>): Effect.Effect<A, E> => Effect.withSpan(run, spanName, span)
-        const around = wraps.length === 0
-          ? (run: Effect.Effect<void, unknown>) => run
-          : (run: Effect.Effect<void, unknown>) =>
-            applyAll(wraps, context, options, run).pipe(
-              Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext()))
-            ) as Effect.Effect<void, unknown>
-        const transferAround = (run: Effect.Effect<void, unknown>) => {
+        const handlerContext = (ctx: Context.Context<never>) => Context.merge(ctx, Context.merge(entry.context, provided))
+        const run = (run: Effect.Effect<void, unknown>) => {
           const traced = Effect.withSpan(run, spanName, span)
-          return (wraps.length === 0 ? traced : applyAll(wraps, context, options, traced)).pipe(
-            Effect.mapInputContext((ctx: Context.Context<never>) => Context.merge(ctx, handlerContext()))
+          return Effect.mapInputContext(
+            wraps.length === 0 ? traced : applyAll(wraps, context, options, traced),
+            handlerContext
           ) as Effect.Effect<void, unknown>
         }
-        return {
-          _tag: "Stream" as const,
-          source: unwrap(result),
-          stream,
-          around,
-          wrapped: wraps.length > 0,
-          handlerStream: () => asStream(result),
-          handlerContext,
-          withSpan,
-          transferStream: asStream(result),
-          transferAround
-        }
+        return { _tag: "Stream" as const, source: asStream(result), run, wrapped: wraps.length > 0 }
       }
     )
   })

@@ -106,11 +106,12 @@ const runners = Scheduler.SchedulerRunner.cached((depth, drain) => {
 export const scheduler: Scheduler.Scheduler = Scheduler.make((task, priority, fiber) => runners(fiber).scheduleTask(task, priority))
 
 /**
- * Runs `effect` (a closing connection's log line, say) on this scheduler
- * rather than on the caller's stack: thousands of clients leaving at once
- * are logged over several turns of the loop, which reads sockets between
- * them, instead of holding one turn for all of them.
+ * Runs `effect` (a closing connection's log line, say) on the runtime's
+ * scheduler (a request's: this one) rather than on the caller's stack:
+ * thousands of clients leaving at once are logged over several turns of the
+ * loop, which reads sockets between them, instead of holding one turn for
+ * all of them.
  */
 export const runLater = <R>(runtime: Runtime.Runtime<R>, effect: Effect.Effect<unknown, never, R>): void => {
-  Runtime.runFork(runtime)(effect, { immediate: false, scheduler })
+  Runtime.runFork(runtime)(effect, { immediate: false })
 }

@@ -12,7 +12,8 @@ import * as GracefulShutdown from "../src/server/GracefulShutdown.ts"
 import * as MetricsService from "../src/server/MetricsService.ts"
 import * as StreamingConfig from "../src/server/StreamingConfig.ts"
 import * as Topic from "../src/topic/Topic.ts"
-import * as TopicResponse from "../src/server/internal/TopicResponse.ts"
+import { NodeSink } from "../src/server/internal/NodePlatform.ts"
+import * as SseResponse from "../src/server/internal/SseResponse.ts"
 import { eventually, get, quiet, rawServer, sseCollector } from "./support/http.ts"
 
 interface Tick {
@@ -64,7 +65,7 @@ const serveTopic = <R>(current: () => Topic.Topic<Tick>, provide: Layer.Layer<R>
         after: typeof after === "string" ? after : undefined
       })
       const fiber: Fiber.RuntimeFiber<void> = Runtime.runFork(runtime)(
-        TopicResponse.serve(response, subscription, { name: "ticks", encode: encodeTick }).pipe(
+        SseResponse.serve(new NodeSink(response), { name: "ticks", source: subscription, serialize: encodeTick, serializeError: String }).pipe(
           Effect.provide(context),
           Effect.ensuring(Effect.sync(() => fibers.delete(fiber)))
         )
@@ -76,7 +77,7 @@ const serveTopic = <R>(current: () => Topic.Topic<Tick>, provide: Layer.Layer<R>
 
 const pad = "x".repeat(1000)
 
-describe("TopicResponse over a real socket", () => {
+describe("A Topic answered over SSE on a real socket", () => {
   it.scopedLive("wire protocol v1: headers, the opening line, ids as cursors, heartbeats, and `end` when the topic ends", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
@@ -99,7 +100,7 @@ describe("TopicResponse over a real socket", () => {
       yield* Effect.promise(() => c.done)
       expect(c.ended()).toBe(true)
       expect(c.sse.events.at(-1)!.event).toBe("end")
-      expect(TopicResponse.debugCounts()).toEqual({ responses: 0, timers: 0, drainWatchers: 0 })
+      expect(SseResponse.counts()).toEqual({ answers: 0, timers: 0, drainWatchers: 0 })
     }).pipe(quiet))
 
   it.scopedLive("metrics: started, delivered, dropped and ended, labelled subscription and the procedure name", () =>
@@ -144,7 +145,7 @@ describe("TopicResponse over a real socket", () => {
       yield* Effect.promise(() => c.done)
       expect(c.sse.events.map((e) => e.event)).toEqual(["message"])
       expect(topic.subscriberCount()).toBe(0)
-      expect(TopicResponse.debugCounts()).toEqual({ responses: 0, timers: 0, drainWatchers: 0 })
+      expect(SseResponse.counts()).toEqual({ answers: 0, timers: 0, drainWatchers: 0 })
     }).pipe(quiet))
 
   it.scopedLive("a client disconnect, or the serving fiber's interruption, detaches at once", () =>
@@ -159,7 +160,7 @@ describe("TopicResponse over a real socket", () => {
       yield* Fiber.interruptAll([...fibers])
       yield* Effect.promise(() => interrupted.done)
       expect(topic.subscriberCount()).toBe(0)
-      expect(TopicResponse.debugCounts()).toEqual({ responses: 0, timers: 0, drainWatchers: 0 })
+      expect(SseResponse.counts()).toEqual({ answers: 0, timers: 0, drainWatchers: 0 })
     }).pipe(quiet))
 
   it.scopedLive("for any interleaving of publishes, stalls and reads: delivered + dropped = published of the keys, in order, none repeated", () =>
@@ -297,7 +298,7 @@ describe("TopicResponse over a real socket", () => {
         expect(response.listenerCount("close")).toBe(close)
         expect(response.listenerCount("drain")).toBe(drain)
       }
-      expect(TopicResponse.debugCounts()).toEqual({ responses: 0, timers: 0, drainWatchers: 0 })
+      expect(SseResponse.counts()).toEqual({ answers: 0, timers: 0, drainWatchers: 0 })
     }).pipe(quiet), 60_000)
 })
 

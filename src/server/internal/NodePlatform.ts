@@ -1,0 +1,113 @@
+/**
+ * Everything this library knows of `@effect/platform-node`'s HTTP server, in
+ * one module, loaded only when a request served by Node arrives (see
+ * `Platform.node`): a web runtime (`toWebHandler`) never loads it.
+ *
+ * What it relies on, pinned by test/NodePlatform.test.ts (a platform release
+ * that changes any of it fails that test, not production):
+ * - `NodeHttpServerRequest.toServerResponse(request)` is the `node:http`
+ *   response of the request, and `request.source` its `IncomingMessage`;
+ * - the server answers a request when its handler returns, with that
+ *   response's `writeHead` and `end` (`handOver` neutralises both);
+ * - the server listens for the response's `close` to interrupt the request's
+ *   fiber (`handOver` removes those listeners: the fiber has ended by then,
+ *   and they would keep it reachable for as long as the subscription is open).
+ */
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import type * as Http from "node:http"
+import type { SseSink } from "../../core/SseAnswer.ts"
+
+/** The socket of a request served by Node, else undefined. */
+export const socketOf = (request: HttpServerRequest.HttpServerRequest): Http.IncomingMessage["socket"] | undefined => {
+  const socket = (request.source as Partial<Http.IncomingMessage> | null)?.socket
+  return typeof socket === "object" && socket !== null ? socket : undefined
+}
+
+/** The `node:http` response of a request served by Node, else undefined. */
+export const responseOf = (request: HttpServerRequest.HttpServerRequest): Http.ServerResponse | undefined => {
+  if (socketOf(request) === undefined) return undefined
+  const response = NodeHttpServerRequest.toServerResponse(request) as Http.ServerResponse | undefined
+  return typeof response?.writeHead === "function" ? response : undefined
+}
+
+/** True when the connection of the request is already closed: its client has gone. */
+export const clientGone = (request: HttpServerRequest.HttpServerRequest): boolean => socketOf(request)?.destroyed === true
+
+/** Ends a transfer by force: the connection is destroyed, so the client sees a truncated body. */
+export const cut = (request: HttpServerRequest.HttpServerRequest): void => {
+  socketOf(request)?.destroy()
+}
+
+function returnThis<T>(this: T): T {
+  return this
+}
+
+type Listener = (...args: Array<unknown>) => void
+
+/** `end` of a response as Node defines it, whatever `handOver` did to the instance. */
+type End = (this: Http.ServerResponse, chunk?: string) => unknown
+
+/**
+ * Takes `response` from the server that will answer its request when the
+ * handler returns: its own `writeHead` and `end` become no-ops (a callback
+ * given to `end` is still called), and the `close` listeners it had when
+ * `handOver` was called (the server's) are removed. Call `handOver` before
+ * the answer listens to the response, and the function it returns once the
+ * head is written.
+ */
+export const handOver = (response: Http.ServerResponse): () => void => {
+  const serverListeners = response.listeners("close") as Array<Listener>
+  return () => {
+    for (const listener of serverListeners) response.off("close", listener)
+    const own = response as unknown as Record<"writeHead" | "end", unknown>
+    own.writeHead = returnThis
+    own.end = function(this: Http.ServerResponse, ...args: ReadonlyArray<unknown>) {
+      const callback = args.find((arg) => typeof arg === "function") as (() => void) | undefined
+      if (callback !== undefined) process.nextTick(callback)
+      return this
+    }
+  }
+}
+
+/** An SSE answer written straight to a `node:http` response. */
+export class NodeSink implements SseSink {
+  /** `end` as Node defines it: `handOver` replaces the instance's own. */
+  private readonly endResponse: End
+  private onDrain: (() => void) | undefined = undefined
+  private onClose: (() => void) | undefined = undefined
+
+  constructor(readonly response: Http.ServerResponse) {
+    this.endResponse = response.end as End
+  }
+
+  get gone(): boolean {
+    return this.response.destroyed
+  }
+
+  open(headers: Readonly<Record<string, string>>): void {
+    this.response.writeHead(200, headers)
+  }
+
+  write(text: string): boolean {
+    return this.response.write(text)
+  }
+
+  end(text?: string): void {
+    if (!this.response.writableEnded) this.endResponse.call(this.response, text)
+  }
+
+  listen(onDrain: () => void, onClose: () => void): void {
+    this.onDrain = onDrain
+    this.onClose = onClose
+    this.response.on("drain", onDrain)
+    this.response.on("close", onClose)
+  }
+
+  unlisten(): void {
+    if (this.onDrain !== undefined) this.response.off("drain", this.onDrain)
+    if (this.onClose !== undefined) this.response.off("close", this.onClose)
+    this.onDrain = undefined
+    this.onClose = undefined
+  }
+}
