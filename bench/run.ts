@@ -39,11 +39,14 @@
  *   end: other work on the machine skews the figures, the ratios less so.
  * - Output: markdown tables on stdout, the same data in bench/results.json
  *   (bench/results.quick.json for --quick, bench/results.partial.json for a
- *   run of some scenarios or implementations; neither is committed).
+ *   run of some scenarios or implementations; neither is committed). A full
+ *   run also renders bench/RESULTS.md from what it wrote to results.json.
  *
  * Flags: --quick (small smoke version of every scenario), --scenario=a,b,
- * --impl=a,b, --profile (servers run with --cpu-prof, profiles in
- * bench/profiles/<label>/; read them with `npx tsx bench/profile-top.ts <file>`).
+ * --impl=a,b, --rounds=N, --profile (servers run with --cpu-prof, profiles in
+ * bench/profiles/<label>/; read them with `npx tsx bench/profile-top.ts <file>`);
+ * --render alone writes bench/RESULTS.md from the committed bench/results.json
+ * and measures nothing.
  *
  * Adding a peer: write bench/servers/<name>.ts following `harness.ts` and
  * list it in `implementations`.
@@ -70,14 +73,20 @@ const option = (name: string): Array<string> | undefined => {
   return arg === undefined ? undefined : arg.slice(name.length + 3).split(",").filter((s) => s !== "")
 }
 for (const arg of argv) {
-  if (!["--quick", "--profile"].includes(arg) && !/^--(scenario|impl)=/.test(arg) && !/^--rounds=[1-9][0-9]?$/.test(arg)) {
-    console.error(`unknown argument ${arg}; use --quick, --profile, --scenario=a,b, --impl=a,b, --rounds=N`)
+  if (!["--quick", "--profile", "--render"].includes(arg) && !/^--(scenario|impl)=/.test(arg) && !/^--rounds=[1-9][0-9]?$/.test(arg)) {
+    console.error(`unknown argument ${arg}; use --quick, --profile, --scenario=a,b, --impl=a,b, --rounds=N, or --render alone`)
     process.exit(2)
   }
 }
 
 const quick = flag("quick")
 const profile = flag("profile")
+/** `--render`: only write bench/RESULTS.md from the committed bench/results.json (nothing is measured). */
+const render = flag("render")
+if (render && argv.length > 1) {
+  console.error("--render takes no other argument: it renders bench/results.json as it is")
+  process.exit(2)
+}
 /** `--rounds=N`: rounds of the speed scenarios (default 3, 1 with `--quick`). */
 const rounds = option("rounds")?.map(Number)[0]
 const MiB = 1024 * 1024
@@ -135,7 +144,11 @@ const presets = quick
     stalledExports: 200,
     stalledExportsMs: 20_000
   }
-const settings = rounds === undefined ? presets : { ...presets, rounds }
+const resultsFile = Path.join(benchDir, "results.json")
+const resultsMarkdownFile = Path.join(benchDir, "RESULTS.md")
+/** The run `--render` renders; its settings are the ones the tables read. */
+const stored: Report | undefined = render ? JSON.parse(readFileSync(resultsFile, "utf8")) as Report : undefined
+const settings = stored !== undefined ? { ...presets, ...stored.settings } : rounds === undefined ? presets : { ...presets, rounds }
 const startupTimeoutMs = 30_000
 
 // ---------------------------------------------------------------- implementations
@@ -1401,12 +1414,12 @@ const runParser = async (): Promise<unknown> => {
   }
 }
 
-const parserTable = (result: unknown): Array<string> => {
+const parserTable = (result: unknown, mode: Report["mode"]): Array<string> => {
   if (result === undefined) return []
   const r = result as { ours?: unknown; peer?: unknown; ratio?: unknown; skipped?: unknown }
   if (typeof r.ours === "number" && typeof r.peer === "number" && typeof r.ratio === "number") {
     return [
-      `### Client SSE parser: ${quick ? "~8" : "~50"} MB of events, bytes in (in process, best of runs)`,
+      `### Client SSE parser: ${mode === "quick" ? "~8" : "~50"} MB of events, bytes in (in process, best of runs)`,
       "",
       "| parser | MB/s | × eventsource-parser |",
       "|---|---:|---:|",
@@ -1444,6 +1457,78 @@ const sourceState = (): SourceState | undefined => {
 
 const loadAverage = () => round(Os.loadavg()[0] ?? 0, 2)
 
+/** What a run writes to bench/results.json (and the other results files). */
+interface Report {
+  readonly mode: "quick" | "full"
+  readonly date: string
+  /** How the run was started (absent from runs before it was recorded: `npm run bench`). */
+  readonly command?: string
+  readonly machine: {
+    readonly cpu: string
+    readonly cores: number
+    readonly memoryGiB: number
+    readonly os: string
+    readonly loadAverageAtStart: number
+    readonly loadAverageAtEnd: number
+  }
+  readonly node: string
+  readonly source: { readonly commit: string; readonly uncommitted: ReadonlyArray<string>; readonly changedDuringRun: boolean } | null
+  readonly baseline: string
+  readonly settings: typeof presets
+  readonly wallSeconds: number
+  readonly scenarios: ReadonlyArray<{ readonly id: string; readonly title: string; readonly rows: ReadonlyArray<Row>; readonly skipped?: ReadonlyArray<string> }>
+  readonly parser: unknown
+}
+
+/** A run's tables, as printed on stdout and kept in bench/RESULTS.md. */
+const markdown = (report: Report): Array<string> => {
+  const { machine, source } = report
+  // The bench itself keeps about two processes busy: the load average at the end is mostly its own.
+  const busy = machine.loadAverageAtStart > machine.cores / 2
+  const lines = [
+    `## effect-stream-rpc benchmarks (${report.mode})`,
+    "",
+    `Run on ${report.date.slice(0, 10)} with \`${report.command ?? "npm run bench"}\`.`,
+    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB RAM, ${machine.os}; Node ${report.node}; load average ${machine.loadAverageAtStart} at the start${
+      busy ? " (the machine was busy: figures are noisy)" : ""
+    }, ${machine.loadAverageAtEnd} at the end (the bench's own two processes included).`,
+    `Source: ${
+      source === null
+        ? "unknown (no git)"
+        : `commit ${source.commit}${source.uncommitted.length === 0 ? "" : ` + uncommitted changes in ${source.uncommitted.join(", ")}`}`
+    }.${source?.changedDuringRun ? " WARNING: src/ or client/ changed during the run; servers started at different times ran different code." : ""}`,
+    `Each measurement on a fresh server process and a fresh load process; speeds are the median of ${report.settings.rounds} round${
+      report.settings.rounds === 1 ? "" : "s"
+    } (the other figures of 1); × raw = ratio to \`raw node:http\` in this run.`
+  ]
+  for (const result of report.scenarios) {
+    const scenario = scenarios.find((s) => s.id === result.id)
+    lines.push("", `### ${result.title}`, "")
+    if (scenario === undefined) lines.push(`(scenario ${result.id} is no longer in the bench: not rendered)`)
+    else lines.push(...scenario.table(result.rows))
+    if (result.skipped !== undefined && result.skipped.length > 0) {
+      lines.push("", `Not measured (no route for this scenario in its server): ${result.skipped.join(", ")}.`)
+    }
+  }
+  const parserLines = parserTable(report.parser ?? undefined, report.mode)
+  if (parserLines.length > 0) lines.push("", ...parserLines)
+  lines.push("", `Wall time: ${Math.round(report.wallSeconds)} s.`)
+  return lines
+}
+
+/** bench/RESULTS.md: the full run in bench/results.json, rendered. */
+const writeResultsMarkdown = (report: Report): void => {
+  const text = [
+    "# Benchmark results",
+    "",
+    "Written by `bench/run.ts` from `bench/results.json` at the end of a full run; `npm run bench -- --render` writes it again",
+    "from the committed JSON without measuring anything. Method and reading: [docs/performance.md](../docs/performance.md).",
+    "",
+    ...markdown(report)
+  ].join("\n")
+  writeFileSync(resultsMarkdownFile, `${text}\n`)
+}
+
 const main = async () => {
   const started = performance.now()
   const source = sourceState()
@@ -1476,36 +1561,10 @@ const main = async () => {
   const loadAverageAtEnd = loadAverage()
   const changedDuringRun = source !== undefined && sourceState()?.fingerprint !== source.fingerprint
 
-  // The bench itself keeps about two processes busy: the load average at the end is mostly its own.
-  const busy = machine.loadAverageAtStart > machine.cores / 2
-  const lines = [
-    `## effect-stream-rpc benchmarks (${quick ? "quick" : "full"})`,
-    "",
-    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB RAM, ${machine.os}; Node ${process.version}; load average ${machine.loadAverageAtStart} at the start${
-      busy ? " (the machine was busy: figures are noisy)" : ""
-    }, ${loadAverageAtEnd} at the end (the bench's own two processes included).`,
-    `Source: ${
-      source === undefined
-        ? "unknown (no git)"
-        : `commit ${source.commit}${source.uncommitted.length === 0 ? "" : ` + uncommitted changes in ${source.uncommitted.join(", ")}`}`
-    }.${changedDuringRun ? " WARNING: src/ or client/ changed during the run; servers started at different times ran different code." : ""}`,
-    `Each measurement on a fresh server process and a fresh load process; speeds are the median of ${settings.rounds} round${
-      settings.rounds === 1 ? "" : "s"
-    } (the other figures of 1); × raw = ratio to \`raw node:http\` in this run.`
-  ]
-  for (const result of results) {
-    const scenario = scenarios.find((s) => s.id === result.id)!
-    lines.push("", `### ${result.title}`, "", ...scenario.table(result.rows))
-    if (result.skipped.length > 0) lines.push("", `Not measured (no route for this scenario in its server): ${result.skipped.join(", ")}.`)
-  }
-  const parserLines = parserTable(parser)
-  if (parserLines.length > 0) lines.push("", ...parserLines)
-  lines.push("", `Wall time: ${Math.round(wallSeconds)} s.`)
-  console.log(lines.join("\n"))
-
-  const report = {
+  const report: Report = {
     mode: quick ? "quick" : "full",
     date: new Date().toISOString(),
+    command: ["npm run bench", ...(argv.length === 0 ? [] : ["--", ...argv])].join(" "),
     machine: { ...machine, loadAverageAtEnd },
     node: process.version,
     source: source === undefined ? null : { commit: source.commit, uncommitted: source.uncommitted, changedDuringRun },
@@ -1515,18 +1574,24 @@ const main = async () => {
     scenarios: results,
     parser: parser ?? null
   }
+  console.log(markdown(report).join("\n"))
+
   // A smoke run (tests may start one) and a partial run (--scenario, --impl) leave the full run's results alone.
   const partial = option("scenario") !== undefined || option("impl") !== undefined
-  const file = Path.join(benchDir, quick ? "results.quick.json" : partial ? "results.partial.json" : "results.json")
+  const file = quick ? Path.join(benchDir, "results.quick.json") : partial ? Path.join(benchDir, "results.partial.json") : resultsFile
   writeFileSync(`${file}.tmp`, `${JSON.stringify(report, null, 2)}\n`)
   renameSync(`${file}.tmp`, file)
+  if (file === resultsFile) writeResultsMarkdown(report)
   if (results.some((r) => r.rows.some((row) => row.error !== undefined))) {
     console.error("\nbench: some measurements failed (see the tables)")
     process.exitCode = 1
   }
 }
 
-main().catch((error: unknown) => {
+if (render) {
+  writeResultsMarkdown(stored!)
+  console.log(`wrote ${Path.relative(repoDir, resultsMarkdownFile)} from ${Path.relative(repoDir, resultsFile)}`)
+} else main().catch((error: unknown) => {
   killAll()
   console.error(`\nbench failed: ${error instanceof Error ? error.message : String(error)}`)
   process.exit(1)

@@ -117,10 +117,11 @@ afterAll(() => {
 }, 60_000)
 
 describe("the packed tarball", { timeout: 120_000 }, () => {
-  it("holds only dist/, package.json and the README", () => {
+  it("holds only dist/, package.json, the README and the LICENSE", () => {
     const paths = packed.files.map((file) => file.path)
-    expect(paths.filter((path) => !/^(dist\/.+\.(js|d\.ts|js\.map)|package\.json|README\.md)$/.test(path))).toEqual([])
+    expect(paths.filter((path) => !/^(dist\/.+\.(js|d\.ts|js\.map)|package\.json|README\.md|LICENSE)$/.test(path))).toEqual([])
     expect(paths).toContain("dist/src/generator/bin.js")
+    expect(paths).toContain("LICENSE")
     console.log(
       `${packed.filename}: ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked, ${packed.entryCount} files`
     )
