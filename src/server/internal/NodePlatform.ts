@@ -10,8 +10,10 @@
  * - the server answers a request when its handler returns, with that
  *   response's `writeHead` and `end` (`handOver` neutralises both);
  * - the server listens for the response's `close` to interrupt the request's
- *   fiber (`handOver` removes those listeners: the fiber has ended by then,
- *   and they would keep it reachable for as long as the subscription is open).
+ *   fiber, registered right after the fiber starts (`handOver` removes those
+ *   listeners once the handler's synchronous part has returned: the fiber
+ *   has ended by then, and they would keep it reachable for as long as the
+ *   subscription is open).
  */
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
@@ -51,23 +53,25 @@ type End = (this: Http.ServerResponse, chunk?: string) => unknown
 /**
  * Takes `response` from the server that will answer its request when the
  * handler returns: its own `writeHead` and `end` become no-ops (a callback
- * given to `end` is still called), and the `close` listeners it had when
- * `handOver` was called (the server's) are removed. Call `handOver` before
- * the answer listens to the response, and the function it returns once the
- * head is written.
+ * given to `end` is still called), and once the handler's synchronous part
+ * has returned (the server registers its listener right after starting the
+ * request's fiber), every `close` listener but `keep` is removed: the
+ * server's would interrupt the request's fiber, which has ended by then, and
+ * keep it reachable for as long as the answer is open.
  */
-export const handOver = (response: Http.ServerResponse): () => void => {
-  const serverListeners = response.listeners("close") as Array<Listener>
-  return () => {
-    for (const listener of serverListeners) response.off("close", listener)
-    const own = response as unknown as Record<"writeHead" | "end", unknown>
-    own.writeHead = returnThis
-    own.end = function(this: Http.ServerResponse, ...args: ReadonlyArray<unknown>) {
-      const callback = args.find((arg) => typeof arg === "function") as (() => void) | undefined
-      if (callback !== undefined) process.nextTick(callback)
-      return this
-    }
+export const handOver = (response: Http.ServerResponse, keep: ReadonlySet<unknown>): void => {
+  const own = response as unknown as Record<"writeHead" | "end", unknown>
+  own.writeHead = returnThis
+  own.end = function(this: Http.ServerResponse, ...args: ReadonlyArray<unknown>) {
+    const callback = args.find((arg) => typeof arg === "function") as (() => void) | undefined
+    if (callback !== undefined) process.nextTick(callback)
+    return this
   }
+  queueMicrotask(() => {
+    for (const listener of response.listeners("close") as Array<Listener>) {
+      if (!keep.has(listener)) response.off("close", listener)
+    }
+  })
 }
 
 /** An SSE answer written straight to a `node:http` response. */
@@ -102,6 +106,11 @@ export class NodeSink implements SseSink {
     this.onClose = onClose
     this.response.on("drain", onDrain)
     this.response.on("close", onClose)
+  }
+
+  /** The listeners this sink added (see `handOver`). */
+  get listeners(): ReadonlySet<unknown> {
+    return new Set([this.onDrain, this.onClose])
   }
 
   unlisten(): void {

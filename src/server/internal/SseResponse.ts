@@ -289,9 +289,9 @@ export const handOver = <A, E>(
   options: Options<A, E>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
   Effect.suspend(() => {
-    const release = node.handOver(response)
-    return start(new node.NodeSink(response), options).pipe(
-      Effect.ensuring(Effect.sync(release)),
+    const sink = new node.NodeSink(response)
+    return start(sink, options).pipe(
+      Effect.ensuring(Effect.sync(() => node.handOver(response, sink.listeners))),
       Effect.as(HttpServerResponse.empty({ status: 200 }))
     )
   })
