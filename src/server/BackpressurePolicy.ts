@@ -20,12 +20,8 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 
-/** The policy capacities of the product; they are not configurable per call. */
-export const capacities = {
-  subscription: 64,
-  download: 256,
-  export: 128
-} as const
+/** The policy capacities of the product (defined with the procedure kinds, `contract/Kinds.ts`). */
+export { capacities } from "../contract/Kinds.ts"
 
 /** What a sliding consumer receives: the values it missed, then the newest values. */
 export interface SlidingBatch<A> {

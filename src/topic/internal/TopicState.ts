@@ -5,16 +5,16 @@
  * offsets assigned elsewhere.
  */
 import * as Duration from "effect/Duration"
-import * as BackpressurePolicy from "../../server/BackpressurePolicy.ts"
 import * as Sse from "../../protocol/Sse.ts"
 import type { Entry, Options } from "../Topic.ts"
 import { FanOut } from "../../core/FanOut.ts"
+import { capacities } from "../../contract/Kinds.ts"
 // ---------------------------------------------------------------------------
 // internals
 // ---------------------------------------------------------------------------
 
 /** The sliding policy of subscriptions: what a stalled subscriber gets when it resumes. */
-export const slidingCapacity = BackpressurePolicy.capacities.subscription
+export const slidingCapacity = capacities.subscription
 /** Frames written to a sink per `write` during a replay, so a full socket is noticed early. */
 export const framesPerWrite = 64
 
