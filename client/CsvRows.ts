@@ -7,29 +7,17 @@
  *
  * The fields come as data (`CsvFields`): a generated client has them written
  * out, the Effect-flavoured client reads them off the row schema
- * (`effect/SchemaProcedure.ts`).
+ * (`contract/RowFields.ts`).
  */
 import * as Csv from "../src/protocol/Csv.ts"
 import type { RowDecoder } from "../src/protocol/Rows.ts"
-
-export type CsvKind = "string" | "number" | "boolean" | "null" | "undefined" | "json"
-
-/**
- * What a column's cells hold, by the field's type on the encoded side: its
- * kinds joined by `|`, and `?` at the end when the field is optional
- * (`"number"`, `"string|null?"`).
- */
-export type CsvField = string
-
-/** The fields of a row, by column name. */
-export type CsvFields = { readonly [column: string]: CsvField }
 
 interface FieldKinds {
   readonly optional: boolean
   readonly kinds: ReadonlySet<string>
 }
 
-const parseField = (field: CsvField): FieldKinds => {
+const parseField = (field: Csv.CsvField): FieldKinds => {
   const optional = field.endsWith("?")
   return { optional, kinds: new Set((optional ? field.slice(0, -1) : field).split("|")) }
 }
@@ -69,7 +57,7 @@ const cellValue = (field: FieldKinds | undefined, cell: Csv.Cell): unknown => {
 }
 
 /** CSV records to row objects: the first record names the columns. */
-export const decoder = (columns: CsvFields): RowDecoder<unknown> => {
+export const decoder = (columns: Csv.CsvFields): RowDecoder<unknown> => {
   const parser = Csv.decoder()
   const fields = new Map(Object.entries(columns).map(([name, field]) => [name, parseField(field)]))
   let header: ReadonlyArray<string> | undefined
