@@ -12,116 +12,29 @@
  */
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
-import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { MissedValues } from "../contract/MissedValues.ts"
+import { Signal } from "../core/Signal.ts"
+import { type SlidingBatch, SlidingRing } from "../core/SlidingRing.ts"
 
 /** The policy capacities of the product (defined with the procedure kinds, `contract/Kinds.ts`). */
 export { capacities } from "../contract/Kinds.ts"
+/** Reporting values a subscriber missed (defined with the contract, `contract/MissedValues.ts`). */
+export { MissedValues, reportMissed } from "../contract/MissedValues.ts"
+/** The sliding policy's ring and what its consumer receives (plain JavaScript, `core/SlidingRing.ts`). */
+export { type SlidingBatch, SlidingRing } from "../core/SlidingRing.ts"
 
-/** What a sliding consumer receives: the values it missed, then the newest values. */
-export interface SlidingBatch<A> {
-  /** Values missed before `values`: overwritten here, or reported by the producer as `MissedValues`. */
-  readonly dropped: number
-  /** The producer reported a gap whose size it cannot know (e.g. a cursor from before a restart). */
-  readonly unknownGap: boolean
-  /** How many `tick` intervals passed since the last batch (see `sliding`'s `tick` option). */
-  readonly ticks: number
-  readonly values: ReadonlyArray<A>
-}
-
-/**
- * Lets a subscription's producer report values its consumer will never get
- * (e.g. a resume cursor older than what is kept for replay). They are
- * announced like the sliding policy's own drops: an `event: dropped` before
- * the next value. `undefined` reports a gap of unknown size.
- */
-export class MissedValues extends Context.Tag("effect-stream-rpc/MissedValues")<MissedValues, {
-  readonly report: (count: number | undefined) => Effect.Effect<void>
-}>() {}
-
-/** Reports missed values when running under a sliding policy; does nothing elsewhere. */
-export const reportMissed = (count: number | undefined): Effect.Effect<void> =>
-  Effect.flatMap(
-    Effect.serviceOption(MissedValues),
-    (service) => (Option.isSome(service) ? service.value.report(count) : Effect.void)
-  )
-
-/** A wake-up slot for one waiting party (a producer or a consumer of a buffer). */
-export class Signal {
-  private waiter: (() => void) | undefined = undefined
-  notify(): void {
-    const waiter = this.waiter
-    if (waiter !== undefined) {
-      this.waiter = undefined
-      waiter()
-    }
-  }
-  /** Calls `wake` once, at the next `notify` (for a waiting party that is not a fiber). */
-  once(wake: () => void): void {
-    this.waiter = wake
-  }
-  readonly await: Effect.Effect<void> = Effect.async<void>((resume) => {
-    this.waiter = () => resume(Effect.void)
-    return Effect.sync(() => {
-      this.waiter = undefined
-    })
+/** Completes at the signal's next `notify`; interrupted, it stops waiting. */
+const notified = (signal: Signal): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    signal.once(() => resume(Effect.void))
+    return Effect.sync(() => signal.clear())
   })
-}
-
-/** Fixed-size ring that overwrites its oldest value and counts what it overwrote. */
-export class SlidingRing<A> {
-  /** Allocated with the first value: an idle subscription holds none. */
-  private items: Array<A | undefined> | undefined = undefined
-  private start = 0
-  size = 0
-  dropped = 0
-  unknownGap = false
-  ticks = 0
-  constructor(readonly capacity: number) {}
-  pushAll(values: ReadonlyArray<A>, start = 0): void {
-    const capacity = this.capacity
-    const items = this.items ??= new Array<A | undefined>(capacity)
-    let from = start
-    if (values.length - start > capacity) {
-      // Values that cannot fit even in an empty ring are dropped without being copied.
-      from = values.length - capacity
-      this.dropped += from - start
-    }
-    for (let i = from; i < values.length; i++) {
-      if (this.size === capacity) {
-        items[this.start] = values[i]
-        this.start = (this.start + 1) % capacity
-        this.dropped++
-      } else {
-        items[(this.start + this.size) % capacity] = values[i]
-        this.size++
-      }
-    }
-  }
-  take(): SlidingBatch<A> {
-    const values = new Array<A>(this.size)
-    const items = this.items
-    if (items !== undefined) {
-      for (let i = 0; i < this.size; i++) {
-        const index = (this.start + i) % this.capacity
-        values[i] = items[index] as A
-        items[index] = undefined
-      }
-    }
-    const batch: SlidingBatch<A> = { dropped: this.dropped, unknownGap: this.unknownGap, ticks: this.ticks, values }
-    this.start = 0
-    this.size = 0
-    this.dropped = 0
-    this.unknownGap = false
-    this.ticks = 0
-    return batch
-  }
-}
 
 /** Runs the producer (inside `around` when given) in the stream's scope, reporting its end. */
 const forkProducer = <E, R>(
@@ -165,6 +78,7 @@ export const sliding = <A, E, R>(
   Stream.unwrapScoped(Effect.gen(function*() {
     const ring = new SlidingRing<A>(capacity)
     const ready = new Signal()
+    const readyNow = notified(ready)
     let done: Exit.Exit<void, E> | undefined
     // True from the moment the consumer asks for a batch until it has taken one: a full
     // ring then means a burst (a chunk larger than the ring), not a slow consumer, and the
@@ -193,13 +107,14 @@ export const sliding = <A, E, R>(
         return Effect.void
       })
     const taken = new Signal()
+    const takenNow = notified(taken)
     // A reported gap lies between the values already held and the next ones: it waits
     // for the held values to be taken, so the `dropped` event lands where the gap is.
     const report = (count: number | undefined): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (ring.size > 0) {
           ready.notify()
-          return Effect.zipRight(taken.await, report(count))
+          return Effect.zipRight(takenNow, report(count))
         }
         if (count === undefined) ring.unknownGap = true
         else if (count > 0) ring.dropped += count
@@ -241,7 +156,7 @@ export const sliding = <A, E, R>(
         return Effect.succeed(batch)
       }
       if (done !== undefined) return endOf(done)
-      return Effect.zipRight(ready.await, pull)
+      return Effect.zipRight(readyNow, pull)
     })
     return Stream.repeatEffectOption(pull)
   }))
@@ -276,6 +191,8 @@ export class SuspendBuffer<A, E = never> {
   exit: Exit.Exit<void, E> | undefined = undefined
   private readonly ready = new Signal()
   private readonly space = new Signal()
+  private readonly spaceNow = notified(this.space)
+  private readonly readyNow = notified(this.ready)
   /**
    * @param enter what a value becomes as it enters the buffer (a download's
    * chunk copied into a reusable slab, say); as it is by default
@@ -305,7 +222,7 @@ export class SuspendBuffer<A, E = never> {
     const length = Chunk.size(chunk)
     if (from >= length) return Effect.void
     const room = this.room
-    if (room <= 0) return Effect.zipRight(this.space.await, Effect.suspend(() => this.offerFrom(chunk, from)))
+    if (room <= 0) return Effect.zipRight(this.spaceNow, Effect.suspend(() => this.offerFrom(chunk, from)))
     const to = Math.min(length, from + room)
     this.append(chunk, from, to)
     this.ready.notify()
@@ -397,7 +314,7 @@ export class SuspendBuffer<A, E = never> {
 
   /** Waits until values or the end are there. */
   readonly awaitReady: Effect.Effect<void> = Effect.suspend(() =>
-    this.size > 0 || this.exit !== undefined ? Effect.void : this.ready.await
+    this.size > 0 || this.exit !== undefined ? Effect.void : this.readyNow
   )
 }
 
