@@ -10,7 +10,7 @@ import { pipeArguments } from "effect/Pipeable"
 import * as Stream from "effect/Stream"
 import { reportMissed } from "../../contract/MissedValues.ts"
 import { Signal } from "../../core/Signal.ts"
-import type { Attachment, Entry, Handle, Sink, SubscribeOptions, Subscription } from "../Topic.ts"
+import type { Attachment, Entry, Handle, Sink, SubscribeOptions, Subscription } from "./Model.ts"
 import { TypeId } from "./TypeId.ts"
 import {
   droppedFrame,
