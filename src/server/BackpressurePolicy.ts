@@ -20,6 +20,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { MissedValues } from "../contract/MissedValues.ts"
 import { Signal } from "../core/Signal.ts"
+import * as Core from "../core/SuspendBuffer.ts"
 import { type SlidingBatch, SlidingRing } from "../core/SlidingRing.ts"
 
 /** The policy capacities of the product (defined with the procedure kinds, `contract/Kinds.ts`). */
@@ -47,8 +48,8 @@ const forkProducer = <E, R>(
     Effect.forkScoped
   )
 
-const endOf = <E>(exit: Exit.Exit<void, E>): Effect.Effect<never, Option.Option<E>> =>
-  Exit.isSuccess(exit) ? Effect.fail(Option.none()) : Effect.failCause(Cause.map(exit.cause, Option.some))
+const endOf = <E>(exit: Core.End<Cause.Cause<E>>): Effect.Effect<never, Option.Option<E>> =>
+  exit._tag === "Success" ? Effect.fail(Option.none()) : Effect.failCause(Cause.map(exit.cause, Option.some))
 
 /**
  * Runs `self` ahead of its consumer into a ring of `capacity` values. The
@@ -162,141 +163,34 @@ export const sliding = <A, E, R>(
   }))
 
 /**
- * The suspend policy's buffer: at most `capacity` values between a producer
- * and a consumer. The producer is a fiber (`offer` waits while the buffer is
- * full) or a callback source (`push`, then `whenSpace`); the consumer takes
- * synchronously and is woken by a callback, so a writer that is plain
- * JavaScript (a Node `Readable`) pays no fiber switch per chunk.
- *
- * Values are held in one array of values, not in the `Chunk`s they came in:
- * a `Chunk` object kept as long as a full buffer keeps its values teaches
- * V8 to allocate every `Chunk` of that kind straight in the old generation
- * (allocation-site pretenuring), where the next source chunk it wraps, a
- * fresh 64 KiB buffer, stays alive until a full collection (measured: a
- * download going from 0–1 full collections per GiB to 12–14).
+ * The suspend policy's buffer (`core/SuspendBuffer.ts`) with the Effects a
+ * fiber needs: a producer that `offer`s and waits while the buffer is full,
+ * a consumer that `take`s chunks and waits with `awaitReady`. Its `exit` is
+ * the producer's `Exit`.
  */
-export class SuspendBuffer<A, E = never> {
-  /** Held values, oldest at `head`; emptied slots hold undefined. */
-  private values: Array<A | undefined> = []
-  private head = 0
-  /** Values held. */
-  size = 0
-  /**
-   * Values taken but lent, not yet handed back (`giveBack`): a download's
-   * chunks written to the socket and not yet taken by it. They count against
-   * the capacity, so what the transfer holds never passes it.
-   */
-  lent = 0
-  /** How the producer ended, once it has. */
-  exit: Exit.Exit<void, E> | undefined = undefined
-  private readonly ready = new Signal()
-  private readonly space = new Signal()
+export class SuspendBuffer<A, E = never> extends Core.SuspendBuffer<A, Cause.Cause<E>> {
   private readonly spaceNow = notified(this.space)
   private readonly readyNow = notified(this.ready)
-  /**
-   * @param enter what a value becomes as it enters the buffer (a download's
-   * chunk copied into a reusable slab, say); as it is by default
-   */
-  constructor(readonly capacity: number, private readonly enter?: ((value: A) => A) | undefined) {}
-
-  /** Values the producer may still add: the capacity less what is held and what is lent. */
-  private get room(): number {
-    return this.capacity - this.size - this.lent
-  }
-
-  private append(chunk: Chunk.Chunk<A>, from: number, to: number): void {
-    const values = this.values
-    const array = Chunk.toReadonlyArray(chunk)
-    const enter = this.enter
-    if (enter === undefined) for (let i = from; i < to; i++) values.push(array[i]!)
-    else for (let i = from; i < to; i++) values.push(enter(array[i]!))
-    this.size += to - from
-  }
 
   /** Adds a chunk, waiting while the buffer is full; split only where the capacity requires. */
   offer(chunk: Chunk.Chunk<A>): Effect.Effect<void> {
-    return Effect.suspend(() => this.offerFrom(chunk, 0))
+    return Effect.suspend(() => this.offerFrom(Chunk.toReadonlyArray(chunk), 0))
   }
 
-  private offerFrom(chunk: Chunk.Chunk<A>, from: number): Effect.Effect<void> {
-    const length = Chunk.size(chunk)
+  private offerFrom(values: ReadonlyArray<A>, from: number): Effect.Effect<void> {
+    const length = values.length
     if (from >= length) return Effect.void
     const room = this.room
-    if (room <= 0) return Effect.zipRight(this.spaceNow, Effect.suspend(() => this.offerFrom(chunk, from)))
+    if (room <= 0) return Effect.zipRight(this.spaceNow, Effect.suspend(() => this.offerFrom(values, from)))
     const to = Math.min(length, from + room)
-    this.append(chunk, from, to)
+    this.append(values, from, to)
     this.ready.notify()
-    return to === length ? Effect.void : this.offerFrom(chunk, to)
+    return to === length ? Effect.void : this.offerFrom(values, to)
   }
 
-  /**
-   * Adds a chunk now, whatever the room (a callback source hands over what it
-   * has read); returns whether there is room left. When there is not, the
-   * source pauses until `whenSpace`.
-   */
+  /** Adds a chunk now, whatever the room; returns whether there is room left (see `pushAll`). */
   push(chunk: Chunk.Chunk<A>): boolean {
-    const length = Chunk.size(chunk)
-    if (length > 0) {
-      this.append(chunk, 0, length)
-      this.ready.notify()
-    }
-    return this.room > 0
-  }
-
-  /** Adds one value now, whatever the room; as `push`. */
-  pushValue(value: A): boolean {
-    this.values.push(this.enter === undefined ? value : this.enter(value))
-    this.size++
-    this.ready.notify()
-    return this.room > 0
-  }
-
-  /** Calls `wake` once the consumer has taken values (a paused callback source resumes). */
-  whenSpace(wake: () => void): void {
-    this.space.once(wake)
-  }
-
-  /** The producer ended: the consumer takes what is left, then sees `exit`. */
-  end(exit: Exit.Exit<void, E>): void {
-    if (this.exit !== undefined) return
-    this.exit = exit
-    this.ready.notify()
-  }
-
-  /**
-   * Takes up to `max` values into `out`, oldest first; returns how many. Lent
-   * (`lend`), they still count against the capacity until given back.
-   */
-  takeInto(out: Array<A>, max = Infinity, lend = false): number {
-    const taken = Math.min(max, this.size)
-    if (taken === 0) return 0
-    const values = this.values
-    let head = this.head
-    const end = head + taken
-    for (; head < end; head++) {
-      out.push(values[head] as A)
-      values[head] = undefined
-    }
-    this.size -= taken
-    if (this.size === 0) {
-      this.values = []
-      this.head = 0
-    } else if (head > 1024 && head * 2 > values.length) {
-      this.values = values.slice(head)
-      this.head = 0
-    } else {
-      this.head = head
-    }
-    if (lend) this.lent += taken
-    else this.space.notify()
-    return taken
-  }
-
-  /** `count` lent values are done with: their room is the producer's again. */
-  giveBack(count: number): void {
-    if (count <= 0) return
-    this.lent -= count
-    this.space.notify()
+    return this.pushAll(Chunk.toReadonlyArray(chunk))
   }
 
   /** Takes up to `max` values as one chunk. */
@@ -304,12 +198,6 @@ export class SuspendBuffer<A, E = never> {
     const out: Array<A> = []
     this.takeInto(out, max)
     return Chunk.unsafeFromArray(out)
-  }
-
-  /** Calls `wake` once values or the end are there: at once if they already are. */
-  whenReady(wake: () => void): void {
-    if (this.size > 0 || this.exit !== undefined) wake()
-    else this.ready.once(wake)
   }
 
   /** Waits until values or the end are there. */

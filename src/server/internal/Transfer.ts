@@ -23,7 +23,6 @@
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
@@ -252,7 +251,7 @@ export const start = <A, E, R>(
     yield* forkInto(buffer, run, around)
     yield* buffer.awaitReady
     const exit = buffer.exit
-    if (buffer.size === 0 && exit !== undefined && Exit.isFailure(exit)) {
+    if (buffer.size === 0 && exit !== undefined && exit._tag === "Failure") {
       const failure = Cause.failureOption(exit.cause)
       return yield* Option.isSome(failure) ? Effect.fail(failure.value) : Effect.failCause(exit.cause as Cause.Cause<never>)
     }
@@ -375,7 +374,7 @@ export class NodeBody<A, E> extends Readable {
       buffer.whenReady(this.wake)
       return undefined
     }
-    if (Exit.isSuccess(exit)) {
+    if (exit._tag === "Success") {
       if (this.over) return null
       this.over = true
       const footer = this.encoding.footer()
@@ -431,7 +430,7 @@ export class NodeBody<A, E> extends Readable {
       }
       // Lent values not in a slab (small chunks, empty ones) are done with once written.
       this.buffer.giveBack(lent - owned)
-      if (this.over && this.buffer.exit !== undefined && Exit.isSuccess(this.buffer.exit)) {
+      if (this.over && this.buffer.exit !== undefined && this.buffer.exit._tag === "Success") {
         this.push(null)
         this.resume()
         return
@@ -524,7 +523,7 @@ export const webBody = <A, E>(
       if (parts.length > 0) return Effect.succeed(Chunk.unsafeFromArray(parts))
       return Effect.zipRight(buffer.awaitReady, pull)
     }
-    if (Exit.isSuccess(exit)) {
+    if (exit._tag === "Success") {
       if (over) return Effect.fail(Option.none())
       over = true
       const footer = toBytes(encoding.footer())
