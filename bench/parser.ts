@@ -14,7 +14,7 @@
  */
 import { pathToFileURL } from "node:url"
 import { createParser } from "eventsource-parser"
-import { makeSseParser } from "../src/protocol/Sse.ts"
+import { makeSseParser } from "../src/protocol/SseParser.ts"
 
 const CHUNK = 64 * 1024
 

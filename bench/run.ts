@@ -1424,7 +1424,7 @@ const parserTable = (result: unknown, mode: Report["mode"]): Array<string> => {
       "| parser | MB/s | × eventsource-parser |",
       "|---|---:|---:|",
       `| eventsource-parser | ${num(r.peer)} | 1.00× |`,
-      `| ours (src/protocol/Sse.ts) | ${num(r.ours)} | ${r.ratio.toFixed(2)}× |`
+      `| ours (src/protocol/SseParser.ts) | ${num(r.ours)} | ${r.ratio.toFixed(2)}× |`
     ]
   }
   if (typeof r.skipped === "string") return [`Client SSE parser: skipped (${r.skipped}).`]

@@ -24,12 +24,12 @@
  * Effect-flavoured client (a group's schemas, `.stream` as an Effect Stream,
  * the `RpcClient` protocol) is `effect-stream-rpc/client/effect`.
  */
+import type { CsvFields } from "../src/protocol/Csv.ts"
 import type { ExportFormat } from "../src/protocol/ExportFormat.ts"
 import * as Names from "../src/protocol/Names.ts"
 import { ClientError } from "./ClientError.ts"
 import type { Codec } from "./Codec.ts"
 import * as ClientProcedure from "./ClientProcedure.ts"
-import type { CsvFields } from "./CsvRows.ts"
 import * as Subscription_ from "./Subscription.ts"
 import * as Transfer from "./Transfer.ts"
 

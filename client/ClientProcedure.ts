@@ -8,12 +8,12 @@
  * (`Codec`, what generated clients use) or Effect Schema's (the
  * Effect-flavoured client in `effect/`). Nothing here imports `effect`.
  */
+import type { CsvFields } from "../src/protocol/Csv.ts"
 import type { ExportFormat } from "../src/protocol/ExportFormat.ts"
 import * as Errors from "../src/protocol/Errors.ts"
 import * as Names from "../src/protocol/Names.ts"
 import { ClientError } from "./ClientError.ts"
 import { CodecError, describe as describeCodecError } from "./Codec.ts"
-import type { CsvFields } from "./CsvRows.ts"
 
 export type ProcedureKind = "subscription" | "download" | "export" | "unary"
 

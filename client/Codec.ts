@@ -12,6 +12,7 @@
  *
  * No runtime import of `effect`: this is what lets a browser bundle leave it out.
  */
+import type { Constraints } from "../src/protocol/Constraints.ts"
 
 export class CodecError extends Error {
   readonly _tag = "CodecError" as const
@@ -224,23 +225,8 @@ export const union = <T>(members: ReadonlyArray<Codec<unknown>>, expected: strin
   return { decode: (u) => first(u, false) as T, encode: (t) => first(t, true) }
 }
 
-/**
- * The constraints a refinement of the contract carries, checked on the value
- * side (after decoding, before encoding), as JSON Schema names them.
- */
-export interface Constraints {
-  readonly integer?: boolean
-  readonly minimum?: number
-  readonly maximum?: number
-  readonly exclusiveMinimum?: number
-  readonly exclusiveMaximum?: number
-  readonly multipleOf?: number
-  readonly minLength?: number
-  readonly maxLength?: number
-  readonly minItems?: number
-  readonly maxItems?: number
-  readonly pattern?: string
-}
+/** The constraints a refinement of the contract carries (`protocol/Constraints.ts`). */
+export type { Constraints }
 
 const satisfies = (u: unknown, c: Constraints, pattern: RegExp | undefined): boolean => {
   if (typeof u === "number") {

@@ -7,19 +7,10 @@
  *
  * The fields come as data (`CsvFields`): a generated client has them written
  * out, the Effect-flavoured client reads them off the row schema
- * (`effect/SchemaProcedure.ts`).
+ * (`contract/RowFields.ts`).
  */
 import * as Csv from "../src/protocol/Csv.ts"
 import { type RowDecoder, RowSyntaxError } from "../src/protocol/Rows.ts"
-
-export type CsvKind = "string" | "number" | "boolean" | "null" | "undefined" | "json"
-
-/**
- * What a column's cells hold, by the field's type on the encoded side: its
- * kinds joined by `|`, and `?` at the end when the field is optional
- * (`"number"`, `"string|null?"`).
- */
-export type CsvField = string
 
 /**
  * Marks fields that are every field the row can have (its encoded side has
@@ -28,18 +19,18 @@ export type CsvField = string
  */
 export const closedRow: unique symbol = Symbol.for("effect-stream-rpc/CsvRows/closedRow")
 
-/** The fields of a row, by column name. */
-export type CsvFields = { readonly [column: string]: CsvField; readonly [closedRow]?: true }
+/** The fields of a row, by column name, closed or not (see `closedRow`). */
+export type CsvFields = Csv.CsvFields & { readonly [closedRow]?: true }
 
 /** `fields`, as every field the row can have (see `closedRow`). */
-export const closed = (fields: CsvFields): CsvFields => ({ ...fields, [closedRow]: true })
+export const closed = (fields: Csv.CsvFields): CsvFields => ({ ...fields, [closedRow]: true })
 
 interface FieldKinds {
   readonly optional: boolean
   readonly kinds: ReadonlySet<string>
 }
 
-const parseField = (field: CsvField): FieldKinds => {
+const parseField = (field: Csv.CsvField): FieldKinds => {
   const optional = field.endsWith("?")
   return { optional, kinds: new Set((optional ? field.slice(0, -1) : field).split("|")) }
 }

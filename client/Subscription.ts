@@ -15,6 +15,7 @@
  */
 import * as Names from "../src/protocol/Names.ts"
 import * as Sse from "../src/protocol/Sse.ts"
+import * as SseParser from "../src/protocol/SseParser.ts"
 import { ClientError } from "./ClientError.ts"
 import { type ClientProcedure, decodeOrThrow, failureOf, failureOfResponse, type Transport } from "./ClientProcedure.ts"
 import { invokeCallback } from "./DownloadProgress.ts"
@@ -205,7 +206,7 @@ export const open = (
     }
   }
 
-  const parser = Sse.makeSseParser({
+  const parser = SseParser.makeSseParser({
     onEvent: (event) => {
       if (event.id !== undefined) lastEventId = event.id === "" ? undefined : event.id
       connection.progressed = true
@@ -330,7 +331,7 @@ export const open = (
           parser.feedBytes(result.value)
         } catch (error) {
           if (error === stop) return connection.terminal ?? { _tag: "End" }
-          if (error instanceof Sse.SseEventTooLarge) {
+          if (error instanceof SseParser.SseEventTooLarge) {
             return { _tag: "Fatal", error: new ClientError("EventTooLarge", `${tag}: ${error.message}`, { cause: error }) }
           }
           throw error

@@ -374,7 +374,7 @@ describe("Topic core hooks for a broker (offsets assigned elsewhere)", () => {
     let pending: Array<(entries: ReadonlyArray<Topic.RemoteEntry<Tick>>) => void> = []
     const requests: Array<readonly [number, number]> = []
     const state = new Topic.TopicState<Tick>(
-      { ...synchronous, key: (tick) => tick.key, replay: { count: 1_000 } },
+      Topic.settingsOf({ ...synchronous, key: (tick) => tick.key, replay: { count: 1_000 } }),
       () => 0,
       {
         history: (from, to) => {

@@ -52,6 +52,7 @@ import * as Names from "../../src/protocol/Names.ts"
 import * as Ndjson from "../../src/protocol/Ndjson.ts"
 import * as Rows from "../../src/protocol/Rows.ts"
 import * as Sse from "../../src/protocol/Sse.ts"
+import * as SseParser from "../../src/protocol/SseParser.ts"
 import { ClientError, type ClientErrorReason, ofRows } from "../ClientError.ts"
 import * as ClientProcedure from "../ClientProcedure.ts"
 import { defaults } from "../Subscription.ts"
@@ -215,7 +216,7 @@ export const make = <Rpcs extends Rpc.Any>(
           let values: Array<unknown> = []
           let terminal: { readonly _tag: "end" } | { readonly _tag: "error"; readonly error: unknown } | undefined
           let invalid: RpcClientError | undefined
-          const parser = Sse.makeSseParser({
+          const parser = SseParser.makeSseParser({
             onEvent: (event) => {
               if (terminal !== undefined || invalid !== undefined) return
               const meaning = Sse.subscriptionEvent(event)
@@ -250,7 +251,7 @@ export const make = <Rpcs extends Rpc.Any>(
             try {
               parser.feedBytes(result.value)
             } catch (cause) {
-              return yield* cause instanceof Sse.SseEventTooLarge
+              return yield* cause instanceof SseParser.SseEventTooLarge
                 ? clientError("EventTooLarge", cause.message, cause)
                 : clientError("Protocol", "The subscription could not be parsed", cause)
             }

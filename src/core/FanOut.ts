@@ -18,7 +18,16 @@
  *
  * Unpaced (`pace: false`), every publish is handed over at once.
  */
-import type { Subscriber } from "../topic/internal/TopicState.ts"
+
+/** What a cycle needs of a subscriber (a topic's subscribers are ones). */
+export interface Subscriber {
+  /** Owed something and waiting in a cycle: set and cleared by `FanOut` only. */
+  dirty: boolean
+  /** Detached subscribers are skipped. */
+  readonly attached: boolean
+  /** Hands over what it is owed (for a socket, one write). */
+  flush(): void
+}
 
 /** A cycle that kept the loop busy longer than this (milliseconds) delays the next by as long. */
 export const busyMillis = 2

@@ -1,4 +1,8 @@
-/** A ring of the newest values for a consumer that may fall behind: the sliding policy's buffer. */
+/**
+ * The sliding policy's ring: a fixed number of the newest values, the
+ * oldest overwritten and counted, so a consumer learns exactly how many
+ * values it missed (delivered + dropped = produced).
+ */
 
 /** What a sliding consumer receives: the values it missed, then the newest values. */
 export interface SlidingBatch<A> {
@@ -6,7 +10,7 @@ export interface SlidingBatch<A> {
   readonly dropped: number
   /** The producer reported a gap whose size it cannot know (e.g. a cursor from before a restart). */
   readonly unknownGap: boolean
-  /** How many `tick` intervals passed since the last batch (see `sliding`'s `tick` option). */
+  /** How many `tick` intervals passed since the last batch (see `BackpressurePolicy.sliding`'s `tick` option). */
   readonly ticks: number
   readonly values: ReadonlyArray<A>
 }

@@ -6,7 +6,7 @@
  * `effect`); a procedure whose schemas could not be compiled falls back to
  * the contract's Effect Schemas, and the module says so.
  */
-import * as BackpressurePolicy from "../server/BackpressurePolicy.ts"
+import { capacities } from "../contract/Kinds.ts"
 import type { ClassShape, ClientShapes, Field, ProcedureShapes, Shape } from "./Shape.ts"
 
 export interface ClientModuleOptions {
@@ -225,13 +225,13 @@ const classDeclaration = (shape: ClassShape): Array<string> => {
 const kindLine = (procedure: ProcedureShapes): string => {
   switch (procedure.kind) {
     case "subscription":
-      return `Subscription over Server-Sent Events (sliding policy, ${BackpressurePolicy.capacities.subscription} values)${
+      return `Subscription over Server-Sent Events (sliding policy, ${capacities.subscription} values)${
         procedure.resumable === true ? "; resumable with Last-Event-ID" : ""
       }.`
     case "download":
-      return `Download of ${procedure.contentType} (suspend policy, ${BackpressurePolicy.capacities.download} chunks).`
+      return `Download of ${procedure.contentType} (suspend policy, ${capacities.download} chunks).`
     case "export":
-      return `Export as ${(procedure.formats ?? []).join(", ")} (default ${procedure.defaultFormat}; suspend policy, ${BackpressurePolicy.capacities.export} rows).`
+      return `Export as ${(procedure.formats ?? []).join(", ")} (default ${procedure.defaultFormat}; suspend policy, ${capacities.export} rows).`
     case "unary":
       return "Unary call: one typed response."
   }

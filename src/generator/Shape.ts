@@ -18,10 +18,10 @@ import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
-import { csvFields } from "../../client/effect/SchemaProcedure.ts"
-import type { Constraints } from "../../client/Codec.ts"
+import type { Constraints } from "../protocol/Constraints.ts"
 import type { ExportFormat } from "../protocol/ExportFormat.ts"
 import * as Procedure from "../contract/Procedure.ts"
+import { csvFields } from "../contract/RowFields.ts"
 
 export type Shape =
   | { readonly _tag: "String" }

@@ -108,6 +108,19 @@ export interface Cell {
   readonly quoted: boolean
 }
 
+export type CsvKind = "string" | "number" | "boolean" | "null" | "undefined" | "json"
+
+/**
+ * What a column's cells hold, by the field's type on the encoded side: its
+ * kinds (`CsvKind`) joined by `|`, and `?` at the end when the field is
+ * optional (`"number"`, `"string|null?"`). The contract reads it off a row
+ * schema; a generated client has it written out.
+ */
+export type CsvField = string
+
+/** The fields of a row, by column name. */
+export type CsvFields = { readonly [column: string]: CsvField }
+
 /**
  * RFC 4180 records from text in pieces: quoted fields with `""` escapes and
  * line breaks inside them; records end with CRLF, LF or CR. A record still

@@ -12,120 +12,30 @@
  */
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
-import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { MissedValues } from "../contract/MissedValues.ts"
+import { Signal } from "../core/Signal.ts"
+import * as Core from "../core/SuspendBuffer.ts"
+import { type SlidingBatch, SlidingRing } from "../core/SlidingRing.ts"
 
-/** The policy capacities of the product; they are not configurable per call. */
-export const capacities = {
-  subscription: 64,
-  download: 256,
-  export: 128
-} as const
+/** The policy capacities of the product (defined with the procedure kinds, `contract/Kinds.ts`). */
+export { capacities } from "../contract/Kinds.ts"
+/** Reporting values a subscriber missed (defined with the contract, `contract/MissedValues.ts`). */
+export { MissedValues, reportMissed } from "../contract/MissedValues.ts"
+/** The sliding policy's ring and what its consumer receives (plain JavaScript, `core/SlidingRing.ts`). */
+export { type SlidingBatch, SlidingRing } from "../core/SlidingRing.ts"
 
-/** What a sliding consumer receives: the values it missed, then the newest values. */
-export interface SlidingBatch<A> {
-  /** Values missed before `values`: overwritten here, or reported by the producer as `MissedValues`. */
-  readonly dropped: number
-  /** The producer reported a gap whose size it cannot know (e.g. a cursor from before a restart). */
-  readonly unknownGap: boolean
-  /** How many `tick` intervals passed since the last batch (see `sliding`'s `tick` option). */
-  readonly ticks: number
-  readonly values: ReadonlyArray<A>
-}
-
-/**
- * Lets a subscription's producer report values its consumer will never get
- * (e.g. a resume cursor older than what is kept for replay). They are
- * announced like the sliding policy's own drops: an `event: dropped` before
- * the next value. `undefined` reports a gap of unknown size.
- */
-export class MissedValues extends Context.Tag("effect-stream-rpc/MissedValues")<MissedValues, {
-  readonly report: (count: number | undefined) => Effect.Effect<void>
-}>() {}
-
-/** Reports missed values when running under a sliding policy; does nothing elsewhere. */
-export const reportMissed = (count: number | undefined): Effect.Effect<void> =>
-  Effect.flatMap(
-    Effect.serviceOption(MissedValues),
-    (service) => (Option.isSome(service) ? service.value.report(count) : Effect.void)
-  )
-
-/** A wake-up slot for one waiting party (a producer or a consumer of a buffer). */
-export class Signal {
-  private waiter: (() => void) | undefined = undefined
-  notify(): void {
-    const waiter = this.waiter
-    if (waiter !== undefined) {
-      this.waiter = undefined
-      waiter()
-    }
-  }
-  /** Calls `wake` once, at the next `notify` (for a waiting party that is not a fiber). */
-  once(wake: () => void): void {
-    this.waiter = wake
-  }
-  readonly await: Effect.Effect<void> = Effect.async<void>((resume) => {
-    this.waiter = () => resume(Effect.void)
-    return Effect.sync(() => {
-      this.waiter = undefined
-    })
+/** Completes at the signal's next `notify`; interrupted, it stops waiting. */
+const notified = (signal: Signal): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    signal.once(() => resume(Effect.void))
+    return Effect.sync(() => signal.clear())
   })
-}
-
-/** Fixed-size ring that overwrites its oldest value and counts what it overwrote. */
-export class SlidingRing<A> {
-  /** Allocated with the first value: an idle subscription holds none. */
-  private items: Array<A | undefined> | undefined = undefined
-  private start = 0
-  size = 0
-  dropped = 0
-  unknownGap = false
-  ticks = 0
-  constructor(readonly capacity: number) {}
-  pushAll(values: ReadonlyArray<A>, start = 0): void {
-    const capacity = this.capacity
-    const items = this.items ??= new Array<A | undefined>(capacity)
-    let from = start
-    if (values.length - start > capacity) {
-      // Values that cannot fit even in an empty ring are dropped without being copied.
-      from = values.length - capacity
-      this.dropped += from - start
-    }
-    for (let i = from; i < values.length; i++) {
-      if (this.size === capacity) {
-        items[this.start] = values[i]
-        this.start = (this.start + 1) % capacity
-        this.dropped++
-      } else {
-        items[(this.start + this.size) % capacity] = values[i]
-        this.size++
-      }
-    }
-  }
-  take(): SlidingBatch<A> {
-    const values = new Array<A>(this.size)
-    const items = this.items
-    if (items !== undefined) {
-      for (let i = 0; i < this.size; i++) {
-        const index = (this.start + i) % this.capacity
-        values[i] = items[index] as A
-        items[index] = undefined
-      }
-    }
-    const batch: SlidingBatch<A> = { dropped: this.dropped, unknownGap: this.unknownGap, ticks: this.ticks, values }
-    this.start = 0
-    this.size = 0
-    this.dropped = 0
-    this.unknownGap = false
-    this.ticks = 0
-    return batch
-  }
-}
 
 /** Runs the producer (inside `around` when given) in the stream's scope, reporting its end. */
 const forkProducer = <E, R>(
@@ -138,8 +48,8 @@ const forkProducer = <E, R>(
     Effect.forkScoped
   )
 
-const endOf = <E>(exit: Exit.Exit<void, E>): Effect.Effect<never, Option.Option<E>> =>
-  Exit.isSuccess(exit) ? Effect.fail(Option.none()) : Effect.failCause(Cause.map(exit.cause, Option.some))
+const endOf = <E>(exit: Core.End<Cause.Cause<E>>): Effect.Effect<never, Option.Option<E>> =>
+  exit._tag === "Success" ? Effect.fail(Option.none()) : Effect.failCause(Cause.map(exit.cause, Option.some))
 
 /**
  * Runs `self` ahead of its consumer into a ring of `capacity` values. The
@@ -169,6 +79,7 @@ export const sliding = <A, E, R>(
   Stream.unwrapScoped(Effect.gen(function*() {
     const ring = new SlidingRing<A>(capacity)
     const ready = new Signal()
+    const readyNow = notified(ready)
     let done: Exit.Exit<void, E> | undefined
     // True from the moment the consumer asks for a batch until it has taken one: a full
     // ring then means a burst (a chunk larger than the ring), not a slow consumer, and the
@@ -197,13 +108,14 @@ export const sliding = <A, E, R>(
         return Effect.void
       })
     const taken = new Signal()
+    const takenNow = notified(taken)
     // A reported gap lies between the values already held and the next ones: it waits
     // for the held values to be taken, so the `dropped` event lands where the gap is.
     const report = (count: number | undefined): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (ring.size > 0) {
           ready.notify()
-          return Effect.zipRight(taken.await, report(count))
+          return Effect.zipRight(takenNow, report(count))
         }
         if (count === undefined) ring.unknownGap = true
         else if (count > 0) ring.dropped += count
@@ -245,145 +157,40 @@ export const sliding = <A, E, R>(
         return Effect.succeed(batch)
       }
       if (done !== undefined) return endOf(done)
-      return Effect.zipRight(ready.await, pull)
+      return Effect.zipRight(readyNow, pull)
     })
     return Stream.repeatEffectOption(pull)
   }))
 
 /**
- * The suspend policy's buffer: at most `capacity` values between a producer
- * and a consumer. The producer is a fiber (`offer` waits while the buffer is
- * full) or a callback source (`push`, then `whenSpace`); the consumer takes
- * synchronously and is woken by a callback, so a writer that is plain
- * JavaScript (a Node `Readable`) pays no fiber switch per chunk.
- *
- * Values are held in one array of values, not in the `Chunk`s they came in:
- * a `Chunk` object kept as long as a full buffer keeps its values teaches
- * V8 to allocate every `Chunk` of that kind straight in the old generation
- * (allocation-site pretenuring), where the next source chunk it wraps, a
- * fresh 64 KiB buffer, stays alive until a full collection (measured: a
- * download going from 0–1 full collections per GiB to 12–14).
+ * The suspend policy's buffer (`core/SuspendBuffer.ts`) with the Effects a
+ * fiber needs: a producer that `offer`s and waits while the buffer is full,
+ * a consumer that `take`s chunks and waits with `awaitReady`. Its `exit` is
+ * the producer's `Exit`.
  */
-export class SuspendBuffer<A, E = never> {
-  /** Held values, oldest at `head`; emptied slots hold undefined. */
-  private values: Array<A | undefined> = []
-  private head = 0
-  /** Values held. */
-  size = 0
-  /**
-   * Values taken but lent, not yet handed back (`giveBack`): a download's
-   * chunks written to the socket and not yet taken by it. They count against
-   * the capacity, so what the transfer holds never passes it.
-   */
-  lent = 0
-  /** How the producer ended, once it has. */
-  exit: Exit.Exit<void, E> | undefined = undefined
-  private readonly ready = new Signal()
-  private readonly space = new Signal()
-  /**
-   * @param enter what a value becomes as it enters the buffer (a download's
-   * chunk copied into a reusable slab, say); as it is by default
-   */
-  constructor(readonly capacity: number, private readonly enter?: ((value: A) => A) | undefined) {}
-
-  /** Values the producer may still add: the capacity less what is held and what is lent. */
-  private get room(): number {
-    return this.capacity - this.size - this.lent
-  }
-
-  private append(chunk: Chunk.Chunk<A>, from: number, to: number): void {
-    const values = this.values
-    const array = Chunk.toReadonlyArray(chunk)
-    const enter = this.enter
-    if (enter === undefined) for (let i = from; i < to; i++) values.push(array[i]!)
-    else for (let i = from; i < to; i++) values.push(enter(array[i]!))
-    this.size += to - from
-  }
+export class SuspendBuffer<A, E = never> extends Core.SuspendBuffer<A, Cause.Cause<E>> {
+  private readonly spaceNow = notified(this.space)
+  private readonly readyNow = notified(this.ready)
 
   /** Adds a chunk, waiting while the buffer is full; split only where the capacity requires. */
   offer(chunk: Chunk.Chunk<A>): Effect.Effect<void> {
-    return Effect.suspend(() => this.offerFrom(chunk, 0))
+    return Effect.suspend(() => this.offerFrom(Chunk.toReadonlyArray(chunk), 0))
   }
 
-  private offerFrom(chunk: Chunk.Chunk<A>, from: number): Effect.Effect<void> {
-    const length = Chunk.size(chunk)
+  private offerFrom(values: ReadonlyArray<A>, from: number): Effect.Effect<void> {
+    const length = values.length
     if (from >= length) return Effect.void
     const room = this.room
-    if (room <= 0) return Effect.zipRight(this.space.await, Effect.suspend(() => this.offerFrom(chunk, from)))
+    if (room <= 0) return Effect.zipRight(this.spaceNow, Effect.suspend(() => this.offerFrom(values, from)))
     const to = Math.min(length, from + room)
-    this.append(chunk, from, to)
+    this.append(values, from, to)
     this.ready.notify()
-    return to === length ? Effect.void : this.offerFrom(chunk, to)
+    return to === length ? Effect.void : this.offerFrom(values, to)
   }
 
-  /**
-   * Adds a chunk now, whatever the room (a callback source hands over what it
-   * has read); returns whether there is room left. When there is not, the
-   * source pauses until `whenSpace`.
-   */
+  /** Adds a chunk now, whatever the room; returns whether there is room left (see `pushAll`). */
   push(chunk: Chunk.Chunk<A>): boolean {
-    const length = Chunk.size(chunk)
-    if (length > 0) {
-      this.append(chunk, 0, length)
-      this.ready.notify()
-    }
-    return this.room > 0
-  }
-
-  /** Adds one value now, whatever the room; as `push`. */
-  pushValue(value: A): boolean {
-    this.values.push(this.enter === undefined ? value : this.enter(value))
-    this.size++
-    this.ready.notify()
-    return this.room > 0
-  }
-
-  /** Calls `wake` once the consumer has taken values (a paused callback source resumes). */
-  whenSpace(wake: () => void): void {
-    this.space.once(wake)
-  }
-
-  /** The producer ended: the consumer takes what is left, then sees `exit`. */
-  end(exit: Exit.Exit<void, E>): void {
-    if (this.exit !== undefined) return
-    this.exit = exit
-    this.ready.notify()
-  }
-
-  /**
-   * Takes up to `max` values into `out`, oldest first; returns how many. Lent
-   * (`lend`), they still count against the capacity until given back.
-   */
-  takeInto(out: Array<A>, max = Infinity, lend = false): number {
-    const taken = Math.min(max, this.size)
-    if (taken === 0) return 0
-    const values = this.values
-    let head = this.head
-    const end = head + taken
-    for (; head < end; head++) {
-      out.push(values[head] as A)
-      values[head] = undefined
-    }
-    this.size -= taken
-    if (this.size === 0) {
-      this.values = []
-      this.head = 0
-    } else if (head > 1024 && head * 2 > values.length) {
-      this.values = values.slice(head)
-      this.head = 0
-    } else {
-      this.head = head
-    }
-    if (lend) this.lent += taken
-    else this.space.notify()
-    return taken
-  }
-
-  /** `count` lent values are done with: their room is the producer's again. */
-  giveBack(count: number): void {
-    if (count <= 0) return
-    this.lent -= count
-    this.space.notify()
+    return this.pushAll(Chunk.toReadonlyArray(chunk))
   }
 
   /** Takes up to `max` values as one chunk. */
@@ -393,15 +200,9 @@ export class SuspendBuffer<A, E = never> {
     return Chunk.unsafeFromArray(out)
   }
 
-  /** Calls `wake` once values or the end are there: at once if they already are. */
-  whenReady(wake: () => void): void {
-    if (this.size > 0 || this.exit !== undefined) wake()
-    else this.ready.once(wake)
-  }
-
   /** Waits until values or the end are there. */
   readonly awaitReady: Effect.Effect<void> = Effect.suspend(() =>
-    this.size > 0 || this.exit !== undefined ? Effect.void : this.ready.await
+    this.size > 0 || this.exit !== undefined ? Effect.void : this.readyNow
   )
 }
 

@@ -279,8 +279,8 @@ export const make = <A, I = unknown>(
     const stream = options.stream
     const metaKey = `${stream}:meta`
     const codec = codecOf(options.codec)
-    const replayCount = options.replay === undefined ? 0 : Math.max(0, Math.floor(options.replay.count ?? 1000))
-    const retain = Math.max(1, Math.floor(options.retain ?? Math.max(replayCount, 1000)))
+    const settings = Topic.settingsOf(options)
+    const retain = Math.max(1, Math.floor(options.retain ?? Math.max(settings.replayCount, 1000)))
     const commandTimeout = Duration.toMillis(Duration.decode(options.commandTimeout ?? "2 seconds"))
     const connectTimeout = Duration.toMillis(Duration.decode(options.connectTimeout ?? "5 seconds"))
     const tags = [MetricLabel.make("topic", stream)]
@@ -389,7 +389,7 @@ export const make = <A, I = unknown>(
       return out
     }
 
-    const state = new Topic.TopicState<A>(options, now, { history })
+    const state = new Topic.TopicState<A>(settings, now, { history })
 
     // -- the reader --------------------------------------------------------------
 

@@ -31,7 +31,7 @@
  * increment per value until it resumes with at most 64; memory is the ring
  * (`max(replay.count, 64)` values with their frames) plus a few small
  * objects per subscriber. Hand-overs to many subscribers are paced (see the
- * `pace` option and `topic/FanOut.ts`): sliced, and spaced when busy, so
+ * `pace` option and `core/FanOut.ts`): sliced, and spaced when busy, so
  * fan-out never holds the event loop for long nor takes more than about half
  * of it.
  */
@@ -42,8 +42,9 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import type { Options, SubscribeOptions, Subscription } from "./internal/Model.ts"
 import { subscription } from "./internal/Subscription.ts"
-import { cursors, TopicState } from "./internal/TopicState.ts"
+import { cursors, type Settings, TopicState } from "./internal/TopicState.ts"
 import { TypeId } from "./internal/TypeId.ts"
 
 // ---------------------------------------------------------------------------
@@ -51,82 +52,18 @@ import { TypeId } from "./internal/TypeId.ts"
 // ---------------------------------------------------------------------------
 
 export { TypeId } from "./internal/TypeId.ts"
+export type {
+  Attachment,
+  Entry,
+  Handle,
+  Options,
+  Sink,
+  SubscribeOptions,
+  Subscription
+} from "./internal/Model.ts"
 /** For broker-backed topics (`RedisTopic`): the in-memory core and a subscription to it. */
-export { type Remote, type RemoteEntry, TopicState } from "./internal/TopicState.ts"
+export { type Remote, type RemoteEntry, type Settings, TopicState } from "./internal/TopicState.ts"
 export { subscription } from "./internal/Subscription.ts"
-
-/** A published value with the cursor the topic gave it (the SSE `id:`). */
-export interface Entry<A> {
-  readonly cursor: string
-  readonly value: A
-}
-
-export interface Options<A> {
-  /** Key of a value (e.g. its symbol): subscribers to some keys are only touched by their values. */
-  readonly key?: ((value: A) => string) | undefined
-  /**
-   * What a resuming subscriber (`after`) can be replayed: at most `count`
-   * values (default 1,000 when `replay` is given, 0 without it), none older
-   * than `age` (default: no limit).
-   */
-  readonly replay?: {
-    readonly count?: number | undefined
-    readonly age?: Duration.DurationInput | undefined
-  } | undefined
-  /**
-   * Fan-out pacing (default `true`): when handing values to the subscribers
-   * took more than a couple of milliseconds (writes to many sockets), the
-   * next hand-over waits as long, and what was published meanwhile goes out
-   * in one write per subscriber. Fan-out then takes at most about half of
-   * the event loop, so a server feeding more subscribers than it can still
-   * answers requests; subscribers get every value, later and in larger
-   * writes. `false`: every publish is written at once, whatever it costs.
-   */
-  readonly pace?: boolean | undefined
-}
-
-export interface SubscribeOptions {
-  /** Only values with one of these keys (needs the topic's `key` option); all values without it. */
-  readonly keys?: Iterable<string> | undefined
-  /** Resume after this cursor (`Procedure.lastEventId(headers)`). */
-  readonly after?: string | undefined
-}
-
-/**
- * Where a fast-path subscriber writes: SSE frames as text. `write` returns
- * false when the receiver's buffer is full (the text was still accepted):
- * the topic stops writing to it until `Attachment.resume()`.
- */
-export interface Sink {
-  /** `values` values and `dropped` missed values announced (exact counts only) are in `text`. */
-  readonly write: (text: string, values: number, dropped: number) => boolean
-  /** The topic has ended: no value will follow. */
-  readonly end: () => void
-}
-
-export interface Attachment {
-  /** The receiver accepts writes again (e.g. the socket's `drain`). */
-  resume(): void
-  /** Stops delivery at once and forgets the subscriber. Idempotent. */
-  detach(): void
-}
-
-/** The fast-path handle of a subscription, found under `TypeId`. */
-export interface Handle<A> {
-  /**
-   * Starts delivering to `sink`: first a `dropped` event if the resume cursor
-   * cannot be fully replayed, then the replay, then live values. `encode` is
-   * the JSON of a value; frames are cached per encoder function, so pass the
-   * same function to every subscriber of a procedure.
-   */
-  attach(sink: Sink, encode: (value: A) => string): Attachment
-}
-
-export interface Subscription<A> extends Stream.Stream<A> {
-  readonly [TypeId]: Handle<A>
-  /** The same values with their cursors. */
-  readonly entries: Stream.Stream<Entry<A>>
-}
 
 /**
  * A broker-backed topic (`RedisTopic`) could not take a value: the broker is
@@ -163,11 +100,22 @@ export interface Topic<A, E = never> {
 // constructors
 // ---------------------------------------------------------------------------
 
+/** What the in-memory core (`TopicState`) needs of `options`: the replay window in plain numbers, the defaults applied. */
+export const settingsOf = <A>(options: Options<A>): Settings<A> => {
+  const replay = options.replay
+  return {
+    key: options.key,
+    replayCount: replay === undefined ? 0 : Math.max(0, Math.floor(replay.count ?? 1000)),
+    replayAgeMillis: replay?.age === undefined ? Infinity : Duration.toMillis(Duration.decode(replay.age)),
+    pace: options.pace !== false
+  }
+}
+
 /** A topic living as long as the scope; closing the scope ends every subscription. */
 export const make = <A>(options: Options<A> = {}): Effect.Effect<Topic<A>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
-    const state = new TopicState<A>(options, () => clock.unsafeCurrentTimeMillis())
+    const state = new TopicState<A>(settingsOf(options), () => clock.unsafeCurrentTimeMillis())
     yield* Effect.addFinalizer(() => Effect.sync(() => state.shutdown()))
     const unsafePublishAll = (values: Iterable<A>) => state.publishAll(values)
     const unsafePublish = (value: A) => state.publishAll([value])

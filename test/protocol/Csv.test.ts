@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Schema from "effect/Schema"
 import * as fc from "fast-check"
 import * as CsvRows from "../../client/CsvRows.ts"
-import * as SchemaProcedure from "../../client/effect/SchemaProcedure.ts"
+import { csvFields } from "../../src/contract/RowFields.ts"
 import * as Csv from "../../src/protocol/Csv.ts"
 import { RowsTruncated, RowSyntaxError } from "../../src/protocol/Rows.ts"
 import { encodeAll, everySplit, feedAll, feedBytes, splitAt, splitBytesAt, utf8 } from "./support.ts"
@@ -34,7 +34,7 @@ describe("CSV", () => {
     fc.assert(
       fc.property(fc.array(row, { maxLength: 4 }), fc.integer({ min: 1, max: 3 }), (rows, chunkSize) => {
         const bytes = utf8(encodeAll(Csv.encoder(columns), rows, chunkSize))
-        for (const pieces of everySplit(bytes)) expect(feedBytes(CsvRows.decoder(SchemaProcedure.csvFields(Row)), pieces)).toEqual(rows)
+        for (const pieces of everySplit(bytes)) expect(feedBytes(CsvRows.decoder(csvFields(Row)), pieces)).toEqual(rows)
       }),
       { numRuns: 60 }
     )

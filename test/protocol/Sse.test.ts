@@ -7,7 +7,7 @@ import {
   SseEventTooLarge,
   type SseParser,
   type SseParserOptions
-} from "../../src/protocol/Sse.ts"
+} from "../../src/protocol/SseParser.ts"
 import * as SseFraming from "../../src/protocol/Sse.ts"
 
 // ---------------------------------------------------------------------------
@@ -755,7 +755,7 @@ describe("SseParser: round trip", () => {
 
 describe("SseParser: browser safety", () => {
   it("the parser module uses no Node built-ins or Node globals", () => {
-    const source = readFileSync(new URL("../../src/protocol/Sse.ts", import.meta.url), "utf8")
+    const source = readFileSync(new URL("../../src/protocol/SseParser.ts", import.meta.url), "utf8")
     expect(source).not.toMatch(/from\s+["']node:/)
     expect(source).not.toMatch(/\brequire\s*\(/)
     expect(source).not.toMatch(/\bBuffer\b/)

@@ -21,82 +21,10 @@
 import type * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
 import * as Scheduler from "effect/Scheduler"
+import { handBack, turnSpent } from "../../core/TurnQueue.ts"
 
 /** Slices of one fiber run back to back on the microtask queue before the event loop gets a turn. */
 const slicesInARow = 4
-
-/** Milliseconds of one turn of the event loop the fibers on this scheduler may take before it gets the next. */
-const turnBudgetMillis = 5
-
-let turnStarted = -1
-let endArmed = false
-
-const endTurn = (): void => {
-  endArmed = false
-  turnStarted = -1
-}
-
-const startTurn = (now: number): void => {
-  turnStarted = now
-  if (!endArmed) {
-    endArmed = true
-    // Runs once the loop has polled sockets: the next turn starts with a fresh budget.
-    setImmediate(endTurn)
-  }
-}
-
-const turnSpent = (): boolean => {
-  const now = performance.now()
-  if (turnStarted < 0) {
-    startTurn(now)
-    return false
-  }
-  return now - turnStarted > turnBudgetMillis
-}
-
-/** Fibers handed back to the event loop, oldest first (`head` is the next to run). */
-let waiting: Array<() => void> = []
-let head = 0
-let armed = false
-
-const handBack = (run: () => void): void => {
-  waiting.push(run)
-  if (!armed) {
-    armed = true
-    setImmediate(runWaiting)
-  }
-}
-
-/**
- * One turn's share of the waiting fibers: those that were waiting when it
- * began, oldest first, until the budget is spent. Fibers handed back while
- * it runs wait for the next turn, after the loop has read its sockets.
- */
-const runWaiting = (): void => {
-  armed = false
-  const started = performance.now()
-  startTurn(started)
-  const end = waiting.length
-  while (head < end) {
-    const run = waiting[head]!
-    waiting[head++] = noop
-    run()
-    if (performance.now() - started > turnBudgetMillis) break
-  }
-  if (head === waiting.length) {
-    waiting = []
-    head = 0
-  } else if (head > 1024 && head * 2 > waiting.length) {
-    waiting = waiting.slice(head)
-    head = 0
-  }
-  if (head < waiting.length && !armed) {
-    armed = true
-    setImmediate(runWaiting)
-  }
-}
-
-const noop = (): void => {}
 
 const runners = Scheduler.SchedulerRunner.cached((depth, drain) => {
   if (depth >= slicesInARow || turnSpent()) handBack(() => drain(0))

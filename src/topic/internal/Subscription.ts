@@ -8,8 +8,9 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { pipeArguments } from "effect/Pipeable"
 import * as Stream from "effect/Stream"
-import * as BackpressurePolicy from "../../server/BackpressurePolicy.ts"
-import type { Attachment, Entry, Handle, Sink, SubscribeOptions, Subscription } from "../Topic.ts"
+import { reportMissed } from "../../contract/MissedValues.ts"
+import { Signal } from "../../core/Signal.ts"
+import type { Attachment, Entry, Handle, Sink, SubscribeOptions, Subscription } from "./Model.ts"
 import { TypeId } from "./TypeId.ts"
 import {
   droppedFrame,
@@ -107,8 +108,12 @@ class SinkSubscriber<A> extends Subscriber implements Attachment {
 
 /** The consumer of a Stream view: pulls from the ring, woken by publishes. */
 class StreamSubscriber extends Subscriber {
-  private readonly signal = new BackpressurePolicy.Signal()
-  readonly await: Effect.Effect<void> = this.signal.await
+  private readonly signal = new Signal()
+  /** Completes at the next publish (or the end); interrupted, it stops waiting. */
+  readonly await: Effect.Effect<void> = Effect.async<void>((resume) => {
+    this.signal.once(() => resume(Effect.void))
+    return Effect.sync(() => this.signal.clear())
+  })
   flush(): void {
     this.signal.notify()
   }
@@ -145,12 +150,12 @@ const entries = <A>(
     const renewed = topic.epoch !== epoch
     const history = renewed ? [] : settled.items.map((entry) => entryOf(topic, entry))
     // Reported first, so the `dropped` event precedes every value.
-    if (!renewed && settled.missed !== 0) yield* BackpressurePolicy.reportMissed(settled.missed ?? undefined)
+    if (!renewed && settled.missed !== 0) yield* reportMissed(settled.missed ?? undefined)
     const pull: Effect.Effect<Chunk.Chunk<Entry<A>>, Option.Option<never>> = Effect.suspend(() => {
       if (subscriber.gap !== 0) {
         const gap = subscriber.gap
         subscriber.gap = 0
-        return Effect.zipRight(BackpressurePolicy.reportMissed(gap ?? undefined), pull)
+        return Effect.zipRight(reportMissed(gap ?? undefined), pull)
       }
       if (subscriber.pending > 0) {
         const items = topic.collect(keys, subscriber.position, Infinity)
@@ -158,7 +163,7 @@ const entries = <A>(
         subscriber.position = Math.max(subscriber.position, topic.next)
         subscriber.pending = 0
         const chunk = Chunk.unsafeFromArray<Entry<A>>(items)
-        return lost > 0 ? Effect.as(BackpressurePolicy.reportMissed(lost), chunk) : Effect.succeed(chunk)
+        return lost > 0 ? Effect.as(reportMissed(lost), chunk) : Effect.succeed(chunk)
       }
       if (!subscriber.attached) return Effect.fail(Option.none())
       return Effect.zipRight(subscriber.await, pull)

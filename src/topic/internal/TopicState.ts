@@ -4,17 +4,16 @@
  * the hooks a broker-backed topic (`RedisTopic`) uses to append values at
  * offsets assigned elsewhere.
  */
-import * as Duration from "effect/Duration"
-import * as BackpressurePolicy from "../../server/BackpressurePolicy.ts"
+import { capacities } from "../../contract/Kinds.ts"
+import { FanOut, type Subscriber as FanOutSubscriber } from "../../core/FanOut.ts"
 import * as Sse from "../../protocol/Sse.ts"
-import type { Entry, Options } from "../Topic.ts"
-import { FanOut } from "../../core/FanOut.ts"
+import type { Entry } from "./Model.ts"
 // ---------------------------------------------------------------------------
 // internals
 // ---------------------------------------------------------------------------
 
 /** The sliding policy of subscriptions: what a stalled subscriber gets when it resumes. */
-export const slidingCapacity = BackpressurePolicy.capacities.subscription
+export const slidingCapacity = capacities.subscription
 /** Frames written to a sink per `write` during a replay, so a full socket is noticed early. */
 export const framesPerWrite = 64
 
@@ -90,7 +89,7 @@ export interface Settled<A> {
   readonly missed: number | null
 }
 
-export abstract class Subscriber {
+export abstract class Subscriber implements FanOutSubscriber {
   /** Offset from which values are still owed to this subscriber. */
   position = 0
   /** Matching values published at or after `position` and not delivered yet. */
@@ -119,6 +118,17 @@ export interface Remote<A> {
   readonly history: (from: number, to: number) => Promise<ReadonlyArray<RemoteEntry<A>>>
 }
 
+/** What the core needs of a topic's `Options`, in plain numbers (`Topic.settingsOf`). */
+export interface Settings<A> {
+  readonly key: ((value: A) => string) | undefined
+  /** Values a resuming subscriber may be replayed at most (`replay.count`; 0 without `replay`). */
+  readonly replayCount: number
+  /** Milliseconds: the oldest value a resuming subscriber may be replayed (`replay.age`; Infinity: no limit). */
+  readonly replayAgeMillis: number
+  /** Fan-out pacing (`pace`). */
+  readonly pace: boolean
+}
+
 /** @internal */
 export class TopicState<A> {
   epoch = newEpoch()
@@ -136,13 +146,12 @@ export class TopicState<A> {
   private readonly fanOut: FanOut
   count = 0
 
-  constructor(readonly options: Options<A>, readonly now: () => number, readonly remote?: Remote<A>) {
-    const replay = options.replay
-    this.replayCount = replay === undefined ? 0 : Math.max(0, Math.floor(replay.count ?? 1000))
-    this.replayAgeMillis = replay?.age === undefined ? Infinity : Duration.toMillis(Duration.decode(replay.age))
+  constructor(readonly settings: Settings<A>, readonly now: () => number, readonly remote?: Remote<A>) {
+    this.replayCount = settings.replayCount
+    this.replayAgeMillis = settings.replayAgeMillis
     this.capacity = Math.max(this.replayCount, slidingCapacity)
     this.ring = new Array<Node<A> | undefined>(this.capacity)
-    this.fanOut = new FanOut(this.capacity, options.pace !== false)
+    this.fanOut = new FanOut(this.capacity, settings.pace)
   }
 
   get oldest(): number {
@@ -242,7 +251,7 @@ export class TopicState<A> {
     // that keeps up receives a burst larger than the ring whole.
     this.fanOut.appending()
     const offset = this.next++
-    const keyOf = this.options.key
+    const keyOf = this.settings.key
     const key = keyOf === undefined ? undefined : keyOf(value)
     let previousOfKey = -1
     if (key !== undefined) {
@@ -392,7 +401,7 @@ export class TopicState<A> {
       missed = exact ? missed + n : null
     }
     const oldestAllowed = this.replayAgeMillis === Infinity ? -Infinity : this.now() - this.replayAgeMillis
-    const keyOf = this.options.key
+    const keyOf = this.settings.key
     const items: Array<RemoteEntry<A>> = []
     let expected = range.from
     for (const entry of entries) {

@@ -1,0 +1,82 @@
+/**
+ * The models of a topic, shared by its public module (`Topic.ts`, which
+ * re-exports them) and its internals: what a value is published as, what a
+ * topic and a subscription are given, and the fast-path handle a transport
+ * attaches a socket to.
+ */
+import type * as Duration from "effect/Duration"
+import type * as Stream from "effect/Stream"
+import type { TypeId } from "./TypeId.ts"
+
+/** A published value with the cursor the topic gave it (the SSE `id:`). */
+export interface Entry<A> {
+  readonly cursor: string
+  readonly value: A
+}
+
+export interface Options<A> {
+  /** Key of a value (e.g. its symbol): subscribers to some keys are only touched by their values. */
+  readonly key?: ((value: A) => string) | undefined
+  /**
+   * What a resuming subscriber (`after`) can be replayed: at most `count`
+   * values (default 1,000 when `replay` is given, 0 without it), none older
+   * than `age` (default: no limit).
+   */
+  readonly replay?: {
+    readonly count?: number | undefined
+    readonly age?: Duration.DurationInput | undefined
+  } | undefined
+  /**
+   * Fan-out pacing (default `true`): when handing values to the subscribers
+   * took more than a couple of milliseconds (writes to many sockets), the
+   * next hand-over waits as long, and what was published meanwhile goes out
+   * in one write per subscriber. Fan-out then takes at most about half of
+   * the event loop, so a server feeding more subscribers than it can still
+   * answers requests; subscribers get every value, later and in larger
+   * writes. `false`: every publish is written at once, whatever it costs.
+   */
+  readonly pace?: boolean | undefined
+}
+
+export interface SubscribeOptions {
+  /** Only values with one of these keys (needs the topic's `key` option); all values without it. */
+  readonly keys?: Iterable<string> | undefined
+  /** Resume after this cursor (`Procedure.lastEventId(headers)`). */
+  readonly after?: string | undefined
+}
+
+/**
+ * Where a fast-path subscriber writes: SSE frames as text. `write` returns
+ * false when the receiver's buffer is full (the text was still accepted):
+ * the topic stops writing to it until `Attachment.resume()`.
+ */
+export interface Sink {
+  /** `values` values and `dropped` missed values announced (exact counts only) are in `text`. */
+  readonly write: (text: string, values: number, dropped: number) => boolean
+  /** The topic has ended: no value will follow. */
+  readonly end: () => void
+}
+
+export interface Attachment {
+  /** The receiver accepts writes again (e.g. the socket's `drain`). */
+  resume(): void
+  /** Stops delivery at once and forgets the subscriber. Idempotent. */
+  detach(): void
+}
+
+/** The fast-path handle of a subscription, found under `TypeId`. */
+export interface Handle<A> {
+  /**
+   * Starts delivering to `sink`: first a `dropped` event if the resume cursor
+   * cannot be fully replayed, then the replay, then live values. `encode` is
+   * the JSON of a value; frames are cached per encoder function, so pass the
+   * same function to every subscriber of a procedure.
+   */
+  attach(sink: Sink, encode: (value: A) => string): Attachment
+}
+
+export interface Subscription<A> extends Stream.Stream<A> {
+  readonly [TypeId]: Handle<A>
+  /** The same values with their cursors. */
+  readonly entries: Stream.Stream<Entry<A>>
+}
