@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as fc from "fast-check"
 import * as BackpressurePolicy from "../src/server/BackpressurePolicy.ts"
+import { SuspendBuffer } from "../src/server/internal/SuspendBuffer.ts"
 
 /** A source of 0..n-1 cut into the given chunk sizes, yielding between chunks like a real source. */
 const source = (sizes: ReadonlyArray<number>) => {
@@ -119,7 +120,7 @@ describe("suspend policy", () => {
 describe("suspend buffer: values lent to a writer", () => {
   it.effect("count against the capacity until given back: the producer waits for them", () =>
     Effect.gen(function*() {
-      const buffer = new BackpressurePolicy.SuspendBuffer<number>(4)
+      const buffer = new SuspendBuffer<number>(4)
       let offered = 0
       const settle = Effect.repeatN(Effect.yieldNow(), 20)
       yield* Effect.fork(

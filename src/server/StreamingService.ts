@@ -27,6 +27,7 @@ import type { Drain } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamKind, type StreamMetrics, type Termination } from "./MetricsService.ts"
 import * as Platform from "./internal/Platform.ts"
 import * as SseResponse from "./internal/SseResponse.ts"
+import type { SuspendBuffer } from "./internal/SuspendBuffer.ts"
 import * as Transfer from "./internal/Transfer.ts"
 import * as ContentDisposition from "../protocol/ContentDisposition.ts"
 import * as ExportFormat from "../protocol/ExportFormat.ts"
@@ -176,7 +177,7 @@ const servedByNode = Effect.flatMap(
 const transferResponse = <A, E>(
   kind: "download" | "export",
   name: string,
-  buffer: BackpressurePolicy.SuspendBuffer<A, E>,
+  buffer: SuspendBuffer<A, E>,
   encoding: Transfer.Encoding<A>,
   options: { readonly contentType: string; readonly headers: Record<string, string> },
   slabs?: Transfer.Slabs | undefined
