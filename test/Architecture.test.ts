@@ -154,3 +154,37 @@ describe("the layout", () => {
     expect(free / total).toBeGreaterThanOrEqual(0.45)
   })
 })
+
+describe("the web runtime path", () => {
+  it("loads no Node module: the root index and HttpTransport import neither node:* nor @effect/platform-node statically", async () => {
+    const esbuild = await import("esbuild")
+    for (const entry of ["src/index.ts", "src/server/HttpTransport.ts"]) {
+      const result = await esbuild.build({
+        entryPoints: [entry],
+        bundle: true,
+        write: false,
+        metafile: true,
+        format: "esm",
+        platform: "node",
+        packages: "external",
+        logLevel: "silent"
+      })
+      const inputs = result.metafile.inputs
+      const seen = new Set<string>()
+      const external = new Set<string>()
+      const visit = (path: string): void => {
+        if (seen.has(path)) return
+        seen.add(path)
+        for (const edge of inputs[path]?.imports ?? []) {
+          // Only what loads with the module: the Node platform module is a dynamic import.
+          if (edge.kind !== "import-statement") continue
+          if (edge.external === true) external.add(edge.path)
+          else visit(edge.path)
+        }
+      }
+      visit(entry)
+      expect(seen.size).toBeGreaterThan(10)
+      expect([...external].filter((path) => path.startsWith("node:") || path.startsWith("@effect/platform-node"))).toEqual([])
+    }
+  })
+})

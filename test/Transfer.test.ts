@@ -17,6 +17,7 @@ import * as HttpTransport from "../src/server/HttpTransport.ts"
 import * as MetricsService from "../src/server/MetricsService.ts"
 import * as Procedure from "../src/contract/Procedure.ts"
 import { StreamingService } from "../src/server/StreamingService.ts"
+import * as NodePlatform from "../src/server/internal/NodePlatform.ts"
 import * as Transfer from "../src/server/internal/Transfer.ts"
 import { eventually, get, listen, quiet, settled } from "./support/http.ts"
 
@@ -126,7 +127,7 @@ describe("slabs: the chunks of a download written to a socket", () => {
       const source = Stream.range(0, chunks - 1).pipe(Stream.map((i) => new Uint8Array(chunkBytes).fill(i % 251)))
       const slabs = new Transfer.Slabs()
       const buffer = yield* Transfer.start(source, BackpressurePolicy.capacities.download, undefined, slabs)
-      const body = new Transfer.NodeBody(buffer, downloadEncoding, observer, slabs)
+      const body = new NodePlatform.NodeBody(buffer, downloadEncoding, observer, slabs)
       const server = Net.createServer((socket) => {
         body.pipe(socket)
       })

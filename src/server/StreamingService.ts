@@ -202,7 +202,7 @@ const transferResponse = <A, E>(
       }
     }
     if (served !== undefined) {
-      const body = new Transfer.NodeBody(buffer, encoding, observer, slabs)
+      const body = new served.node.NodeBody(buffer, encoding, observer, slabs)
       cut = () => {
         served.node.cut(served.request)
         body.destroy()

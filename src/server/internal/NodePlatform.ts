@@ -1,7 +1,8 @@
 /**
- * Everything this library knows of `@effect/platform-node`'s HTTP server, in
- * one module, loaded only when a request served by Node arrives (see
- * `Platform.node`): a web runtime (`toWebHandler`) never loads it.
+ * Everything this library knows of `@effect/platform-node`'s HTTP server, and
+ * what it writes with `node:stream`, in one module, loaded only when a
+ * request served by Node arrives (see `Platform.node`): a web runtime
+ * (`toWebHandler`) never loads it.
  *
  * What it relies on, pinned by test/NodePlatform.test.ts (a platform release
  * that changes any of it fails that test, not production):
@@ -18,6 +19,8 @@
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import type * as Http from "node:http"
+import * as Cause from "effect/Cause"
+import * as Core from "../../core/NodeBody.ts"
 import type { SseSink } from "../../core/SseAnswer.ts"
 
 /** The socket of a request served by Node, else undefined. */
@@ -118,5 +121,18 @@ export class NodeSink implements SseSink {
     if (this.onClose !== undefined) this.response.off("close", this.onClose)
     this.onDrain = undefined
     this.onClose = undefined
+  }
+}
+
+/**
+ * The body of a transfer served by Node (`core/NodeBody.ts`, a `Readable`):
+ * piped to the response, it writes batches straight to it and waits for
+ * `drain` between them; read any other way, it is an ordinary `Readable`
+ * over the same buffer. A failure after the first byte destroys it with the
+ * failure's squashed cause.
+ */
+export class NodeBody<A, E> extends Core.NodeBody<A, Cause.Cause<E>> {
+  protected override errorOf(cause: Cause.Cause<E>): unknown {
+    return Cause.squash(cause)
   }
 }

@@ -30,7 +30,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { forkInto, pullInto, SuspendBuffer } from "./SuspendBuffer.ts"
-import * as Core from "../../core/NodeBody.ts"
+import type * as Core from "../../core/NodeBody.ts"
 import type { Encoding } from "../../core/NodeBody.ts"
 import { Slabs } from "../../core/Slabs.ts"
 
@@ -197,18 +197,6 @@ export type { Encoding }
 
 /** What a body reports to the transfer's lifecycle; a failure is told with its `Cause`. */
 export type Observer = Core.Observer<Cause.Cause<unknown>>
-
-/**
- * The Node body (`core/NodeBody.ts`): piped to the response, it writes
- * batches straight to it and waits for `drain` between them; read any other
- * way, it is an ordinary `Readable` over the same buffer. A failure after
- * the first byte destroys it with the failure's squashed cause.
- */
-export class NodeBody<A, E> extends Core.NodeBody<A, Cause.Cause<E>> {
-  protected override errorOf(cause: Cause.Cause<E>): unknown {
-    return Cause.squash(cause)
-  }
-}
 
 /**
  * The web body: a Stream pulling batches from the same buffer. `onStart`
