@@ -34,7 +34,7 @@ const app = HttpRouter.empty.pipe(
 describe("graceful shutdown", () => {
   it.scopedLive("ends subscriptions without `end` so clients reconnect, and lets a running download finish", () =>
     Effect.gen(function*() {
-      const drain = GracefulShutdown.unsafeMake()
+      const drain = yield* GracefulShutdown.make
       const url = yield* listen(app).pipe(Effect.provideService(GracefulShutdown.GracefulShutdown, drain))
 
       const subscription = yield* Effect.promise(() => get(`${url}/live`))
@@ -79,7 +79,7 @@ describe("graceful shutdown", () => {
 
   it.scopedLive("cuts a stalled download at the deadline: the client sees a truncated transfer", () =>
     Effect.gen(function*() {
-      const drain = GracefulShutdown.unsafeMake()
+      const drain = yield* GracefulShutdown.make
       const url = yield* listen(app).pipe(Effect.provideService(GracefulShutdown.GracefulShutdown, drain))
       const download = yield* Effect.promise(() => get(`${url}/file`))
       download.pause()
@@ -99,7 +99,7 @@ describe("graceful shutdown", () => {
 describe("the demo's /health", () => {
   it.scopedLive("200 ok while serving; 503 draining once shutdown has begun", () =>
     Effect.gen(function*() {
-      const drain = GracefulShutdown.unsafeMake()
+      const drain = yield* GracefulShutdown.make
       const url = yield* listen(health).pipe(Effect.provideService(GracefulShutdown.GracefulShutdown, drain))
       const before = yield* Effect.promise(() => fetch(url).then(async (r) => ({ status: r.status, body: await r.json() })))
       expect(before).toEqual({ status: 200, body: { status: "ok" } })

@@ -134,7 +134,7 @@ describe("A Topic answered over SSE on a real socket", () => {
 
   it.scopedLive("draining ends the subscription without `end`, so the client reconnects and resumes", () =>
     Effect.gen(function*() {
-      const drain = GracefulShutdown.unsafeMake()
+      const drain = yield* GracefulShutdown.make
       const topic = yield* Topic.make<Tick>()
       const { url } = yield* serveTopic(() => topic, Layer.succeed(GracefulShutdown.GracefulShutdown, drain))
       const c = yield* Effect.promise(() => client(url))

@@ -23,6 +23,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import * as Drains from "./internal/Drains.ts"
 import * as GracefulShutdown from "./GracefulShutdown.ts"
 import * as Admission from "./internal/Admission.ts"
 import * as Cors from "./internal/Cors.ts"
@@ -89,7 +90,7 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
     // A server without a GracefulShutdown layer still has a drain of its own (one that never begins).
     const drain = Option.getOrElse(
       Context.getOption(provided, GracefulShutdown.GracefulShutdown),
-      GracefulShutdown.unsafeMake
+      Drains.unsafeMake
     )
     const context = Context.add(provided, GracefulShutdown.GracefulShutdown, drain) as Context.Context<never>
     const parsing = {

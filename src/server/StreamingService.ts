@@ -22,7 +22,7 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as BackpressurePolicy from "./BackpressurePolicy.ts"
-import * as GracefulShutdown from "./GracefulShutdown.ts"
+import * as Drains from "./internal/Drains.ts"
 import type { Drain } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamKind, type StreamMetrics, type Termination } from "./MetricsService.ts"
 import * as Platform from "./internal/Platform.ts"
@@ -186,7 +186,7 @@ const transferResponse = <A, E>(
     const runtime = yield* Effect.runtime<never>()
     const context = runtime.context
     const metrics = Context.getOption(context, MetricsService)
-    const shutdown = GracefulShutdown.fromContext(context)
+    const shutdown = Drains.fromContext(context)
     const served = yield* servedByNode
     let cut = () => {}
     const life = new Lifecycle(kind, name, Option.getOrUndefined(metrics), shutdown, () => cut())

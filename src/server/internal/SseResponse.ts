@@ -30,8 +30,8 @@ import * as Names from "../../protocol/Names.ts"
 import * as Sse from "../../protocol/Sse.ts"
 import * as Topic from "../../topic/Topic.ts"
 import { capacities, MissedValues } from "../BackpressurePolicy.ts"
-import * as GracefulShutdown from "../GracefulShutdown.ts"
-import type { Drain } from "../GracefulShutdown.ts"
+import * as Drains from "./Drains.ts"
+import type { Drain } from "./Drains.ts"
 import { MetricsService } from "../MetricsService.ts"
 import { StreamingConfig } from "../StreamingConfig.ts"
 import * as Scheduling from "./Scheduling.ts"
@@ -226,7 +226,7 @@ const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Effect.Ef
       opening,
       heartbeatMillis: Math.max(1, Math.round(Duration.toMillis(config.heartbeatInterval))),
       every: everyOf(clock),
-      draining: drainingOf(GracefulShutdown.fromContext(context)),
+      draining: drainingOf(Drains.fromContext(context)),
       metrics,
       capacity: capacities.subscription,
       frame: (value) => Sse.event({ id: Topic.cursorOf(value) ?? (id === undefined ? undefined : id(value)), data: serialize(value) }),
