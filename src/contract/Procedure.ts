@@ -134,7 +134,7 @@ export const download = <
  * per call with `?format=`. `columns` fixes the CSV column order and lets
  * typed clients decode CSV back into rows.
  */
-export const exportRows = <
+const exportRows = <
   const Tag extends string,
   Row extends Schema.Schema.Any,
   Payload extends PayloadOption = typeof Schema.Void,
