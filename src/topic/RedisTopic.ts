@@ -47,6 +47,20 @@ import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import {
+  type Control,
+  idOf,
+  messageOf,
+  parseEntries,
+  parseRead,
+  publishScript,
+  publishSha,
+  type Raw,
+  type RawEntry,
+  sleep,
+  text
+} from "./internal/RedisStream.ts"
+import { newEpoch } from "./internal/TopicState.ts"
 import * as Topic from "./Topic.ts"
 
 // ---------------------------------------------------------------------------
@@ -125,116 +139,6 @@ export const metrics = {
   })
 }
 
-// ---------------------------------------------------------------------------
-// Redis scripts and replies
-// ---------------------------------------------------------------------------
-
-/**
- * KEYS: meta, stream[, fence]. ARGV: candidate epoch, maxlen, time (ms),
- * fence token ("" without a fence), values...
- * A meta created here is a new incarnation: a stream left without one is
- * removed first, so offsets and entry ids start again together. Values are
- * appended only while the fence key holds the token (else the error
- * `FENCED`, nothing appended, no offset taken).
- * Returns { epoch, last offset }.
- */
-const publishScript = `
-local meta, stream = KEYS[1], KEYS[2]
-if redis.call('HSETNX', meta, 'epoch', ARGV[1]) == 1 then redis.call('DEL', stream) end
-local epoch = redis.call('HGET', meta, 'epoch')
-local n = #ARGV - 4
-if n == 0 then return {epoch, tostring(redis.call('HINCRBY', meta, 'offset', 0))} end
-if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[4] then
-  return redis.error_reply('FENCED the lease ' .. KEYS[3] .. ' is not held by this publisher')
-end
-local last = redis.call('HINCRBY', meta, 'offset', n)
-local first = last - n
-for i = 1, n do
-  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '0-' .. (first + i), 'e', epoch, 't', ARGV[3], 'v', ARGV[4 + i])
-end
-return {epoch, tostring(last)}
-`
-
-/** The same with no value: the current incarnation (created if missing) and last offset. */
-const publishSha = (async () => {
-  const { createHash } = await import("node:crypto")
-  return createHash("sha1").update(publishScript).digest("hex")
-})()
-
-const newEpoch = (): string => {
-  const bytes = new Uint8Array(8)
-  globalThis.crypto.getRandomValues(bytes)
-  let epoch = ""
-  for (const byte of bytes) epoch += byte.toString(36).padStart(2, "0")
-  return epoch
-}
-
-type Raw = unknown
-
-interface RawEntry {
-  readonly offset: number
-  readonly epoch: string | undefined
-  readonly at: number
-  /** Undefined for an entry not written by a RedisTopic. */
-  readonly text: string | undefined
-}
-
-const text = (raw: Raw): string => (typeof raw === "string" ? raw : Buffer.isBuffer(raw) ? raw.toString("utf8") : String(raw))
-
-/** One `[id, [field, value, ...]]` stream entry. */
-const parseEntry = (raw: Raw): RawEntry | undefined => {
-  if (!Array.isArray(raw) || raw.length < 2) return undefined
-  const id = text(raw[0])
-  const dash = id.indexOf("-")
-  const offset = Number(id.slice(dash + 1))
-  const fields = raw[1]
-  let epoch: string | undefined
-  let at = 0
-  let value: string | undefined
-  if (Array.isArray(fields)) {
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      const name = text(fields[i])
-      if (name === "v") value = text(fields[i + 1])
-      else if (name === "t") at = Number(text(fields[i + 1]))
-      else if (name === "e") epoch = text(fields[i + 1])
-    }
-  } else if (typeof fields === "object" && fields !== null) {
-    const record = fields as Record<string, Raw>
-    if (record["v"] !== undefined) value = text(record["v"])
-    if (record["t"] !== undefined) at = Number(text(record["t"]))
-    if (record["e"] !== undefined) epoch = text(record["e"])
-  }
-  if (!Number.isFinite(offset)) return undefined
-  return { offset, epoch, at, text: value }
-}
-
-const parseEntries = (raw: Raw): Array<RawEntry> => {
-  const out: Array<RawEntry> = []
-  if (!Array.isArray(raw)) return out
-  for (const item of raw) {
-    const entry = parseEntry(item)
-    if (entry !== undefined) out.push(entry)
-  }
-  return out
-}
-
-/** An `XREAD` reply for one stream (RESP2: `[[key, entries]]`, RESP3: `{ key: entries }`). */
-const parseRead = (raw: Raw): Array<RawEntry> => {
-  if (raw === null || raw === undefined) return []
-  if (Array.isArray(raw)) {
-    const first = raw[0]
-    return Array.isArray(first) ? parseEntries(first[1]) : []
-  }
-  if (raw instanceof Map) {
-    for (const value of raw.values()) return parseEntries(value)
-    return []
-  }
-  if (typeof raw === "object") {
-    for (const value of Object.values(raw as Record<string, Raw>)) return parseEntries(value)
-  }
-  return []
-}
-
 const codecOf = <A, I>(codec: Schema.Schema<A, I, never> | Codec<A>): Codec<A> => {
   if (!Schema.isSchema(codec)) return codec as Codec<A>
   const schema = codec as Schema.Schema<A, I, never>
@@ -242,26 +146,6 @@ const codecOf = <A, I>(codec: Schema.Schema<A, I, never> | Codec<A>): Codec<A> =
   const decode = Schema.decodeUnknownSync(schema)
   return { encode: (value) => JSON.stringify(encode(value)), decode: (s) => decode(JSON.parse(s)) }
 }
-
-const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
-
-interface Control {
-  stopped: boolean
-  /** Ends the current backoff at once (on stop). */
-  wake: () => void
-}
-
-const sleep = (millis: number, control: Control) =>
-  new Promise<void>((resolve) => {
-    if (control.stopped) return resolve()
-    const timer = setTimeout(done, millis)
-    function done() {
-      clearTimeout(timer)
-      control.wake = () => {}
-      resolve()
-    }
-    control.wake = done
-  })
 
 // ---------------------------------------------------------------------------
 // constructor
@@ -369,7 +253,7 @@ export const make = <A, I = unknown>(
       } catch (error) {
         undecodable++
         if (undecodable <= 10) {
-          console.warn(`RedisTopic "${stream}": entry 0-${entry.offset} cannot be decoded, skipped: ${messageOf(error)}`)
+          console.warn(`RedisTopic "${stream}": entry ${idOf(entry.offset)} cannot be decoded, skipped: ${messageOf(error)}`)
         }
         return undefined
       }
@@ -377,7 +261,7 @@ export const make = <A, I = unknown>(
 
     const history = async (from: number, to: number): Promise<ReadonlyArray<Topic.RemoteEntry<A>>> => {
       const epoch = state.epoch
-      const raw = await command<Raw>(publisher, ["XRANGE", stream, `0-${from}`, `0-${to}`])
+      const raw = await command<Raw>(publisher, ["XRANGE", stream, idOf(from), idOf(to)])
       const out: Array<Topic.RemoteEntry<A>> = []
       for (const entry of parseEntries(raw)) {
         // another incarnation's entries (Redis restarted meanwhile) are not this one's history
@@ -428,7 +312,7 @@ export const make = <A, I = unknown>(
           }
           const raw = await command<Raw>(
             reader,
-            ["XREAD", "COUNT", String(Math.max(1_000, state.capacity)), "BLOCK", String(blockMillis), "STREAMS", stream, `0-${lastRead}`],
+            ["XREAD", "COUNT", String(Math.max(1_000, state.capacity)), "BLOCK", String(blockMillis), "STREAMS", stream, idOf(lastRead)],
             blockMillis + commandTimeout
           )
           const entries = parseRead(raw)

@@ -1,7 +1,7 @@
 /**
- * Subscribers of a topic's state: a socket fed directly (the fast path,
- * `SinkSubscriber`), a Stream view (`StreamSubscriber`), and the
- * `Subscription` value a handler returns, which is both.
+ * Subscriptions to a topic's state: a Stream view (`StreamSubscriber`), and
+ * the `Subscription` value a handler returns, which is both that and the
+ * fast-path handle a transport attaches a socket to (`SinkSubscriber.ts`).
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -11,100 +11,9 @@ import * as Stream from "effect/Stream"
 import { reportMissed } from "../../contract/MissedValues.ts"
 import { Signal } from "../../core/Signal.ts"
 import type { Attachment, Entry, Handle, Sink, SubscribeOptions, Subscription } from "./Model.ts"
+import { attach } from "./SinkSubscriber.ts"
+import { type Encoder, type RemoteEntry, Subscriber, type TopicState } from "./TopicState.ts"
 import { TypeId } from "./TypeId.ts"
-import {
-  droppedFrame,
-  type Encoder,
-  frameOf,
-  framesPerWrite,
-  type RemoteEntry,
-  slidingCapacity,
-  Subscriber,
-  TopicState
-} from "./TopicState.ts"
-/** A socket (or any `Sink`) fed directly by the topic; its own `Attachment`. */
-class SinkSubscriber<A> extends Subscriber implements Attachment {
-  stalled = false
-  /**
-   * End of the replay this subscriber resumed with (the topic's head when it
-   * attached). Until its position passes it, a stall does not slide: a reader
-   * that keeps up gets everything kept, in batches as its socket drains; only
-   * what the ring evicts meanwhile is lost (and counted).
-   */
-  replayEnd = 0
-  /** Waiting for history from the broker: live values are counted, not written. */
-  holding = false
-  constructor(
-    readonly topic: TopicState<A>,
-    keys: ReadonlySet<string> | undefined,
-    readonly sink: Sink,
-    readonly encode: Encoder<A>
-  ) {
-    super(keys)
-  }
-
-  flush(): void {
-    if (!this.stalled && !this.holding) this.deliver(Infinity)
-  }
-
-  detach(): void {
-    this.topic.remove(this)
-  }
-
-  resume(): void {
-    if (!this.attached || !this.stalled || this.holding) return
-    this.stalled = false
-    this.deliver(this.position < this.replayEnd ? Infinity : slidingCapacity)
-  }
-
-  end(): void {
-    // What a stalled subscriber is owed is settled (the newest 64, the rest counted) before the end.
-    if (this.pending > 0 || this.gap !== 0) {
-      this.stalled = false
-      this.holding = false
-      this.deliver(slidingCapacity)
-    }
-    this.sink.end()
-  }
-
-  /** Writes what is owed: the newest `limit` values held, after a `dropped` event for the rest. */
-  deliver(limit: number): void {
-    const topic = this.topic
-    const items = this.pending === 0 ? [] : topic.collect(this.keys, this.position, limit)
-    const lost = this.pending - items.length
-    let text = ""
-    let dropped = 0
-    if (this.gap !== 0 || lost > 0) {
-      const count = this.gap === null ? null : this.gap + lost
-      text = droppedFrame(count)
-      dropped = count ?? lost
-      this.gap = 0
-    }
-    this.position = Math.max(this.position, topic.next)
-    this.pending = 0
-    if (items.length === 0) {
-      if (text !== "" && !this.sink.write(text, 0, dropped)) this.stalled = true
-      return
-    }
-    const encode = this.encode
-    for (let from = 0; from < items.length; from += framesPerWrite) {
-      const to = Math.min(items.length, from + framesPerWrite)
-      for (let i = from; i < to; i++) text += items[i]!.frameFor(encode)
-      const accepted = this.sink.write(text, to - from, dropped)
-      if (!this.attached) return
-      text = ""
-      dropped = 0
-      if (!accepted) {
-        this.stalled = true
-        if (to < items.length) {
-          this.position = items[to]!.offset
-          this.pending = items.length - to
-        }
-        return
-      }
-    }
-  }
-}
 
 /** The consumer of a Stream view: pulls from the ring, woken by publishes. */
 class StreamSubscriber extends Subscriber {
@@ -202,47 +111,7 @@ class SubscriptionImpl<A> implements Handle<A> {
     return Stream.toChannel(Stream.map(this.entries, (entry) => entry.value))
   }
   attach(sink: Sink, encode: Encoder<A>): Attachment {
-    const topic = this.topic
-    const subscriber = new SinkSubscriber(topic, this.keys, sink, encode)
-    if (topic.ended) {
-      subscriber.attached = false
-      sink.end()
-      return subscriber
-    }
-    const start = topic.resolve(this.keys, this.after)
-    topic.add(subscriber, start)
-    subscriber.gap = start.missed
-    const remote = topic.remote
-    if (start.history === undefined || remote === undefined) {
-      subscriber.replayEnd = topic.next
-      subscriber.deliver(Infinity)
-      return subscriber
-    }
-    // The broker's history first; live values are counted meanwhile and delivered after it.
-    subscriber.holding = true
-    const range = start.history
-    const epoch = topic.epoch
-    const settle = (entries: ReadonlyArray<RemoteEntry<A>> | undefined) => {
-      if (!subscriber.attached || !subscriber.holding) return
-      subscriber.holding = false
-      // An epoch change while the history was read: what it read is of the previous incarnation.
-      const renewed = topic.epoch !== epoch
-      const settled = renewed ? { items: [], missed: null } : topic.settleHistory(this.keys, start, entries)
-      let text = ""
-      if (settled.missed !== 0) text += droppedFrame(settled.missed)
-      for (const item of settled.items) text += frameOf(topic.cursorOf(item.offset), encode(item.value))
-      // Gaps reported while the history was read (after it, before the live values) are still owed.
-      const gap = subscriber.gap
-      subscriber.gap = renewed ? 0 : gap === null ? (start.missed === null ? 0 : null) : gap - (start.missed ?? 0)
-      subscriber.replayEnd = topic.next
-      if (text !== "" && !sink.write(text, settled.items.length, settled.missed ?? 0)) {
-        subscriber.stalled = true
-        return
-      }
-      if (subscriber.attached) subscriber.deliver(Infinity)
-    }
-    remote.history(range.from, range.to).then(settle, () => settle(undefined))
-    return subscriber
+    return attach(this.topic, this.keys, this.after, sink, encode)
   }
   pipe() {
     // eslint-disable-next-line prefer-rest-params
