@@ -9,6 +9,9 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as fc from "fast-check"
 import { StreamingService } from "../src/server/StreamingService.ts"
+import { settingsOf } from "../src/topic/internal/Settings.ts"
+import { subscription } from "../src/topic/internal/Subscription.ts"
+import { type RemoteEntry, TopicState } from "../src/topic/internal/TopicState.ts"
 import * as Topic from "../src/topic/Topic.ts"
 import { costlySink } from "./support/costlySink.ts"
 import { type ParsedEvent, sseCollector } from "./support/http.ts"
@@ -371,10 +374,10 @@ describe("Topic fast path (in-process sinks)", () => {
 
 describe("Topic core hooks for a broker (offsets assigned elsewhere)", () => {
   const remoteState = () => {
-    let pending: Array<(entries: ReadonlyArray<Topic.RemoteEntry<Tick>>) => void> = []
+    let pending: Array<(entries: ReadonlyArray<RemoteEntry<Tick>>) => void> = []
     const requests: Array<readonly [number, number]> = []
-    const state = new Topic.TopicState<Tick>(
-      Topic.settingsOf({ ...synchronous, key: (tick) => tick.key, replay: { count: 1_000 } }),
+    const state = new TopicState<Tick>(
+      settingsOf({ ...synchronous, key: (tick) => tick.key, replay: { count: 1_000 } }),
       () => 0,
       {
         history: (from, to) => {
@@ -385,15 +388,15 @@ describe("Topic core hooks for a broker (offsets assigned elsewhere)", () => {
         }
       }
     )
-    const at = (offsets: ReadonlyArray<number>): Array<Topic.RemoteEntry<Tick>> =>
+    const at = (offsets: ReadonlyArray<number>): Array<RemoteEntry<Tick>> =>
       offsets.map((offset) => ({ offset, value: { n: offset, key: offset % 2 === 0 ? "a" : "b" }, at: 0 }))
     const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
     const sub = (options?: Topic.SubscribeOptions) => {
       const r = recorder()
-      Topic.subscription(state, options)[Topic.TypeId].attach(r.sink, encodeTick)
+      subscription(state, options)[Topic.TypeId].attach(r.sink, encodeTick)
       return r
     }
-    return { state, at, range, sub, requests, settle: (entries: ReadonlyArray<Topic.RemoteEntry<Tick>>) => {
+    return { state, at, range, sub, requests, settle: (entries: ReadonlyArray<RemoteEntry<Tick>>) => {
       for (const resolve of pending) resolve(entries)
       pending = []
     } }

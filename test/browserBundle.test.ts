@@ -62,7 +62,7 @@ describe("the client in a browser", () => {
     `
     const { inputs } = await bundle({ contents: contract, resolveDir: "test", sourcefile: "contract.ts", loader: "ts" })
     const own = inputs.filter((input) => /^(src|client)\//.test(input))
-    expect(own).toContain("src/Procedure.ts")
+    expect(own).toContain("src/contract/Procedure.ts")
     expect(own.filter((input) => /^src\/(http\/|StreamingService|TopicResponse|Topic|HttpTransport|GracefulShutdown|MetricsService)/.test(input))).toEqual([])
     expect(inputs.filter((input) => input.startsWith("node:") || input.includes("@effect/platform-node"))).toEqual([])
   })

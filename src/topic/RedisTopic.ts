@@ -60,7 +60,9 @@ import {
   sleep,
   text
 } from "./internal/RedisStream.ts"
-import { newEpoch } from "./internal/TopicState.ts"
+import { settingsOf } from "./internal/Settings.ts"
+import { subscription } from "./internal/Subscription.ts"
+import { newEpoch, type RemoteEntry, TopicState } from "./internal/TopicState.ts"
 import * as Topic from "./Topic.ts"
 
 // ---------------------------------------------------------------------------
@@ -163,7 +165,7 @@ export const make = <A, I = unknown>(
     const stream = options.stream
     const metaKey = `${stream}:meta`
     const codec = codecOf(options.codec)
-    const settings = Topic.settingsOf(options)
+    const settings = settingsOf(options)
     const retain = Math.max(1, Math.floor(options.retain ?? Math.max(settings.replayCount, 1000)))
     const commandTimeout = Duration.toMillis(Duration.decode(options.commandTimeout ?? "2 seconds"))
     const connectTimeout = Duration.toMillis(Duration.decode(options.connectTimeout ?? "5 seconds"))
@@ -246,7 +248,7 @@ export const make = <A, I = unknown>(
 
     let undecodable = 0
     /** An entry as a value; undefined (and logged) when it cannot be decoded: it is skipped as a gap. */
-    const decode = (entry: RawEntry): Topic.RemoteEntry<A> | undefined => {
+    const decode = (entry: RawEntry): RemoteEntry<A> | undefined => {
       try {
         if (entry.text === undefined) throw new Error("no value field")
         return { offset: entry.offset, value: codec.decode(entry.text), at: entry.at }
@@ -259,10 +261,10 @@ export const make = <A, I = unknown>(
       }
     }
 
-    const history = async (from: number, to: number): Promise<ReadonlyArray<Topic.RemoteEntry<A>>> => {
+    const history = async (from: number, to: number): Promise<ReadonlyArray<RemoteEntry<A>>> => {
       const epoch = state.epoch
       const raw = await command<Raw>(publisher, ["XRANGE", stream, idOf(from), idOf(to)])
-      const out: Array<Topic.RemoteEntry<A>> = []
+      const out: Array<RemoteEntry<A>> = []
       for (const entry of parseEntries(raw)) {
         // another incarnation's entries (Redis restarted meanwhile) are not this one's history
         if (entry.epoch !== undefined && entry.epoch !== epoch) throw new Error("the stream was renewed")
@@ -273,7 +275,7 @@ export const make = <A, I = unknown>(
       return out
     }
 
-    const state = new Topic.TopicState<A>(settings, now, { history })
+    const state = new TopicState<A>(settings, now, { history })
 
     // -- the reader --------------------------------------------------------------
 
@@ -317,7 +319,7 @@ export const make = <A, I = unknown>(
           )
           const entries = parseRead(raw)
           if (entries.length === 0) continue
-          const values: Array<Topic.RemoteEntry<A>> = []
+          const values: Array<RemoteEntry<A>> = []
           let renewed = false
           let last = lastRead
           for (const entry of entries) {
@@ -382,7 +384,7 @@ export const make = <A, I = unknown>(
         // process's subscribers get the values now, and the reader skips them without decoding.
         const first = last - batch.length + 1
         if (epoch === state.epoch && first === state.next) {
-          const entries: Array<Topic.RemoteEntry<A>> = new Array(batch.length)
+          const entries: Array<RemoteEntry<A>> = new Array(batch.length)
           for (let i = 0; i < batch.length; i++) entries[i] = { offset: first + i, value: items[from + i]!, at }
           state.appendAt(entries)
         }
@@ -402,7 +404,7 @@ export const make = <A, I = unknown>(
       publishAll,
       unsafePublish: (value) => unsafePublishAll([value]),
       unsafePublishAll,
-      subscribe: (subscribeOptions) => Topic.subscription(state, subscribeOptions),
+      subscribe: (subscribeOptions) => subscription(state, subscribeOptions),
       latestCursor: () => state.cursorOf(state.next - 1),
       subscriberCount: () => state.count,
       epoch: () => state.epoch,

@@ -36,7 +36,6 @@
  * of it.
  */
 import type * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
@@ -44,7 +43,8 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { Options, SubscribeOptions, Subscription } from "./internal/Model.ts"
 import { subscription } from "./internal/Subscription.ts"
-import { cursors, type Settings, TopicState } from "./internal/TopicState.ts"
+import { settingsOf } from "./internal/Settings.ts"
+import { cursors, TopicState } from "./internal/TopicState.ts"
 import { TypeId } from "./internal/TypeId.ts"
 
 // ---------------------------------------------------------------------------
@@ -61,9 +61,6 @@ export type {
   SubscribeOptions,
   Subscription
 } from "./internal/Model.ts"
-/** For broker-backed topics (`RedisTopic`): the in-memory core and a subscription to it. */
-export { type Remote, type RemoteEntry, type Settings, TopicState } from "./internal/TopicState.ts"
-export { subscription } from "./internal/Subscription.ts"
 
 /**
  * A broker-backed topic (`RedisTopic`) could not take a value: the broker is
@@ -99,17 +96,6 @@ export interface Topic<A, E = never> {
 // ---------------------------------------------------------------------------
 // constructors
 // ---------------------------------------------------------------------------
-
-/** What the in-memory core (`TopicState`) needs of `options`: the replay window in plain numbers, the defaults applied. */
-export const settingsOf = <A>(options: Options<A>): Settings<A> => {
-  const replay = options.replay
-  return {
-    key: options.key,
-    replayCount: replay === undefined ? 0 : Math.max(0, Math.floor(replay.count ?? 1000)),
-    replayAgeMillis: replay?.age === undefined ? Infinity : Duration.toMillis(Duration.decode(replay.age)),
-    pace: options.pace !== false
-  }
-}
 
 /** A topic living as long as the scope; closing the scope ends every subscription. */
 export const make = <A>(options: Options<A> = {}): Effect.Effect<Topic<A>, never, Scope.Scope> =>
