@@ -26,8 +26,8 @@
  */
 import type { CsvFields } from "../src/protocol/Csv.ts"
 import type { ExportFormat } from "../src/protocol/ExportFormat.ts"
-import * as Names from "../src/protocol/Names.ts"
-import { ClientError } from "./ClientError.ts"
+import type { CallOptions, ClientOptions } from "./internal/Runtime.ts"
+import * as Runtime from "./internal/Runtime.ts"
 import type { Codec } from "./Codec.ts"
 import * as ClientProcedure from "./ClientProcedure.ts"
 import * as Subscription_ from "./Subscription.ts"
@@ -40,22 +40,7 @@ export { type ConnectionState, defaults, type ReconnectOptions, type SubscribeOp
 export type { Download, DownloadOptions, Export, ExportOptions } from "./Transfer.ts"
 export type { ExportFormat }
 
-export interface ClientOptions {
-  /** Where the procedures are mounted, e.g. `"http://127.0.0.1:3000/rpc"`, or `"/rpc"` in a browser. */
-  readonly baseUrl: string
-  /**
-   * Headers of every request (e.g. `Authorization`). A function is called
-   * again for every request and every reconnection, so it can hand out a
-   * fresh token each time.
-   */
-  readonly headers?: ClientProcedure.HeadersOption
-  /** The fetch to use. Default `globalThis.fetch`. */
-  readonly fetch?: typeof globalThis.fetch
-}
-
-export interface CallOptions {
-  readonly signal?: AbortSignal
-}
+export type { CallOptions, ClientOptions } from "./internal/Runtime.ts"
 
 /** A procedure of one kind: `P` its payload, `A` its values (rows, response), `E` its typed errors. */
 export interface SubscriptionProcedure<P, A, E> extends ClientProcedure.Procedure<P, A, E> {
@@ -145,87 +130,9 @@ export interface Client {
   readonly call: <P, A, E>(procedure: UnaryProcedure<P, A, E>, payload: P, options?: CallOptions) => Promise<A>
 }
 
-/** Any procedure, whatever its types. */
-export type AnyProcedure = ClientProcedure.Procedure<never, unknown, unknown>
-
-/** The runtime's operations on any procedure, bound to where they are served. */
-export interface Runtime {
-  readonly subscribe: (
-    procedure: AnyProcedure,
-    payload: unknown,
-    options?: Subscription_.SubscribeOptions<unknown, unknown>
-  ) => Subscription_.Opened
-  readonly download: (procedure: AnyProcedure, payload: unknown, options?: Transfer.DownloadOptions) => Promise<Transfer.Download>
-  readonly export: (procedure: AnyProcedure, payload: unknown, options?: Transfer.ExportOptions<string>) => Promise<Transfer.Export<unknown>>
-  readonly call: (procedure: AnyProcedure, payload: unknown, options?: CallOptions) => Promise<unknown>
-}
-
-export const runtime = (options: ClientOptions): Runtime => {
-  const base = options.baseUrl
-  const transport = ClientProcedure.transport(options)
-  const bound = new WeakMap<AnyProcedure, ClientProcedure.ClientProcedure>()
-  const bind = (procedure: AnyProcedure): ClientProcedure.ClientProcedure => {
-    let client = bound.get(procedure)
-    if (client === undefined) {
-      client = ClientProcedure.bind(base, procedure as ClientProcedure.Procedure)
-      bound.set(procedure, client)
-    }
-    return client
-  }
-
-  const call = async (unbound: AnyProcedure, payload: unknown, options?: CallOptions): Promise<unknown> => {
-    const procedure = bind(unbound)
-    const tag = procedure.tag
-    ClientProcedure.expectKind(procedure, ["unary"], "call")
-    const signal = options?.signal
-    const response = await ClientProcedure.post(procedure, transport, ClientProcedure.encodePayload(procedure, payload), {
-      signal,
-      accept: Names.contentTypes.json
-    })
-    let text: string
-    try {
-      text = await response.text()
-    } catch (cause) {
-      if (signal?.aborted) throw new ClientError("Aborted", `${tag}: aborted`, { cause })
-      throw new ClientError("Truncated", `${tag}: the response could not be read`, { cause })
-    }
-    let json: unknown
-    try {
-      json = text === "" ? undefined : JSON.parse(text)
-    } catch (cause) {
-      throw new ClientError("Protocol", `${tag}: the response is not JSON`, { status: response.status, cause })
-    }
-    return ClientProcedure.decodeOrThrow(procedure.decodeSuccess, json, tag, "the response", response.status)
-  }
-
-  const subscribe = (
-    unbound: AnyProcedure,
-    payload: unknown,
-    subscribeOptions?: Subscription_.SubscribeOptions<unknown, unknown>
-  ): Subscription_.Opened => {
-    const procedure = bind(unbound)
-    let body: string | undefined
-    let invalid: { readonly error: unknown } | undefined
-    try {
-      ClientProcedure.expectKind(procedure, ["subscription"], "subscribe")
-      body = ClientProcedure.encodePayload(procedure, payload)
-    } catch (error) {
-      invalid = { error }
-    }
-    return Subscription_.open(procedure, body, subscribeOptions ?? {}, transport, invalid)
-  }
-
-  return {
-    subscribe,
-    download: async (procedure, payload, options) => Transfer.download(bind(procedure), transport, payload, options),
-    export: async (procedure, payload, options) => Transfer.exportRows(bind(procedure), transport, payload, options),
-    call
-  }
-}
-
 /** A client for procedures declared with `subscription`, `download`, `exportRows` and `unary`. */
 export const make = (options: ClientOptions): Client => {
-  const run = runtime(options)
+  const run = Runtime.runtime(options)
   return {
     subscribe: (procedure, payload, options) =>
       run.subscribe(procedure, payload, options as Subscription_.SubscribeOptions<unknown, unknown>).subscription as never,

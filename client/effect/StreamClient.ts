@@ -30,6 +30,7 @@ import type * as ClientProcedure from "../ClientProcedure.ts"
 import type * as Subscription_ from "../Subscription.ts"
 import type * as Transfer from "../Transfer.ts"
 import * as SchemaProcedure from "./SchemaProcedure.ts"
+import * as Runtime from "../internal/Runtime.ts"
 
 export { ClientError, type ClientErrorReason } from "../ClientError.ts"
 export type { DownloadProgress } from "../DownloadProgress.ts"
@@ -111,7 +112,7 @@ export const make = <Rpcs extends Rpc.Any>(
   group: RpcGroup.RpcGroup<Rpcs>,
   options: Client.ClientOptions
 ): StreamClient<Rpcs> => {
-  const runtime = Client.runtime(options)
+  const runtime = Runtime.runtime(options)
   const procedures = new Map<string, ClientProcedure.Procedure>()
 
   const procedureOf = (tag: string): ClientProcedure.Procedure => {
