@@ -6,7 +6,7 @@ import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import { health } from "../examples/demo/health.ts"
 import * as GracefulShutdown from "../src/server/GracefulShutdown.ts"
-import { StreamingService } from "../src/server/StreamingService.ts"
+import * as StreamingService from "../src/server/StreamingService.ts"
 import { eventually, get, listen, quiet, sseCollector } from "./support/http.ts"
 
 const chunk = (i: number) => new Uint8Array(64 * 1024).fill(i % 256)

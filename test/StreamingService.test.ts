@@ -14,7 +14,7 @@ import { createHash } from "node:crypto"
 import * as BackpressurePolicy from "../src/server/BackpressurePolicy.ts"
 import * as MetricsService from "../src/server/MetricsService.ts"
 import * as StreamingConfig from "../src/server/StreamingConfig.ts"
-import { StreamingService } from "../src/server/StreamingService.ts"
+import * as StreamingService from "../src/server/StreamingService.ts"
 import { eventually, get, listen, quiet, settled, sseCollector } from "./support/http.ts"
 
 const encodeNumber = (n: number) => JSON.stringify({ n })

@@ -292,15 +292,11 @@ export { exportRows as export }
  */
 export const fromReadable = Transfer.fromReadable
 
+/**
+ * The three methods as a service, for code that takes them from its context
+ * (and a test that swaps them); they are this module's `sse`, `download` and
+ * `export`.
+ */
 export class StreamingService extends Effect.Service<StreamingService>()("effect-stream-rpc/StreamingService", {
   succeed: { sse, download, export: exportRows }
-}) {
-  /** Subscription over SSE with the sliding policy (64). */
-  static readonly sse = sse
-  /** Binary download with the suspend policy (256 chunks). */
-  static readonly download = download
-  /** Export as json / csv / ndjson with the suspend policy (128 rows). */
-  static readonly export = exportRows
-  /** A Node `Readable` or web `ReadableStream` of bytes as a download's Stream. */
-  static readonly fromReadable = Transfer.fromReadable
-}
+}) {}
