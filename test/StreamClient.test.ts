@@ -923,7 +923,6 @@ describe("StreamClient: CSV of an export without columns", () => {
     Effect.gen(function*() {
       const url = yield* notesServer
       const client = StreamClient.make(NoColumnsApi, { baseUrl: url })
-      // The server's header is the keys of the first row: that row carries the optional note.
       const rows = [
         noteAt(1, "plain", "first"),
         noteAt(2, "Smith, Jones & Partners"),
@@ -946,6 +945,20 @@ describe("StreamClient: CSV of an export without columns", () => {
       expect(csv).toEqual(rows)
       for (const note of csv!) expect(note.at).toBeInstanceOf(Date)
       expect(csv!.filter((note) => !("note" in note)).map((note) => note.id)).toEqual([2])
+    }).pipe(quiet))
+
+  it.scopedLive("the header names every field of the row schema, so a first row without the optional field loses nothing later", () =>
+    Effect.gen(function*() {
+      const url = yield* notesServer
+      const rows = [noteAt(1, "no note"), noteAt(2, "noted", "kept")]
+      const response = yield* Effect.promise(() =>
+        fetch(`${url}/echoNotes?format=csv&payload=${encodeURIComponent(JSON.stringify({ rows: rows.map((row) => ({ ...row, at: row.at.toISOString() })) }))}`)
+      )
+      const text = yield* Effect.promise(() => response.text())
+      expect(text.split("\r\n")[0]).toBe("id,text,at,note")
+      const client = StreamClient.make(NoColumnsApi, { baseUrl: url })
+      const csv = yield* Effect.promise(async () => collect(await client.export("echoNotes", { rows }, { format: "csv" })))
+      expect(csv).toEqual(rows)
     }).pipe(quiet))
 
   it.scopedLive("round trip property: csv rows equal the json rows", () =>

@@ -78,7 +78,7 @@ export interface ExportOptions<A, E, R> extends CommonOptions<E, R> {
    * compiled encoder); without it, `JSON.stringify` of `serialize(row)`.
    */
   readonly json?: ((row: A) => string) | undefined
-  /** CSV column order; without it the keys of the first row. */
+  /** CSV column order; without it the keys of the first row (`HttpTransport` passes the row schema's fields). */
   readonly columns?: ReadonlyArray<string> | undefined
   /** File name without extension; defaults to `name`. */
   readonly filename?: string | undefined

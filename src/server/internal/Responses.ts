@@ -82,7 +82,7 @@ export const respond = (
         format: call.format ?? spec.defaultFormat,
         serialize: served.encodeSuccess,
         json: served.successJson,
-        columns: spec.columns,
+        columns: served.csvColumns,
         filename: spec.filename(call.payload),
         around: run
       }).pipe(Effect.mapError(typed))

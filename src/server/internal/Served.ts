@@ -7,6 +7,7 @@ import type * as Effect from "effect/Effect"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Procedure from "../../contract/Procedure.ts"
+import { rowFields } from "../../contract/RowFields.ts"
 import * as CompiledEncoder from "./CompiledEncoder.ts"
 
 export interface Served {
@@ -24,11 +25,25 @@ export interface Served {
   readonly encodeFailure: (e: unknown) => unknown
   /** The JSON text of a failure, for an `error` event. */
   readonly failureJson: (e: unknown) => string
+  /**
+   * An export's CSV columns: those the contract declares, else every field
+   * of the row schema when it names them all (a row without an optional
+   * field still has its column), else none (the first row's keys).
+   */
+  readonly csvColumns: ReadonlyArray<string> | undefined
 }
 
 const encodeSyncOrDie = (schema: Schema.Schema.All) => {
   const encode = Schema.encodeUnknownSync(schema as Schema.Schema<unknown, unknown, never>)
   return (value: unknown): unknown => encode(value)
+}
+
+const csvColumnsOf = (spec: Procedure.ProcedureSpec, row: Schema.Schema.All): ReadonlyArray<string> | undefined => {
+  if (spec._tag !== "export") return undefined
+  if (spec.columns !== undefined) return spec.columns
+  const { closed, fields } = rowFields(row)
+  const names = Object.keys(fields)
+  return closed && names.length > 0 ? names : undefined
 }
 
 export const make = (rpc: Rpc.AnyWithProps): Served => {
@@ -49,6 +64,7 @@ export const make = (rpc: Rpc.AnyWithProps): Served => {
     successJson: success.json,
     failure,
     encodeFailure,
-    failureJson: (error) => JSON.stringify(encodeFailure(error))
+    failureJson: (error) => JSON.stringify(encodeFailure(error)),
+    csvColumns: csvColumnsOf(Procedure.specOf(rpc), schemas.success)
   }
 }
