@@ -47,19 +47,19 @@ export const respond = (
   switch (spec._tag) {
     case "unary":
     case "subscription": {
-      const answer: SseResponse.Options<unknown, unknown> = {
-        name,
-        source,
-        serialize: served.successJson,
-        id: spec._tag === "subscription" ? spec.cursor : undefined,
-        serializeError: served.failureJson,
-        run,
-        wrapped: invocation.wrapped,
-        headers: options.headers,
-        // The answer outlives the request's fiber: it frees the admission when it ends.
-        onStop: options.slot.keep()
-      }
       return Effect.flatMap(Platform.node(request), (node) => {
+        const answer: SseResponse.Options<unknown, unknown> = {
+          name,
+          source,
+          serialize: served.successJson,
+          id: spec._tag === "subscription" ? spec.cursor : undefined,
+          serializeError: served.failureJson,
+          run,
+          wrapped: invocation.wrapped,
+          headers: options.headers,
+          // Taken where nothing waits before the answer starts: the answer frees it when it ends.
+          onStop: options.slot.keep()
+        }
         const response = node?.responseOf(request)
         return node !== undefined && response !== undefined
           ? SseResponse.handOver(node, response, answer)
