@@ -250,6 +250,18 @@ describe.skipIf(!enabled)("RedisTopic on a real Redis", () => {
     }
   })
 
+  it("a URL that names no Redis server: a typed error saying so, before any connection", async () => {
+    for (const [redis, expected] of [
+      ["not-a-url", /not a Redis URL: "not-a-url"/],
+      ["http://127.0.0.1:6379", /the scheme is http, expected redis or rediss/]
+    ] as const) {
+      const exit = await Effect.runPromiseExit(Effect.scoped(RedisTopic.make<Tick, Tick>({ redis, stream: "x", codec: Tick })))
+      const error = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+      expect(error).toBeInstanceOf(Topic.TopicUnavailable)
+      expect(error?.message).toMatch(expected)
+    }
+  })
+
   it("Redis stopped for 5 s then restarted empty: subscribers stay, publish fails typed, both instances recover, old cursors are gaps", async () => {
     const redis = await ownRedis()
     try {

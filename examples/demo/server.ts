@@ -86,4 +86,12 @@ const Server = HttpLayerRouter.serve(App, { disableLogger: true }).pipe(
 )
 
 // HttpLayerRouter.serve logs "Listening on http://127.0.0.1:<port>" once the port is bound.
-Layer.launch(Server).pipe(NodeRuntime.runMain)
+// A topic that cannot start (REDIS_URL not a Redis URL, or no Redis there) is one line and exit code 1.
+Layer.launch(Server).pipe(
+  Effect.catchTag("TopicUnavailable", (error) =>
+    Effect.sync(() => {
+      console.error(`cannot start the price feed: ${error.message}`)
+      process.exitCode = 1
+    })),
+  NodeRuntime.runMain
+)

@@ -153,6 +153,19 @@ const codecOf = <A, I>(codec: Schema.Schema<A, I, never> | Codec<A>): Codec<A> =
 // constructor
 // ---------------------------------------------------------------------------
 
+/** Why `url` cannot name a Redis server (`redis://` or `rediss://`), or undefined when it can. */
+const invalidUrl = (url: string): string | undefined => {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return `not a Redis URL: ${JSON.stringify(url)} (expected redis://host:port or rediss://host:port)`
+  }
+  return parsed.protocol === "redis:" || parsed.protocol === "rediss:"
+    ? undefined
+    : `not a Redis URL: the scheme is ${parsed.protocol.replace(/:$/, "")}, expected redis or rediss`
+}
+
 /**
  * A topic on the Redis Stream `options.stream`, living as long as the scope.
  * Fails with `TopicUnavailable` when Redis does not answer within
@@ -174,6 +187,10 @@ export const make = <A, I = unknown>(
 
     const lastError = new WeakMap<object, string>()
     const clientOptions: RedisClientOptions = typeof options.redis === "string" ? { url: options.redis } : options.redis
+    if (clientOptions.url !== undefined) {
+      const invalid = invalidUrl(clientOptions.url)
+      if (invalid !== undefined) return yield* Effect.fail(unavailable(invalid))
+    }
     const makeClient = () => {
       const client = createClient({
         ...clientOptions,
