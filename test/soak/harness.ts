@@ -4,8 +4,8 @@
  * (heap after a full GC, the active-streams gauge, live Effect fibers,
  * handles), and a bounded `eventually`.
  *
- * Used by the fast cases (`test/reliability/*.test.ts`, in `npm test`) and by
- * the soak run (`npm run soak`) with larger counts.
+ * Used by the fast versions (`test/reliability/`, in `npm test` and
+ * `npm run test:slow`) and by the soak run (`npm run soak`) with larger counts.
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
 import type * as HttpServer from "@effect/platform/HttpServer"

@@ -30,7 +30,7 @@ export const ping = (port: number, host = "127.0.0.1", timeoutMs = 1_000): Promi
 
 export const skipLine =
   "Redis tests skipped: no Redis answers at 127.0.0.1:6379. Start one (`redis-server --port 6379 --save '' --appendonly no`) " +
-  "and run `npx vitest run test/RedisTopic.test.ts test/reliability/redis*.test.ts`; with CI set they fail instead of skipping."
+  "and run `npm run test:slow -- test/RedisTopic test/reliability/redisInstances`; with CI set they fail instead of skipping."
 
 /**
  * Whether the Redis tests run: true when a Redis answers at 127.0.0.1:6379;
