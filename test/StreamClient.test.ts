@@ -331,15 +331,16 @@ for (const flavour of flavours) {
         const url = yield* demoServer
         const client = flavour.make(DemoApi, { baseUrl: url })
         const quote = yield* Effect.promise(async () => {
-          // The feed publishes its first prices within a tick of starting.
-          for (;;) {
-            try {
-              return await client.call("getQuote", { symbol: "ACME" })
-            } catch (error) {
-              if (!(error instanceof flavour.classOf(UnknownSymbol))) throw error
-              await new Promise((resolve) => setTimeout(resolve, 5))
-            }
-          }
+          // ACME is unknown until the feed has published its first price (within a tick of starting).
+          let quote: Awaited<ReturnType<typeof client.call<"getQuote">>> | undefined
+          await eventually(async () => {
+            quote = await client.call("getQuote", { symbol: "ACME" }).catch((error: unknown) => {
+              if (error instanceof flavour.classOf(UnknownSymbol)) return undefined
+              throw error
+            })
+            return quote !== undefined
+          }, 20_000, "ACME's first price")
+          return quote!
         })
         expect(quote).toBeInstanceOf(flavour.classOf(Price))
         expect(quote.symbol).toBe("ACME")
