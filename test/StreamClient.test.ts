@@ -671,7 +671,7 @@ for (const flavour of flavours) {
               clearInterval(timer)
               response.end() // no end event: the client reconnects
             }
-          }, 400)
+          }, 250)
           response.on("close", () => {
             clearInterval(timer)
             clearInterval(values)
@@ -680,7 +680,8 @@ for (const flavour of flavours) {
         const client = flavour.make(TestApi, { baseUrl: url })
         const values: Array<number> = []
         const subscription = client.subscribe("forever", undefined, {
-          // far more than the heartbeat interval (a loaded machine delays timers), far less than the values'
+          // far more than the heartbeat interval (a loaded machine delays timers), less than the values'
+          // (a late timer only widens the gap between values)
           heartbeatTimeoutMs: 200,
           reconnect: { initialDelayMs: 1, maxDelayMs: 1 },
           onData: (tick) => values.push(tick.n)
