@@ -8,9 +8,10 @@
  *   and the bounded soak cases of test/reliability/.
  *
  * `.ci/run` runs both. `npm test` adds `--no-isolate --maxWorkers=100%`: a
- * worker per core, each running its files one after another in one module
- * graph, so Effect and the sources are imported once per worker rather than
- * once per file (that import was half the set's time); the fast files clean
+ * worker per core, each running its files one after another, so the packages
+ * (Effect above all) are imported once per worker rather than once per file
+ * (that import was half the set's time); test/support/freshSources.ts has the
+ * repository's own modules evaluated afresh for each file, and the files clean
  * up after themselves (servers and scopes closed, metrics read as
  * differences). `npm run test:slow` keeps vitest's defaults (isolated files,
  * one worker less than the cores), as each of its files loads the machine.
@@ -28,7 +29,12 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "fast", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, slow] }
+        test: {
+          name: "fast",
+          include: ["test/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, slow],
+          setupFiles: ["test/support/freshSources.ts"]
+        }
       },
       {
         extends: true,
