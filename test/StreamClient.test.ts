@@ -641,7 +641,8 @@ for (const flavour of flavours) {
         const errors: Array<unknown> = []
         const states: Array<StreamClient.ConnectionState> = []
         const subscription = client.subscribe("forever", undefined, {
-          heartbeatTimeoutMs: 100,
+          // the watchdog runs from the request on: room for a loaded machine to get the response's head
+          heartbeatTimeoutMs: 250,
           reconnect: { initialDelayMs: 1, maxAttempts: 2 },
           onError: (error) => errors.push(error),
           onState: (s) => states.push(s)
