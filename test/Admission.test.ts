@@ -14,7 +14,7 @@ import * as MetricsService from "../src/server/MetricsService.ts"
 import * as Prometheus from "../src/server/Prometheus.ts"
 import * as Topic from "../src/topic/Topic.ts"
 import { costlySink } from "./support/costlySink.ts"
-import { get, listen, quiet } from "./support/http.ts"
+import { eventually, get, listen, quiet } from "./support/http.ts"
 
 /** The demo's procedures with these limits, for the lifetime of the test's scope. */
 const serve = (admission: HttpTransport.Options["admission"]) =>
@@ -61,15 +61,13 @@ describe("admission control", () => {
       const quote = yield* Effect.promise(() => fetch(`${url}/rpc/getQuote?payload=${encodeURIComponent(JSON.stringify({ symbol: "ACME" }))}`))
       expect(quote.status).not.toBe(503)
       first.destroy()
-      yield* Effect.promise(async () => {
-        for (let i = 0; i < 200; i++) {
+      yield* Effect.promise(() =>
+        eventually(async () => {
           const response = await get(watch(url))
           response.destroy()
-          if (response.statusCode === 200) return
-          await new Promise((resolve) => setTimeout(resolve, 10))
-        }
-        throw new Error("the freed slot was never admitted")
-      })
+          return response.statusCode === 200
+        }, 20_000, "the freed slot to be admitted")
+      )
     }).pipe(quiet))
 
   it.scopedLive("past the transfer limit a new download is refused with 503", () =>
@@ -86,8 +84,8 @@ describe("admission control", () => {
       const url = yield* serve({ maxEventLoopDelay: "100 millis" })
       const before = yield* shedCount("event_loop_delay")
       const message = yield* Effect.promise(async () => {
-        // Let the sampler run once, then block the loop well past the limit.
-        await new Promise((resolve) => setTimeout(resolve, 120))
+        // Block the loop well past the limit. The sampler's timer runs since the transport was made;
+        // overdue once the loop is free again, it fires before the request below is read.
         const until = Date.now() + 600
         while (Date.now() < until) {
           // busy: the event loop is blocked
@@ -132,7 +130,7 @@ describe("admission control", () => {
       for (let i = 0; i < 100; i++) topic.subscribe()[Topic.TypeId].attach(costly, String)
       topic.unsafePublish(1)
       const answers = yield* Effect.promise(async () => {
-        while (written() < 100) await new Promise((resolve) => setTimeout(resolve, 10))
+        await eventually(() => written() >= 100)
         await new Promise((resolve) => setImmediate(resolve)) // the cycle's end is recorded after its writes
         const message = await expectShed(watch(url))
         const quote = await fetch(`${url}/rpc/getQuote?payload=${encodeURIComponent(JSON.stringify({ symbol: "ACME" }))}`)

@@ -18,7 +18,6 @@ const source = (sizes: ReadonlyArray<number>) => {
     total: next,
     stream: Stream.fromIterable(chunks).pipe(
       Stream.flatMap((chunk) => Stream.fromChunk(chunk), { concurrency: 1 }),
-      Stream.rechunk(1),
       Stream.mapChunksEffect((chunk) => Effect.as(Effect.yieldNow(), chunk))
     )
   }

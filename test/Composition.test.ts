@@ -90,13 +90,9 @@ describe("a server composed as the README shows", () => {
       // watchPrices returns a Topic subscription: the transport serves it on the fast path
       expect(SseResponse.counts().answers).toBe(1)
       response.destroy()
-      yield* Effect.promise(async () => {
-        for (let i = 0; i < 200; i++) {
-          if ((await activeSubscriptions(base)) === 0) return
-          await new Promise((resolve) => setTimeout(resolve, 10))
-        }
-        throw new Error("stream_active never returned to 0")
-      })
+      yield* Effect.promise(() =>
+        eventually(async () => (await activeSubscriptions(base)) === 0, 20_000, "stream_active back to 0")
+      )
       expect(SseResponse.counts()).toEqual({ answers: 0, timers: 0, drainWatchers: 0 })
     }).pipe(quiet))
 

@@ -15,31 +15,9 @@
  * a `#fragment`, to a heading of that file).
  */
 import { describe, expect, it } from "vitest"
-import { execFile } from "node:child_process"
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { existsSync, readFileSync, statSync } from "node:fs"
 import * as Path from "node:path"
-import { promisify } from "node:util"
-
-const exec = promisify(execFile)
-
-const pages = ["README.md", ...readdirSync("docs").filter((file) => file.endsWith(".md")).map((file) => `docs/${file}`)]
-const text = (page: string) => readFileSync(page, "utf8")
-const readme = text("README.md")
-
-/** The fenced blocks of one language in a page. */
-const blocks = (page: string, language: string) =>
-  Array.from(text(page).matchAll(new RegExp(`^\`\`\`${language}\\n([\\s\\S]*?)^\`\`\`$`, "gm")), (match) => match[1]!)
-
-const snippets = pages.flatMap((page) =>
-  blocks(page, "ts").map((code, i) => ({ file: `${Path.basename(page, ".md")}-${i + 1}.ts`, code }))
-)
-
-/** The README's complete example: its one JavaScript block. */
-const readmeExample = (): string => {
-  const examples = blocks("README.md", "js")
-  expect(examples).toHaveLength(1)
-  return examples[0]!
-}
+import { pages, readme, readmeExample, snippets, text } from "./support/readme.ts"
 
 const specifiersOf = (code: string) => Array.from(code.matchAll(/from "([^"]+)"/g), (match) => match[1]!)
 
@@ -49,6 +27,7 @@ const anchorOf = (heading: string) =>
 
 const anchorsOf = (page: string) =>
   new Set(Array.from(text(page).replace(/^```[\s\S]*?^```$/gm, "").matchAll(/^#{1,6} (.+)$/gm), (match) => anchorOf(match[1]!)))
+
 
 describe("the README and the guides", () => {
   it("import the package by name in every snippet, never by a path inside it", () => {
@@ -66,27 +45,6 @@ describe("the README and the guides", () => {
   it("the README's example is self-contained: no relative import", () => {
     expect(specifiersOf(readmeExample()).filter((specifier) => specifier.startsWith("."))).toEqual([])
   })
-
-  it("type-checks every snippet, and the README's example as TypeScript", async () => {
-    const dir = mkdtempSync(Path.join("examples", ".readme-"))
-    try {
-      cpSync("examples/demo", dir, { recursive: true, filter: (file) => !file.endsWith(".png") })
-      const files = [...snippets, { file: "README-example.ts", code: readmeExample() }].map(({ code, file }) => {
-        writeFileSync(Path.join(dir, file), code)
-        return file
-      })
-      writeFileSync(
-        Path.join(dir, "tsconfig.json"),
-        JSON.stringify({ extends: "../../tsconfig.json", files, include: [] })
-      )
-      const result = await exec(process.execPath, ["node_modules/typescript/bin/tsc", "-p", Path.join(dir, "tsconfig.json")], {
-        timeout: 120_000
-      }).then(() => "", (error: { stdout?: string }) => error.stdout ?? String(error))
-      expect(result).toBe("")
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
-  }, 120_000)
 
   it("the README is a user's page: at most 400 lines", () => {
     expect(readme.split("\n").length - (readme.endsWith("\n") ? 1 : 0)).toBeLessThanOrEqual(400)

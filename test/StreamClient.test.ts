@@ -331,15 +331,16 @@ for (const flavour of flavours) {
         const url = yield* demoServer
         const client = flavour.make(DemoApi, { baseUrl: url })
         const quote = yield* Effect.promise(async () => {
-          // The feed publishes its first prices within a tick of starting.
-          for (;;) {
-            try {
-              return await client.call("getQuote", { symbol: "ACME" })
-            } catch (error) {
-              if (!(error instanceof flavour.classOf(UnknownSymbol))) throw error
-              await new Promise((resolve) => setTimeout(resolve, 5))
-            }
-          }
+          // ACME is unknown until the feed has published its first price (within a tick of starting).
+          let quote: Awaited<ReturnType<typeof client.call<"getQuote">>> | undefined
+          await eventually(async () => {
+            quote = await client.call("getQuote", { symbol: "ACME" }).catch((error: unknown) => {
+              if (error instanceof flavour.classOf(UnknownSymbol)) return undefined
+              throw error
+            })
+            return quote !== undefined
+          }, 20_000, "ACME's first price")
+          return quote!
         })
         expect(quote).toBeInstanceOf(flavour.classOf(Price))
         expect(quote.symbol).toBe("ACME")
@@ -640,7 +641,8 @@ for (const flavour of flavours) {
         const errors: Array<unknown> = []
         const states: Array<StreamClient.ConnectionState> = []
         const subscription = client.subscribe("forever", undefined, {
-          heartbeatTimeoutMs: 100,
+          // the watchdog runs from the request on: room for a loaded machine to get the response's head
+          heartbeatTimeoutMs: 250,
           reconnect: { initialDelayMs: 1, maxAttempts: 2 },
           onError: (error) => errors.push(error),
           onState: (s) => states.push(s)
@@ -670,7 +672,7 @@ for (const flavour of flavours) {
               clearInterval(timer)
               response.end() // no end event: the client reconnects
             }
-          }, 400)
+          }, 250)
           response.on("close", () => {
             clearInterval(timer)
             clearInterval(values)
@@ -679,7 +681,8 @@ for (const flavour of flavours) {
         const client = flavour.make(TestApi, { baseUrl: url })
         const values: Array<number> = []
         const subscription = client.subscribe("forever", undefined, {
-          // far more than the heartbeat interval (a loaded machine delays timers), far less than the values'
+          // far more than the heartbeat interval (a loaded machine delays timers), less than the values'
+          // (a late timer only widens the gap between values)
           heartbeatTimeoutMs: 200,
           reconnect: { initialDelayMs: 1, maxDelayMs: 1 },
           onData: (tick) => values.push(tick.n)

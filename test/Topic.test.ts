@@ -14,7 +14,7 @@ import { subscription } from "../src/topic/internal/Subscription.ts"
 import { type RemoteEntry, TopicState } from "../src/topic/internal/TopicState.ts"
 import * as Topic from "../src/topic/Topic.ts"
 import { costlySink } from "./support/costlySink.ts"
-import { type ParsedEvent, sseCollector } from "./support/http.ts"
+import { eventually, type ParsedEvent, sseCollector } from "./support/http.ts"
 
 interface Tick {
   readonly n: number
@@ -311,7 +311,7 @@ describe("Topic fast path (in-process sinks)", () => {
       // held back: the next flush comes once as much time has passed as the last one took
       expect(fast.state.writes).toBe(1)
       expect(fast.values()).toEqual([0])
-      while (fast.state.writes < 2) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
+      yield* Effect.promise(() => eventually(() => fast.state.writes >= 2))
       expect(fast.state.writes).toBe(2)
       expect(fast.values()).toEqual(ticks(0, 41).map((t) => t.n))
       expect(fast.dropped()).toEqual([])
@@ -327,7 +327,7 @@ describe("Topic fast path (in-process sinks)", () => {
         writtenAtTurn = written()
       })
       topic.unsafePublish({ n: 0, key: "a" })
-      while (written() < 64) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
+      yield* Effect.promise(() => eventually(() => written() >= 64))
       expect(writtenAtTurn).toBeGreaterThan(0)
       expect(writtenAtTurn).toBeLessThan(64)
     }))
@@ -342,7 +342,7 @@ describe("Topic fast path (in-process sinks)", () => {
       yield* Effect.promise(() => Promise.resolve())
       for (const tick of ticks(1, 1000)) topic.unsafePublish(tick)
       topic.unsafePublishAll(ticks(1001, 500))
-      while (fast.values().length < 1501) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
+      yield* Effect.promise(() => eventually(() => fast.values().length >= 1501))
       expect(fast.values()).toEqual(ticks(0, 1501).map((t) => t.n))
       expect(fast.dropped()).toEqual([])
     }))

@@ -314,9 +314,9 @@ describe("resume over a real socket", () => {
       const c = yield* Effect.promise(() => client(url, { "last-event-id": cursor }))
       if (reader === "stalled") {
         c.response.pause()
-        // Values published while the reader stalls push the oldest kept ones out of the ring.
+        // Values published while the reader stalls push the oldest kept ones out of the ring; it
+        // reads again once they are in it.
         yield* topic.publishAll(values.map((v) => ({ ...v, n: v.n + total })))
-        yield* Effect.sleep("50 millis")
         c.response.resume()
       }
       yield* Effect.promise(() => eventually(() => c.messages().at(-1)?.n === (reader === "fast" ? total - 1 : 2 * total - 1)))

@@ -2,10 +2,10 @@
  * What the reliability cases share: a group served on a loopback port with
  * its sockets and the bytes it read counted, the figures a leak shows up in
  * (heap after a full GC, the active-streams gauge, live Effect fibers,
- * handles), and a bounded `eventually`.
+ * handles), and a bounded wait on a condition.
  *
- * Used by the fast cases (`test/reliability/*.test.ts`, in `npm test`) and by
- * the soak run (`npm run soak`) with larger counts.
+ * Used by the fast versions (`test/reliability/`, in `npm test` and
+ * `npm run test:slow`) and by the soak run (`npm run soak`) with larger counts.
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
 import type * as HttpServer from "@effect/platform/HttpServer"
@@ -26,6 +26,7 @@ import * as v8 from "node:v8"
 import * as vm from "node:vm"
 import * as HttpTransport from "../../src/server/HttpTransport.ts"
 import * as MetricsService from "../../src/server/MetricsService.ts"
+import { eventually } from "../support/eventually.ts"
 
 export interface Served {
   /** `http://127.0.0.1:<port>` */
@@ -131,15 +132,12 @@ export const settledHeap = async (): Promise<number> => {
   return process.memoryUsage().heapUsed
 }
 
-/** Resolves once `predicate` holds; after `timeoutMs` resolves false instead of hanging. */
-export const eventually = async (predicate: () => boolean, timeoutMs = 10_000): Promise<boolean> => {
-  const deadline = Date.now() + timeoutMs
-  while (!predicate()) {
-    if (Date.now() > deadline) return false
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-  return true
-}
+/**
+ * Waits for `predicate` (the tests' one `eventually`) at most `timeoutMs`, then goes on either way:
+ * true if it held. What did not happen shows in the case's report instead of ending the run.
+ */
+export const waitUpTo = (predicate: () => boolean, timeoutMs = 10_000): Promise<boolean> =>
+  eventually(predicate, timeoutMs).then(() => true, () => false)
 
 /** Runs `task(i)` for i in [0, count) with at most `concurrency` at once. */
 export const pool = async (count: number, concurrency: number, task: (i: number) => Promise<void>): Promise<void> => {

@@ -13,12 +13,12 @@ import { AuthenticationLive, DemoHandlers } from "../../examples/demo/handlers.t
 import * as PriceFeed from "../../examples/demo/PriceFeed.ts"
 import {
   activeStreams,
-  eventually,
   fiberCount,
   handleCount,
   pool,
   serve,
   settledHeap,
+  waitUpTo,
   within
 } from "./harness.ts"
 
@@ -95,12 +95,12 @@ export const leakCycles = (options: LeakOptions): Effect.Effect<LeakReport, neve
     /** Streams ended; with `sockets`, also every server socket closed (fetch keeps unused sockets ~4 s). */
     const settle = (sockets: boolean) =>
       Effect.promise(async () => {
-        await eventually(() =>
+        await waitUpTo(() =>
           activeStreams("subscription", "watchPrices") === 0 && activeStreams("download", "downloadReport") === 0
         )
         if (!sockets) return
         served.server.closeIdleConnections()
-        await eventually(() => served.sockets() === 0)
+        await waitUpTo(() => served.sockets() === 0)
       })
 
     // Warm up: the code paths are compiled and the pools are made before the baseline is taken.
@@ -121,7 +121,7 @@ export const leakCycles = (options: LeakOptions): Effect.Effect<LeakReport, neve
     yield* Effect.promise(() => pool(options.downloads, options.concurrency, downloadOnce))
     yield* settle(true)
     yield* Effect.promise(() =>
-      eventually(() => fiberCount() <= fibersBaseline && handleCount() <= handlesBaseline, 5_000)
+      waitUpTo(() => fiberCount() <= fibersBaseline && handleCount() <= handlesBaseline, 5_000)
     )
     const heapAfter = yield* Effect.promise(settledHeap)
 

@@ -13,7 +13,7 @@ import * as Stream from "effect/Stream"
 import * as StreamClient from "../../client/effect/StreamClient.ts"
 import * as Procedure from "../../src/contract/Procedure.ts"
 import { between, prng, startFaultProxy } from "../support/faultProxy.ts"
-import { activeStreams, eventually, serve, within } from "./harness.ts"
+import { activeStreams, serve, waitUpTo, within } from "./harness.ts"
 
 const Value = Schema.Struct({ n: Schema.Int })
 
@@ -112,7 +112,7 @@ export const resumeUnderFaults = (options: ResumeOptions): Effect.Effect<ResumeR
         "the subscription through the cutting proxy"
       ).catch((error: unknown) => String(error))
     )
-    yield* Effect.promise(() => eventually(() => activeStreams("subscription", "sequence") === 0))
+    yield* Effect.promise(() => waitUpTo(() => activeStreams("subscription", "sequence") === 0))
     const seen = new Set<number>()
     let duplicates = 0
     let outOfOrder = 0

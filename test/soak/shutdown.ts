@@ -21,7 +21,7 @@ import * as StreamClient from "../../client/effect/StreamClient.ts"
 import { DemoApi } from "../../examples/demo/contract.ts"
 import { startFaultProxy } from "../support/faultProxy.ts"
 import { type DemoServer, startDemoServer } from "./demoServer.ts"
-import { eventually, within } from "./harness.ts"
+import { waitUpTo, within } from "./harness.ts"
 
 export interface ShutdownOptions {
   readonly subscriptions: number
@@ -114,7 +114,7 @@ export const shutdownUnderLoad = (options: ShutdownOptions): Effect.Effect<Shutd
       watches.push(watch)
     }
     yield* Effect.addFinalizer(() => Effect.sync(() => watches.forEach((watch) => watch.subscription?.unsubscribe())))
-    yield* Effect.promise(() => eventually(() => watches.every((watch) => watch.seqs.length > 0), 60_000))
+    yield* Effect.promise(() => waitUpTo(() => watches.every((watch) => watch.seqs.length > 0), 60_000))
 
     // The downloads: read a little, then held (A cannot finish draining) until every
     // subscription is back on B, then read to the end, each byte checked.
@@ -141,7 +141,7 @@ export const shutdownUnderLoad = (options: ShutdownOptions): Effect.Effect<Shutd
         return error
       })
     )
-    yield* Effect.promise(() => eventually(() => progress.every((state) => state.received >= 1024 * 1024), 30_000))
+    yield* Effect.promise(() => waitUpTo(() => progress.every((state) => state.received >= 1024 * 1024), 30_000))
 
     // A rolling deploy: B starts (its sequence numbers start above all of A's), then A gets SIGTERM.
     const bFirstSeq = Date.now() * 1000
@@ -153,7 +153,7 @@ export const shutdownUnderLoad = (options: ShutdownOptions): Effect.Effect<Shutd
     a.signal("SIGTERM")
     const onB = (watch: Watch) => (watch.seqs.at(-1) ?? 0) > bFirstSeq
     yield* Effect.promise(() =>
-      eventually(() => watches.every(onB) || aExited, options.shutdownDeadlineMs / 2)
+      waitUpTo(() => watches.every(onB) || aExited, options.shutdownDeadlineMs / 2)
     )
     const resumedOnB = watches.filter(onB).length
     openGate()
@@ -166,7 +166,7 @@ export const shutdownUnderLoad = (options: ShutdownOptions): Effect.Effect<Shutd
     yield* Effect.promise(() =>
       within(Promise.all(downloads), options.shutdownDeadlineMs + 30_000, "the downloads").catch(() => undefined)
     )
-    yield* Effect.promise(() => eventually(() => watches.every(onB), 30_000))
+    yield* Effect.promise(() => waitUpTo(() => watches.every(onB), 30_000))
 
     let repeated = 0
     for (const watch of watches) {

@@ -56,14 +56,8 @@ export const get = (url: string, headers: Record<string, string> = {}): Promise<
     request.on("error", reject)
   })
 
-/** Resolves when `predicate` holds, checking after every event-loop turn up to `attempts` times. */
-export const eventually = async (predicate: () => boolean, attempts = 2000): Promise<void> => {
-  for (let i = 0; i < attempts; i++) {
-    if (predicate()) return
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-  throw new Error("condition never held")
-}
+/** The tests' one wait on a condition (test/support/eventually.ts). */
+export { eventually } from "./eventually.ts"
 
 /** Resolves once `read()` returns the same value on `times` consecutive checks: a producer that has stalled. */
 export const settled = async (read: () => number, times = 10): Promise<number> => {

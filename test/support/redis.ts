@@ -6,6 +6,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Net from "node:net"
+import { eventually } from "./eventually.ts"
+
+export { eventually }
 
 export const defaultRedisUrl = "redis://127.0.0.1:6379"
 
@@ -30,7 +33,7 @@ export const ping = (port: number, host = "127.0.0.1", timeoutMs = 1_000): Promi
 
 export const skipLine =
   "Redis tests skipped: no Redis answers at 127.0.0.1:6379. Start one (`redis-server --port 6379 --save '' --appendonly no`) " +
-  "and run `npx vitest run test/RedisTopic.test.ts test/reliability/redis*.test.ts`; with CI set they fail instead of skipping."
+  "and run `npm run test:slow -- test/RedisTopic test/reliability/redisInstances`; with CI set they fail instead of skipping."
 
 /**
  * Whether the Redis tests run: true when a Redis answers at 127.0.0.1:6379;
@@ -60,14 +63,6 @@ export interface OwnRedis {
   readonly start: () => Promise<void>
 }
 
-const waitFor = async (condition: () => Promise<boolean>, timeoutMs: number, what: string) => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
 const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
     const server = Net.createServer()
@@ -89,7 +84,7 @@ export const ownRedis = async (): Promise<OwnRedis> => {
     child = c
     running.add(c)
     c.once("exit", () => running.delete(c))
-    await waitFor(() => ping(port, "127.0.0.1", 300), 10_000, `redis-server on port ${port}`)
+    await eventually(() => ping(port, "127.0.0.1", 300), 10_000, `redis-server on port ${port}`)
   }
   const stop = async () => {
     const c = child
@@ -102,6 +97,3 @@ export const ownRedis = async (): Promise<OwnRedis> => {
   await start()
   return { port, url: `redis://127.0.0.1:${port}`, stop, start }
 }
-
-/** Polls `condition` until true; throws after `timeoutMs` (a bound, not an assertion on time). */
-export const eventually = waitFor

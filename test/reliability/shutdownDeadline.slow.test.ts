@@ -50,8 +50,8 @@ describe("shutdown deadline", () => {
       const stalled = await Promise.all([1, 2, 3].map(() => transfer(`${demo.url}/rpc/downloadReport?${query({ sizeMb: 256 })}`, false)))
       const reading = await transfer(`${demo.url}/rpc/downloadReport?${query({ sizeMb: 1 })}`, true)
       expect(await reading.outcome).toBe("complete")
-      // The stalled downloads have filled their socket buffers before the signal.
-      await new Promise((resolve) => setTimeout(resolve, 200))
+      // The stalled downloads have started (their heads are in) and their clients read nothing more
+      // until the process has exited: 256 MiB each, they are still running at the deadline.
 
       const exit = await demo.stop({ timeoutMs: 30_000 })
       expect(exit.code, demo.output().slice(-2000)).toBe(0)

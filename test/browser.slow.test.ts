@@ -9,7 +9,7 @@
  * Chromium: /usr/bin/chromium (or $CHROMIUM_PATH). Without it these tests are
  * skipped, unless $CI is set: then they fail, so CI cannot pass without them.
  *
- * `UPDATE_SCREENSHOT=1 npx vitest run test/browser.test.ts` also writes
+ * `UPDATE_SCREENSHOT=1 npm run test:slow -- test/browser` also writes
  * examples/demo/screenshot.png (1280×900); otherwise the screenshot goes to a
  * temporary directory.
  */
