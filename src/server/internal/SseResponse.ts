@@ -194,13 +194,17 @@ const attached = <A>(
   })
 
 /** How the source's run ended, told to the answer. */
-const endedWith = <A, E>(answer: SseAnswer.SseAnswer<A>, options: Options<A, E>, runtime: Runtime.Runtime<never>) =>
+const endedWith = <A, E>(
+  answer: SseAnswer.SseAnswer<A>,
+  serializeError: (error: E) => string,
+  runtime: Runtime.Runtime<never>
+) =>
 (exit: Exit.Exit<void, E>): void => {
   if (answer.isStopped) return
   if (exit._tag === "Success") return answer.finish({ _tag: "completed" })
   if (Cause.isInterruptedOnly(exit.cause)) return answer.stop()
   const failure = Cause.failureOption(exit.cause)
-  if (Option.isSome(failure)) return answer.finish({ _tag: "failed", errorJson: options.serializeError(failure.value) })
+  if (Option.isSome(failure)) return answer.finish({ _tag: "failed", errorJson: serializeError(failure.value) })
   Runtime.runFork(runtime)(Effect.logError("subscription defect", exit.cause))
   answer.finish({ _tag: "failed", errorJson: Errors.internalError })
 }
@@ -216,7 +220,10 @@ const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Effect.Ef
     const config = Context.get(context, StreamingConfig)
     const metrics = Option.getOrUndefined(Context.getOption(context, MetricsService))
     const runtime = detachedRuntime(fiber)
-    const { id, serialize } = options
+    // What an open answer keeps: not `options` (its `run` holds the request's context).
+    const { id, onStop, serialize } = options
+    const source = options.source
+    const topic = Topic.isSubscription(source) ? (source as unknown as Topic.Subscription<A>) : undefined
     const stopped: { callback: (() => void) | undefined } = { callback: undefined }
     let opening = config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
     if (options.preamble !== undefined) opening += options.preamble
@@ -229,16 +236,16 @@ const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Effect.Ef
       draining: drainingOf(Drains.fromContext(context)),
       metrics,
       capacity: capacities.subscription,
-      frame: (value) => Sse.event({ id: Topic.cursorOf(value) ?? (id === undefined ? undefined : id(value)), data: serialize(value) }),
+      frame: topic !== undefined
+        ? undefined
+        : (value) => Sse.event({ id: Topic.cursorOf(value) ?? (id === undefined ? undefined : id(value)), data: serialize(value) }),
       stopped: (answer) => {
         stopped.callback?.()
-        options.onStop?.()
+        onStop?.()
         Scheduling.runLater(runtime, logClosed(answer as SseAnswer.SseAnswer<unknown>))
       }
     })
     if (!answer.start()) return Effect.succeed(answer)
-    const source = options.source
-    const topic = Topic.isSubscription(source) ? (source as unknown as Topic.Subscription<A>) : undefined
     if (topic !== undefined && options.wrapped !== true) {
       // The topic writes to the sink itself: no fiber, no ring.
       answer.attach(topic[Topic.TypeId], serialize)
@@ -253,7 +260,7 @@ const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Effect.Ef
     )
     const producer = Runtime.runFork(detachedRuntime(fiber, runContext))(options.run === undefined ? feed : options.run(feed))
     answer.release = () => producer.unsafeInterruptAsFork(FiberId.none)
-    producer.addObserver(endedWith(answer, options, runtime))
+    producer.addObserver(endedWith(answer, options.serializeError, runtime))
     return Effect.succeed(answer)
   }))
 
