@@ -143,7 +143,8 @@ export const invoke = (
       (provided) => {
         // Merged when the run starts: a Topic subscription served without a fiber never
         // runs it, and its request then holds no copy of the context while it is open.
-        const handlerContext = (ctx: Context.Context<never>) => Context.merge(ctx, Context.merge(entry.context, provided))
+        let merged: Context.Context<never> | undefined
+        const handlerContext = (ctx: Context.Context<never>) => Context.merge(ctx, merged ??= Context.merge(entry.context, provided))
         const run = (run: Effect.Effect<void, unknown>) => {
           const traced = Effect.withSpan(run, spanName, span)
           return Effect.mapInputContext(

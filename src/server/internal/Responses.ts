@@ -8,6 +8,7 @@
  */
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
@@ -55,6 +56,8 @@ export const respond = (
           id: spec._tag === "subscription" ? spec.cursor : undefined,
           serializeError: served.failureJson,
           run,
+          // `run` gives the source the request's and the handler's context: nothing else is needed under it.
+          context: Context.empty(),
           wrapped: invocation.wrapped,
           headers: options.headers,
           // Taken where nothing waits before the answer starts: the answer frees it when it ends.

@@ -151,7 +151,7 @@ const detachedRuntime = (
     runtimeFlags: Runtime.defaultRuntimeFlags
   })
 
-const logClosed = (answer: SseAnswer.SseAnswer<unknown>): Effect.Effect<void> =>
+const logClosed = <A>(answer: SseAnswer.SseAnswer<A>): Effect.Effect<void> =>
   Effect.logInfo("stream closed").pipe(
     Effect.annotateLogs({
       kind: "subscription",
@@ -209,6 +209,28 @@ const endedWith = <A, E>(
   answer.finish({ _tag: "failed", errorJson: Errors.internalError })
 }
 
+// Built apart from `start`: a closure made there would keep all of `start`'s scope
+// (the options, whose `run` holds the request's context) for as long as the answer is open.
+
+const frameOf = <A>(id: ((value: A) => string) | undefined, serialize: (value: A) => string) => (value: A): string =>
+  Sse.event({ id: Topic.cursorOf(value) ?? (id === undefined ? undefined : id(value)), data: serialize(value) })
+
+const stoppedOf = <A>(
+  hook: { callback: (() => void) | undefined },
+  onStop: (() => void) | undefined,
+  runtime: Runtime.Runtime<never>
+) =>
+(answer: SseAnswer.SseAnswer<A>): void => {
+  hook.callback?.()
+  onStop?.()
+  Scheduling.runLater(runtime, logClosed(answer))
+}
+
+const missedValuesOf = <A>(answer: SseAnswer.SseAnswer<A>) =>
+  MissedValues.of({ report: (count) => Effect.sync(() => answer.report(count)) })
+
+const interrupterOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => (): void => fiber.unsafeInterruptAsFork(FiberId.none)
+
 /**
  * Starts an answer on `sink` and whatever feeds it. Reads `StreamingConfig`,
  * `GracefulShutdown` and, when provided, `MetricsService`; the source runs
@@ -236,14 +258,8 @@ const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Effect.Ef
       draining: drainingOf(Drains.fromContext(context)),
       metrics,
       capacity: capacities.subscription,
-      frame: topic !== undefined
-        ? undefined
-        : (value) => Sse.event({ id: Topic.cursorOf(value) ?? (id === undefined ? undefined : id(value)), data: serialize(value) }),
-      stopped: (answer) => {
-        stopped.callback?.()
-        onStop?.()
-        Scheduling.runLater(runtime, logClosed(answer as SseAnswer.SseAnswer<unknown>))
-      }
+      frame: topic !== undefined ? undefined : frameOf(id, serialize),
+      stopped: stoppedOf(stopped, onStop, runtime)
     })
     if (!answer.start()) return Effect.succeed(answer)
     if (topic !== undefined && options.wrapped !== true) {
@@ -253,13 +269,9 @@ const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Effect.Ef
     }
     const feed = topic !== undefined ? attached(answer, topic, serialize, stopped) : pullInto(answer, source)
     // One context for the whole run: each `provide` on the way would copy it.
-    const runContext = Context.add(
-      options.context ?? context,
-      MissedValues,
-      MissedValues.of({ report: (count) => Effect.sync(() => answer.report(count)) })
-    )
+    const runContext = Context.add(options.context ?? context, MissedValues, missedValuesOf(answer))
     const producer = Runtime.runFork(detachedRuntime(fiber, runContext))(options.run === undefined ? feed : options.run(feed))
-    answer.release = () => producer.unsafeInterruptAsFork(FiberId.none)
+    answer.release = interrupterOf(producer)
     producer.addObserver(endedWith(answer, options.serializeError, runtime))
     return Effect.succeed(answer)
   }))
