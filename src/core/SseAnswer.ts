@@ -19,6 +19,7 @@
  */
 import * as Names from "../protocol/Names.ts"
 import * as Sse from "../protocol/Sse.ts"
+import type { Metrics, Termination } from "./Metrics.ts"
 import { SlidingRing } from "./SlidingRing.ts"
 
 /** Where an answer is written. */
@@ -36,17 +37,6 @@ export interface SseSink {
   unlisten(): void
 }
 
-export type Kind = "subscription" | "download" | "export"
-export type Termination = "completed" | "failed" | "interrupted"
-
-/** What an answer reports, when metrics are kept (`MetricsService` has this shape). */
-export interface Metrics {
-  readonly started: (kind: Kind, name: string) => void
-  readonly delivered: (kind: Kind, name: string, values: number, bytes: number) => void
-  readonly dropped: (kind: Kind, name: string, count: number) => void
-  readonly ended: (kind: Kind, name: string, termination: Termination, durationMillis: number) => void
-}
-
 /** The server's drain (see `GracefulShutdown`), as an answer watches it. */
 export interface Draining {
   isDraining(): boolean
@@ -54,20 +44,35 @@ export interface Draining {
   unwatch(callback: () => void): void
 }
 
-/** Where a Topic writes (`Topic.Sink`). */
+/**
+ * Where a Topic's fast-path subscriber writes (`Topic.Sink`): SSE frames as
+ * text. `write` returns false when the receiver's buffer is full (the text
+ * was still accepted): the topic stops writing to it until
+ * `Attachment.resume()`.
+ */
 export interface FrameSink {
+  /** `values` values and `dropped` missed values announced (exact counts only) are in `text`. */
   readonly write: (text: string, values: number, dropped: number) => boolean
+  /** The topic has ended: no value will follow. */
   readonly end: () => void
 }
 
-/** A Topic's delivery to one answer (`Topic.Attachment`). */
+/** A Topic's delivery to one fast-path subscriber (`Topic.Attachment`). */
 export interface Attachment {
+  /** The receiver accepts writes again (e.g. the socket's `drain`). */
   resume(): void
+  /** Stops delivery at once and forgets the subscriber. Idempotent. */
   detach(): void
 }
 
-/** A Topic subscription's fast path (`Topic.Handle`). */
+/** The fast-path handle of a Topic subscription (`Topic.Handle`). */
 export interface FrameSource<A> {
+  /**
+   * Starts delivering to `sink`: first a `dropped` event if the resume cursor
+   * cannot be fully replayed, then the replay, then live values. `encode` is
+   * the JSON of a value; frames are cached per encoder function, so pass the
+   * same function to every subscriber of a procedure.
+   */
   attach(sink: FrameSink, encode: (value: A) => string): Attachment
 }
 

@@ -11,18 +11,11 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
+import type { Kind as StreamKind, Metrics } from "../core/Metrics.ts"
 
-export type StreamKind = "subscription" | "download" | "export"
+export type { Kind as StreamKind, Termination } from "../core/Metrics.ts"
 
-/** How a stream terminated, as recorded by metrics and the cleanup log line. */
-export type Termination = "completed" | "failed" | "interrupted"
-
-export interface StreamMetrics {
-  readonly started: (kind: StreamKind, name: string) => void
-  /** `values` delivered (events or rows; byte chunks for downloads) and `bytes` written. */
-  readonly delivered: (kind: StreamKind, name: string, values: number, bytes: number) => void
-  readonly dropped: (kind: StreamKind, name: string, count: number) => void
-  readonly ended: (kind: StreamKind, name: string, termination: Termination, durationMillis: number) => void
+export interface StreamMetrics extends Metrics {
   /** A call refused with 503 because the server was past its capacity (see `HttpTransport` admission). */
   readonly shed: (kind: StreamKind | "unary", name: string, reason: string) => void
 }

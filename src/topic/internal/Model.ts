@@ -7,6 +7,7 @@
 import type * as Duration from "effect/Duration"
 import type * as Stream from "effect/Stream"
 import type { TypeId } from "./TypeId.ts"
+import type { Attachment, FrameSink, FrameSource } from "../../core/SseAnswer.ts"
 
 /** A published value with the cursor the topic gave it (the SSE `id:`). */
 export interface Entry<A> {
@@ -45,35 +46,13 @@ export interface SubscribeOptions {
   readonly after?: string | undefined
 }
 
-/**
- * Where a fast-path subscriber writes: SSE frames as text. `write` returns
- * false when the receiver's buffer is full (the text was still accepted):
- * the topic stops writing to it until `Attachment.resume()`.
- */
-export interface Sink {
-  /** `values` values and `dropped` missed values announced (exact counts only) are in `text`. */
-  readonly write: (text: string, values: number, dropped: number) => boolean
-  /** The topic has ended: no value will follow. */
-  readonly end: () => void
-}
+/** Where a fast-path subscriber writes: SSE frames as text (`core/SseAnswer.FrameSink`). */
+export type Sink = FrameSink
 
-export interface Attachment {
-  /** The receiver accepts writes again (e.g. the socket's `drain`). */
-  resume(): void
-  /** Stops delivery at once and forgets the subscriber. Idempotent. */
-  detach(): void
-}
+export type { Attachment }
 
-/** The fast-path handle of a subscription, found under `TypeId`. */
-export interface Handle<A> {
-  /**
-   * Starts delivering to `sink`: first a `dropped` event if the resume cursor
-   * cannot be fully replayed, then the replay, then live values. `encode` is
-   * the JSON of a value; frames are cached per encoder function, so pass the
-   * same function to every subscriber of a procedure.
-   */
-  attach(sink: Sink, encode: (value: A) => string): Attachment
-}
+/** The fast-path handle of a subscription, found under `TypeId` (`core/SseAnswer.FrameSource`). */
+export type Handle<A> = FrameSource<A>
 
 export interface Subscription<A> extends Stream.Stream<A> {
   readonly [TypeId]: Handle<A>
