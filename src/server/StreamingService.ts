@@ -24,7 +24,7 @@ import * as Stream from "effect/Stream"
 import * as BackpressurePolicy from "./BackpressurePolicy.ts"
 import * as Drains from "./internal/Drains.ts"
 import type { Drain } from "./GracefulShutdown.ts"
-import { MetricsService, type StreamKind, type StreamMetrics, type Termination } from "./MetricsService.ts"
+import { MetricsService, type StreamMetrics, type Termination } from "./MetricsService.ts"
 import * as Platform from "./internal/Platform.ts"
 import * as SseResponse from "./internal/SseResponse.ts"
 import type { SuspendBuffer } from "./internal/SuspendBuffer.ts"
@@ -93,35 +93,35 @@ const genericErrorJson = (error: unknown): string => {
   return JSON.stringify({ _tag: "StreamFailed", message: "The stream failed" })
 }
 
-/** Lifecycle bookkeeping shared by the three kinds: metrics, termination, shutdown and the cleanup log line. */
+/**
+ * A transfer's bookkeeping: metrics, termination, its place in the drain and
+ * the cleanup log line (a subscription's is `core/SseAnswer`).
+ */
 class Lifecycle {
   termination: Termination = "interrupted"
   values = 0
   bytes = 0
   readonly startedAt = Date.now()
-  private readonly ended: (() => void) | undefined
+  private readonly ended: () => void
   constructor(
-    readonly kind: StreamKind,
+    readonly kind: "download" | "export",
     readonly name: string,
     readonly metrics: StreamMetrics | undefined,
-    readonly shutdown: Drain,
-    /** Ends the transfer by force (see `cutter`). */
-    readonly cut: () => void
+    shutdown: Drain,
+    /** Ends the transfer by force when the drain's deadline passes. */
+    cut: () => void
   ) {
     metrics?.started(kind, name)
-    this.ended = kind === "subscription" ? undefined : shutdown.transferStarted(cut)
+    this.ended = shutdown.transferStarted(cut)
   }
   delivered(values: number, bytes: number): void {
     this.values += values
     this.bytes += bytes
     this.metrics?.delivered(this.kind, this.name, values, bytes)
   }
-  dropped(count: number): void {
-    this.metrics?.dropped(this.kind, this.name, count)
-  }
   readonly cleanup: Effect.Effect<void> = Effect.suspend(() => {
     const durationMillis = Date.now() - this.startedAt
-    this.ended?.()
+    this.ended()
     this.metrics?.ended(this.kind, this.name, this.termination, durationMillis)
     return Effect.logInfo("stream closed").pipe(
       Effect.annotateLogs({
