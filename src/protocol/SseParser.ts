@@ -70,6 +70,12 @@ export interface SseParserCallbacks {
    * colon and one optional leading space: `": heartbeat"` gives `"heartbeat"`.
    */
   readonly onComment?: (text: string) => void
+  /**
+   * Called for every field line other than `data`, `event`, `id` and `retry`
+   * (which the standard ignores), as it is read: before the event it belongs
+   * to is dispatched. Wire protocol v1.1 reads its `sub` field here.
+   */
+  readonly onField?: (field: string, value: string) => void
 }
 
 export interface SseParser {
@@ -107,6 +113,7 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
   const onEvent = callbacks.onEvent
   const onRetry = callbacks.onRetry
   const onComment = callbacks.onComment
+  const onField = callbacks.onField
   const maxEventSize = options?.maxEventSize ?? DEFAULT_MAX_EVENT_SIZE
   if (!(maxEventSize > 0)) {
     throw new RangeError(`maxEventSize must be a positive number, got ${maxEventSize}`)
@@ -188,23 +195,31 @@ export const makeSseParser = (callbacks: SseParserCallbacks, options?: SseParser
         if (field === "data") {
           data = dataLines === 0 ? value : data + "\n" + value
           dataLines++
+          return
         }
-        return
+        break
       case 101: // e
-        if (field === "event") eventType = value
-        return
+        if (field === "event") {
+          eventType = value
+          return
+        }
+        break
       case 105: // i
-        if (field === "id" && value.indexOf("\0") === -1) {
-          eventId = value
-          lastEventId = value
+        if (field === "id") {
+          if (value.indexOf("\0") === -1) {
+            eventId = value
+            lastEventId = value
+          }
+          return
         }
-        return
+        break
       case 114: // r
-        if (field === "retry" && onRetry !== undefined && isAsciiDigits(value)) {
-          onRetry(parseInt(value, 10))
+        if (field === "retry") {
+          if (onRetry !== undefined && isAsciiDigits(value)) onRetry(parseInt(value, 10))
+          return
         }
-        return
     }
+    onField?.(field, value)
   }
 
   /** Processes the line `text[start, end)`; `text[end]` is a line terminator or past the end. */

@@ -1,9 +1,10 @@
-/** Wire protocol v1: each concept once, both halves side by side. Browser-safe. */
+/** Wire protocol v1 (and v1.1's multiplexed subscriptions): each concept once, both halves side by side. Browser-safe. */
 export * as ContentDisposition from "./ContentDisposition.ts"
 export * as Csv from "./Csv.ts"
 export * as Errors from "./Errors.ts"
 export * as ExportFormat from "./ExportFormat.ts"
 export * as JsonArray from "./JsonArray.ts"
+export * as Multiplex from "./Multiplex.ts"
 export * as Names from "./Names.ts"
 export * as Ndjson from "./Ndjson.ts"
 export * as Rows from "./Rows.ts"
