@@ -88,6 +88,7 @@ export interface Options<A> {
   readonly headers?: Readonly<Record<string, string>> | undefined
   /** The first line(s): a comment or `retry:`, then any preamble. */
   readonly opening: string
+  /** 0: no heartbeat of its own (a subscription on a multiplexed connection, whose connection beats). */
   readonly heartbeatMillis: number
   /** The clock of the heartbeats. */
   readonly every: Every
@@ -116,7 +117,7 @@ const utf8Length: (text: string) => number = typeof Buffer === "function"
   : (text) => encoder.encode(text).byteLength
 
 /** What a heartbeat timer calls. */
-interface Beating {
+export interface Beating {
   beat(): void
 }
 
@@ -139,7 +140,8 @@ interface HeartbeatGroup {
 /** One timer per clock and heartbeat interval, removed with its last answer. */
 const heartbeatGroups = new Map<Every, Map<number, HeartbeatGroup>>()
 
-const joinHeartbeat = (every: Every, millis: number, member: Beating): void => {
+/** Joins the heartbeat group of `every` and `millis` (one timer for all its members). */
+export const joinHeartbeat = (every: Every, millis: number, member: Beating): void => {
   let byMillis = heartbeatGroups.get(every)
   if (byMillis === undefined) {
     byMillis = new Map()
@@ -157,7 +159,7 @@ const joinHeartbeat = (every: Every, millis: number, member: Beating): void => {
   group.members.add(member)
 }
 
-const leaveHeartbeat = (every: Every, millis: number, member: Beating): void => {
+export const leaveHeartbeat = (every: Every, millis: number, member: Beating): void => {
   const byMillis = heartbeatGroups.get(every)
   const group = byMillis?.get(millis)
   if (byMillis === undefined || group === undefined) return
@@ -282,7 +284,7 @@ export class SseAnswer<A> implements Beating {
       return false
     }
     sink.listen(this.onDrain, this.onClose)
-    joinHeartbeat(options.every, options.heartbeatMillis, this)
+    if (options.heartbeatMillis > 0) joinHeartbeat(options.every, options.heartbeatMillis, this)
     options.draining.watch(this.onDraining)
     return true
   }
@@ -424,7 +426,7 @@ export class SseAnswer<A> implements Beating {
     this.release?.()
     const { sink, options } = this
     sink.unlisten()
-    leaveHeartbeat(options.every, options.heartbeatMillis, this)
+    if (options.heartbeatMillis > 0) leaveHeartbeat(options.every, options.heartbeatMillis, this)
     options.draining.unwatch(this.onDraining)
     sink.end()
     this.durationMillis = Date.now() - this.startedAt

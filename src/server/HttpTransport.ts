@@ -30,11 +30,13 @@ import * as Cors from "./internal/Cors.ts"
 import * as Scheduling from "./internal/Scheduling.ts"
 import * as Failures from "./internal/Failures.ts"
 import * as Invocation from "./internal/Invocation.ts"
+import * as Multiplexed from "./internal/Multiplexed.ts"
 import * as RequestParsing from "./internal/RequestParsing.ts"
 import * as Platform from "./internal/Platform.ts"
 import * as Responses from "./internal/Responses.ts"
 import * as Served from "./internal/Served.ts"
 import { MetricsService } from "./MetricsService.ts"
+import * as Multiplex from "../protocol/Multiplex.ts"
 import * as Names from "../protocol/Names.ts"
 import * as ProtocolError from "../contract/ProtocolError.ts"
 
@@ -102,8 +104,12 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
     const metrics = Option.getOrUndefined(Context.getOption(provided, MetricsService))
     const procedures = new Map<string, Served.Served>()
     for (const rpc of group.requests.values()) {
+      if (rpc._tag === Multiplex.pathSegment) {
+        return yield* Effect.dieMessage(`A procedure cannot be named ${Multiplex.pathSegment}: <base>/${Multiplex.pathSegment} is the multiplexed connection (wire protocol v1.1)`)
+      }
       procedures.set(rpc._tag, Served.make(rpc as unknown as Rpc.AnyWithProps))
     }
+    const multiplexer = Multiplexed.make({ ...parsing, procedures, context, admission, metrics, drain })
 
     const handle = (request: HttpServerRequest.HttpServerRequest, allow: Record<string, string> | undefined) =>
       Failures.respond(Effect.gen(function*() {
@@ -115,6 +121,8 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         // The client left while the request waited (an overloaded loop reads requests late).
         const node = yield* Platform.node(request)
         if (node?.clientGone(request) === true) return yield* Effect.interrupt
+        const multiplexed = multiplexer.handle(request, RequestParsing.urlOf(request), allow)
+        if (multiplexed !== undefined) return yield* multiplexed
         const call = yield* RequestParsing.parse(request, procedures, parsing)
         const kind = call.served.spec._tag
         const admitted = yield* admission.admit(kind)

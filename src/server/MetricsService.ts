@@ -18,6 +18,11 @@ export type { Kind as StreamKind, Termination } from "../core/Metrics.ts"
 export interface StreamMetrics extends Metrics {
   /** A call refused with 503 because the server was past its capacity (see `HttpTransport` admission). */
   readonly shed: (kind: StreamKind | "unary", name: string, reason: string) => void
+  /**
+   * A multiplexed connection (wire protocol v1.1) opened (`1`) or closed
+   * (`-1`). Its subscriptions are counted as subscriptions, each on its own.
+   */
+  readonly connection?: ((delta: 1 | -1) => void) | undefined
 }
 
 export class MetricsService extends Context.Tag("effect-stream-rpc/MetricsService")<
@@ -33,6 +38,7 @@ export const names = {
   failures: "stream_failures_total",
   terminations: "stream_terminations_total",
   shed: "stream_shed_total",
+  connections: "stream_connections",
   duration: "stream_duration_seconds"
 } as const
 
@@ -52,6 +58,9 @@ export const metrics = {
   terminations: Metric.counter(names.terminations, {
     description: "Streams ended, by termination",
     incremental: true
+  }),
+  connections: Metric.gauge(names.connections, {
+    description: "Multiplexed connections currently open (their subscriptions count in stream_active)"
   }),
   shed: Metric.counter(names.shed, {
     description: "Calls refused with 503 past capacity, by reason",
@@ -73,7 +82,7 @@ export const labelled = <Type, In, Out>(
 
 /** Builds metrics backed by Effect's `Metric` registry. */
 export const make: Effect.Effect<StreamMetrics> = Effect.sync(() => {
-  const { active, bytes, dropped, duration, failures, shed, terminations, values } = metrics
+  const { active, bytes, connections, dropped, duration, failures, shed, terminations, values } = metrics
   // Metric updates happen once per chunk on the hot path: use the synchronous
   // entry points with labels instead of running an Effect each time.
   const labels = (kind: StreamKind, name: string) => [MetricLabel.make("kind", kind), MetricLabel.make("stream", name)]
@@ -93,7 +102,8 @@ export const make: Effect.Effect<StreamMetrics> = Effect.sync(() => {
       duration.unsafeUpdate(durationMillis / 1000, tags)
     },
     shed: (kind, name, reason) =>
-      shed.unsafeUpdate(1, [MetricLabel.make("kind", kind), MetricLabel.make("stream", name), MetricLabel.make("reason", reason)])
+      shed.unsafeUpdate(1, [MetricLabel.make("kind", kind), MetricLabel.make("stream", name), MetricLabel.make("reason", reason)]),
+    connection: (delta) => connections.unsafeModify(delta, [])
   }
 })
 

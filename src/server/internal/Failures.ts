@@ -62,18 +62,30 @@ const statusOf = (ast: SchemaAST.AST, error: unknown): number | undefined => {
   return Schema.is(Schema.make(ast))(error) ? HttpApiSchema.getStatus(ast, 400) : undefined
 }
 
-/** A typed failure of a handler or middleware: its status annotation (default 400) and its encoded JSON. */
-export const typedFailure = (served: Served, error: unknown): HttpServerResponse.HttpServerResponse => {
+/** The JSON body of a protocol error (for an `error` event). */
+export const protocolErrorJson = (error: ProtocolError.ProtocolError): string =>
+  JSON.stringify({ _tag: error._tag, message: error.message })
+
+/** The JSON of a typed failure, with a `message` (for an `error` event); `undefined` when it cannot be encoded. */
+export const typedFailureJson = (served: Served, error: unknown): string | undefined => {
   let body: unknown
   try {
     body = served.encodeFailure(error)
   } catch {
-    return internalError()
+    return undefined
   }
   if (typeof body === "object" && body !== null && !("message" in body)) {
     body = { ...body, message: (body as { _tag?: unknown })._tag ?? "Failed" }
   }
-  return HttpServerResponse.unsafeJson(body, { status: statusOf(served.failure.ast, error) ?? 400 })
+  return JSON.stringify(body)
+}
+
+/** A typed failure of a handler or middleware: its status annotation (default 400) and its encoded JSON. */
+export const typedFailure = (served: Served, error: unknown): HttpServerResponse.HttpServerResponse => {
+  const json = typedFailureJson(served, error)
+  return json === undefined
+    ? internalError()
+    : HttpServerResponse.text(json, { status: statusOf(served.failure.ast, error) ?? 400, contentType: "application/json" })
 }
 
 /** Every failure and defect of serving a request as its answer; a defect's details are logged, never sent. */

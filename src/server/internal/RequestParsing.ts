@@ -95,24 +95,28 @@ const parseJson = (text: string) =>
     catch: () => new ProtocolError.MalformedJson({ message: "The payload is not valid JSON" })
   })
 
+/** A POST's JSON body, within `limit` bytes and `timeout`; `undefined` when it is empty. */
+export const jsonBody = (request: HttpServerRequest.HttpServerRequest, limit: number, timeout: Duration.Duration) =>
+  Effect.gen(function*() {
+    const contentType = Names.mediaTypeOf(request.headers[Names.headers.contentType])
+    const body = yield* readBody(request, limit, timeout)
+    if (body.byteLength === 0) return undefined
+    if (contentType !== Names.contentTypes.json && contentType !== "") {
+      return yield* new ProtocolError.UnsupportedMediaType({
+        message: `Expected Content-Type application/json, got ${contentType.slice(0, 100)}`
+      })
+    }
+    const text = yield* Effect.try({
+      try: () => utf8.decode(body),
+      catch: () => new ProtocolError.MalformedJson({ message: "The request body is not valid UTF-8" })
+    })
+    return yield* parseJson(text)
+  })
+
 /** The JSON payload of a request, before schema decoding; `undefined` when none was sent. */
 const rawPayload = (request: HttpServerRequest.HttpServerRequest, url: URL, limit: number, timeout: Duration.Duration) =>
   Effect.gen(function*() {
-    if (request.method === "POST") {
-      const contentType = Names.mediaTypeOf(request.headers[Names.headers.contentType])
-      const body = yield* readBody(request, limit, timeout)
-      if (body.byteLength === 0) return undefined
-      if (contentType !== Names.contentTypes.json && contentType !== "") {
-        return yield* new ProtocolError.UnsupportedMediaType({
-          message: `Expected Content-Type application/json, got ${contentType.slice(0, 100)}`
-        })
-      }
-      const text = yield* Effect.try({
-        try: () => utf8.decode(body),
-        catch: () => new ProtocolError.MalformedJson({ message: "The request body is not valid UTF-8" })
-      })
-      return yield* parseJson(text)
-    }
+    if (request.method === "POST") return yield* jsonBody(request, limit, timeout)
     const param = url.searchParams.get(Names.query.payload)
     if (param === null || param === "") return undefined
     if (param.length > limit) {
@@ -121,7 +125,8 @@ const rawPayload = (request: HttpServerRequest.HttpServerRequest, url: URL, limi
     return yield* parseJson(param)
   })
 
-const decodePayload = (served: Served, raw: unknown): Effect.Effect<unknown, ProtocolError.InvalidPayload> =>
+/** A payload decoded with the procedure's schema; an absent one as `{}` when the schema accepts it. */
+export const decodePayload = (served: Served, raw: unknown): Effect.Effect<unknown, ProtocolError.InvalidPayload> =>
   Effect.gen(function*() {
     const decoded = yield* Effect.either(served.decodePayload(raw))
     if (Either.isRight(decoded)) return decoded.right

@@ -63,6 +63,11 @@ export interface Options<A, E> {
   readonly preamble?: string | undefined
   /** Runs once when the answer stops, however it stops. */
   readonly onStop?: (() => void) | undefined
+  /**
+   * A subscription on a multiplexed connection: its first event (instead of
+   * the `: ok` or `retry:` line) — and no heartbeat of its own.
+   */
+  readonly multiplexed?: { readonly opening: string } | undefined
 }
 
 // ---------------------------------------------------------------------------
@@ -100,7 +105,7 @@ const unwatch = (drain: Drain, callback: () => void): void => {
 
 const drainings = new WeakMap<Drain, SseAnswer.Draining>()
 
-const drainingOf = (drain: Drain): SseAnswer.Draining => {
+export const drainingOf = (drain: Drain): SseAnswer.Draining => {
   let draining = drainings.get(drain)
   if (draining === undefined) {
     draining = {
@@ -116,7 +121,7 @@ const drainingOf = (drain: Drain): SseAnswer.Draining => {
 /** Heartbeat timers on `clock`: one fiber per interval, whatever the number of answers. */
 const everies = new WeakMap<Clock.Clock, SseAnswer.Every>()
 
-const everyOf = (clock: Clock.Clock): SseAnswer.Every => {
+export const everyOf = (clock: Clock.Clock): SseAnswer.Every => {
   let every = everies.get(clock)
   if (every === undefined) {
     every = (millis, tick) => {
@@ -129,6 +134,14 @@ const everyOf = (clock: Clock.Clock): SseAnswer.Every => {
   }
   return every
 }
+
+/** The heartbeat interval of the configuration, in whole milliseconds. */
+export const heartbeatMillisOf = (config: StreamingConfig["Type"]): number =>
+  Math.max(1, Math.round(Duration.toMillis(config.heartbeatInterval)))
+
+/** The first line of an answer: `: ok`, or `retry:` when the configuration sets a reconnection delay. */
+export const openingOf = (config: StreamingConfig["Type"]): string =>
+  config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
 
 /** Open answers, the timers they share and drain watchers: for leak tests. */
 export const counts = (): { readonly answers: number; readonly timers: number; readonly drainWatchers: number } => ({
@@ -236,7 +249,7 @@ const interrupterOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => (): void 
  * `GracefulShutdown` and, when provided, `MetricsService`; the source runs
  * in `options.context`, else the caller's.
  */
-const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Effect.Effect<SseAnswer.SseAnswer<A>> =>
+export const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Effect.Effect<SseAnswer.SseAnswer<A>> =>
   Effect.clockWith((clock) => Effect.withFiberRuntime<SseAnswer.SseAnswer<A>>((fiber) => {
     const context = fiber.currentContext
     const config = Context.get(context, StreamingConfig)
@@ -247,13 +260,13 @@ const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Effect.Ef
     const source = options.source
     const topic = Topic.isSubscription(source) ? (source as unknown as Topic.Subscription<A>) : undefined
     const stopped: { callback: (() => void) | undefined } = { callback: undefined }
-    let opening = config.retry === undefined ? Sse.comment("ok") : Sse.retry(Duration.toMillis(config.retry))
+    let opening = options.multiplexed !== undefined ? options.multiplexed.opening : openingOf(config)
     if (options.preamble !== undefined) opening += options.preamble
     const answer = new SseAnswer.SseAnswer<A>(sink, {
       name: options.name,
       headers: options.headers,
       opening,
-      heartbeatMillis: Math.max(1, Math.round(Duration.toMillis(config.heartbeatInterval))),
+      heartbeatMillis: options.multiplexed !== undefined ? 0 : heartbeatMillisOf(config),
       every: everyOf(clock),
       draining: drainingOf(Drains.fromContext(context)),
       metrics,
@@ -306,10 +319,17 @@ export const handOver = <A, E>(
   node: typeof import("./NodePlatform.ts"),
   response: import("node:http").ServerResponse,
   options: Options<A, E>
-): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+): Effect.Effect<HttpServerResponse.HttpServerResponse> => handOverTo(node, response, (sink) => start(sink, options))
+
+/** Hands `response` over to what `begin` starts on its sink (an answer, a multiplexed connection). */
+export const handOverTo = <R>(
+  node: typeof import("./NodePlatform.ts"),
+  response: import("node:http").ServerResponse,
+  begin: (sink: SseAnswer.SseSink) => Effect.Effect<unknown, never, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
   Effect.suspend(() => {
     const sink = new node.NodeSink(response)
-    return start(sink, options).pipe(
+    return begin(sink).pipe(
       Effect.ensuring(Effect.sync(() => node.handOver(response, sink.listeners))),
       Effect.as(HttpServerResponse.empty({ status: 200 }))
     )
@@ -319,15 +339,22 @@ const { [Names.headers.contentType]: _contentType, ...webHeaders } = SseAnswer.h
 
 /** Serves the answer as the body of a response, a web `ReadableStream`: for web runtimes and any route. */
 export const webResponse = <A, E>(options: Options<A, E>): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  webResponseOf((sink) => start(sink, options), options.headers)
+
+/** The body of a response, a web `ReadableStream`, written by what `begin` starts on its sink. */
+export const webResponseOf = <R>(
+  begin: (sink: SseAnswer.SseSink) => Effect.Effect<unknown, never, R>,
+  headers: Readonly<Record<string, string>> | undefined
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
   Effect.suspend(() => {
     const sink = new WebSink()
     return Effect.as(
-      start(sink, options),
+      begin(sink),
       HttpServerResponse.stream(
         Stream.fromReadableStream({ evaluate: () => sink.readable, onError: (error) => error }),
         {
           contentType: Names.contentTypes.eventStream,
-          headers: options.headers === undefined ? webHeaders : { ...webHeaders, ...options.headers }
+          headers: headers === undefined ? webHeaders : { ...webHeaders, ...headers }
         }
       )
     )

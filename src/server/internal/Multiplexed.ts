@@ -1,0 +1,249 @@
+/**
+ * Wire protocol v1.1 on the server: `POST <base>/_mux` opens a connection
+ * carrying the subscriptions its body names, `POST <base>/_mux/<connection>`
+ * adds and removes subscriptions on an open one. Each subscription is what a
+ * v1 request for it would be — parsed, admitted, its middlewares run, its
+ * handler invoked, an `SseAnswer` of its own (sliding 64, exact `dropped`,
+ * typed error, cursor) — written to a channel of the connection
+ * (`core/MuxConnection`). What would have been a v1 request's error answer
+ * is that subscription's `error` event; the others go on.
+ *
+ * Connections are held by the instance that opened them. A change for a
+ * connection this instance does not hold is a 404: the client reopens, with
+ * every subscription and its cursor, wherever its request lands.
+ */
+import * as Headers from "@effect/platform/Headers"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as Scope from "effect/Scope"
+import { MuxConnection } from "../../core/MuxConnection.ts"
+import type { SseSink } from "../../core/SseAnswer.ts"
+import * as ProtocolError from "../../contract/ProtocolError.ts"
+import * as Errors from "../../protocol/Errors.ts"
+import * as Multiplex from "../../protocol/Multiplex.ts"
+import * as Names from "../../protocol/Names.ts"
+import * as Sse from "../../protocol/Sse.ts"
+import * as Topic from "../../topic/Topic.ts"
+import type { StreamMetrics } from "../MetricsService.ts"
+import { StreamingConfig } from "../StreamingConfig.ts"
+import type * as Admission from "./Admission.ts"
+import type { Drain } from "./Drains.ts"
+import * as Failures from "./Failures.ts"
+import * as Invocation from "./Invocation.ts"
+import * as Platform from "./Platform.ts"
+import * as RequestParsing from "./RequestParsing.ts"
+import type { Served } from "./Served.ts"
+import * as SseResponse from "./SseResponse.ts"
+
+export interface Settings {
+  readonly base: string
+  readonly maxPayloadBytes: number
+  readonly bodyTimeout: Duration.Duration
+  readonly procedures: ReadonlyMap<string, Served>
+  /** The application's context: handlers, middlewares, services. */
+  readonly context: Context.Context<never>
+  readonly admission: Admission.Admission
+  readonly metrics: StreamMetrics | undefined
+  readonly drain: Drain
+}
+
+/** One subscription asked for, ready to start, or the error event it gets instead. */
+type Prepared =
+  | { readonly _tag: "Ready"; readonly entry: Multiplex.Entry; readonly served: Served; readonly invocation: Extract<Invocation.Invocation, { _tag: "Stream" }>; readonly slot: Admission.Slot }
+  | { readonly _tag: "Refused"; readonly entry: Multiplex.Entry; readonly errorJson: string; readonly shed: boolean }
+
+const refused = (entry: Multiplex.Entry, error: ProtocolError.ProtocolError, shed = false): Prepared => ({
+  _tag: "Refused",
+  entry,
+  errorJson: Failures.protocolErrorJson(error),
+  shed
+})
+
+/** A defect while invoking a handler: logged, answered as `InternalError`. */
+const internal = Symbol("internal")
+
+/** Open connections of every app in the process: for leak tests. */
+let openConnections = 0
+export const counts = (): { readonly connections: number } => ({ connections: openConnections })
+
+const randomId = (): string => {
+  const bytes = new Uint8Array(12)
+  globalThis.crypto.getRandomValues(bytes)
+  let id = ""
+  for (const byte of bytes) id += byte.toString(36).padStart(2, "0")
+  return id
+}
+
+export interface Multiplexer {
+  /** The answer to a request for `<base>/_mux[/<connection>]`, or `undefined` when the path is another. */
+  readonly handle: (
+    request: HttpServerRequest.HttpServerRequest,
+    url: URL,
+    headers: Readonly<Record<string, string>> | undefined
+  ) => Effect.Effect<HttpServerResponse.HttpServerResponse, ProtocolError.ProtocolError, Scope.Scope> | undefined
+}
+
+export const make = (settings: Settings): Multiplexer => {
+  const { admission, context, metrics, procedures } = settings
+  const connections = new Map<string, MuxConnection>()
+  const endpoint = Multiplex.pathOf(settings.base)
+  const instance = randomId().slice(0, 8)
+  let sequence = 0
+
+  /** Parses, admits and invokes one subscription as a v1 request for it would be. */
+  const prepare = (
+    entry: Multiplex.Entry,
+    request: HttpServerRequest.HttpServerRequest
+  ): Effect.Effect<Prepared, never, Scope.Scope> =>
+    Effect.gen(function*() {
+      const served = procedures.get(entry.tag)
+      if (served === undefined) {
+        return refused(entry, new ProtocolError.NotFound({ message: `Unknown procedure: ${entry.tag.slice(0, 200)}` }))
+      }
+      if (served.spec._tag !== "subscription") {
+        return refused(
+          entry,
+          new ProtocolError.NotFound({ message: `${entry.tag.slice(0, 200)} is a ${served.spec._tag}, not a subscription` })
+        )
+      }
+      const payload = yield* Effect.either(RequestParsing.decodePayload(served, entry.payload))
+      if (Either.isLeft(payload)) return refused(entry, payload.left)
+      const admitted = yield* admission.admit("subscription")
+      if (typeof admitted === "string") {
+        metrics?.shed("subscription", entry.tag, admitted)
+        return refused(entry, new ProtocolError.ServiceUnavailable({ message: "The server is overloaded: retry" }), true)
+      }
+      const headers = entry.lastEventId === undefined
+        ? Headers.remove(request.headers, Names.headers.lastEventId)
+        : Headers.set(request.headers, Names.headers.lastEventId, entry.lastEventId)
+      const invoked = yield* Invocation.invoke({ served, payload: payload.right, headers, format: undefined }, context, request).pipe(
+        Effect.either,
+        Effect.catchAllDefect((defect) =>
+          Effect.as(Effect.logError("procedure defect", Cause.die(defect)), Either.left(internal))
+        )
+      )
+      if (Either.isLeft(invoked)) {
+        admitted.release()
+        const errorJson = invoked.left === internal
+          ? Errors.internalError
+          : Failures.typedFailureJson(served, invoked.left) ?? Errors.internalError
+        return { _tag: "Refused", entry, errorJson, shed: false } as const
+      }
+      if (invoked.right._tag !== "Stream") return yield* Effect.dieMessage("a subscription's handler returned no stream")
+      return { _tag: "Ready", entry, served, invocation: invoked.right, slot: admitted } as const
+    })
+
+  /** Starts a prepared subscription on `connection` (its `subscribed` event, then its values), or its error. */
+  const begin = (connection: MuxConnection, prepared: Prepared): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const channel = connection.channel(prepared.entry.id)
+      if (prepared._tag === "Refused") {
+        channel?.end(Sse.error(prepared.errorJson))
+        return Effect.void
+      }
+      if (channel === undefined) return Effect.sync(prepared.slot.release)
+      const { invocation, served } = prepared
+      const spec = served.spec
+      const cursor = spec._tag === "subscription" ? spec.cursor : undefined
+      const resume: Multiplex.Resume = Topic.isSubscription(invocation.source) ? "exact" : cursor !== undefined ? "handler" : "none"
+      return Effect.asVoid(SseResponse.start(channel, {
+        name: served.rpc._tag,
+        source: invocation.source,
+        serialize: served.successJson,
+        id: cursor,
+        serializeError: served.failureJson,
+        run: invocation.run,
+        context: Context.empty(),
+        wrapped: invocation.wrapped,
+        onStop: prepared.slot.keep(),
+        multiplexed: { opening: Multiplex.subscribed(resume) }
+      }))
+    })
+
+  const open = (request: HttpServerRequest.HttpServerRequest, headers: Readonly<Record<string, string>> | undefined) =>
+    Effect.gen(function*() {
+      if (request.method !== "POST") {
+        return yield* new ProtocolError.MethodNotAllowed({ message: `Use POST to open a multiplexed connection, not ${request.method.slice(0, 20)}` })
+      }
+      const body = yield* RequestParsing.jsonBody(request, settings.maxPayloadBytes, settings.bodyTimeout)
+      const parsed = Multiplex.parseOpen(body)
+      if (!parsed.ok) return yield* new ProtocolError.InvalidPayload({ message: parsed.message })
+      const prepared = yield* Effect.forEach(parsed.value.subscriptions, (entry) => prepare(entry, request))
+      if (prepared.length > 0 && prepared.every((p) => p._tag === "Refused" && p.shed)) {
+        return yield* new ProtocolError.ServiceUnavailable({ message: "The server is overloaded: retry" })
+      }
+      const config = yield* StreamingConfig
+      const start = (sink: SseSink) =>
+        Effect.clockWith((clock) =>
+          Effect.suspend(() => {
+            const id = `${instance}.${(sequence++).toString(36)}`
+            const connection = new MuxConnection(sink, {
+              id,
+              headers,
+              opening: SseResponse.openingOf(config),
+              heartbeatMillis: SseResponse.heartbeatMillisOf(config),
+              every: SseResponse.everyOf(clock),
+              draining: SseResponse.drainingOf(settings.drain),
+              stopped: () => {
+                connections.delete(id)
+                openConnections--
+                metrics?.connection?.(-1)
+              }
+            })
+            connections.set(id, connection)
+            openConnections++
+            metrics?.connection?.(1)
+            if (!connection.start()) return Effect.void
+            return Effect.forEach(prepared, (p) => begin(connection, p), { discard: true })
+          })
+        )
+      const node = yield* Platform.node(request)
+      const response = node?.responseOf(request)
+      return node !== undefined && response !== undefined
+        ? yield* SseResponse.handOverTo(node, response, start)
+        : yield* SseResponse.webResponseOf(start, headers)
+    })
+
+  const change = (request: HttpServerRequest.HttpServerRequest, id: string) =>
+    Effect.gen(function*() {
+      if (request.method !== "POST") {
+        return yield* new ProtocolError.MethodNotAllowed({ message: `Use POST to change a connection, not ${request.method.slice(0, 20)}` })
+      }
+      const body = yield* RequestParsing.jsonBody(request, settings.maxPayloadBytes, settings.bodyTimeout)
+      const parsed = Multiplex.parseChange(body)
+      if (!parsed.ok) return yield* new ProtocolError.InvalidPayload({ message: parsed.message })
+      const connection = connections.get(id)
+      if (connection === undefined || connection.isStopped) {
+        return yield* new ProtocolError.NotFound({ message: `Unknown connection: ${id.slice(0, 100)} (reopen it)` })
+      }
+      const { add, remove } = parsed.value
+      for (let i = 0; i < add.length; i++) {
+        if (connection.has(add[i]!.id) && !remove.includes(add[i]!.id)) {
+          return yield* new ProtocolError.InvalidPayload({ message: `add.${i}.id: ${add[i]!.id} is already on the connection` })
+        }
+      }
+      for (const sub of remove) connection.remove(sub)
+      const prepared = yield* Effect.forEach(add, (entry) => prepare(entry, request))
+      yield* Effect.forEach(prepared, (p) => begin(connection, p), { discard: true })
+      return HttpServerResponse.unsafeJson({})
+    })
+
+  return {
+    handle: (request, url, headers) => {
+      if (url.pathname === endpoint) return open(request, headers)
+      if (!url.pathname.startsWith(`${endpoint}/`)) return undefined
+      let id: string
+      try {
+        id = decodeURIComponent(url.pathname.slice(endpoint.length + 1))
+      } catch {
+        return Effect.fail(new ProtocolError.NotFound({ message: "The connection id is not valid URL encoding" }))
+      }
+      return change(request, id)
+    }
+  }
+}
