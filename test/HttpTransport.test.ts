@@ -15,6 +15,7 @@ import * as PriceFeed from "../examples/demo/PriceFeed.ts"
 import * as BackpressurePolicy from "../src/server/BackpressurePolicy.ts"
 import * as HttpTransport from "../src/server/HttpTransport.ts"
 import * as Procedure from "../src/contract/Procedure.ts"
+import * as Multiplex from "../src/protocol/Multiplex.ts"
 import * as StreamingConfig from "../src/server/StreamingConfig.ts"
 import { listen, quiet, settled } from "./support/http.ts"
 
@@ -412,6 +413,54 @@ describe("web-standard handler: a Topic subscription", () => {
       const ids = Array.from(text.matchAll(/^id: (.+)$/gm), (m) => m[1]!)
       expect(ids.length).toBeGreaterThanOrEqual(2)
       for (const id of ids) expect(id).toMatch(/^[0-9a-z]+-\d+$/)
+      yield* Effect.promise(() => reader.cancel())
+      yield* Effect.promise(dispose)
+    }).pipe(quiet))
+})
+
+describe("web-standard handler: a multiplexed connection (wire protocol v1.1)", () => {
+  it.live("carries several subscriptions on one body, each routed by its `sub:`", () =>
+    Effect.gen(function*() {
+      const { dispose, handler } = HttpTransport.toWebHandler(DemoApi, DemoLive)
+      const response = yield* Effect.promise(() =>
+        handler(
+          new Request("http://localhost/rpc/_mux", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({
+              subscriptions: [
+                { id: "a", tag: "watchPrices", payload: { symbols: ["ACME"] } },
+                { id: "g", tag: "watchPrices", payload: { symbols: ["GLOBEX"] } },
+                { id: "x", tag: "nothing" }
+              ]
+            })
+          })
+        )
+      )
+      expect(response.status).toBe(200)
+      expect(response.headers.get("content-type")).toBe("text/event-stream")
+      const events: Array<Multiplex.MultiplexEvent> = []
+      const decoder = Multiplex.makeDecoder({ onEvent: (event) => events.push(event) })
+      const symbolsOf = (sub: string) =>
+        events.flatMap((e) =>
+          e._tag === "Event" && e.sub === sub && e.event._tag === "Value" ? [(e.event.json as { symbol: string }).symbol] : []
+        )
+      const reader = response.body!.getReader()
+      while (symbolsOf("a").length < 2 || symbolsOf("g").length < 2) {
+        const { done, value } = yield* Effect.promise(() => reader.read())
+        if (done) break
+        decoder.feedBytes(value)
+      }
+      expect(events[0]).toMatchObject({ _tag: "Connection", version: "1.1" })
+      expect(events).toContainEqual({ _tag: "Subscribed", sub: "a", resume: "exact" })
+      expect(events).toContainEqual({
+        _tag: "Event",
+        sub: "x",
+        event: { _tag: "Failure", error: { _tag: "NotFound", message: "Unknown procedure: nothing" } },
+        id: undefined
+      })
+      expect(new Set(symbolsOf("a"))).toEqual(new Set(["ACME"]))
+      expect(new Set(symbolsOf("g"))).toEqual(new Set(["GLOBEX"]))
       yield* Effect.promise(() => reader.cancel())
       yield* Effect.promise(dispose)
     }).pipe(quiet))

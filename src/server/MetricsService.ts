@@ -85,6 +85,8 @@ export const make: Effect.Effect<StreamMetrics> = Effect.sync(() => {
   const { active, bytes, connections, dropped, duration, failures, shed, terminations, values } = metrics
   // Metric updates happen once per chunk on the hot path: use the synchronous
   // entry points with labels instead of running an Effect each time.
+  // Shown at 0 before the first connection, so a dashboard sees the series from the start.
+  connections.unsafeModify(0, [])
   const labels = (kind: StreamKind, name: string) => [MetricLabel.make("kind", kind), MetricLabel.make("stream", name)]
   return {
     started: (kind, name) => active.unsafeModify(1, labels(kind, name)),
