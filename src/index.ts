@@ -1,4 +1,5 @@
 export * as BackpressurePolicy from "./server/BackpressurePolicy.ts"
+export * as ConnectionRelay from "./server/ConnectionRelay.ts"
 export * as GracefulShutdown from "./server/GracefulShutdown.ts"
 export * as HttpTransport from "./server/HttpTransport.ts"
 export * as MetricsService from "./server/MetricsService.ts"

@@ -6,7 +6,9 @@
  * With REDIS_URL (e.g. `redis://127.0.0.1:6379`) the price feed is a
  * `RedisTopic` shared by every instance on that Redis: run several on other
  * PORTs behind a load balancer; one of them publishes (a lease in Redis), the
- * others take over when it dies. Redis unreachable at startup: the process
+ * others take over when it dies. The same Redis relays changes to a page's
+ * multiplexed connection (`ConnectionRelay`) to the instance holding it, so
+ * no sticky sessions are needed. Redis unreachable at startup: the process
  * logs a `TopicUnavailable` error and exits 1.
  */
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
@@ -18,6 +20,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
 import * as Generator from "../../src/generator/Generator.ts"
+import * as ConnectionRelay from "../../src/server/ConnectionRelay.ts"
 import * as GracefulShutdown from "../../src/server/GracefulShutdown.ts"
 import * as HttpTransport from "../../src/server/HttpTransport.ts"
 import * as MetricsService from "../../src/server/MetricsService.ts"
@@ -63,7 +66,9 @@ const App = Layer.mergeAll(
   Layer.provide(DemoHandlers),
   Layer.provide(AuthenticationLive),
   Layer.provide(
-    redisUrl === undefined ? PriceFeed.layer({ pricesPerSecond }) : PriceFeed.redisLayer(redisUrl, { pricesPerSecond })
+    redisUrl === undefined
+      ? PriceFeed.layer({ pricesPerSecond })
+      : Layer.merge(PriceFeed.redisLayer(redisUrl, { pricesPerSecond }), ConnectionRelay.redis({ url: redisUrl }))
   )
 )
 

@@ -22,8 +22,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Drains from "./internal/Drains.ts"
+import * as ConnectionRelay from "./ConnectionRelay.ts"
 import * as GracefulShutdown from "./GracefulShutdown.ts"
 import * as Admission from "./internal/Admission.ts"
 import * as Cors from "./internal/Cors.ts"
@@ -109,7 +111,11 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
       }
       procedures.set(rpc._tag, Served.make(rpc as unknown as Rpc.AnyWithProps))
     }
-    const multiplexer = Multiplexed.make({ ...parsing, procedures, context, admission, metrics, drain })
+    const relay = Option.getOrUndefined(Context.getOption(provided, ConnectionRelay.ConnectionRelay))
+    const runtime = yield* Effect.runtime<never>()
+    const multiplexer = Multiplexed.make({ ...parsing, procedures, context, admission, metrics, drain, relay,
+      runtime: Runtime.make({ context, fiberRefs: runtime.fiberRefs, runtimeFlags: runtime.runtimeFlags })
+    })
 
     const handle = (request: HttpServerRequest.HttpServerRequest, allow: Record<string, string> | undefined) =>
       Failures.respond(Effect.gen(function*() {
@@ -136,7 +142,7 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
           })
         }
         const invocation = yield* Effect.mapError(
-          Invocation.invoke(call, context, request),
+          Invocation.invoke(call, context),
           (error) => new Failures.TypedFailure(call.served, error)
         )
         return yield* Responses.respond(call, invocation, request, {

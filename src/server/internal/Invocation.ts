@@ -11,7 +11,6 @@
  * so a rejection is an HTTP error and no handler stream ever runs.
  */
 import type * as Headers from "@effect/platform/Headers"
-import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
 import * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
@@ -103,21 +102,21 @@ const asStream = (result: unknown): Stream.Stream<unknown, unknown> => {
 }
 
 /**
- * Invokes the handler of `call`. `context` holds the handlers (`group.toLayer`)
+ * Invokes the handler of `call` (its span the child of the caller's, from
+ * the `traceparent` of its headers). `context` holds the handlers (`group.toLayer`)
  * and middlewares; fails with the middleware's error when a plain middleware
  * rejects a stream call.
  */
 export const invoke = (
   call: Call,
-  context: Context.Context<never>,
-  request: HttpServerRequest.HttpServerRequest
+  context: Context.Context<never>
 ): Effect.Effect<Invocation, unknown> =>
   Effect.suspend((): Effect.Effect<Invocation, unknown> => {
     const { headers, payload, served } = call
     const rpc = served.rpc
     const entry = context.unsafeMap.get(rpc.key) as Rpc.Handler<string> | undefined
     if (entry === undefined) return Effect.dieMessage(`No handler for ${rpc._tag}: provide the layer of group.toLayer`)
-    const parent = HttpTraceContext.fromHeaders(request.headers)
+    const parent = HttpTraceContext.fromHeaders(headers)
     const span = {
       kind: "server" as const,
       captureStackTrace: false,

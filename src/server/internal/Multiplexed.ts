@@ -20,6 +20,7 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { MuxConnection } from "../../core/MuxConnection.ts"
 import type { SseSink } from "../../core/SseAnswer.ts"
@@ -29,6 +30,7 @@ import * as Multiplex from "../../protocol/Multiplex.ts"
 import * as Names from "../../protocol/Names.ts"
 import * as Sse from "../../protocol/Sse.ts"
 import * as Topic from "../../topic/Topic.ts"
+import type { ConnectionRelay } from "../ConnectionRelay.ts"
 import type { StreamMetrics } from "../MetricsService.ts"
 import { StreamingConfig } from "../StreamingConfig.ts"
 import type * as Admission from "./Admission.ts"
@@ -50,6 +52,10 @@ export interface Settings {
   readonly admission: Admission.Admission
   readonly metrics: StreamMetrics | undefined
   readonly drain: Drain
+  /** Forwards changes to the instance holding a connection (see `ConnectionRelay`). */
+  readonly relay: ConnectionRelay | undefined
+  /** Runs the changes the relay brings (the application's runtime). */
+  readonly runtime: Runtime.Runtime<never>
 }
 
 /** One subscription asked for, ready to start, or the error event it gets instead. */
@@ -92,13 +98,13 @@ export const make = (settings: Settings): Multiplexer => {
   const { admission, context, metrics, procedures } = settings
   const connections = new Map<string, MuxConnection>()
   const endpoint = Multiplex.pathOf(settings.base)
-  const instance = randomId().slice(0, 8)
+  const instance = settings.relay?.instance ?? randomId().slice(0, 8)
   let sequence = 0
 
   /** Parses, admits and invokes one subscription as a v1 request for it would be. */
   const prepare = (
     entry: Multiplex.Entry,
-    request: HttpServerRequest.HttpServerRequest
+    requestHeaders: Headers.Headers
   ): Effect.Effect<Prepared, never, Scope.Scope> =>
     Effect.gen(function*() {
       const served = procedures.get(entry.tag)
@@ -119,9 +125,9 @@ export const make = (settings: Settings): Multiplexer => {
         return refused(entry, new ProtocolError.ServiceUnavailable({ message: "The server is overloaded: retry" }), true)
       }
       const headers = entry.lastEventId === undefined
-        ? Headers.remove(request.headers, Names.headers.lastEventId)
-        : Headers.set(request.headers, Names.headers.lastEventId, entry.lastEventId)
-      const invoked = yield* Invocation.invoke({ served, payload: payload.right, headers, format: undefined }, context, request).pipe(
+        ? Headers.remove(requestHeaders, Names.headers.lastEventId)
+        : Headers.set(requestHeaders, Names.headers.lastEventId, entry.lastEventId)
+      const invoked = yield* Invocation.invoke({ served, payload: payload.right, headers, format: undefined }, context).pipe(
         Effect.either,
         Effect.catchAllDefect((defect) =>
           Effect.as(Effect.logError("procedure defect", Cause.die(defect)), Either.left(internal))
@@ -173,7 +179,7 @@ export const make = (settings: Settings): Multiplexer => {
       const body = yield* RequestParsing.jsonBody(request, settings.maxPayloadBytes, settings.bodyTimeout)
       const parsed = Multiplex.parseOpen(body)
       if (!parsed.ok) return yield* new ProtocolError.InvalidPayload({ message: parsed.message })
-      const prepared = yield* Effect.forEach(parsed.value.subscriptions, (entry) => prepare(entry, request))
+      const prepared = yield* Effect.forEach(parsed.value.subscriptions, (entry) => prepare(entry, request.headers))
       if (prepared.length > 0 && prepared.every((p) => p._tag === "Refused" && p.shed)) {
         return yield* new ProtocolError.ServiceUnavailable({ message: "The server is overloaded: retry" })
       }
@@ -209,6 +215,34 @@ export const make = (settings: Settings): Multiplexer => {
         : yield* SseResponse.webResponseOf(start, headers)
     })
 
+  /** Removes, then adds: the subscriptions asked for start on `connection`, the others are not touched. */
+  const apply = (connection: MuxConnection, change: Multiplex.Change, headers: Headers.Headers) =>
+    Effect.gen(function*() {
+      for (const sub of change.remove) connection.remove(sub)
+      const prepared = yield* Effect.forEach(change.add, (entry) => prepare(entry, headers))
+      yield* Effect.forEach(prepared, (p) => begin(connection, p), { discard: true })
+    })
+
+  const relay = settings.relay
+  if (relay !== undefined) {
+    // Changes other instances received for connections held here.
+    relay.receive((message) => {
+      let forwarded: { readonly connection?: unknown; readonly change?: unknown; readonly headers?: unknown }
+      try {
+        forwarded = JSON.parse(message) as typeof forwarded
+      } catch {
+        return
+      }
+      const connection = typeof forwarded.connection === "string" ? connections.get(forwarded.connection) : undefined
+      const change = Multiplex.parseChange(forwarded.change)
+      if (connection === undefined || connection.isStopped || !change.ok) return
+      // An id already on the connection cannot be answered 400 from here: that entry is left out.
+      const add = change.value.add.filter((entry) => !connection.has(entry.id) || change.value.remove.includes(entry.id))
+      const headers = Headers.fromInput(forwarded.headers as Headers.Input)
+      Runtime.runFork(settings.runtime)(Effect.scoped(apply(connection, { add, remove: change.value.remove }, headers)))
+    })
+  }
+
   const change = (request: HttpServerRequest.HttpServerRequest, id: string) =>
     Effect.gen(function*() {
       if (request.method !== "POST") {
@@ -218,6 +252,13 @@ export const make = (settings: Settings): Multiplexer => {
       const parsed = Multiplex.parseChange(body)
       if (!parsed.ok) return yield* new ProtocolError.InvalidPayload({ message: parsed.message })
       const connection = connections.get(id)
+      const holder = id.slice(0, id.indexOf("."))
+      if ((connection === undefined || connection.isStopped) && relay !== undefined && holder !== "" && holder !== instance) {
+        const message = JSON.stringify({ connection: id, change: parsed.value, headers: request.headers })
+        if (yield* Effect.promise(() => relay.forward(holder, message))) {
+          return HttpServerResponse.unsafeJson({}, { status: 202 })
+        }
+      }
       if (connection === undefined || connection.isStopped) {
         return yield* new ProtocolError.NotFound({ message: `Unknown connection: ${id.slice(0, 100)} (reopen it)` })
       }
@@ -227,9 +268,7 @@ export const make = (settings: Settings): Multiplexer => {
           return yield* new ProtocolError.InvalidPayload({ message: `add.${i}.id: ${add[i]!.id} is already on the connection` })
         }
       }
-      for (const sub of remove) connection.remove(sub)
-      const prepared = yield* Effect.forEach(add, (entry) => prepare(entry, request))
-      yield* Effect.forEach(prepared, (p) => begin(connection, p), { discard: true })
+      yield* apply(connection, parsed.value, request.headers)
       return HttpServerResponse.unsafeJson({})
     })
 
