@@ -263,6 +263,12 @@ export const make = (settings: Settings): Multiplexer => {
         return yield* new ProtocolError.NotFound({ message: `Unknown connection: ${id.slice(0, 100)} (reopen it)` })
       }
       const { add, remove } = parsed.value
+      const removed = remove.filter((sub) => connection.has(sub)).length
+      if (connection.size - removed + add.length > Multiplex.maxSubscriptions) {
+        return yield* new ProtocolError.InvalidPayload({
+          message: `add: at most ${Multiplex.maxSubscriptions} subscriptions per connection (${connection.size} now)`
+        })
+      }
       for (let i = 0; i < add.length; i++) {
         if (connection.has(add[i]!.id) && !remove.includes(add[i]!.id)) {
           return yield* new ProtocolError.InvalidPayload({ message: `add.${i}.id: ${add[i]!.id} is already on the connection` })
