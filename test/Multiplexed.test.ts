@@ -45,7 +45,7 @@ type Tick = typeof Tick.Type
 
 class Boom extends Schema.TaggedError<Boom>()("Boom", { message: Schema.String }, HttpApiSchema.annotations({ status: 409 })) {}
 
-/** Rejects every call without `x-token: yes`. */
+/** Rejects every call without `x-token: yes`; takes `x-delay` milliseconds to decide. */
 class Guard extends RpcMiddleware.Tag<Guard>()("test/MuxGuard", { failure: Unauthorized }) {}
 
 /** Topic-backed: `resume` exact. */
@@ -132,7 +132,10 @@ const handlersOf = (topic: Topic.Topic<Tick>, state: State) =>
 const GuardLive = Layer.succeed(
   Guard,
   Guard.of(({ headers }) =>
-    headers["x-token"] === "yes" ? Effect.void : Effect.fail(new Unauthorized({ message: "Send x-token" }))
+    Effect.zipRight(
+      Effect.sleep(`${Number(headers["x-delay"] ?? 0)} millis`),
+      headers["x-token"] === "yes" ? Effect.void : Effect.fail(new Unauthorized({ message: "Send x-token" }))
+    )
   )
 )
 
@@ -322,8 +325,10 @@ describe("wire protocol v1.1: multiplexed subscriptions", () => {
       const entries = keys.map((key) => ({ id: `s-${key}`, tag: "ticks", payload: { keys: [key] } }))
       // a second subscription of two keys: its cursor covers both
       entries.push({ id: "s-ab", tag: "ticks", payload: { keys: ["a", "b"] } })
-      const first = yield* Effect.promise(() => openMux(base, entries))
-      yield* wait(() => entries.every((e) => first.get(e.id).values.length >= 10), "values on the first connection")
+      // and a computed one with the procedure's own cursor, handed to its handler
+      const counted = { id: "n", tag: "counter", payload: { name: "n", from: 1, count: 0, everyMillis: 2 } }
+      const first = yield* Effect.promise(() => openMux(base, [...entries, counted]))
+      yield* wait(() => [...entries, counted].every((e) => first.get(e.id).values.length >= 10), "values on the first connection")
       first.abort()
       yield* Effect.promise(() => first.done)
       const cut = new Map(entries.map((e) => [e.id, first.get(e.id).values.map((v) => v.json as Tick)]))
@@ -331,9 +336,17 @@ describe("wire protocol v1.1: multiplexed subscriptions", () => {
       // values keep being published while the client is away
       const away = feed.next()
       yield* wait(() => feed.next() >= away + 10, "values published while away")
-      const second = yield* Effect.promise(() => openMux(base, resumed))
+      const countedBefore = first.values("n") as Array<number>
+      const second = yield* Effect.promise(() =>
+        openMux(base, [...resumed, { ...counted, lastEventId: first.lastId("n")! }])
+      )
       yield* Effect.addFinalizer(() => Effect.sync(second.abort))
       yield* wait(() => entries.every((e) => second.get(e.id).resume === "exact"), "resumed subscriptions")
+      yield* wait(() => second.get("n").values.length >= 5, "the counter resumed")
+      expect(second.get("n").resume).toBe("handler")
+      const countedAll = [...countedBefore, ...(second.values("n") as Array<number>)]
+      expect(countedAll[0]).toBe(1)
+      expect(consecutive(countedAll)).toBe(true)
       const target = feed.next() + 10
       yield* wait(() => keys.every((key) => second.values(`s-${key}`).some((t) => tickN(t) >= target)), "values after the resume")
       feed.stop()
@@ -469,7 +482,7 @@ describe("wire protocol v1.1: multiplexed subscriptions", () => {
 
   it.scopedLive("backpressure: a paused reader; per subscription delivered + dropped = produced exactly; a flood does not starve the other", () =>
     Effect.gen(function*() {
-      const { base, state } = yield* serve({ transport: { admission: { maxEventLoopDelay: Infinity, maxFanOutDelay: Infinity } } })
+      const { base, state, topic } = yield* serve({ transport: { admission: { maxEventLoopDelay: Infinity, maxFanOutDelay: Infinity } } })
       const r = receiver()
       const responses: Array<Http.IncomingMessage> = []
       const request = Http.request(Multiplex.pathOf(base), { method: "POST", headers: { "content-type": "application/json" }, agent: false }, (response) => {
@@ -483,7 +496,8 @@ describe("wire protocol v1.1: multiplexed subscriptions", () => {
       request.end(JSON.stringify({
         subscriptions: [
           { id: "burst", tag: "flood", payload: { name: "burst", count: 0, pad: 4096 } },
-          { id: "steady", tag: "flood", payload: { name: "steady", count: 1500, pad: 4096 } }
+          { id: "steady", tag: "flood", payload: { name: "steady", count: 1500, pad: 4096 } },
+          { id: "topic", tag: "ticks", payload: { keys: ["bp"] } }
         ]
       }))
       yield* Effect.addFinalizer(() => Effect.sync(() => request.destroy()))
@@ -491,6 +505,9 @@ describe("wire protocol v1.1: multiplexed subscriptions", () => {
       // the reader reads nothing: steady produces all it has, burst goes on, far past what a socket holds
       yield* wait(() => state.produced.get("steady") === 1500 && (state.produced.get("burst") ?? 0) >= 10_000, "production while paused")
       expect(r.log).toEqual([])
+      // the topic's subscription is held up by the same socket: 3,000 published meanwhile
+      yield* wait(() => topic.subscriberCount() === 1, "the topic subscription attached")
+      for (let n = 1; n <= 3000; n++) publishRound(topic, ["bp"], n)
       responses[0]!.resume()
       // steady's end arrives while burst still floods: the writer serves both in turn
       yield* wait(() => r.get("steady").ended, "steady's end while burst floods", 15_000)
@@ -512,6 +529,17 @@ describe("wire protocol v1.1: multiplexed subscriptions", () => {
       }
       // burst delivered after steady's end too
       expect(r.get("burst").values.length).toBeGreaterThan(burstAtSteadyEnd)
+      // the topic's subscription: its last value arrives, and what it got plus what it was told it missed is all
+      yield* wait(() => tickN(r.get("topic").values.at(-1)?.json ?? { n: 0 }) === 3000, "the topic's last value")
+      const topicDropped = r.get("topic").dropped.reduce<number>((sum, count) => sum + (count ?? Number.NaN), 0)
+      expect(r.get("topic").values.length + topicDropped).toBe(3000)
+      expect(topicDropped).toBeGreaterThan(0)
+      const topicNs = r.get("topic").values.map((v) => tickN(v.json))
+      expect(topicNs.every((n, i) => i === 0 || n > topicNs[i - 1]!)).toBe(true)
+      // a client gone while its socket was full: nothing stays open
+      request.destroy()
+      yield* wait(() => topic.subscriberCount() === 0 && Multiplexed.counts().connections === 0, "the connection closed")
+      yield* wait(() => SseResponse.counts().answers === 0, "no answer open")
     }).pipe(quiet), 30_000)
 
   it.scopedLive("metrics: stream_active counts each subscription, stream_connections the connection; both back after close", () =>
@@ -530,6 +558,12 @@ describe("wire protocol v1.1: multiplexed subscriptions", () => {
       )
       yield* wait(() => ["1", "2", "3"].every((id) => mux.get(id).values.length > 0), "values of each")
       expect(active("plain") - before.plain).toBe(2)
+      expect(active("counter") - before.counter).toBe(1)
+      expect(connections() - before.connections).toBe(1)
+      // a subscription removed by a change is no longer counted
+      const removed = yield* Effect.promise(() => change(base, mux.state.connection!, { remove: ["2"] }))
+      expect(removed.status).toBe(200)
+      yield* wait(() => active("plain") - before.plain === 1, "the removed subscription uncounted")
       expect(active("counter") - before.counter).toBe(1)
       expect(connections() - before.connections).toBe(1)
       mux.abort()
@@ -594,4 +628,21 @@ describe("wire protocol v1.1: multiplexed subscriptions", () => {
       feed.stop()
       yield* wait(() => Multiplexed.counts().connections === 0, "no connection open")
     }).pipe(quiet))
+
+  it.scopedLive("an empty connection: heartbeats while idle, then subscriptions added by changes", () =>
+    Effect.gen(function*() {
+      const { base } = yield* serve({ provide: StreamingConfig.layer({ heartbeatInterval: "20 millis" }) })
+      const mux = yield* Effect.promise(() => openMux(base, []))
+      yield* Effect.addFinalizer(() => Effect.sync(mux.abort))
+      expect(mux.status).toBe(200)
+      yield* wait(() => mux.state.connection !== undefined && mux.text().includes(": heartbeat"), "the connection event and a heartbeat")
+      const added = yield* Effect.promise(() =>
+        change(base, mux.state.connection!, { add: [{ id: "p", tag: "plain", payload: { label: "p", count: 3, everyMillis: 0 } }] })
+      )
+      expect(added.status).toBe(200)
+      yield* wait(() => mux.get("p").ended, "the added subscription's end")
+      expect(mux.values("p")).toEqual(["p-1", "p-2", "p-3"])
+      expect(mux.get("p").subscribedFirst).toBe(true)
+    }).pipe(quiet))
+
 })

@@ -97,6 +97,8 @@ export interface MuxClient extends Receiver {
   readonly values: (sub: string) => Array<unknown>
   /** Cursor of the last value of `sub`. */
   readonly lastId: (sub: string) => string | undefined
+  /** The body's text so far. */
+  readonly text: () => string
 }
 
 /** `POST <base>/_mux` with fetch, reading the body as it comes. */
@@ -110,6 +112,8 @@ export const openMux = async (base: string, subscriptions: ReadonlyArray<Multipl
   })
   const r = receiver()
   let ended = false
+  let text = ""
+  const utf8 = new TextDecoder()
   let body: unknown = undefined
   let done: Promise<void>
   if (response.status === 200) {
@@ -120,6 +124,7 @@ export const openMux = async (base: string, subscriptions: ReadonlyArray<Multipl
           const chunk = await reader.read()
           if (chunk.done) break
           r.decoder.feedBytes(chunk.value)
+          text += utf8.decode(chunk.value, { stream: true })
         }
         ended = true
         r.decoder.end()
@@ -139,15 +144,16 @@ export const openMux = async (base: string, subscriptions: ReadonlyArray<Multipl
     ended: () => ended,
     abort: () => controller.abort(),
     values: (sub) => r.get(sub).values.map((v) => v.json),
-    lastId: (sub) => r.get(sub).values.at(-1)?.id
+    lastId: (sub) => r.get(sub).values.at(-1)?.id,
+    text: () => text
   }
 }
 
 /** `POST <base>/_mux/<connection>` (or another method): status and JSON body. */
-export const change = async (base: string, connection: string, body: unknown, method = "POST") => {
+export const change = async (base: string, connection: string, body: unknown, method = "POST", headers: Record<string, string> = {}) => {
   const response = await fetch(Multiplex.pathOf(base, connection), {
     method,
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...headers },
     ...(method === "GET" ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) })
   })
   const text = await response.text()
