@@ -645,4 +645,52 @@ describe("wire protocol v1.1: multiplexed subscriptions", () => {
       expect(mux.get("p").subscribedFirst).toBe(true)
     }).pipe(quiet))
 
+  it.scopedLive("a connection carries at most 256 subscriptions, those added by changes included", () =>
+    Effect.gen(function*() {
+      const { base } = yield* serve()
+      const entries = Array.from({ length: Multiplex.maxSubscriptions }, (_, i) => ({ id: `s${i}`, tag: "ticks", payload: { keys: [`k${i}`] } }))
+      const tooMany = yield* Effect.promise(() => openMux(base, [...entries, { id: "one-more", tag: "ticks", payload: { keys: ["x"] } }]))
+      expect(tooMany.status).toBe(400)
+      const mux = yield* Effect.promise(() => openMux(base, entries))
+      yield* Effect.addFinalizer(() => Effect.sync(mux.abort))
+      yield* wait(() => entries.every((e) => mux.get(e.id).resume === "exact"), "256 subscribed")
+      const added = yield* Effect.promise(() =>
+        change(base, mux.state.connection!, { add: [{ id: "one-more", tag: "ticks", payload: { keys: ["x"] } }] })
+      )
+      expect(added.status).toBe(400)
+      expect((added.json as { _tag: string })._tag).toBe("InvalidPayload")
+    }).pipe(quiet))
+
+  it.scopedLive("connection ids cannot be guessed from one another (a change needs nothing but the id)", () =>
+    Effect.gen(function*() {
+      const { base } = yield* serve()
+      const ids: Array<string> = []
+      for (let i = 0; i < 3; i++) {
+        const mux = yield* Effect.promise(() => openMux(base, []))
+        yield* Effect.addFinalizer(() => Effect.sync(mux.abort))
+        yield* wait(() => mux.state.connection !== undefined, "the connection event")
+        ids.push(mux.state.connection!)
+      }
+      // whatever prefix they share (an instance's, say), the rest is at least 16 characters of each its own
+      let common = 0
+      while (ids.every((id) => id[common] !== undefined && id[common] === ids[0]![common])) common++
+      for (const id of ids) expect(id.slice(common).length, `${id} after the common prefix ${ids[0]!.slice(0, common)}`).toBeGreaterThanOrEqual(16)
+    }).pipe(quiet))
+
+  it.scopedLive("two changes adding the same id at once: one is applied, the other is a 400 (not a silent 200)", () =>
+    Effect.gen(function*() {
+      const { base } = yield* serve()
+      const mux = yield* Effect.promise(() => openMux(base, []))
+      yield* Effect.addFinalizer(() => Effect.sync(mux.abort))
+      yield* wait(() => mux.state.connection !== undefined, "the connection event")
+      const add = () =>
+        change(base, mux.state.connection!, { add: [{ id: "g", tag: "guarded" }] }, "POST", { "x-token": "yes", "x-delay": "50" })
+      const answers = yield* Effect.promise(() => Promise.all([add(), add()]))
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 400])
+      yield* wait(() => mux.get("g").ended, "g's end")
+      // and the id is not reused on the connection: one `subscribed`, nothing after its `end`
+      expect(mux.log.filter((l) => l === "g subscribed")).toHaveLength(1)
+      expect(mux.get("g").afterLast).toBe(0)
+      expect(mux.values("g")).toEqual([1, 2, 3])
+    }).pipe(quiet))
 })
