@@ -22,7 +22,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
-import { MuxConnection } from "../../core/MuxConnection.ts"
+import { type Channel, MuxConnection } from "../../core/MuxConnection.ts"
 import type { SseSink } from "../../core/SseAnswer.ts"
 import * as ProtocolError from "../../contract/ProtocolError.ts"
 import * as Errors from "../../protocol/Errors.ts"
@@ -99,7 +99,6 @@ export const make = (settings: Settings): Multiplexer => {
   const connections = new Map<string, MuxConnection>()
   const endpoint = Multiplex.pathOf(settings.base)
   const instance = settings.relay?.instance ?? randomId().slice(0, 8)
-  let sequence = 0
 
   /** Parses, admits and invokes one subscription as a v1 request for it would be. */
   const prepare = (
@@ -144,10 +143,9 @@ export const make = (settings: Settings): Multiplexer => {
       return { _tag: "Ready", entry, served, invocation: invoked.right, slot: admitted } as const
     })
 
-  /** Starts a prepared subscription on `connection` (its `subscribed` event, then its values), or its error. */
-  const begin = (connection: MuxConnection, prepared: Prepared): Effect.Effect<void> =>
+  /** Starts a prepared subscription on its channel (its `subscribed` event, then its values), or its error. */
+  const begin = (channel: Channel | undefined, prepared: Prepared): Effect.Effect<void> =>
     Effect.suspend(() => {
-      const channel = connection.channel(prepared.entry.id)
       if (prepared._tag === "Refused") {
         channel?.end(Sse.error(prepared.errorJson))
         return Effect.void
@@ -187,7 +185,8 @@ export const make = (settings: Settings): Multiplexer => {
       const start = (sink: SseSink) =>
         Effect.clockWith((clock) =>
           Effect.suspend(() => {
-            const id = `${instance}.${(sequence++).toString(36)}`
+            // Unguessable: knowing a connection's id is what it takes to change it.
+            const id = `${instance}.${randomId()}`
             const connection = new MuxConnection(sink, {
               id,
               headers,
@@ -205,7 +204,7 @@ export const make = (settings: Settings): Multiplexer => {
             openConnections++
             metrics?.connection?.(1)
             if (!connection.start()) return Effect.void
-            return Effect.forEach(prepared, (p) => begin(connection, p), { discard: true })
+            return Effect.forEach(prepared, (p) => begin(connection.channel(p.entry.id), p), { discard: true })
           })
         )
       const node = yield* Platform.node(request)
@@ -215,12 +214,33 @@ export const make = (settings: Settings): Multiplexer => {
         : yield* SseResponse.webResponseOf(start, headers)
     })
 
-  /** Removes, then adds: the subscriptions asked for start on `connection`, the others are not touched. */
-  const apply = (connection: MuxConnection, change: Multiplex.Change, headers: Headers.Headers) =>
-    Effect.gen(function*() {
-      for (const sub of change.remove) connection.remove(sub)
-      const prepared = yield* Effect.forEach(change.add, (entry) => prepare(entry, headers))
-      yield* Effect.forEach(prepared, (p) => begin(connection, p), { discard: true })
+  /**
+   * Removes, then takes the ids of the additions, at once and before any
+   * middleware runs (two changes cannot add the same id); a message when the
+   * change cannot be applied as a whole.
+   */
+  const reserve = (
+    connection: MuxConnection,
+    change: Multiplex.Change
+  ): { readonly channels: ReadonlyArray<Channel | undefined> } | { readonly refused: string } => {
+    const { add, remove } = change
+    const removed = remove.filter((sub) => connection.has(sub)).length
+    if (connection.size - removed + add.length > Multiplex.maxSubscriptions) {
+      return { refused: `add: at most ${Multiplex.maxSubscriptions} subscriptions per connection (${connection.size} now)` }
+    }
+    for (let i = 0; i < add.length; i++) {
+      if (connection.has(add[i]!.id) && !remove.includes(add[i]!.id)) {
+        return { refused: `add.${i}.id: ${add[i]!.id} is already on the connection` }
+      }
+    }
+    for (const sub of remove) connection.remove(sub)
+    return { channels: add.map((entry) => connection.channel(entry.id)) }
+  }
+
+  /** Starts the additions of a change on the channels reserved for them; the others are not touched. */
+  const startAll = (channels: ReadonlyArray<Channel | undefined>, add: ReadonlyArray<Multiplex.Entry>, headers: Headers.Headers) =>
+    Effect.forEach(add, (entry, i) => Effect.flatMap(prepare(entry, headers), (prepared) => begin(channels[i], prepared)), {
+      discard: true
     })
 
   const relay = settings.relay
@@ -236,10 +256,11 @@ export const make = (settings: Settings): Multiplexer => {
       const connection = typeof forwarded.connection === "string" ? connections.get(forwarded.connection) : undefined
       const change = Multiplex.parseChange(forwarded.change)
       if (connection === undefined || connection.isStopped || !change.ok) return
-      // An id already on the connection cannot be answered 400 from here: that entry is left out.
-      const add = change.value.add.filter((entry) => !connection.has(entry.id) || change.value.remove.includes(entry.id))
+      // A change that cannot be applied is not answered 400 from here: it is left out.
+      const reserved = reserve(connection, change.value)
+      if ("refused" in reserved) return
       const headers = Headers.fromInput(forwarded.headers as Headers.Input)
-      Runtime.runFork(settings.runtime)(Effect.scoped(apply(connection, { add, remove: change.value.remove }, headers)))
+      Runtime.runFork(settings.runtime)(Effect.scoped(startAll(reserved.channels, change.value.add, headers)))
     })
   }
 
@@ -262,19 +283,9 @@ export const make = (settings: Settings): Multiplexer => {
       if (connection === undefined || connection.isStopped) {
         return yield* new ProtocolError.NotFound({ message: `Unknown connection: ${id.slice(0, 100)} (reopen it)` })
       }
-      const { add, remove } = parsed.value
-      const removed = remove.filter((sub) => connection.has(sub)).length
-      if (connection.size - removed + add.length > Multiplex.maxSubscriptions) {
-        return yield* new ProtocolError.InvalidPayload({
-          message: `add: at most ${Multiplex.maxSubscriptions} subscriptions per connection (${connection.size} now)`
-        })
-      }
-      for (let i = 0; i < add.length; i++) {
-        if (connection.has(add[i]!.id) && !remove.includes(add[i]!.id)) {
-          return yield* new ProtocolError.InvalidPayload({ message: `add.${i}.id: ${add[i]!.id} is already on the connection` })
-        }
-      }
-      yield* apply(connection, parsed.value, request.headers)
+      const reserved = reserve(connection, parsed.value)
+      if ("refused" in reserved) return yield* new ProtocolError.InvalidPayload({ message: reserved.refused })
+      yield* startAll(reserved.channels, parsed.value.add, request.headers)
       return HttpServerResponse.unsafeJson({})
     })
 
