@@ -60,6 +60,8 @@ interface Connection {
   syncing: boolean
   /** Closed by this side to reopen at once (a change failed), not a failure of the connection. */
   reopen: boolean
+  /** Its `connection` event arrived: the failures in a row start again. */
+  progressed: boolean
   done: boolean
 }
 
@@ -67,7 +69,7 @@ type Outcome =
   | { readonly _tag: "Closed" }
   | { readonly _tag: "Fallback" }
   | { readonly _tag: "Fatal"; readonly error: (procedure: ClientProcedure) => unknown }
-  | { readonly _tag: "Retry"; readonly error: ClientError; readonly progressed: boolean; readonly afterMs?: number }
+  | { readonly _tag: "Retry"; readonly error: ClientError; readonly afterMs?: number }
 
 export interface Multiplexer {
   /** Carries `wanted` on the shared connection until its consumer is over. */
@@ -311,14 +313,13 @@ export const make = (base: string, transport: Transport, fallback: (wanted: Want
   /** One connection, from opening to its end: what happened to it. */
   const connect = async (connection: Connection): Promise<Outcome> => {
     const { controller } = connection
-    let progressed = false
     const heartbeatMs = () => min(members.values(), (s) => s.heartbeatTimeoutMs, defaults.heartbeatTimeoutMs)
     const silence = Backoff.watchdog(controller, heartbeatMs)
     let maxEventSize = 0
     for (const member of members.values()) maxEventSize = Math.max(maxEventSize, member.settings.maxEventSize)
     const decoder = Multiplex.makeDecoder({
       onEvent: (event) => {
-        if (event._tag === "Connection") progressed = true
+        if (event._tag === "Connection") connection.progressed = true
         onEvent(connection, event)
       },
       onRetry: (millis) => {
@@ -328,7 +329,6 @@ export const make = (base: string, transport: Transport, fallback: (wanted: Want
     const retry = (error: ClientError, afterMs?: number): Outcome => ({
       _tag: "Retry",
       error,
-      progressed,
       ...(afterMs === undefined ? {} : { afterMs })
     })
     try {
@@ -412,6 +412,7 @@ export const make = (base: string, transport: Transport, fallback: (wanted: Want
         known: new Set(),
         syncing: false,
         reopen: false,
+        progressed: false,
         done: false
       }
       current = connection
@@ -419,6 +420,7 @@ export const make = (base: string, transport: Transport, fallback: (wanted: Want
         if (current === connection) current = undefined
       })
       const carried = [...members.values()]
+      if (connection.progressed) failures = 0
       switch (outcome._tag) {
         case "Closed":
           for (const member of carried) if (member.consumer.state === "open") member.consumer.setState("reconnecting")
@@ -435,7 +437,7 @@ export const make = (base: string, transport: Transport, fallback: (wanted: Want
           for (const member of carried) member.consumer.finish({ error: outcome.error(member.procedure) })
           return
         case "Retry": {
-          failures = outcome.progressed ? 1 : failures + 1
+          failures++
           for (const member of carried) {
             if (failures > member.settings.maxAttempts) {
               member.consumer.finish({ error: new ClientError(outcome.error.reason, `${member.procedure.tag}: ${outcome.error.message}`, {
