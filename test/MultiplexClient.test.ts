@@ -5,14 +5,27 @@
  * server writes and when: values at chosen points, cuts, a `404` on a change,
  * a `503` with `Retry-After`, a server without v1.1.
  */
+import type * as HttpApp from "@effect/platform/HttpApp"
+import { it as effectIt } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { afterEach, describe, expect, it } from "vitest"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Client from "../client/Client.ts"
 import * as Codec from "../client/Codec.ts"
+import * as StreamClient from "../client/effect/StreamClient.ts"
+import { DemoApi, Price } from "../examples/demo/contract.ts"
+import { AuthenticationLive, DemoHandlers } from "../examples/demo/handlers.ts"
+import * as PriceFeed from "../examples/demo/PriceFeed.ts"
 import * as Multiplex from "../src/protocol/Multiplex.ts"
 import * as Sse from "../src/protocol/Sse.ts"
+import * as HttpTransport from "../src/server/HttpTransport.ts"
 import { eventually } from "./support/eventually.ts"
+import { listen, quiet } from "./support/http.ts"
 
 // ---------------------------------------------------------------------------
 // The procedures
@@ -454,4 +467,54 @@ describe("multiplexed subscriptions", () => {
     fine.unsubscribe()
     refused.unsubscribe()
   })
+})
+
+describe("a multiplexing client against HttpTransport", () => {
+  // Multiplexed when the server speaks v1.1, one request per subscription (the fallback) when it does not:
+  // the same values either way.
+  effectIt.scopedLive("eight watchPrices subscriptions, as Streams and through for await, each get their own prices", () =>
+    Effect.gen(function*() {
+      const handlers = Layer.mergeAll(DemoHandlers, AuthenticationLive).pipe(
+        Layer.provide(PriceFeed.layer({ pricesPerSecond: 200 }))
+      )
+      const context = yield* Layer.build(handlers)
+      const app = yield* HttpTransport.toHttpApp(DemoApi).pipe(Effect.provide(context))
+      const base = `${yield* listen(app as HttpApp.Default<never, Scope.Scope>)}/rpc`
+      const requests: Array<string> = []
+      const client = StreamClient.make(DemoApi, {
+        baseUrl: base,
+        multiplex: true,
+        fetch: (input, init) => {
+          requests.push(new URL(String(input)).pathname)
+          return globalThis.fetch(input, init)
+        }
+      })
+      const symbols = ["ACME", "GLOBEX", "INITECH", "UMBRELLA", "HOOLI", "ACME", "GLOBEX", "INITECH"]
+      const streams = symbols.slice(0, 4).map((symbol) =>
+        client.subscribe("watchPrices", { symbols: [symbol] }).stream.pipe(Stream.take(5), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+      )
+      const iterated = symbols.slice(4).map((symbol) =>
+        Effect.promise(async () => {
+          const prices: Array<Price> = []
+          for await (const price of client.subscribe("watchPrices", { symbols: [symbol] })) {
+            prices.push(price)
+            if (prices.length === 5) break
+          }
+          return prices
+        })
+      )
+      const results = yield* Effect.all([...streams, ...iterated], { concurrency: "unbounded" })
+      results.forEach((prices, i) => {
+        expect(prices).toHaveLength(5)
+        for (const price of prices) {
+          expect(price).toBeInstanceOf(Price)
+          expect(price.symbol).toBe(symbols[i])
+        }
+      })
+      // One open; then either the connection's changes (v1.1) or one request each (a server without v1.1).
+      expect(requests[0]).toBe("/rpc/_mux")
+      expect(requests.filter((path) => path === "/rpc/_mux")).toHaveLength(1)
+      const own = requests.filter((path) => path === "/rpc/watchPrices").length
+      expect(own === 0 || own === symbols.length).toBe(true)
+    }).pipe(quiet))
 })
