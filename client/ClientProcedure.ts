@@ -115,6 +115,11 @@ export const failureOfResponse = async (procedure: ClientProcedure, response: Re
       cause
     })
   }
+  return failureOfBody(procedure, status, text)
+}
+
+/** The typed error in the body `text` of an HTTP error `status`, or a `ClientError("Protocol")` carrying the status. */
+export const failureOfBody = (procedure: ClientProcedure, status: number, text: string): unknown => {
   let json: unknown
   try {
     json = JSON.parse(text)

@@ -5,8 +5,12 @@
 import * as Names from "../../src/protocol/Names.ts"
 import { ClientError } from "../ClientError.ts"
 import * as ClientProcedure from "../ClientProcedure.ts"
-import * as Subscription_ from "../Subscription.ts"
+import * as Multiplex from "../../src/protocol/Multiplex.ts"
+import type * as Subscription_ from "../Subscription.ts"
 import * as Transfer from "../Transfer.ts"
+import * as Consumer from "./Consumer.ts"
+import * as Multiplexer from "./Multiplexer.ts"
+import * as OwnConnection from "./OwnConnection.ts"
 
 export interface ClientOptions {
   /** Where the procedures are mounted, e.g. `"http://127.0.0.1:3000/rpc"`, or `"/rpc"` in a browser. */
@@ -19,7 +23,26 @@ export interface ClientOptions {
   readonly headers?: ClientProcedure.HeadersOption
   /** The fetch to use. Default `globalThis.fetch`. */
   readonly fetch?: typeof globalThis.fetch
+  /**
+   * Carry every subscription of this client on one connection (wire protocol
+   * v1.1, `POST <baseUrl>/_mux`) instead of one connection each (v1). A
+   * browser allows six HTTP/1.1 connections per origin: with one each, a
+   * seventh subscription would wait. Default: `true` in a browser (a
+   * `document`, or a worker's global scope), `false` elsewhere (a Node
+   * service has no such limit).
+   *
+   * Each subscription keeps what it has on its own connection (its cursor,
+   * `dropped`, typed error and end, reconnection with resume), except that a
+   * slow iterator cannot pause the shared connection: past `queueCapacity`
+   * values waiting, the client drops the oldest and reports it with
+   * `onDropped`. A server without v1.1 (`404 NotFound` for `_mux`) gets one
+   * connection per subscription from then on.
+   */
+  readonly multiplex?: boolean
 }
+
+/** A browser, or a worker: where connections per origin are few. */
+const inBrowser = (): boolean => typeof document !== "undefined" || "WorkerGlobalScope" in globalThis
 
 export interface CallOptions {
   readonly signal?: AbortSignal
@@ -78,21 +101,33 @@ export const runtime = (options: ClientOptions): Runtime => {
     return ClientProcedure.decodeOrThrow(procedure.decodeSuccess, json, tag, "the response", response.status)
   }
 
+  const ownConnection = (wanted: Multiplexer.Wanted) =>
+    OwnConnection.run(wanted.consumer, wanted.procedure, wanted.body, transport)
+  const multiplexer = (options.multiplex ?? inBrowser()) ? Multiplexer.make(base, transport, ownConnection) : undefined
+
   const subscribe = (
     unbound: AnyProcedure,
     payload: unknown,
     subscribeOptions?: Subscription_.SubscribeOptions<unknown, unknown>
   ): Subscription_.Opened => {
     const procedure = bind(unbound)
-    let body: string | undefined
+    let encoded: unknown
     let invalid: { readonly error: unknown } | undefined
     try {
       ClientProcedure.expectKind(procedure, ["subscription"], "subscribe")
-      body = ClientProcedure.encodePayload(procedure, payload)
+      encoded = ClientProcedure.decodeOrThrow(procedure.encodePayload, payload, procedure.tag, "the payload")
     } catch (error) {
       invalid = { error }
     }
-    return Subscription_.open(procedure, body, subscribeOptions ?? {}, transport, invalid)
+    const consumer = Consumer.make(procedure.tag, subscribeOptions ?? {}, invalid)
+    if (!consumer.finished) {
+      const body = encoded === undefined ? undefined : JSON.stringify(encoded)
+      const wanted: Multiplexer.Wanted = { procedure, payload: encoded, body, consumer }
+      // Past the most one connection carries, the others have connections of their own.
+      if (multiplexer !== undefined && multiplexer.size < Multiplex.maxSubscriptions) multiplexer.add(wanted)
+      else ownConnection(wanted)
+    }
+    return consumer.opened
   }
 
   return {
