@@ -5,7 +5,7 @@
  * `watchPrices` subscriptions on A is cut and reopened on B with each one's
  * last cursor: every subscription continues exactly, against a witness v1
  * subscription on B that stays open. A change for A's connection sent to B is
- * a 404 (the connection lives on A). Without a Redis these skip with one
+ * relayed to A over Redis (`ConnectionRelay`, 202) and applied there. Without a Redis these skip with one
  * line; with `CI` set they fail.
  */
 import * as Http from "node:http"
@@ -73,7 +73,7 @@ describe.skipIf(!enabled)("multiplexed connections across two demo instances on 
     await redis?.stop()
   }, 30_000)
 
-  it("a connection of 6 watchPrices subscriptions cut on A and reopened on B with each cursor: every one continues exactly; a change for it on B is a 404", async () => {
+  it("a connection of 6 watchPrices subscriptions cut on A and reopened on B with each cursor: every one continues exactly; a change for it on B is relayed to A", async () => {
     const witness = watch(b.url, symbols)
     closers.push(witness.close)
     await eventually(async () => witness.messages().length >= 1, 30_000, "the witness's first price")
@@ -89,11 +89,18 @@ describe.skipIf(!enabled)("multiplexed connections across two demo instances on 
     for (const entry of entries) expect(first.get(entry.id).resume, entry.id).toBe("exact")
     const connection = first.state.connection!
 
-    // the connection lives on A: a change for it reaching B is a 404, on A it is applied
-    const onB = await change(`${b.url}/rpc`, connection, { remove: ["pair"] })
-    expect(onB.status).toBe(404)
-    expect((onB.json as { _tag: string })._tag).toBe("NotFound")
+    // the connection lives on A: a change for it reaching B is relayed to A over Redis (202) and applied there
+    const onB = await change(`${b.url}/rpc`, connection, { add: [{ id: "relayed", tag: "watchPrices", payload: { symbols: ["GLOBEX"] } }] })
+    expect(onB).toEqual({ status: 202, json: {} })
+    await eventually(async () => first.get("relayed").values.length >= 3, 30_000, "the relayed subscription's prices on A")
+    expect(first.get("relayed").resume).toBe("exact")
+    // removed through B, the relayed one stops on A; nothing else is touched
+    expect(await change(`${b.url}/rpc`, connection, { remove: ["relayed"] })).toEqual({ status: 202, json: {} })
     expect(await change(`${a.url}/rpc`, connection, { remove: [] })).toEqual({ status: 200, json: {} })
+    // a connection no instance holds is a 404 on either
+    const unknown = await change(`${b.url}/rpc`, "nobody.0", { remove: [] })
+    expect(unknown.status).toBe(404)
+    expect((unknown.json as { _tag: string })._tag).toBe("NotFound")
 
     first.abort()
     await first.done
