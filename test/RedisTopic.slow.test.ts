@@ -168,6 +168,19 @@ describe.skipIf(!enabled)("RedisTopic on a real Redis", () => {
     expect(a.topic.latestCursor()).toBe(b.topic.latestCursor())
   })
 
+  it("a cursor of this stream far ahead of what any instance has seen is a gap of unknown size, then live values (not silence)", async () => {
+    const stream = newStream()
+    const a = await instance({ stream })
+    await publish(a.topic, ticks(0, 5))
+    await eventually(async () => a.topic.latestCursor() !== undefined, 20_000, "the first values read back")
+    const forged = `${a.topic.epoch()}-9999999999999999`
+    const resumed = attach(a.topic, { after: forged })
+    expect(resumed.dropped()).toEqual([null])
+    await publish(a.topic, ticks(5, 3))
+    await eventually(async () => resumed.values().length === 3, 20_000, "live values after the gap")
+    expect(resumed.values()).toEqual([5, 6, 7])
+  })
+
   it("a client cut from instance A resumes on B (running) and on C (started after): nothing lost, nothing repeated", async () => {
     const stream = newStream()
     const a = await instance({ stream })

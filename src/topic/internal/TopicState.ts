@@ -356,9 +356,13 @@ export class TopicState<A> {
     // Malformed, another incarnation's, or ahead of this one: nothing is known of what was missed.
     if (parsed === null || parsed[1] !== this.epoch) return { position: this.next, missed: null }
     if (offset >= this.next) {
-      // Through a broker, a cursor of this incarnation ahead of this process is one another
-      // instance has already seen: the values after it are on their way.
-      return this.remote === undefined ? { position: this.next, missed: null } : { position: offset + 1, missed: 0 }
+      // Through a broker, a cursor of this incarnation a little ahead of this process is one
+      // another instance has already seen: the values after it are on their way. Further ahead
+      // than this process's ring holds, no instance can have seen it (a forged or corrupt
+      // cursor): a gap of unknown size, then live values, as without a broker.
+      return this.remote !== undefined && offset < this.next + this.capacity
+        ? { position: offset + 1, missed: 0 }
+        : { position: this.next, missed: null }
     }
     const window = this.windowStart()
     if (offset + 1 >= window) return { position: offset + 1, missed: 0 }
