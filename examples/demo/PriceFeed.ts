@@ -14,6 +14,7 @@
  */
 import { createClient } from "@redis/client"
 import * as Context from "effect/Context"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -92,9 +93,14 @@ export const make = (options: PriceFeedOptions) =>
       })
     }
 
-    const publish = Effect.suspend(() => {
+    // Prices owed from the time elapsed, not from the ticks counted: a tick that fires late
+    // (a busy loop) owes more, so the feed keeps its rate. At most a second's worth at once.
+    let lastTick = yield* Clock.currentTimeMillis
+    const publish = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const elapsed = Math.min(1000, Math.max(0, now - lastTick))
+      lastTick = now
       if (!publishing) return Effect.void
-      owed += (options.pricesPerSecond * tick) / 1000
+      owed += (options.pricesPerSecond * elapsed) / 1000
       const perSymbol = Math.floor(owed)
       owed -= perSymbol
       if (perSymbol === 0) return Effect.void
