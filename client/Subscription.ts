@@ -44,7 +44,10 @@ export interface SubscribeOptions<A, E> {
    * sliding policy, or no longer kept for a resume (`null` is a gap whose size the server
    * cannot know: a resume cursor from before a server restart); or, on a multiplexed
    * connection, dropped by the client: the oldest values waiting for an iterator that is
-   * `queueCapacity` behind (see `Subscription`).
+   * `queueCapacity` behind (see `Subscription`). Called right before the consumer gets the
+   * value that follows the loss: as the iterator (or `stream`) takes it when the subscription
+   * is iterated, else before `onData` sees it — so a loss can be placed exactly between two
+   * values.
    */
   readonly onDropped?: (count: number | null) => void
   /** Called on every change of the connection state. */

@@ -19,8 +19,19 @@ import {
  * What happens to a value arriving while `queueCapacity` values wait:
  * `grow` keeps it (the carrier stops reading once `full`), `dropOldest`
  * drops the oldest waiting value and reports it with `onDropped`.
+ *
+ * A loss is reported to `onDropped` right before the consumer gets the value
+ * that follows it: when the subscription is iterated (or streamed), as the
+ * iterator takes that value — losses travel in the queue with the values —
+ * else before `onData` sees it.
  */
 export type Overflow = "grow" | "dropOldest"
+
+/** Values lost before a value: an exact count, and whether a loss of unknown size is among them. */
+interface Gap {
+  count: number
+  unknown: boolean
+}
 
 export interface Consumer {
   readonly tag: string
@@ -35,7 +46,7 @@ export interface Consumer {
   readonly setState: (state: ConnectionState) => void
   /** A value received, its cursor being `received`: to `onData`, and queued for the iterator. */
   readonly deliver: (value: unknown, overflow: Overflow) => void
-  /** Values reported lost by the server. */
+  /** Values reported lost by the server, before the next value delivered. */
   readonly dropped: (count: number | null) => void
   /** True while the iterator is `queueCapacity` values behind. */
   readonly full: boolean
@@ -62,17 +73,18 @@ export const make = (
   let consumedId = received
   const closer = new AbortController()
 
-  // The values waiting, and the cursor after each at the same index.
+  // The values waiting, the cursor after each and the loss before each, at the same index.
   const queue: Array<unknown> = []
   const queueIds: Array<string | undefined> = []
+  const queueGaps: Array<Gap | undefined> = []
+  /** A loss not yet before any value: it goes before the next one queued. */
+  let pendingGap: Gap | undefined
   let queueing = options.onData === undefined
   let finished = false
   let failure: { readonly error: unknown } | undefined
   let failureTaken = false
   let consumers: Array<() => void> = []
   let producer: (() => void) | undefined
-  /** Values dropped by `dropOldest` and not reported yet: reported once per task, not once per value. */
-  let overflowed = 0
 
   const wakeConsumers = () => {
     const waiting = consumers
@@ -97,6 +109,8 @@ export const make = (
     if (discard) {
       queue.length = 0
       queueIds.length = 0
+      queueGaps.length = 0
+      pendingGap = undefined
     }
     if (outcome !== undefined) {
       failure = outcome
@@ -112,10 +126,11 @@ export const make = (
   const unsubscribe = () => finish(undefined, true)
   const onSignal = () => unsubscribe()
 
-  const reportOverflow = () => {
-    const count = overflowed
-    overflowed = 0
-    if (count > 0 && !closer.signal.aborted) invokeCallback(options.onDropped, count)
+  const report = (gap: Gap | undefined) => {
+    // After the end too: the values still waiting, and the losses between them, are delivered.
+    if (gap === undefined) return
+    if (gap.count > 0) invokeCallback(options.onDropped, gap.count)
+    if (gap.unknown) invokeCallback(options.onDropped, null)
   }
 
   const deliver = (value: unknown, overflow: Overflow) => {
@@ -124,12 +139,30 @@ export const make = (
     if (!queueing) return
     queue.push(value)
     queueIds.push(received)
+    queueGaps.push(pendingGap)
+    pendingGap = undefined
     if (overflow === "dropOldest" && queue.length > capacity) {
+      // The oldest goes: it, and the loss before it, become the loss before the new oldest.
       queue.shift()
       queueIds.shift()
-      if (overflowed++ === 0) queueMicrotask(reportOverflow)
+      const lost = queueGaps.shift()
+      const next = (queueGaps[0] ??= { count: 0, unknown: false })
+      next.count += 1 + (lost?.count ?? 0)
+      next.unknown ||= lost?.unknown ?? false
     }
     wakeConsumers()
+  }
+
+  /** Values lost before the next value: reported at once, or queued before the next value for the iterator. */
+  const dropped = (count: number | null) => {
+    if (finished) return
+    if (!queueing) {
+      invokeCallback(options.onDropped, count)
+      return
+    }
+    pendingGap ??= { count: 0, unknown: false }
+    if (count === null) pendingGap.unknown = true
+    else pendingGap.count += count
   }
 
   /** Up to `max` values waiting, or the end, waiting for it when nothing is there yet. */
@@ -140,10 +173,14 @@ export const make = (
         const count = Math.min(max, queue.length)
         const values = queue.splice(0, count)
         consumedId = queueIds.splice(0, count)[count - 1]
+        for (const gap of queueGaps.splice(0, count)) report(gap)
         wakeProducer()
         return { _tag: "Values", values }
       }
       if (finished) {
+        // A loss after the last value: told before the end.
+        report(pendingGap)
+        pendingGap = undefined
         if (failure !== undefined && !failureTaken) {
           failureTaken = true
           return { _tag: "Failure", error: failure.error }
@@ -218,9 +255,7 @@ export const make = (
     },
     setState,
     deliver,
-    dropped: (count) => {
-      if (!finished) invokeCallback(options.onDropped, count)
-    },
+    dropped,
     get full() {
       return queueing && queue.length >= capacity
     },

@@ -31,6 +31,8 @@ export interface Observer<C = unknown> {
   readonly completed: () => void
   /** The source failed after the first byte: the body is about to be aborted. */
   readonly failed: (cause: C) => void
+  /** The client took no byte for the stall timeout while the socket was full: cut it. */
+  readonly stalled?: (() => void) | undefined
 }
 
 interface Writable {
@@ -62,13 +64,39 @@ export class NodeBody<A, C = unknown> extends Readable {
   private inFlightHead = 0
   /** Values of the batch last taken that the buffer lent (see `SuspendBuffer.takeInto`). */
   private lentNow = 0
+  /** When the socket last refused more (0: it takes writes); what the stall timeout measures. */
+  private fullSince = 0
+  private stallTimer: ReturnType<typeof setTimeout> | undefined = undefined
   constructor(
     private readonly buffer: SuspendBuffer<A, C>,
     private readonly encoding: Encoding<A>,
     private readonly observer: Observer<C>,
-    private readonly slabs?: Slabs | undefined
+    private readonly slabs?: Slabs | undefined,
+    /** How long the socket may stay full (the client taking nothing) before `observer.stalled`. */
+    private readonly stallMillis: number = Infinity
   ) {
     super()
+  }
+
+  /** The socket is full: the stall clock runs (one timer, re-armed only when it fires early). */
+  private full(): void {
+    if (this.stallMillis === Infinity) return
+    this.fullSince = Date.now()
+    if (this.stallTimer === undefined) this.armStall(this.stallMillis)
+  }
+
+  private armStall(millis: number): void {
+    const timer = setTimeout(this.checkStall, millis)
+    timer.unref?.()
+    this.stallTimer = timer
+  }
+
+  private readonly checkStall = (): void => {
+    this.stallTimer = undefined
+    if (this.fullSince === 0 || this.destroyed) return
+    const waited = Date.now() - this.fullSince
+    if (waited >= this.stallMillis) this.observer.stalled?.()
+    else this.armStall(this.stallMillis - waited)
   }
 
   /** A write's callback: writes complete in order, so the oldest part in flight is the one taken. */
@@ -155,6 +183,7 @@ export class NodeBody<A, C = unknown> extends Readable {
 
   /** Piped: batches written to the response, `drain` awaited between them. */
   private readonly flush = () => {
+    this.fullSince = 0
     const target = this.target!
     while (!this.destroyed && !target.destroyed) {
       const parts = this.next()
@@ -191,6 +220,7 @@ export class NodeBody<A, C = unknown> extends Readable {
       }
       if (full) {
         target.once("drain", this.flush)
+        this.full()
         return
       }
     }
@@ -233,6 +263,7 @@ export class NodeBody<A, C = unknown> extends Readable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.target?.removeListener("drain", this.flush)
+    if (this.stallTimer !== undefined) clearTimeout(this.stallTimer)
     callback(error)
   }
 }

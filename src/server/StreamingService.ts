@@ -15,6 +15,7 @@
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
@@ -26,6 +27,7 @@ import * as Drains from "./internal/Drains.ts"
 import type { Drain } from "./GracefulShutdown.ts"
 import { MetricsService, type StreamMetrics, type Termination } from "./MetricsService.ts"
 import * as Platform from "./internal/Platform.ts"
+import { StreamingConfig } from "./StreamingConfig.ts"
 import * as SseResponse from "./internal/SseResponse.ts"
 import type { SuspendBuffer } from "./internal/SuspendBuffer.ts"
 import * as Transfer from "./internal/Transfer.ts"
@@ -199,10 +201,20 @@ const transferResponse = <A, E>(
       failed: (cause) => {
         life.termination = "failed"
         Runtime.runSync(runtime)(Effect.logWarning("transfer failed after it started; cutting the connection", cause))
+      },
+      stalled: () => {
+        Runtime.runSync(runtime)(
+          Effect.logWarning(`transfer stalled: the client took no byte for ${Duration.format(stall)}; cutting the connection`).pipe(
+            Effect.annotateLogs({ kind, stream: name })
+          )
+        )
+        cut()
       }
     }
+    const stall = Context.get(context, StreamingConfig).transferStallTimeout
     if (served !== undefined) {
-      const body = new served.node.NodeBody(buffer, encoding, observer, slabs)
+      const millis = Duration.toMillis(stall)
+      const body = new served.node.NodeBody(buffer, encoding, observer, slabs, Number.isFinite(millis) ? Math.max(1, millis) : Infinity)
       cut = () => {
         served.node.cut(served.request)
         body.destroy()
