@@ -620,7 +620,7 @@ $("get-quote").addEventListener("click", async () => {
   try {
     const quote = await client.getQuote({ symbol })
     demoState.quotes++
-    setStatus(status, `${quote.symbol} ${quote.price.toFixed(2)}, quoted at ${quote.at.toISOString().slice(11, 23)} UTC (price #${formatNumber.format(quote.seq)} of the feed).`, "ok")
+    setStatus(status, `${quote.symbol} ${quote.price.toFixed(2)}, quoted at ${quote.at.toISOString().slice(11, 23)} UTC.`, "ok")
   } catch (error) {
     setStatus(
       status,
