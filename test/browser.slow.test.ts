@@ -10,8 +10,11 @@
  * skipped, unless $CI is set: then they fail, so CI cannot pass without them.
  *
  * `UPDATE_SCREENSHOT=1 npm run test:slow -- test/browser` also writes
- * examples/demo/screenshot.png (1280×900); otherwise the screenshot goes to a
- * temporary directory.
+ * examples/demo/screenshot.png (the full page, 1280 wide); otherwise the
+ * screenshot goes to a temporary directory.
+ *
+ * The page's many live views (each its own subscription, on one connection)
+ * are tested in test/browserMux.slow.test.ts.
  */
 import { parse } from "csv-parse/sync"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
@@ -420,9 +423,16 @@ describe.skipIf(!haveChromium)("the demo page in Chromium", () => {
     }
   }, testTimeout)
 
-  it("renders cleanly at 1280×900 (screenshot)", async () => {
+  it("renders cleanly at 1280 wide (screenshot)", async () => {
     const page = await open(demo.url)
     await prices(page, 20)
+    // every live view open, with a full sparkline
+    await page.waitForFunction(() => document.getElementById("live-summary")!.dataset["all"] === "true")
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll<HTMLElement>("[data-live]")].every((view) => Number(view.dataset["count"]) >= 60)
+    )
+    await page.click("#get-quote")
+    await page.waitForFunction(() => document.getElementById("quote-status")!.dataset["tone"] === "ok")
     await page.fill("#size", "8")
     await Promise.all([page.waitForEvent("download"), page.click("#start-download")])
     await page.fill("#count", "1000")
@@ -443,7 +453,7 @@ describe.skipIf(!haveChromium)("the demo page in Chromium", () => {
     const path = directory === undefined
       ? fileURLToPath(new URL("../examples/demo/screenshot.png", import.meta.url))
       : join(directory, "screenshot.png")
-    const png = await page.screenshot({ path })
+    const png = await page.screenshot({ path, fullPage: true })
     expect(png.subarray(1, 4).toString("latin1")).toBe("PNG")
     if (directory !== undefined) rmSync(directory, { recursive: true, force: true })
     await close(page)

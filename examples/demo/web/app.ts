@@ -1,12 +1,19 @@
 /**
  * The demo page. Everything goes through the generated client, which is
  * self-contained (no Effect in the page's bundle); the page only renders.
- * `window.demoState` exposes what the page saw, for the end-to-end tests.
+ *
+ * Every live view is its own subscription: one per symbol, a watchlist, a
+ * spread, a tape of the last trades and the feed (which accounts for every
+ * price and can pause its reader). Each view's element carries
+ * `data-live="<name>"`, `data-state`, `data-count` (values shown) and
+ * `data-dropped`. `window.demoState` exposes what the feed saw and
+ * `window.demoApi` the page's client, for the end-to-end tests.
  */
-import { makeDemoApiClient, type Price } from "../generated/demo.ts"
+import { type DemoApiClient, makeDemoApiClient, type Price, UnknownSymbol } from "../generated/demo.ts"
 import { symbols } from "../symbols.ts"
 
 const client = makeDemoApiClient({ baseUrl: "/rpc" })
+;(window as unknown as { demoApi: DemoApiClient }).demoApi = client
 
 const $ = <E extends HTMLElement>(id: string): E => document.getElementById(id) as E
 
@@ -19,6 +26,7 @@ interface Missed {
 }
 
 type StallPhase = "idle" | "stalled" | "catching-up" | "resumed"
+type ConnectionState = "connecting" | "open" | "reconnecting" | "closed"
 
 interface DemoState {
   state: string
@@ -38,6 +46,7 @@ interface DemoState {
   stall: StallPhase
   downloads: number
   exports: number
+  quotes: number
 }
 const demoState: DemoState = {
   state: "connecting",
@@ -50,31 +59,134 @@ const demoState: DemoState = {
   drops: [],
   stall: "idle",
   downloads: 0,
-  exports: 0
+  exports: 0,
+  quotes: 0
 }
 ;(window as unknown as { demoState: DemoState }).demoState = demoState
 
 const formatNumber = new Intl.NumberFormat("en-US")
 const plural = (n: number, one: string, many: string) => `${formatNumber.format(n)} ${n === 1 ? one : many}`
 
-// --- live prices -------------------------------------------------------------
+// --- rendering ---------------------------------------------------------------
 
-interface Ticker {
-  readonly root: HTMLElement
-  readonly price: HTMLElement
-  /** The newest price taken for this symbol, rendered on the next frame. */
-  latest: Price | undefined
-  shown: number | undefined
+/** Renders everything that changed, at most once a frame (and every 250 ms in a hidden tab). */
+const renderers: Array<() => void> = []
+let renderQueued = false
+const flush = () => {
+  renderQueued = false
+  for (const render of renderers) render()
 }
-const tickers = new Map<string, Ticker>()
-for (const symbol of symbols) {
-  const root = document.createElement("div")
-  root.className = "ticker"
-  root.innerHTML = `<div class="symbol"></div><div class="price">–</div>`
-  root.querySelector(".symbol")!.textContent = symbol
-  $("tickers").append(root)
-  tickers.set(symbol, { root, price: root.querySelector(".price") as HTMLElement, latest: undefined, shown: undefined })
+const schedule = () => {
+  if (renderQueued) return
+  renderQueued = true
+  requestAnimationFrame(flush)
 }
+setInterval(flush, 250)
+
+/** The last `size` values, as an SVG polyline's points in a 100×30 box. */
+class Sparkline {
+  private readonly values: Array<number> = []
+  constructor(private readonly line: SVGPolylineElement, private readonly size = 60) {}
+  push(value: number) {
+    this.values.push(value)
+    if (this.values.length > this.size) this.values.shift()
+  }
+  render() {
+    const n = this.values.length
+    if (n < 2) return
+    let min = Infinity
+    let max = -Infinity
+    for (const v of this.values) {
+      if (v < min) min = v
+      if (v > max) max = v
+    }
+    const range = max - min || 1
+    this.line.setAttribute(
+      "points",
+      this.values.map((v, i) => `${((i / (this.size - 1)) * 100).toFixed(1)},${(28 - ((v - min) / range) * 26).toFixed(1)}`).join(" ")
+    )
+  }
+}
+
+// --- live views ----------------------------------------------------------------
+
+/**
+ * A live view's bookkeeping, shown in its element: `data-state`, the state
+ * pill, `data-count` (values shown), `data-dropped` and the footer.
+ */
+class LiveView {
+  count = 0
+  dropped = 0
+  gaps = 0
+  state: ConnectionState = "connecting"
+  private rendered = { count: -1, dropped: -1, gaps: -1, state: "" }
+  constructor(readonly name: string, readonly root: HTMLElement, private readonly unit: readonly [string, string]) {
+    root.dataset["live"] = name
+    renderers.push(() => this.render())
+  }
+  setState(state: ConnectionState) {
+    this.state = state
+    schedule()
+  }
+  addDropped(count: number | null) {
+    if (count === null) this.gaps++
+    else this.dropped += count
+    schedule()
+  }
+  render() {
+    const r = this.rendered
+    if (r.state !== this.state) {
+      r.state = this.state
+      this.root.dataset["state"] = this.state
+      const pill = this.root.querySelector<HTMLElement>(".state")
+      if (pill !== null) {
+        pill.textContent = this.state
+        pill.dataset["state"] = this.state
+      }
+    }
+    if (r.count === this.count && r.dropped === this.dropped && r.gaps === this.gaps) return
+    r.count = this.count
+    r.dropped = this.dropped
+    r.gaps = this.gaps
+    this.root.dataset["count"] = String(this.count)
+    this.root.dataset["dropped"] = String(this.dropped)
+    const foot = this.root.querySelector<HTMLElement>(".view-foot")
+    if (foot !== null) {
+      foot.replaceChildren(
+        plural(this.count, ...this.unit),
+        " · ",
+        Object.assign(document.createElement("span"), {
+          className: this.dropped > 0 ? "dropped nonzero" : "dropped",
+          textContent: `${formatNumber.format(this.dropped)} dropped`
+        }),
+        ...(this.gaps > 0 ? [` · ${plural(this.gaps, "gap", "gaps")}`] : [])
+      )
+    }
+  }
+}
+
+const reconnect = { initialDelayMs: 250, maxDelayMs: 5_000 }
+
+/** A view of its own subscription to `watched`: `show` gets each price as it arrives. */
+const liveViews: Array<LiveView> = []
+const liveView = (name: string, root: HTMLElement, watched: ReadonlyArray<string>, show: (price: Price) => void) => {
+  const view = new LiveView(name, root, ["price", "prices"])
+  liveViews.push(view)
+  client.watchPrices({ symbols: [...watched] }, {
+    onState: (state) => view.setState(state),
+    onDropped: (count) => view.addDropped(count),
+    onData: (price) => {
+      view.count++
+      show(price)
+      schedule()
+    },
+    onError: () => view.setState("closed"),
+    reconnect
+  })
+  return view
+}
+
+// --- the feed: every symbol, every price accounted for -----------------------
 
 /**
  * Reports of missing prices arrive (`onDropped`) while the parser reads ahead
@@ -91,13 +203,15 @@ const resumed = () => {
   stall.droppedAtResume = demoState.dropped
 }
 
+const feedView = new LiveView("feed", $("prices"), ["price", "prices"])
+
+// The feed subscribes first: without multiplexing (v1, one connection per
+// subscription) it is the view that gets a connection before the others.
 const subscription = client.watchPrices({ symbols: [...symbols] }, {
   onState: (state) => {
     if (state === "reconnecting") demoState.reconnects++
     demoState.state = state
-    $("state").textContent = state
-    $("state").dataset["state"] = state
-    renderStats()
+    feedView.setState(state)
   },
   onDropped: (count) => {
     pending ??= { count: 0, unknown: false }
@@ -110,7 +224,7 @@ const subscription = client.watchPrices({ symbols: [...symbols] }, {
       pending = undefined
     }
   },
-  reconnect: { initialDelayMs: 250, maxDelayMs: 5_000 }
+  reconnect
 })
 
 const take = (price: Price) => {
@@ -129,8 +243,10 @@ const take = (price: Price) => {
   demoState.received++
   demoState.seqs.push(price.seq)
   demoState.lastId = subscription.lastEventId
-  const ticker = tickers.get(price.symbol)
-  if (ticker !== undefined) ticker.latest = price
+  feedView.count = demoState.received
+  feedView.dropped = demoState.dropped
+  feedView.gaps = demoState.gaps
+  schedule()
   // Caught up once the page shows a price quoted after the reader resumed.
   if (demoState.stall === "catching-up" && price.at.getTime() >= stall.resumedAt) resumed()
 }
@@ -186,39 +302,23 @@ const stallStatus = (): { readonly text: string; readonly tone: "" | "busy" | "o
   }
 }
 
-let renderQueued = false
-function renderStats() {
-  if (renderQueued) return
-  renderQueued = true
-  requestAnimationFrame(() => {
-    renderQueued = false
-    $("received").textContent = formatNumber.format(demoState.received)
-    $("dropped").textContent = formatNumber.format(demoState.dropped)
-    $("dropped").classList.toggle("nonzero", demoState.dropped > 0)
-    $("gaps").textContent = formatNumber.format(demoState.gaps)
-    $("gaps").classList.toggle("nonzero", demoState.gaps > 0)
-    $("reconnects").textContent = formatNumber.format(demoState.reconnects)
-    $("last-id").textContent = demoState.lastId ?? "–"
-    for (const ticker of tickers.values()) {
-      const latest = ticker.latest
-      if (latest === undefined || latest.price === ticker.shown) continue
-      ticker.root.classList.toggle("up", ticker.shown !== undefined && latest.price > ticker.shown)
-      ticker.root.classList.toggle("down", ticker.shown !== undefined && latest.price < ticker.shown)
-      ticker.price.textContent = latest.price.toFixed(2)
-      ticker.shown = latest.price
-    }
-    const status = stallStatus()
-    $("stall-status").textContent = status.text
-    $("stall-status").dataset["tone"] = status.tone
-    $("stall").dataset["phase"] = demoState.stall
-  })
-}
-setInterval(renderStats, 100)
-renderStats()
+renderers.push(() => {
+  $("received").textContent = formatNumber.format(demoState.received)
+  $("dropped").textContent = formatNumber.format(demoState.dropped)
+  $("dropped").classList.toggle("nonzero", demoState.dropped > 0)
+  $("gaps").textContent = formatNumber.format(demoState.gaps)
+  $("gaps").classList.toggle("nonzero", demoState.gaps > 0)
+  $("reconnects").textContent = formatNumber.format(demoState.reconnects)
+  $("last-id").textContent = demoState.lastId ?? "–"
+  const status = stallStatus()
+  $("stall-status").textContent = status.text
+  $("stall-status").dataset["tone"] = status.tone
+  $("stall").dataset["phase"] = demoState.stall
+})
 
 readPrices().catch((error: unknown) => {
   ended = `The subscription ended: ${error instanceof Error ? error.message : String(error)}`
-  renderStats()
+  schedule()
 })
 
 $("stall").addEventListener("click", () => {
@@ -228,18 +328,172 @@ $("stall").addEventListener("click", () => {
   stall.until = Date.now() + 5_000
   stall.droppedBefore = demoState.dropped
   demoState.stall = "stalled"
-  renderStats()
+  schedule()
   setTimeout(() => {
     button.disabled = false
     stall.resumedAt = Date.now()
     demoState.stall = "catching-up"
-    renderStats()
+    schedule()
     // In case the server's clock is behind the page's: stop waiting for a fresher price.
     setTimeout(() => {
       if (stall.round === round && demoState.stall === "catching-up") resumed()
     }, 15_000)
   }, 5_000)
 })
+
+// --- one view per symbol ---------------------------------------------------------
+
+for (const symbol of symbols) {
+  const root = document.createElement("article")
+  root.className = "ticker"
+  root.innerHTML = `<div class="view-head"><span class="symbol"></span><span class="state" data-state="connecting">connecting</span></div>` +
+    `<div class="price">–</div>` +
+    `<svg class="spark" viewBox="0 0 100 30" preserveAspectRatio="none" aria-hidden="true"><polyline points=""/></svg>` +
+    `<p class="view-foot"></p>`
+  root.querySelector(".symbol")!.textContent = symbol
+  $("tickers").append(root)
+  const priceElement = root.querySelector<HTMLElement>(".price")!
+  const spark = new Sparkline(root.querySelector("polyline")!)
+  let latest: number | undefined
+  let shown: number | undefined
+  liveView(symbol.toLowerCase(), root, [symbol], (price) => {
+    latest = price.price
+    spark.push(price.price)
+  })
+  renderers.push(() => {
+    if (latest === undefined || latest === shown) return
+    root.classList.toggle("up", shown !== undefined && latest > shown)
+    root.classList.toggle("down", shown !== undefined && latest < shown)
+    priceElement.textContent = latest.toFixed(2)
+    shown = latest
+    spark.render()
+  })
+}
+
+// --- a watchlist: several symbols, one subscription ----------------------------
+
+{
+  const watched = ["ACME", "INITECH", "HOOLI"] as const
+  interface Row {
+    readonly cells: { readonly price: HTMLElement; readonly change: HTMLElement; readonly range: HTMLElement }
+    first: number | undefined
+    latest: number | undefined
+    low: number
+    high: number
+    dirty: boolean
+  }
+  const rows = new Map<string, Row>()
+  const body = $("watchlist").querySelector("tbody")!
+  for (const symbol of watched) {
+    const tr = document.createElement("tr")
+    tr.innerHTML = `<td class="symbol"></td><td class="num">–</td><td class="num">–</td><td class="num range">–</td>`
+    tr.cells[0]!.textContent = symbol
+    body.append(tr)
+    rows.set(symbol, {
+      cells: { price: tr.cells[1]!, change: tr.cells[2]!, range: tr.cells[3]! },
+      first: undefined,
+      latest: undefined,
+      low: Infinity,
+      high: -Infinity,
+      dirty: false
+    })
+  }
+  liveView("watchlist", $("watchlist"), watched, (price) => {
+    const row = rows.get(price.symbol)
+    if (row === undefined) return
+    row.first ??= price.price
+    row.latest = price.price
+    row.low = Math.min(row.low, price.price)
+    row.high = Math.max(row.high, price.price)
+    row.dirty = true
+  })
+  renderers.push(() => {
+    for (const row of rows.values()) {
+      if (!row.dirty || row.latest === undefined || row.first === undefined) continue
+      row.dirty = false
+      const change = ((row.latest - row.first) / row.first) * 100
+      row.cells.price.textContent = row.latest.toFixed(2)
+      row.cells.change.textContent = `${change >= 0 ? "+" : "−"}${Math.abs(change).toFixed(2)}%`
+      row.cells.change.dataset["sign"] = change > 0 ? "up" : change < 0 ? "down" : ""
+      row.cells.range.textContent = `${row.low.toFixed(2)} – ${row.high.toFixed(2)}`
+    }
+  })
+}
+
+// --- a spread: the difference of two symbols' latest prices ----------------------
+
+{
+  const [a, b] = ["GLOBEX", "UMBRELLA"] as const
+  const latest = new Map<string, number>()
+  const root = $("spread")
+  const value = root.querySelector<HTMLElement>(".spread-value")!
+  const spark = new Sparkline(root.querySelector("polyline")!)
+  let spread: number | undefined
+  let shown: number | undefined
+  liveView("spread", root, [a, b], (price) => {
+    latest.set(price.symbol, price.price)
+    const pa = latest.get(a)
+    const pb = latest.get(b)
+    if (pa === undefined || pb === undefined) return
+    spread = pa - pb
+    spark.push(spread)
+  })
+  renderers.push(() => {
+    if (spread === undefined || spread === shown) return
+    value.textContent = `${spread >= 0 ? "+" : "−"}${Math.abs(spread).toFixed(2)}`
+    value.dataset["sign"] = spread > 0 ? "up" : spread < 0 ? "down" : ""
+    shown = spread
+    spark.render()
+  })
+}
+
+// --- the last trades of every symbol ---------------------------------------------
+
+{
+  const size = 6
+  const tape: Array<{ readonly price: Price; readonly move: "up" | "down" | "" }> = []
+  const previous = new Map<string, number>()
+  const list = $("tape").querySelector("ol")!
+  let dirty = false
+  liveView("tape", $("tape"), symbols, (price) => {
+    const before = previous.get(price.symbol)
+    previous.set(price.symbol, price.price)
+    tape.unshift({ price, move: before === undefined || before === price.price ? "" : price.price > before ? "up" : "down" })
+    if (tape.length > size) tape.pop()
+    dirty = true
+  })
+  const time = (date: Date) => date.toISOString().slice(11, 23)
+  renderers.push(() => {
+    if (!dirty) return
+    dirty = false
+    list.replaceChildren(...tape.map(({ move, price }) => {
+      const li = document.createElement("li")
+      li.dataset["move"] = move
+      for (const [className, text] of [["at", time(price.at)], ["symbol", price.symbol], ["num", price.price.toFixed(2)]] as const) {
+        li.append(Object.assign(document.createElement("span"), { className, textContent: text }))
+      }
+      return li
+    }))
+  })
+}
+
+// --- how many views are open, in the panel's head ------------------------------
+
+{
+  const views: Array<LiveView> = [feedView, ...liveViews]
+  const summary = $("live-summary")
+  let shown = ""
+  renderers.push(() => {
+    const open = views.filter((view) => view.state === "open").length
+    const text = `${open} of ${views.length} subscriptions open`
+    if (text === shown) return
+    shown = text
+    summary.textContent = text
+    summary.dataset["all"] = String(open === views.length)
+  })
+}
+
+schedule()
 
 // --- downloads and exports ---------------------------------------------------
 
@@ -354,3 +608,28 @@ for (const button of document.querySelectorAll<HTMLButtonElement>("button[data-f
     }
   })
 }
+
+// --- a unary call ------------------------------------------------------------------
+
+$("get-quote").addEventListener("click", async () => {
+  const button = $<HTMLButtonElement>("get-quote")
+  const status = $("quote-status")
+  const symbol = $<HTMLInputElement>("quote-symbol").value.trim().toUpperCase()
+  button.disabled = true
+  setStatus(status, "asking…", "")
+  try {
+    const quote = await client.getQuote({ symbol })
+    demoState.quotes++
+    setStatus(status, `${quote.symbol} ${quote.price.toFixed(2)}, quoted at ${quote.at.toISOString().slice(11, 23)} UTC.`, "ok")
+  } catch (error) {
+    setStatus(
+      status,
+      error instanceof UnknownSymbol
+        ? `UnknownSymbol: ${error.message}. Known: ${symbols.join(", ")}.`
+        : `Failed: ${error instanceof Error ? error.message : String(error)}`,
+      "error"
+    )
+  } finally {
+    button.disabled = false
+  }
+})
