@@ -189,13 +189,11 @@ const liveView = (name: string, root: HTMLElement, watched: ReadonlyArray<string
 // --- the feed: every symbol, every price accounted for -----------------------
 
 /**
- * Reports of missing prices arrive (`onDropped`) while the parser reads ahead
- * of the page: up to 64 parsed prices may still wait in the client. They are
- * pinned to the next price parsed and counted when the page takes that price,
- * so `received` and `dropped` always describe the same stretch of the feed.
+ * Missing prices are told (`onDropped`) right before the iterator hands the
+ * page the price after them, so they are counted with that price: `received`
+ * and `dropped` always describe the same stretch of the feed.
  */
 let pending: { count: number; unknown: boolean } | undefined
-const missedBefore = new Map<number, { count: number; unknown: boolean }>()
 
 const stall = { until: 0, resumedAt: 0, droppedBefore: 0, droppedAtResume: 0, round: 0 }
 const resumed = () => {
@@ -213,24 +211,19 @@ const subscription = client.watchPrices({ symbols: [...symbols] }, {
     demoState.state = state
     feedView.setState(state)
   },
+  // Told right before the iterator takes the price after the loss.
   onDropped: (count) => {
     pending ??= { count: 0, unknown: false }
     if (count === null) pending.unknown = true
     else pending.count += count
   },
-  onData: (price) => {
-    if (pending !== undefined) {
-      missedBefore.set(price.seq, pending)
-      pending = undefined
-    }
-  },
   reconnect
 })
 
 const take = (price: Price) => {
-  const missed = missedBefore.get(price.seq)
+  const missed = pending
+  pending = undefined
   if (missed !== undefined) {
-    missedBefore.delete(price.seq)
     if (missed.count > 0) {
       demoState.dropped += missed.count
       demoState.drops.push({ before: price.seq, count: missed.count })
