@@ -10,7 +10,7 @@
  * closed takes its subscription off the server; the leader closed, another
  * tab takes over and every tab's prices go on with no gap or repeat (the
  * feed's `seq` across the five symbols is consecutive, or each jump is what
- * the server reported dropped). Without sharing (no `BroadcastChannel`), the
+ * the server reported dropped). Without sharing the
  * connections held and the tabs that load are measured and logged, as is the
  * time from the leader's close to prices again: observations, not asserted.
  */
@@ -96,11 +96,10 @@ describe.skipIf(!haveChromium)("one connection for all tabs of an origin", () =>
     }
   }
 
-  const newContext = async (init?: () => void) => {
+  const newContext = async () => {
     const context = await browser.newContext()
     contexts.push(context)
     context.setDefaultTimeout(45_000)
-    if (init !== undefined) await context.addInitScript(init)
     return context
   }
 
@@ -127,7 +126,7 @@ describe.skipIf(!haveChromium)("one connection for all tabs of an origin", () =>
     for (let i = 0; i < tabs; i++) {
       const page = await context.newPage()
       page.on("pageerror", (error) => pageErrors.push(error.message))
-      await page.goto(demo.url)
+      await page.goto(`${demo.url}/?shareTabs`)
       pages.push(page)
     }
     await live(pages, "prices in all 8 tabs")
@@ -175,11 +174,9 @@ describe.skipIf(!haveChromium)("one connection for all tabs of an origin", () =>
     await context.close()
   }, 120_000)
 
-  it("without sharing (no BroadcastChannel): measured, for comparison", async () => {
+  it("without sharing (the default): measured, for comparison", async () => {
     await eventually(async () => (await metrics()).connections === 0, 20_000, "no connection left")
-    const context = await newContext(() => {
-      Object.defineProperty(window, "BroadcastChannel", { value: undefined, configurable: true })
-    })
+    const context = await newContext()
     const loads: Array<Promise<boolean>> = []
     for (let i = 0; i < tabs; i++) {
       const page = await context.newPage()

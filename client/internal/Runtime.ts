@@ -54,10 +54,11 @@ export interface ClientOptions {
    *
    * Only runtimes that agree share: a string is a share key, so that
    * runtimes with different credentials (whose requests another tab's
-   * headers must not make) keep apart. Default: `true` when the runtime
-   * multiplexes, in a window (a `document`) with `navigator.locks` and
-   * `BroadcastChannel`; `false` elsewhere (Node, workers), and wherever
-   * those are missing, whatever the option says.
+   * headers must not make) keep apart. Default `false` (for now: a reader
+   * stalled past its queue sees its `onDropped` reports land on other values
+   * than alone). Only in a window (a `document`) with `navigator.locks` and
+   * `BroadcastChannel`, and when the runtime multiplexes; never in Node or
+   * workers, whatever the option says.
    */
   readonly shareAcrossTabs?: boolean | string
 }

@@ -67,13 +67,13 @@ const locksOf = (): LockManager | undefined =>
 
 /**
  * The share key of a runtime, or `undefined` when it does not share:
- * `option` (`true`: the default key), by default on in a window with Web
+ * `option` (`true`: the default key; off by default), in a window with Web
  * Locks and `BroadcastChannel` when the runtime multiplexes.
  */
 export const keyOf = (option: boolean | string | undefined, multiplex: boolean): string | undefined => {
   const possible = multiplex && typeof document !== "undefined" && locksOf() !== undefined &&
     typeof BroadcastChannel !== "undefined"
-  if (!possible || option === false) return undefined
+  if (!possible || option === undefined || option === false) return undefined
   return typeof option === "string" ? option : "default"
 }
 
@@ -121,7 +121,8 @@ export const make = (key: string, base: string, carry: (wanted: Wanted) => void)
 
   const post = (message: Message) => {
     if (leading && (message.t === "sub" || message.t === "unsub")) queueMicrotask(() => lead(message))
-    else if (message.t === "ev" && message.peer === self) queueMicrotask(() => follow(message))
+    // As the connection reads them, like a subscription not shared (a `dropped` of the queue is reported before the next value).
+    else if (message.t === "ev" && message.peer === self) follow(message)
     else channel?.postMessage(message)
   }
   const send = (message: Message) => {

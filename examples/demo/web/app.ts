@@ -6,7 +6,8 @@
 import { makeDemoApiClient, type Price } from "../generated/demo.ts"
 import { symbols } from "../symbols.ts"
 
-const client = makeDemoApiClient({ baseUrl: "/rpc" })
+// `?shareTabs`: one connection for every tab of the origin (test/browserTabs.slow.test.ts).
+const client = makeDemoApiClient({ baseUrl: "/rpc", shareAcrossTabs: new URLSearchParams(location.search).has("shareTabs") })
 
 const $ = <E extends HTMLElement>(id: string): E => document.getElementById(id) as E
 
