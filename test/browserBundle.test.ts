@@ -2,7 +2,7 @@
  * The clients in a browser bundle (esbuild, minified ESM, as a frontend build
  * makes it): no Node built-in anywhere; the generated client and the
  * standalone runtime with no module of `effect`; the generated demo client
- * (subscription, download, export, unary) within 14 KB gzipped, measured
+ * (subscription, download, export, unary) within 15 KB gzipped (14 before tab sharing, 1.2 KB), measured
  * beside @orpc/client and @trpc/client bundled the same way in the same run.
  */
 import type * as esbuild from "esbuild"
@@ -71,9 +71,9 @@ describe("the client in a browser", () => {
     await expect(bundle("client/saveToFile.ts")).rejects.toThrow()
   })
 
-  it("the generated demo client (subscription, download, export, unary) is at most 14 KB gzipped; @orpc/client and @trpc/client measured alike", async () => {
+  it("the generated demo client (subscription, download, export, unary) is at most 15 KB gzipped; @orpc/client and @trpc/client measured alike", async () => {
     const ours = await sizeOf("examples/demo/generated/demo.ts")
-    expect(ours.gzipped).toBeLessThanOrEqual(14_000)
+    expect(ours.gzipped).toBeLessThanOrEqual(15_000)
     const effectFlavoured = await sizeOf({
       contents: `
         import { StreamClient } from "effect-stream-rpc/client/effect"

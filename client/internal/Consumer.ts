@@ -5,6 +5,7 @@
  * A carrier feeds it (`deliver`, `dropped`, `setState`, `finish`) and stops
  * when its `signal` aborts.
  */
+import { decodeOrThrow } from "../ClientProcedure.ts"
 import { invokeCallback } from "../DownloadProgress.ts"
 import {
   type Batch,
@@ -265,4 +266,20 @@ export const make = (
       }),
     finish
   }
+}
+
+/**
+ * A value's JSON, decoded by `decode` and delivered with `dropOldest` (a
+ * shared connection never waits for one iterator); a value off the contract
+ * ends the subscription with its error.
+ */
+export const deliverJson = (consumer: Consumer, decode: (json: unknown) => unknown, json: unknown): void => {
+  let value: unknown
+  try {
+    value = decodeOrThrow(decode, json, consumer.tag, "a value")
+  } catch (error) {
+    consumer.finish({ error })
+    return
+  }
+  consumer.deliver(value, "dropOldest")
 }

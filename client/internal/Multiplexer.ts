@@ -28,10 +28,10 @@ import * as Multiplex from "../../src/protocol/Multiplex.ts"
 import * as Names from "../../src/protocol/Names.ts"
 import { SseEventTooLarge } from "../../src/protocol/SseParser.ts"
 import { ClientError } from "../ClientError.ts"
-import { type ClientProcedure, decodeOrThrow, failureOf, failureOfBody, type Transport } from "../ClientProcedure.ts"
+import { type ClientProcedure, failureOf, failureOfBody, type Transport } from "../ClientProcedure.ts"
 import * as Backoff from "./Backoff.ts"
 import { defaults } from "../Subscription.ts"
-import type { Consumer } from "./Consumer.ts"
+import { type Consumer, deliverJson } from "./Consumer.ts"
 
 /** A subscription to carry: its procedure, its encoded payload (and as a v1 body), its consumer side. */
 export interface Wanted {
@@ -222,18 +222,10 @@ export const make = (base: string, transport: Transport, fallback: (wanted: Want
         if (event.id !== undefined) consumer.received = event.id === "" ? undefined : event.id
         const meaning = event.event
         switch (meaning._tag) {
-          case "Value": {
-            let value: unknown
-            try {
-              value = decodeOrThrow(procedure.decodeSuccess, meaning.json, procedure.tag, "a value")
-            } catch (error) {
-              // Over for good: the next change removes it from the connection.
-              consumer.finish({ error })
-              return
-            }
-            consumer.deliver(value, "dropOldest")
+          case "Value":
+            // A value off the contract ends it for good: the next change removes it from the connection.
+            deliverJson(consumer, procedure.decodeSuccess, meaning.json)
             return
-          }
           case "Invalid":
             consumer.finish({
               error: new ClientError("Protocol", `${procedure.tag}: an event is not JSON`, { cause: meaning.cause })

@@ -11,6 +11,7 @@ import * as Transfer from "../Transfer.ts"
 import * as Consumer from "./Consumer.ts"
 import * as Multiplexer from "./Multiplexer.ts"
 import * as OwnConnection from "./OwnConnection.ts"
+import * as TabShare from "./TabShare.ts"
 
 export interface ClientOptions {
   /** Where the procedures are mounted, e.g. `"http://127.0.0.1:3000/rpc"`, or `"/rpc"` in a browser. */
@@ -39,6 +40,27 @@ export interface ClientOptions {
    * connection per subscription from then on.
    */
   readonly multiplex?: boolean
+  /**
+   * One multiplexed connection for every tab of the origin: the runtimes of
+   * the same origin, `baseUrl` and share key elect a leader with Web Locks,
+   * and the leader carries every tab's subscriptions on its connection, with
+   * ITS `headers` and `fetch`, passing each one's events to the tab that
+   * asked over a `BroadcastChannel` (decoded there, by that tab's codecs).
+   * When the leader's tab closes, another tab takes over and every
+   * subscription resumes after its last cursor (exactly, for a Topic's). A
+   * tab closing without unsubscribing leaves nothing behind. Without it,
+   * each tab holds a connection, and a seventh tab of the origin waits
+   * (even for its page) behind six event streams.
+   *
+   * Only runtimes that agree share: a string is a share key, so that
+   * runtimes with different credentials (whose requests another tab's
+   * headers must not make) keep apart. Default `false` (for now: a reader
+   * stalled past its queue sees its `onDropped` reports land on other values
+   * than alone). Only in a window (a `document`) with `navigator.locks` and
+   * `BroadcastChannel`, and when the runtime multiplexes; never in Node or
+   * workers, whatever the option says.
+   */
+  readonly shareAcrossTabs?: boolean | string
 }
 
 /** A browser, or a worker: where connections per origin are few. */
@@ -103,7 +125,15 @@ export const runtime = (options: ClientOptions): Runtime => {
 
   const ownConnection = (wanted: Multiplexer.Wanted) =>
     OwnConnection.run(wanted.consumer, wanted.procedure, wanted.body, transport)
-  const multiplexer = (options.multiplex ?? inBrowser()) ? Multiplexer.make(base, transport, ownConnection) : undefined
+  const multiplex = options.multiplex ?? inBrowser()
+  const multiplexer = multiplex ? Multiplexer.make(base, transport, ownConnection) : undefined
+  // Past the most one connection carries, the others have connections of their own.
+  const carry = (wanted: Multiplexer.Wanted) => {
+    if (multiplexer !== undefined && multiplexer.size < Multiplex.maxSubscriptions) multiplexer.add(wanted)
+    else ownConnection(wanted)
+  }
+  const shareKey = TabShare.keyOf(options.shareAcrossTabs, multiplex)
+  const shared = shareKey === undefined ? undefined : TabShare.make(shareKey, base, carry)
 
   const subscribe = (
     unbound: AnyProcedure,
@@ -123,9 +153,8 @@ export const runtime = (options: ClientOptions): Runtime => {
     if (!consumer.finished) {
       const body = encoded === undefined ? undefined : JSON.stringify(encoded)
       const wanted: Multiplexer.Wanted = { procedure, payload: encoded, body, consumer }
-      // Past the most one connection carries, the others have connections of their own.
-      if (multiplexer !== undefined && multiplexer.size < Multiplex.maxSubscriptions) multiplexer.add(wanted)
-      else ownConnection(wanted)
+      if (shared !== undefined) shared.add(wanted)
+      else carry(wanted)
     }
     return consumer.opened
   }

@@ -12,7 +12,8 @@
 import { type DemoApiClient, makeDemoApiClient, type Price, UnknownSymbol } from "../generated/demo.ts"
 import { symbols } from "../symbols.ts"
 
-const client = makeDemoApiClient({ baseUrl: "/rpc" })
+// `?shareTabs`: one connection for every tab of the origin (test/browserTabs.slow.test.ts).
+const client = makeDemoApiClient({ baseUrl: "/rpc", shareAcrossTabs: new URLSearchParams(location.search).has("shareTabs") })
 ;(window as unknown as { demoApi: DemoApiClient }).demoApi = client
 
 const $ = <E extends HTMLElement>(id: string): E => document.getElementById(id) as E
