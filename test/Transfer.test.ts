@@ -16,6 +16,7 @@ import * as BackpressurePolicy from "../src/server/BackpressurePolicy.ts"
 import * as HttpTransport from "../src/server/HttpTransport.ts"
 import * as MetricsService from "../src/server/MetricsService.ts"
 import * as Procedure from "../src/contract/Procedure.ts"
+import * as StreamingConfig from "../src/server/StreamingConfig.ts"
 import * as StreamingService from "../src/server/StreamingService.ts"
 import * as NodePlatform from "../src/server/internal/NodePlatform.ts"
 import * as Transfer from "../src/server/internal/Transfer.ts"
@@ -199,6 +200,59 @@ describe("cleanup of a transfer", () => {
       response.destroy()
       yield* Deferred.await(finalized)
       yield* Effect.promise(() => eventually(() => Effect.runSync(Metric.value(active)).value === 0))
+    }).pipe(quiet))
+})
+
+describe("a transfer whose client takes no byte", () => {
+  it.scopedLive("is cut after the stall timeout: its producer is interrupted, its slot freed, and other clients' transfers are served meanwhile", () =>
+    Effect.gen(function*() {
+      const finalized = yield* Deferred.make<void>()
+      const endless = Stream.repeatEffect(Effect.sync(() => new Uint8Array(chunkBytes))).pipe(
+        Stream.ensuring(Deferred.succeed(finalized, undefined))
+      )
+      const finite = Stream.range(1, 64).pipe(Stream.map((i) => new Uint8Array(chunkBytes).fill(i % 251)))
+      const url = yield* listen(HttpRouter.empty.pipe(
+        HttpRouter.get("/endless", StreamingService.download({ name: "endless", stream: endless })),
+        HttpRouter.get("/finite", StreamingService.download({ name: "finite", stream: finite }))
+      )).pipe(
+        Effect.provide(MetricsService.layer),
+        Effect.provide(StreamingConfig.layer({ transferStallTimeout: "300 millis" }))
+      )
+      const active = MetricsService.labelled(MetricsService.metrics.active, "download", "endless")
+      const stalled = yield* Effect.promise(() => get(`${url}/endless`))
+      stalled.pause()
+      // Another client's download is served whole while the stalled one holds its slot.
+      const other = yield* Effect.promise(() => get(`${url}/finite`).then(readAll))
+      expect(other).toMatchObject({ outcome: "complete", size: 64 * chunkBytes })
+      // The stalled client is cut, its producer interrupted, its stream counted out.
+      yield* Deferred.await(finalized)
+      yield* Effect.promise(() => eventually(() => Effect.runSync(Metric.value(active)).value === 0))
+      // Read at last, what it holds ends short: a truncated transfer, never a complete one.
+      expect((yield* Effect.promise(() => readAll(stalled))).outcome).toBe("aborted")
+    }).pipe(quiet))
+
+  it.scopedLive("is not cut while it reads slowly", () =>
+    Effect.gen(function*() {
+      const finite = Stream.range(1, 100).pipe(Stream.map(() => new Uint8Array(chunkBytes)))
+      const url = yield* listen(HttpRouter.empty.pipe(
+        HttpRouter.get("/finite", StreamingService.download({ name: "finite", stream: finite }))
+      )).pipe(Effect.provide(StreamingConfig.layer({ transferStallTimeout: "2 seconds" })))
+      const response = yield* Effect.promise(() => get(`${url}/finite`))
+      // Reads a chunk every 10 ms: the socket never goes 2 s without taking a byte.
+      let size = 0
+      const outcome = yield* Effect.promise(() =>
+        new Promise<string>((resolve) => {
+          response.on("data", (bytes: Buffer) => {
+            size += bytes.byteLength
+            response.pause()
+            setTimeout(() => response.resume(), 10)
+          })
+          response.on("end", () => resolve(response.complete ? "complete" : "aborted"))
+          response.on("close", () => resolve(response.complete ? "complete" : "aborted"))
+        })
+      )
+      expect(outcome).toBe("complete")
+      expect(size).toBe(100 * chunkBytes)
     }).pipe(quiet))
 })
 

@@ -40,6 +40,7 @@ interface Writable {
   once(event: "drain", listener: () => void): unknown
   removeListener(event: "drain", listener: () => void): unknown
   readonly destroyed?: boolean
+  readonly writableLength?: number
 }
 
 const isWritable = (u: unknown): u is Writable =>
@@ -66,6 +67,8 @@ export class NodeBody<A, C = unknown> extends Readable {
   private lentNow = 0
   /** When the socket last refused more (0: it takes writes); what the stall timeout measures. */
   private fullSince = 0
+  /** What the socket held when the stall clock last (re)started. */
+  private heldAtCheck = 0
   private stallTimer: ReturnType<typeof setTimeout> | undefined = undefined
   constructor(
     private readonly buffer: SuspendBuffer<A, C>,
@@ -78,10 +81,15 @@ export class NodeBody<A, C = unknown> extends Readable {
     super()
   }
 
-  /** The socket is full: the stall clock runs (one timer, re-armed only when it fires early). */
+  /**
+   * The socket is full: the stall clock runs. A stall is the socket taking no
+   * byte for `stallMillis` (what it holds not shrinking), not a slow reader:
+   * one timer, re-armed only when it fires.
+   */
   private full(): void {
     if (this.stallMillis === Infinity) return
     this.fullSince = Date.now()
+    this.heldAtCheck = this.target?.writableLength ?? 0
     if (this.stallTimer === undefined) this.armStall(this.stallMillis)
   }
 
@@ -94,6 +102,12 @@ export class NodeBody<A, C = unknown> extends Readable {
   private readonly checkStall = (): void => {
     this.stallTimer = undefined
     if (this.fullSince === 0 || this.destroyed) return
+    const held = this.target?.writableLength ?? 0
+    if (held < this.heldAtCheck) {
+      // The client took bytes since: still reading, slowly.
+      this.fullSince = Date.now()
+      this.heldAtCheck = held
+    }
     const waited = Date.now() - this.fullSince
     if (waited >= this.stallMillis) this.observer.stalled?.()
     else this.armStall(this.stallMillis - waited)
