@@ -33,6 +33,16 @@ export const settingsOf = (options: SubscribeOptions<unknown, unknown>): Setting
 export const delay = (failures: number, base: number, maxDelayMs: number): number =>
   Math.random() * Math.min(maxDelayMs, base * 2 ** Math.max(0, failures - 1))
 
+/**
+ * The wait before trying again after a failure that may have said when
+ * (`retryAfterMs`: a `503`'s `Retry-After`): that long, plus the jittered
+ * backoff (`delay`). Clients refused together come back spread out over
+ * the backoff after the time the server asked for, not all at that instant.
+ * The `Retry-After` part is at most `maxDelayMs`.
+ */
+export const retryWait = (failures: number, base: number, maxDelayMs: number, retryAfterMs: number | undefined): number =>
+  Math.min(retryAfterMs ?? 0, maxDelayMs) + delay(failures, base, maxDelayMs)
+
 /** A `Retry-After` in seconds (the only form the server sends), in milliseconds; else `undefined`. */
 export const retryAfterOf = (response: Response): number | undefined => {
   const header = response.headers.get("retry-after")

@@ -443,7 +443,7 @@ export const make = (base: string, transport: Transport, fallback: (wanted: Want
           if (members.size === 0) return
           const maxDelayMs = min(members.values(), (s) => s.maxDelayMs, defaults.maxDelayMs)
           const base = Math.min(retryMs ?? min(members.values(), (s) => s.initialDelayMs, defaults.initialDelayMs), maxDelayMs)
-          const wait = Math.max(Backoff.delay(failures, base, maxDelayMs), Math.min(outcome.afterMs ?? 0, maxDelayMs))
+          const wait = Backoff.retryWait(failures, base, maxDelayMs, outcome.afterMs)
           sleeper = new AbortController()
           await Backoff.sleep(wait, sleeper.signal)
         }

@@ -17,7 +17,7 @@ type Outcome =
   | { readonly _tag: "Closed" }
   | { readonly _tag: "End" }
   | { readonly _tag: "Fatal"; readonly error: unknown }
-  | { readonly _tag: "Retry"; readonly error: ClientError; readonly progressed: boolean }
+  | { readonly _tag: "Retry"; readonly error: ClientError; readonly progressed: boolean; readonly afterMs?: number }
 
 /** Thrown inside the parser's callback to stop feeding after a terminal event. */
 const stop = Symbol("stop")
@@ -111,7 +111,8 @@ export const run = (
       if (!response.ok) {
         const error = await failureOfResponse(procedure, response)
         if (error instanceof ClientError && Backoff.transientStatuses.has(response.status)) {
-          return { _tag: "Retry", error, progressed: false }
+          const afterMs = Backoff.retryAfterOf(response)
+          return { _tag: "Retry", error, progressed: false, ...(afterMs === undefined ? {} : { afterMs }) }
         }
         return { _tag: "Fatal", error }
       }
@@ -195,7 +196,7 @@ export const run = (
             return
           }
           consumer.setState("reconnecting")
-          await Backoff.sleep(Backoff.delay(failures, retryMs ?? initialDelayMs, maxDelayMs), closer)
+          await Backoff.sleep(Backoff.retryWait(failures, retryMs ?? initialDelayMs, maxDelayMs, outcome.afterMs), closer)
         }
       }
     }
