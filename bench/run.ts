@@ -21,7 +21,10 @@
  *   fan-out latency and CPU per delivery (2,000 subscribers at 10 events/s;
  *   `fanout-20k`: 20,000 at 1 event/s, with RSS per subscription, as many as
  *   the open-file limits of both processes allow; `keyed`: 10,000 subscribers
- *   each to 1 of 1,000 keys, 10,000 events/s across the keys;
+ *   each to 1 of 1,000 keys, 10,000 events/s across the keys; `mux`: 2,000
+ *   clients × 10 subscriptions (1 value/s each) on one multiplexed connection
+ *   per client (wire protocol v1.1), against the same 20,000 subscriptions on
+ *   a connection each, CPU per delivery and RSS and heap per subscription;
  *   `fanout-redis`: 2 server processes x 2,000 subscribers on one
  *   `RedisTopic`, against the same 2 processes on in-memory Topics, with a
  *   `redis-server` of the bench's own when installed); heap of a
