@@ -51,6 +51,8 @@ export const idleTopic = Procedure.subscription("idleTopic", { success: Tick })
 export const fanoutTopic = Procedure.subscription("fanoutTopic", { success: Tick })
 export const sparseTopic = Procedure.subscription("sparseTopic", { success: Tick })
 export const keyedTopic = Procedure.subscription("keyedTopic", { payload: { key: Schema.String }, success: Tick })
+/** One symbol of the symbol feed (the `mux` scenario: singly, or ten on one multiplexed connection). */
+export const symbolTopic = Procedure.subscription("symbolTopic", { payload: { key: Schema.String }, success: Tick })
 
 export const download = Procedure.download("download", {
   payload: { bytes: Schema.Int },
@@ -83,6 +85,7 @@ export class BenchApi extends RpcGroup.make(
   fanoutTopic,
   sparseTopic,
   keyedTopic,
+  symbolTopic,
   download,
   downloadReadable,
   rows

@@ -23,6 +23,12 @@
  *   the 20,000-subscriber fan-out);
  * - `keyed`: a subscription to ONE key of the keyed feed (`keyed()`): `{key}`
  *   in `path` or `body` is replaced by the load generator, per subscriber;
+ * - `symbol`: a subscription to ONE symbol of the symbol feed (`symbols()`):
+ *   `{key}` in `path` or `body` is replaced by the load generator (`s0` … `s9`);
+ * - `mux`: ONE connection carrying a subscription to EVERY symbol of the
+ *   symbol feed (`s0` … `s9`), each event of a subscription preceded by a
+ *   `sub: <symbol>` line whenever the subscription changes (wire protocol
+ *   v1.1; the subscription ids are the symbols);
  * - `fanoutInstances`: a subscription to the live feed on a topic that
  *   several processes of the implementation can share (the runner starts
  *   them, each told where through its environment: `fanout-redis`);
@@ -37,6 +43,8 @@ export type RouteName =
   | "fanout"
   | "sparse"
   | "keyed"
+  | "symbol"
+  | "mux"
   | "fanoutInstances"
   | "download"
   | "exportCsv"

@@ -11,8 +11,17 @@
  */
 import type { Route } from "./harness.ts"
 import { readdirSync, readFileSync } from "node:fs"
-import { ByteCounter, type Connection, LineCounter, request, SeqStampReader, StampReader, TickCounter } from "./loadgen.ts"
-import { keyCount, nowMicros } from "./workload.ts"
+import {
+  ByteCounter,
+  type Connection,
+  LineCounter,
+  request,
+  SeqStampReader,
+  StampReader,
+  SubscriptionReader,
+  TickCounter
+} from "./loadgen.ts"
+import { keyCount, nowMicros, symbolCount, symbolOf } from "./workload.ts"
 
 export type Job =
   | { readonly kind: "throughput"; readonly port: number; readonly route: Route; readonly warmupMs: number; readonly windowMs: number }
@@ -45,6 +54,27 @@ export type Job =
     readonly keyed?: boolean
     /** Barriers `baseline` (before subscribing) and `held` (after the measurement, all still open). */
     readonly memory?: boolean
+  }
+  | {
+    /**
+     * Subscriptions to the symbol feed (`symbolCount` symbols): with `mux`,
+     * each connection carries one subscription per symbol (ids = symbols);
+     * without, connection i subscribes to symbol `s<i % symbolCount>`
+     * (`{key}` in the route). Every subscription's values are checked in
+     * order (a symbol's seqs are `symbolCount` apart): none missing,
+     * repeated or attributed to another subscription. Barriers `baseline`
+     * (before subscribing) and `held` (after the measurement, all open).
+     */
+    readonly kind: "subscriptions"
+    readonly port: number
+    readonly route: Route
+    readonly mux: boolean
+    readonly connections: number
+    readonly concurrency: number
+    readonly warmupMs: number
+    readonly windowMs: number
+    readonly graceMs: number
+    readonly connectDeadlineMs: number
   }
   | { readonly kind: "slow"; readonly port: number; readonly route: Route; readonly readMs: number; readonly stallMs: number }
   | {
@@ -390,6 +420,192 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
   }
 }
 
+/** One subscription of the `subscriptions` job. */
+interface Subscription {
+  readonly symbol: string
+  /** Values received (all of them, from the first). */
+  count: number
+  lastSeq: number
+  /** Values never received between two received ones (a symbol's seqs are `symbolCount` apart). */
+  gaps: number
+  /** Values received again, or out of order. */
+  repeats: number
+  /** Values of another symbol read as this subscription's (a `sub:` misread). */
+  misattributed: number
+  /** Values stamped in the window. */
+  inWindow: number
+  /** `event: dropped` / `error` / `end` received. */
+  others: number
+  /** Subscribed when the window opened: only these are measured. */
+  measured: boolean
+}
+
+const subscriptions = async (job: Extract<Job, { kind: "subscriptions" }>): Promise<Result> => {
+  // More sockets than the open-file limit allows would fail with EMFILE.
+  const connectionCount = Math.min(job.connections, socketHeadroom())
+  let samples = new Float64Array(1 << 16)
+  let size = 0
+  /** The seqs stamped in the window that anyone received: each is owed to every measured subscription of its symbol. */
+  const seqs = new Set<number>()
+  let since = Infinity
+  let until = Infinity
+  const all: Array<Subscription> = []
+  const connections: Array<Connection> = []
+  let ready = 0
+  let opening = true
+  const onValue = (subscription: Subscription, data: string, now: number) => {
+    const tick = JSON.parse(data) as { seq: number; symbol: string; ts: number }
+    if (tick.symbol !== subscription.symbol) {
+      subscription.misattributed++
+      return
+    }
+    if (subscription.count > 0) {
+      const step = tick.seq - subscription.lastSeq
+      if (step <= 0) {
+        subscription.repeats++
+        return
+      }
+      subscription.gaps += step / symbolCount - 1
+    }
+    subscription.count++
+    subscription.lastSeq = tick.seq
+    if (!subscription.measured || tick.ts < since || tick.ts >= until) return
+    subscription.inWindow++
+    seqs.add(tick.seq)
+    if (size === samples.length) {
+      const grown = new Float64Array(samples.length * 2)
+      grown.set(samples)
+      samples = grown
+    }
+    samples[size++] = now - tick.ts
+  }
+  try {
+    await barrier("baseline")
+    const openedAt = performance.now()
+    const open = paced(connectionCount, job.concurrency, async (i) => {
+      if (!opening) return
+      const symbols = job.mux ? Array.from({ length: symbolCount }, (_, k) => `s${k}`) : [`s${i % symbolCount}`]
+      const mine = new Map<string, Subscription>()
+      for (const symbol of symbols) {
+        const subscription: Subscription = {
+          symbol,
+          count: 0,
+          lastSeq: -1,
+          gaps: 0,
+          repeats: 0,
+          misattributed: 0,
+          inWindow: 0,
+          others: 0,
+          measured: false
+        }
+        mine.set(symbol, subscription)
+        all.push(subscription)
+      }
+      let waiting = symbols.length
+      let allArrived!: () => void
+      const arrived = new Promise<void>((resolve) => (allArrived = resolve))
+      let unknown = 0
+      const reader = new SubscriptionReader(nowMicros, {
+        onValue: (sub, data, now) => {
+          const subscription = mine.get(sub)
+          if (subscription === undefined) {
+            unknown++
+            return
+          }
+          const first = subscription.count === 0
+          onValue(subscription, data, now)
+          if (first && subscription.count > 0 && --waiting === 0) allArrived()
+        },
+        onOther: (sub) => {
+          const subscription = mine.get(sub)
+          if (subscription !== undefined) subscription.others++
+          else unknown++
+        }
+      }, job.mux ? undefined : symbols[0])
+      const route = {
+        ...job.route,
+        path: job.route.path.replaceAll("{key}", symbols[0]!),
+        ...(job.route.body === undefined ? {} : { body: job.route.body.replaceAll("{key}", symbols[0]!) })
+      }
+      const connection = request(job.port, route, reader)
+      connections.push(connection)
+      await expectOk(connection, route.path)
+      await Promise.race([arrived, connection.done.then(() => Promise.reject(new Error("a subscription's connection ended")))])
+      if (unknown > 0) throw new Error(`${unknown} events of subscriptions the connection never asked for`)
+      ready++
+    })
+    await Promise.race([open, sleep(job.connectDeadlineMs)])
+    opening = false
+    const connectSeconds = (performance.now() - openedAt) / 1000
+    const connected = ready
+    await sleep(job.warmupMs)
+    const measured = all.filter((s) => s.count > 0)
+    for (const subscription of measured) subscription.measured = true
+    since = nowMicros()
+    mark("window-start")
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    await sleep(job.windowMs)
+    until = nowMicros()
+    const seconds = (performance.now() - t0) / 1000
+    mark("window-end")
+    const clientCpu = cpuSince(cpu0, seconds)
+    // Late deliveries of values stamped in the window still count, up to the grace period.
+    await sleep(job.graceMs)
+    since = Infinity
+    const perSymbol = new Map<string, number>()
+    for (const seq of seqs) perSymbol.set(symbolOf(seq), (perSymbol.get(symbolOf(seq)) ?? 0) + 1)
+    let owed = 0
+    let missingInWindow = 0
+    let incomplete = 0
+    for (const subscription of measured) {
+      const due = perSymbol.get(subscription.symbol) ?? 0
+      owed += due
+      if (subscription.inWindow < due) {
+        missingInWindow += due - subscription.inWindow
+        incomplete++
+      }
+    }
+    let gaps = 0
+    let repeats = 0
+    let misattributed = 0
+    let others = 0
+    for (const subscription of all) {
+      gaps += subscription.gaps
+      repeats += subscription.repeats
+      misattributed += subscription.misattributed
+      others += subscription.others
+    }
+    const subscribedAtEnd = all.filter((s) => s.count > 0).length
+    await barrier("held")
+    const sorted = samples.slice(0, size).sort()
+    return {
+      connections: connected,
+      ...(connectionCount < job.connections ? { connectionsCappedByFileLimit: connectionCount } : {}),
+      subscribers: measured.length,
+      subscribedAtEnd,
+      connectSeconds: round(connectSeconds),
+      published: seqs.size,
+      deliveries: size,
+      deliveredShare: owed === 0 ? 0 : round(size / owed, 4),
+      missingInWindow,
+      incompleteSubscriptions: incomplete,
+      gaps,
+      repeats,
+      misattributed,
+      otherEvents: others,
+      p50Ms: round(percentile(sorted, 0.5) / 1000),
+      p99Ms: round(percentile(sorted, 0.99) / 1000),
+      maxMs: round((sorted[size - 1] ?? NaN) / 1000),
+      seconds: round(seconds),
+      clientCpu
+    }
+  } finally {
+    opening = false
+    for (const connection of connections) connection.reset()
+  }
+}
+
 const slow = async (job: Extract<Job, { kind: "slow" }>): Promise<Result> => {
   const counter = new TickCounter()
   const connection = request(job.port, job.route, counter)
@@ -528,6 +744,8 @@ const run = (job: Job): Promise<Result> => {
       return idle(job)
     case "fanout":
       return fanout(job)
+    case "subscriptions":
+      return subscriptions(job)
     case "slow":
       return slow(job)
     case "download":

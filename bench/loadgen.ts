@@ -364,3 +364,84 @@ export class ByteCounter implements BodySink {
     this.bytes += end - start
   }
 }
+
+/**
+ * What `SubscriptionReader` hands over: one value event of subscription `sub`
+ * (its `data:` parsed), with the monotonic clock read when its bytes arrived.
+ */
+export interface SubscriptionCallbacks {
+  readonly onValue: (sub: string, data: string, now: number) => void
+  /** `event: dropped`, `event: error`, `event: end` of subscription `sub`. */
+  readonly onOther: (sub: string, type: string, data: string) => void
+}
+
+const SUB = Buffer.from("sub:")
+const EVENT = Buffer.from("event:")
+const DATA = Buffer.from("data:")
+
+const startsWith = (buffer: Uint8Array, start: number, end: number, prefix: Uint8Array): boolean => {
+  if (end - start < prefix.length) return false
+  for (let i = 0; i < prefix.length; i++) if (buffer[start + i] !== prefix[i]) return false
+  return true
+}
+
+/**
+ * Reads an SSE body event by event, for v1 streams (one subscription: the
+ * one given to the constructor) and multiplexed ones (wire protocol v1.1):
+ * the `sub:` field is sticky, so an event belongs to the subscription named
+ * by the last `sub:` read, in that event or an earlier one. Events before
+ * any `sub:` (the `connection` event), `subscribed` events, comments and
+ * `id:` lines are skipped. Lines are cut from the bytes; only the values of
+ * `sub:`, `event:` and `data:` become strings.
+ */
+export class SubscriptionReader implements BodySink {
+  private pending: Buffer | undefined = undefined
+  private type: string | undefined = undefined
+  private eventData: string | undefined = undefined
+  private now = 0
+  constructor(
+    private readonly clock: () => number,
+    private readonly callbacks: SubscriptionCallbacks,
+    private current: string | undefined = undefined
+  ) {}
+  private scan(buffer: Uint8Array, start: number, end: number): void {
+    let lineStart = start
+    for (let i = start; i < end; i++) {
+      if (buffer[i] !== LF) continue
+      if (this.pending !== undefined) {
+        const line = Buffer.concat([this.pending, buffer.subarray(lineStart, i)])
+        this.pending = undefined
+        this.line(line, 0, line.length)
+      } else this.line(buffer, lineStart, i)
+      lineStart = i + 1
+    }
+    if (lineStart < end) {
+      const rest = Buffer.from(buffer.subarray(lineStart, end))
+      this.pending = this.pending === undefined ? rest : Buffer.concat([this.pending, rest])
+    }
+  }
+  data(buffer: Uint8Array, start: number, end: number): void {
+    this.now = this.clock()
+    this.scan(buffer, start, end)
+  }
+  private value(buffer: Uint8Array, start: number, end: number, prefix: number): string {
+    let from = start + prefix
+    if (buffer[from] === 0x20) from++
+    return Buffer.from(buffer.buffer, buffer.byteOffset + from, end - from).toString("utf8")
+  }
+  private line(buffer: Uint8Array, start: number, end: number): void {
+    if (end > start && buffer[end - 1] === CR) end--
+    if (end === start) return this.dispatch()
+    if (startsWith(buffer, start, end, SUB)) this.current = this.value(buffer, start, end, SUB.length)
+    else if (startsWith(buffer, start, end, DATA)) this.eventData = this.value(buffer, start, end, DATA.length)
+    else if (startsWith(buffer, start, end, EVENT)) this.type = this.value(buffer, start, end, EVENT.length)
+  }
+  private dispatch(): void {
+    const { type, eventData: data, current } = this
+    this.type = undefined
+    this.eventData = undefined
+    if (current === undefined || data === undefined) return
+    if (type === undefined || type === "" || type === "message") this.callbacks.onValue(current, data, this.now)
+    else if (type !== "subscribed" && type !== "connection") this.callbacks.onOther(current, type, data)
+  }
+}

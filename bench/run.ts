@@ -21,7 +21,10 @@
  *   fan-out latency and CPU per delivery (2,000 subscribers at 10 events/s;
  *   `fanout-20k`: 20,000 at 1 event/s, with RSS per subscription, as many as
  *   the open-file limits of both processes allow; `keyed`: 10,000 subscribers
- *   each to 1 of 1,000 keys, 10,000 events/s across the keys;
+ *   each to 1 of 1,000 keys, 10,000 events/s across the keys; `mux`: 2,000
+ *   clients × 10 subscriptions (1 value/s each) on one multiplexed connection
+ *   per client (wire protocol v1.1), against the same 20,000 subscriptions on
+ *   a connection each, CPU per delivery and RSS and heap per subscription;
  *   `fanout-redis`: 2 server processes x 2,000 subscribers on one
  *   `RedisTopic`, against the same 2 processes on in-memory Topics, with a
  *   `redis-server` of the bench's own when installed); heap of a
@@ -46,7 +49,9 @@
  * --impl=a,b, --rounds=N, --profile (servers run with --cpu-prof, profiles in
  * bench/profiles/<label>/; read them with `npx tsx bench/profile-top.ts <file>`);
  * --render alone writes bench/RESULTS.md from the committed bench/results.json
- * and measures nothing.
+ * and measures nothing; --merge with --scenario= puts the scenarios measured
+ * into bench/results.json (replacing their earlier tables, marked with their
+ * own run) and renders bench/RESULTS.md.
  *
  * Adding a peer: write bench/servers/<name>.ts following `harness.ts` and
  * list it in `implementations`.
@@ -59,7 +64,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Announcement, Route, RouteName, Routes, Stats } from "./harness.ts"
 import type { Job, Result } from "./load.ts"
-import { downloadChunkBytes, fanoutRate, keyCount, keyedRate, sparseRate } from "./workload.ts"
+import { downloadChunkBytes, fanoutRate, keyCount, keyedRate, sparseRate, symbolCount, symbolRate } from "./workload.ts"
 
 const benchDir = Path.dirname(fileURLToPath(import.meta.url))
 const repoDir = Path.dirname(benchDir)
@@ -73,8 +78,8 @@ const option = (name: string): Array<string> | undefined => {
   return arg === undefined ? undefined : arg.slice(name.length + 3).split(",").filter((s) => s !== "")
 }
 for (const arg of argv) {
-  if (!["--quick", "--profile", "--render"].includes(arg) && !/^--(scenario|impl)=/.test(arg) && !/^--rounds=[1-9][0-9]?$/.test(arg)) {
-    console.error(`unknown argument ${arg}; use --quick, --profile, --scenario=a,b, --impl=a,b, --rounds=N, or --render alone`)
+  if (!["--quick", "--profile", "--render", "--merge"].includes(arg) && !/^--(scenario|impl)=/.test(arg) && !/^--rounds=[1-9][0-9]?$/.test(arg)) {
+    console.error(`unknown argument ${arg}; use --quick, --profile, --scenario=a,b, --impl=a,b, --rounds=N, --merge, or --render alone`)
     process.exit(2)
   }
 }
@@ -89,6 +94,17 @@ if (render && argv.length > 1) {
 }
 /** `--rounds=N`: rounds of the speed scenarios (default 3, 1 with `--quick`). */
 const rounds = option("rounds")?.map(Number)[0]
+/**
+ * `--merge` (with `--scenario=`, without `--quick` or `--impl=`): the
+ * scenarios measured replace (or join) the same scenarios in
+ * bench/results.json, each marked with the run it comes from; the others stay
+ * as they were, and bench/RESULTS.md is rendered again.
+ */
+const merge = flag("merge")
+if (merge && (quick || option("scenario") === undefined || option("impl") !== undefined)) {
+  console.error("--merge takes --scenario= (and neither --quick nor --impl=): it replaces those scenarios' tables in bench/results.json")
+  process.exit(2)
+}
 const MiB = 1024 * 1024
 
 const presets = quick
@@ -108,6 +124,10 @@ const presets = quick
     wideConnectDeadlineMs: 15_000,
     keyedSubscribers: 1000,
     keyedConnectDeadlineMs: 10_000,
+    muxClients: 100,
+    muxWarmupMs: 500,
+    muxWindowMs: 2000,
+    muxConnectDeadlineMs: 15_000,
     slowReadMs: 300,
     slowStallMs: 3000,
     downloadWarmupBytes: 8 * MiB,
@@ -134,6 +154,10 @@ const presets = quick
     wideConnectDeadlineMs: 60_000,
     keyedSubscribers: 10_000,
     keyedConnectDeadlineMs: 30_000,
+    muxClients: 2000,
+    muxWarmupMs: 1500,
+    muxWindowMs: 5000,
+    muxConnectDeadlineMs: 60_000,
     slowReadMs: 500,
     slowStallMs: 20_000,
     downloadWarmupBytes: 64 * MiB,
@@ -434,6 +458,8 @@ interface Subject {
   readonly label: string
   /** Our client instead of the raw-socket reader (throughput only). */
   readonly client?: boolean
+  /** The `mux` route: many subscriptions per connection (the `mux` scenario). */
+  readonly mux?: boolean
 }
 
 interface Scenario {
@@ -763,6 +789,128 @@ const keyedScenario = fanoutScenarioOf({
   connectDeadlineMs: settings.keyedConnectDeadlineMs,
   keyed: true
 })
+
+// ---- 3a. multiplexed subscriptions (wire protocol v1.1)
+
+/**
+ * `muxClients` clients × `symbolCount` subscriptions each, to the symbol feed
+ * (`symbolRate` values/s per subscription): each client ONE multiplexed
+ * connection (route `mux`), against `muxClients × symbolCount` v1
+ * connections of one subscription each (route `symbol`, the same
+ * subscriptions: 1 in `symbolCount` to each symbol), so both deliver the
+ * same values at the same rate. Every subscription's values are checked in
+ * order by the load generator (none missing, repeated, or read as another
+ * subscription's). Memory per subscription: RSS and heap after a full GC,
+ * with all held, less the same before subscribing.
+ */
+const muxScenario: Scenario = {
+  id: "mux",
+  title: `Multiplexed subscriptions: ${settings.muxClients.toLocaleString("en-US")} clients × ${symbolCount} subscriptions (${
+    symbolRate
+  } value/s each), one connection per client (v1.1) against one connection per subscription`,
+  route: "symbol",
+  rounds: 1,
+  extraSubjects: (implementation) =>
+    asList(knownRoutes.get(implementation.id)?.mux).map((route) => ({
+      implementation,
+      route,
+      label: route.variant === undefined ? `${implementation.label}, multiplexed` : `${implementation.label}, ${route.variant}`,
+      mux: true
+    })),
+  measure: async (server, subject) => {
+    const cpu = cpuWindow(server)
+    const mux = subject.mux === true
+    const wanted = mux ? settings.muxClients : settings.muxClients * symbolCount
+    // The server accepts one socket per connection: more than its open-file limit allows would fail with EMFILE.
+    const serverHeadroom = socketHeadroom(server.pid)
+    let before: Stats | undefined
+    let after: Stats | undefined
+    const job: Job = {
+      kind: "subscriptions",
+      port: server.port,
+      route: subject.route,
+      mux,
+      connections: Math.min(wanted, serverHeadroom),
+      concurrency: 200,
+      warmupMs: settings.muxWarmupMs,
+      windowMs: settings.muxWindowMs,
+      graceMs: settings.fanoutGraceMs,
+      connectDeadlineMs: settings.muxConnectDeadlineMs
+    }
+    const result = await runLoad(job, 30_000 + job.connectDeadlineMs + job.warmupMs + job.windowMs + job.graceMs, {
+      onMark: cpu.onMark,
+      onBarrier: async (name) => {
+        if (name === "baseline") before = await server.stats()
+        if (name === "held") after = await server.stats()
+      }
+    })
+    server.assertAlive()
+    const cpuShare = cpu.figures()["serverCpu"]
+    const deliveriesPerSecond = Number(result["deliveries"]) / Number(result["seconds"])
+    const held = Number(result["subscribedAtEnd"])
+    const capped = Math.min(wanted, serverHeadroom, Number(result["connectionsCappedByFileLimit"] ?? Infinity))
+    return {
+      ...result,
+      mux: mux ? 1 : 0,
+      ...cpu.figures(),
+      ...(capped < wanted ? { connectionsAllowedByFileLimits: capped } : {}),
+      ...(typeof cpuShare === "number" && deliveriesPerSecond > 0
+        ? { cpuMicrosPerDelivery: round((cpuShare * 1e6) / deliveriesPerSecond, 3) }
+        : {}),
+      ...(before !== undefined && after !== undefined && held > 0
+        ? {
+          rssPerSubscription: round((after.rss - before.rss) / held),
+          heapPerSubscription: round((after.heapUsed - before.heapUsed) / held),
+          externalPerSubscription: round((after.external - before.external) / held),
+          baselineRssMiB: round(before.rss / MiB, 3)
+        }
+        : {})
+    }
+  },
+  table: (rows) => {
+    const base = baseRow(rows)?.median
+    /** The same implementation's row with one connection per subscription. */
+    const single = (row: Row) => rows.find((r) => r.implementation === row.implementation && r.error === undefined && r.median["mux"] !== 1)?.median
+    const lines = [
+      "| implementation | subscriptions (connections; time to subscribe) | delivered (within the grace period) | missing / repeated / misattributed | p50 latency | p99 latency | p99 × raw | server CPU | CPU per delivery | × raw | × single | RSS / subscription | × raw | × single | heap / subscription | × raw | × single |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    ]
+    for (const row of rows) {
+      const m = row.median
+      const s = single(row)
+      lines.push(
+        failed(row, 17) ??
+          `| ${row.subject} | ${int(m["subscribers"])} (${int(m["connections"])}; ${num(m["connectSeconds"], 2)} s) | ${
+            pct(m["deliveredShare"])
+          } | ${int((m["missingInWindow"] ?? 0) + (m["gaps"] ?? 0))} / ${int(m["repeats"])} / ${int(m["misattributed"])} | ${num(m["p50Ms"])} ms | ${
+            num(m["p99Ms"])
+          } ms | ${times(m["p99Ms"], base?.["p99Ms"])} | ${pct(m["serverCpu"])} | ${num(m["cpuMicrosPerDelivery"])} µs | ${
+            times(m["cpuMicrosPerDelivery"], base?.["cpuMicrosPerDelivery"])
+          } | ${times(m["cpuMicrosPerDelivery"], s?.["cpuMicrosPerDelivery"])} | ${kib(m["rssPerSubscription"])} | ${
+            times(m["rssPerSubscription"], base?.["rssPerSubscription"])
+          } | ${times(m["rssPerSubscription"], s?.["rssPerSubscription"])} | ${kib(m["heapPerSubscription"])} | ${
+            times(m["heapPerSubscription"], base?.["heapPerSubscription"])
+          } | ${times(m["heapPerSubscription"], s?.["heapPerSubscription"])} |`
+      )
+    }
+    const capped = rows.map((r) => r.median["connectionsAllowedByFileLimits"]).filter((n): n is number => n !== undefined)
+    lines.push(
+      "",
+      `× raw: to raw node:http with one connection per subscription; × single: to the same implementation with one connection per subscription. ${
+        "Missing: values of a subscription never received (a gap in its sequence, or owed in the window and not received within the grace period); "
+      }repeated: received twice or out of order; misattributed: a value of another symbol read as this subscription's (the \`sub:\` line is sticky).`
+    )
+    if (capped.length > 0) {
+      lines.push(
+        "",
+        `Asked for ${(settings.muxClients * symbolCount).toLocaleString("en-US")} single-subscription connections; the open-file limits (server and load process) allowed ${
+          Math.min(...capped).toLocaleString("en-US")
+        }: that is the N measured for those rows (figures are per subscription).`
+      )
+    }
+    return lines
+  }
+}
 
 // ---- 3b. fan-out across instances (RedisTopic)
 
@@ -1272,6 +1420,7 @@ const scenarios: ReadonlyArray<Scenario> = [
   fanoutScenario,
   wideFanoutScenario,
   keyedScenario,
+  muxScenario,
   instancesScenario,
   slowScenario,
   downloadScenario,
@@ -1457,6 +1606,23 @@ const sourceState = (): SourceState | undefined => {
 
 const loadAverage = () => round(Os.loadavg()[0] ?? 0, 2)
 
+/** The run a scenario merged into bench/results.json comes from (`--merge`), when not the report's own. */
+interface SeparateRun {
+  readonly date: string
+  readonly command: string
+  readonly commit: string | null
+  readonly loadAverageAtStart: number
+  readonly loadAverageAtEnd: number
+}
+
+interface ScenarioResult {
+  readonly id: string
+  readonly title: string
+  readonly rows: ReadonlyArray<Row>
+  readonly skipped?: ReadonlyArray<string>
+  readonly run?: SeparateRun
+}
+
 /** What a run writes to bench/results.json (and the other results files). */
 interface Report {
   readonly mode: "quick" | "full"
@@ -1476,7 +1642,7 @@ interface Report {
   readonly baseline: string
   readonly settings: typeof presets
   readonly wallSeconds: number
-  readonly scenarios: ReadonlyArray<{ readonly id: string; readonly title: string; readonly rows: ReadonlyArray<Row>; readonly skipped?: ReadonlyArray<string> }>
+  readonly scenarios: ReadonlyArray<ScenarioResult>
   readonly parser: unknown
 }
 
@@ -1504,6 +1670,15 @@ const markdown = (report: Report): Array<string> => {
   for (const result of report.scenarios) {
     const scenario = scenarios.find((s) => s.id === result.id)
     lines.push("", `### ${result.title}`, "")
+    if (result.run !== undefined) {
+      const run = result.run
+      lines.push(
+        `Measured separately on ${run.date.slice(0, 10)} with \`${run.command}\`${run.commit === null ? "" : ` (commit ${run.commit})`}; load average ${
+          run.loadAverageAtStart
+        } at the start, ${run.loadAverageAtEnd} at the end.`,
+        ""
+      )
+    }
     if (scenario === undefined) lines.push(`(scenario ${result.id} is no longer in the bench: not rendered)`)
     else lines.push(...scenario.table(result.rows))
     if (result.skipped !== undefined && result.skipped.length > 0) {
@@ -1582,10 +1757,36 @@ const main = async () => {
   writeFileSync(`${file}.tmp`, `${JSON.stringify(report, null, 2)}\n`)
   renameSync(`${file}.tmp`, file)
   if (file === resultsFile) writeResultsMarkdown(report)
+  if (merge) mergeIntoResults(report)
   if (results.some((r) => r.rows.some((row) => row.error !== undefined))) {
     console.error("\nbench: some measurements failed (see the tables)")
     process.exitCode = 1
   }
+}
+
+/** `--merge`: this run's scenarios into bench/results.json, in the bench's order, each marked with this run; RESULTS.md rendered. */
+const mergeIntoResults = (report: Report): void => {
+  const full = JSON.parse(readFileSync(resultsFile, "utf8")) as Report
+  const run: SeparateRun = {
+    date: report.date,
+    command: report.command ?? "npm run bench",
+    commit: report.source === null ? null : `${report.source.commit}${report.source.uncommitted.length === 0 ? "" : " + uncommitted changes"}`,
+    loadAverageAtStart: report.machine.loadAverageAtStart,
+    loadAverageAtEnd: report.machine.loadAverageAtEnd
+  }
+  const fresh = new Map(report.scenarios.map((result) => [result.id, { ...result, run }]))
+  const merged: Array<ScenarioResult> = []
+  for (const scenario of scenarios) {
+    const result = fresh.get(scenario.id) ?? full.scenarios.find((r) => r.id === scenario.id)
+    if (result !== undefined) merged.push(result)
+  }
+  // Scenarios of the stored run that are no longer in the bench stay, at the end.
+  for (const result of full.scenarios) if (!merged.some((r) => r.id === result.id)) merged.push(result)
+  const updated: Report = { ...full, settings: { ...report.settings, ...full.settings }, scenarios: merged }
+  writeFileSync(`${resultsFile}.tmp`, `${JSON.stringify(updated, null, 2)}\n`)
+  renameSync(`${resultsFile}.tmp`, resultsFile)
+  writeResultsMarkdown(updated)
+  console.error(`merged ${report.scenarios.map((r) => r.id).join(", ")} into ${Path.relative(repoDir, resultsFile)}; rendered ${Path.relative(repoDir, resultsMarkdownFile)}`)
 }
 
 if (render) {

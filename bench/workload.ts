@@ -217,6 +217,58 @@ export const keyed = (): KeyedFeed => (keyedFeed ??= makeKeyedFeed())
 export const keyParam = (url: string): string | undefined =>
   new URL(url, "http://127.0.0.1").searchParams.get("key") ?? undefined
 
+// ---------------------------------------------------------------- symbol feed (multiplexed subscriptions)
+
+/** Symbols of the symbol feed: `s0` … `s9`; a multiplexed client watches all of them on one connection. */
+export const symbolCount = 10
+/** Ticks per second of each symbol (the rate of each subscription of the `mux` scenario). */
+export const symbolRate = 1
+/** The symbol of the symbol feed's tick `seq`: symbols take turns, so the ticks of one symbol are `symbolCount` apart. */
+export const symbolOf = (seq: number): string => `s${seq % symbolCount}`
+
+/**
+ * A feed of `symbolCount` symbols, `symbolRate` ticks per second each, at
+ * evenly spread moments: one symbol's tick every `1000 / (symbolCount *
+ * symbolRate)` ms, in turn, stamped with `nowMicros()` when published (a
+ * market feed's symbols change at different moments). Same interface as the
+ * keyed feed (batches of one tick): a new subscriber to a symbol first gets
+ * its latest tick, then every tick of that symbol.
+ */
+const makeSymbolFeed = (): KeyedFeed => {
+  let seq = 0
+  const latest = new Map<string, Tick>()
+  const publish = (): Tick => {
+    const tick = makeTick(seq, nowMicros(), symbolOf(seq))
+    seq++
+    latest.set(tick.symbol, tick)
+    return tick
+  }
+  // Every symbol has a latest tick before anyone subscribes.
+  while (seq < symbolCount) publish()
+  const listeners = new Set<(batch: ReadonlyArray<Tick>) => void>()
+  const timer = setInterval(() => {
+    const batch = [publish()]
+    for (const listener of listeners) listener(batch)
+  }, 1000 / (symbolCount * symbolRate))
+  timer.unref()
+  return {
+    latest: (key) => {
+      const tick = latest.get(key)
+      return tick === undefined ? undefined : { ...tick, ts: nowMicros() }
+    },
+    onBatch: (listener) => {
+      listeners.add(listener)
+      return () => {
+        listeners.delete(listener)
+      }
+    }
+  }
+}
+
+let symbolFeed: KeyedFeed | undefined
+/** The symbol feed, started on first use. */
+export const symbols = (): KeyedFeed => (symbolFeed ??= makeSymbolFeed())
+
 // ---------------------------------------------------------------- downloads
 
 /** Size of each buffer of a download source (what a file read would hand over). */

@@ -22,7 +22,7 @@ describe("npm run bench -- --quick", () => {
       readonly scenarios: ReadonlyArray<{ readonly id: string; readonly rows: ReadonlyArray<unknown> }>
     }
     expect(results.scenarios.map((scenario) => scenario.id)).toEqual(
-      expect.arrayContaining(["throughput", "idle", "fanout", "fanout-20k", "keyed", "fanout-redis", "slow", "download", "export-csv", "export-ndjson"])
+      expect.arrayContaining(["throughput", "idle", "fanout", "fanout-20k", "keyed", "mux", "fanout-redis", "slow", "download", "export-csv", "export-ndjson"])
     )
     for (const scenario of results.scenarios) expect(scenario.rows.length, scenario.id).toBeGreaterThan(0)
   }, 600_000)

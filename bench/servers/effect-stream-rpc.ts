@@ -37,6 +37,11 @@
  *   before the HTTP router sees the request: the cost of the fast path itself,
  *   whatever the transport does.
  *
+ * The symbol feed (`mux` scenario) is a keyed Topic served by `symbolTopic`:
+ * one symbol per v1 request (`/rpc/symbolTopic`), or every symbol on one
+ * multiplexed connection (`POST /rpc/_mux`, wire protocol v1.1) — the same
+ * handler either way.
+ *
  * With `BENCH_REDIS_URL` the live feed's topic (`fanoutTopic`) is a
  * `RedisTopic` shared by every server process started on the same
  * `BENCH_REDIS_STREAM` (the `fanout-redis` scenario): the handlers do not
@@ -72,6 +77,7 @@ import {
   downloadReadable,
   type Feed,
   keyCount,
+  type KeyedFeed,
   keyed,
   keyParam,
   live,
@@ -80,6 +86,8 @@ import {
   quiet,
   serializeTick,
   sparse,
+  symbolCount,
+  symbols,
   type Tick
 } from "../workload.ts"
 
@@ -156,6 +164,7 @@ class Topics extends Context.Tag("bench/Topics")<Topics, {
   readonly fanout: FedTopic
   readonly sparse: FedTopic
   readonly keyed: FedTopic
+  readonly symbols: FedTopic
 }>() {}
 
 /**
@@ -180,30 +189,31 @@ const feedTopic = (feed: Feed) =>
     return { topic, start, beforeLatest: () => before } satisfies FedTopic
   })
 
-/** The keyed feed: a topic keyed by symbol; every key's latest tick is in the replay window. */
-const keyedTopic = Effect.gen(function*() {
-  const topic = yield* Topic.make<Tick>({ key: (tick) => tick.symbol, replay: { count: 2 * keyCount } })
-  const before = new Map<string, string>()
-  let started = false
-  const publish = (batch: ReadonlyArray<Tick>) => {
-    const cursor = topic.latestCursor()
-    for (const tick of batch) before.set(tick.symbol, cursor)
-    topic.unsafePublishAll(batch)
-  }
-  const start = () => {
-    if (started) return
-    started = true
-    const feed = keyed()
-    const latest: Array<Tick> = []
-    for (let k = 0; k < keyCount; k++) {
-      const tick = feed.latest(`k${k}`)
-      if (tick !== undefined) latest.push(tick)
+/** A keyed feed (`keyed()`, `symbols()`): a topic keyed by symbol; every key's latest tick is in the replay window. */
+const keyedTopicOf = (feed: () => KeyedFeed, keys: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const topic = yield* Topic.make<Tick>({ key: (tick) => tick.symbol, replay: { count: 2 * keys.length } })
+    const before = new Map<string, string>()
+    let started = false
+    const publish = (batch: ReadonlyArray<Tick>) => {
+      const cursor = topic.latestCursor()
+      for (const tick of batch) before.set(tick.symbol, cursor)
+      topic.unsafePublishAll(batch)
     }
-    publish(latest)
-    feed.onBatch(publish)
-  }
-  return { topic, start, beforeLatest: (key: string) => before.get(key) } satisfies FedTopic
-})
+    const start = () => {
+      if (started) return
+      started = true
+      const source = feed()
+      const latest: Array<Tick> = []
+      for (const key of keys) {
+        const tick = source.latest(key)
+        if (tick !== undefined) latest.push(tick)
+      }
+      publish(latest)
+      source.onBatch(publish)
+    }
+    return { topic, start, beforeLatest: (key: string) => before.get(key) } satisfies FedTopic
+  })
 
 /** The full-speed source into a topic: a batch of `sseBatchSize` per event-loop turn, from the first subscriber on. */
 const ticksTopic = Effect.gen(function*() {
@@ -262,7 +272,8 @@ const TopicsLive = Layer.scoped(
     idle: feedTopic(quiet()),
     fanout: fanoutTopic,
     sparse: feedTopic(sparse()),
-    keyed: keyedTopic
+    keyed: keyedTopicOf(keyed, Array.from({ length: keyCount }, (_, k) => `k${k}`)),
+    symbols: keyedTopicOf(symbols, Array.from({ length: symbolCount }, (_, k) => `s${k}`))
   })
 )
 
@@ -302,6 +313,7 @@ const Handlers = BenchApi.toLayer(Effect.gen(function*() {
     fanoutTopic: (_, { headers }) => subscribe(topics.fanout, undefined, headers),
     sparseTopic: (_, { headers }) => subscribe(topics.sparse, undefined, headers),
     keyedTopic: ({ key }, { headers }) => subscribe(topics.keyed, key, headers),
+    symbolTopic: ({ key }, { headers }) => subscribe(topics.symbols, key, headers),
     download: ({ bytes }) => chunks(bytes),
     downloadReadable: ({ bytes }) => StreamingService.fromReadable(downloadReadable(bytes)),
     rows: ({ rows: total }) => rows(total)
@@ -402,6 +414,16 @@ const main = Effect.gen(function*() {
       { path: `/rpc/keyedTopic?payload=${keyedPayload}`, variant: topic },
       { path: "/direct/topic/keyed?key={key}", variant: direct }
     ],
+    symbol: { path: `/rpc/symbolTopic?payload=${keyedPayload}`, variant: `${topic}, one connection per subscription (v1)` },
+    mux: {
+      method: "POST",
+      path: "/rpc/_mux",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        subscriptions: Array.from({ length: symbolCount }, (_, k) => ({ id: `s${k}`, tag: "symbolTopic", payload: { key: `s${k}` } }))
+      }),
+      variant: `${topic}, multiplexed (v1.1, ${symbolCount} per connection)`
+    },
     fanoutInstances: { path: "/rpc/fanoutTopic", variant: topic },
     download: [
       { path: `/rpc/download?payload=${queryWith({ bytes: "{bytes}" }, "bytes")}`, variant: "Stream source" },

@@ -10,6 +10,13 @@
  *   tick is serialized once and written to each.
  * - keyed: a Map key → Set of responses; a published tick is serialized once
  *   and written to the responses of its key only.
+ * - symbol: like keyed, on the symbol feed (`s0` … `s9`).
+ * - mux: the natural hand-written equivalent of a multiplexed connection:
+ *   one response subscribed to every symbol, each tick written as
+ *   `sub: <symbol>` + the frame when the previous event on that response was
+ *   another symbol's, else the frame alone (both strings made once per tick).
+ *   No `connection`/`subscribed` events, no per-subscription buffer or cursor:
+ *   the least a server can do for the same bytes of events.
  * - download: `pipeline(readable, res)` from a Readable handing over the
  *   next 64 KiB buffer on each `read()`.
  * - exportCsv: `csv-stringify` piped to the response (the library's usual
@@ -39,6 +46,8 @@ import {
   rowPageSize,
   serializeTick,
   sparse,
+  symbolCount,
+  symbols as symbolFeed,
   type Tick
 } from "../workload.ts"
 
@@ -133,6 +142,72 @@ const subscribeKey = (req: Http.IncomingMessage, res: Http.ServerResponse): void
   req.socket.on("close", () => {
     responses.delete(res)
     if (responses.size === 0 && byKey!.get(key) === responses) byKey!.delete(key)
+  })
+}
+
+/** Subscribers of the symbol feed: one symbol each (`/symbol?key=`), or every symbol on one response (`/mux`). */
+interface MuxResponse {
+  readonly res: Http.ServerResponse
+  /** The symbol of the last event written to it. */
+  last: string | undefined
+}
+let bySymbol: Map<string, Set<Http.ServerResponse>> | undefined
+let muxResponses: Set<MuxResponse> | undefined
+const symbolSubscribers = (): { readonly bySymbol: Map<string, Set<Http.ServerResponse>>; readonly mux: Set<MuxResponse> } => {
+  if (bySymbol === undefined || muxResponses === undefined) {
+    const index = new Map<string, Set<Http.ServerResponse>>()
+    const mux = new Set<MuxResponse>()
+    bySymbol = index
+    muxResponses = mux
+    symbolFeed().onBatch((batch) => {
+      for (const tick of batch) {
+        const frame = `data: ${serializeTick(tick)}\n\n`
+        const responses = index.get(tick.symbol)
+        if (responses !== undefined) for (const response of responses) response.write(frame)
+        if (mux.size === 0) continue
+        const selected = `sub: ${tick.symbol}\n${frame}`
+        for (const m of mux) {
+          m.res.write(m.last === tick.symbol ? frame : selected)
+          m.last = tick.symbol
+        }
+      }
+    })
+  }
+  return { bySymbol, mux: muxResponses }
+}
+
+const subscribeSymbol = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
+  const index = symbolSubscribers().bySymbol
+  const key = keyParam(req.url ?? "")
+  const latest = key === undefined ? undefined : symbolFeed().latest(key)
+  if (key === undefined || latest === undefined) {
+    res.writeHead(400).end()
+    return
+  }
+  res.writeHead(200, sseHeaders)
+  res.write(`data: ${serializeTick(latest)}\n\n`)
+  let set = index.get(key)
+  if (set === undefined) {
+    set = new Set()
+    index.set(key, set)
+  }
+  const responses = set
+  responses.add(res)
+  req.socket.on("close", () => {
+    responses.delete(res)
+  })
+}
+
+const subscribeMux = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
+  const mux = symbolSubscribers().mux
+  res.writeHead(200, sseHeaders)
+  let text = ""
+  for (let k = 0; k < symbolCount; k++) text += `sub: s${k}\ndata: ${serializeTick(symbolFeed().latest(`s${k}`)!)}\n\n`
+  res.write(text)
+  const entry: MuxResponse = { res, last: `s${symbolCount - 1}` }
+  mux.add(entry)
+  req.socket.on("close", () => {
+    mux.delete(entry)
   })
 }
 
@@ -241,6 +316,10 @@ const server = Http.createServer((req, res) => {
       return subscribe(sparse(), req, res)
     case "/keyed":
       return subscribeKey(req, res)
+    case "/symbol":
+      return subscribeSymbol(req, res)
+    case "/mux":
+      return subscribeMux(req, res)
     case "/download":
       return download(req, res)
     case "/export.csv":
@@ -262,6 +341,8 @@ server.listen(0, "127.0.0.1", () => {
     fanout: { path: "/fanout" },
     sparse: { path: "/sparse" },
     keyed: { path: "/keyed?key={key}" },
+    symbol: { path: "/symbol?key={key}", variant: "one connection per subscription" },
+    mux: { path: "/mux", variant: "multiplexed, hand-written (10 per connection, sub: lines)" },
     download: { path: "/download?bytes={bytes}" },
     exportCsv: { path: "/export.csv?rows={rows}", variant: "csv-stringify" },
     exportNdjson: { path: "/export.ndjson?rows={rows}", variant: "hand-written loop" },
