@@ -141,8 +141,14 @@ export const select = (id: string): string => `${field}: ${id}\n`
 export const connection = (id: string): string =>
   Sse.event({ type: events.connection, data: JSON.stringify({ id, version }) })
 
+const subscribedFrames: Readonly<Record<Resume, string>> = {
+  exact: Sse.event({ type: events.subscribed, data: JSON.stringify({ resume: "exact" }) }),
+  handler: Sse.event({ type: events.subscribed, data: JSON.stringify({ resume: "handler" }) }),
+  none: Sse.event({ type: events.subscribed, data: JSON.stringify({ resume: "none" }) })
+}
+
 /** A subscription's first event. */
-export const subscribed = (resume: Resume): string => Sse.event({ type: events.subscribed, data: JSON.stringify({ resume }) })
+export const subscribed = (resume: Resume): string => subscribedFrames[resume]
 
 // ---------------------------------------------------------------------------
 // what a client reads

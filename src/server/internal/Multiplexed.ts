@@ -17,6 +17,7 @@ import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
+import type * as Clock from "effect/Clock"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -169,6 +170,40 @@ export const make = (settings: Settings): Multiplexer => {
       }))
     })
 
+  /**
+   * A new connection, registered until it stops. Built apart from `open`: a
+   * closure made there would keep all of its scope (the request, its body,
+   * every subscription's invocation) for as long as the connection is open.
+   */
+  const openConnection = (
+    sink: SseSink,
+    config: StreamingConfig["Type"],
+    clock: Clock.Clock,
+    headers: Readonly<Record<string, string>> | undefined
+  ): MuxConnection => {
+    // Unguessable: knowing a connection's id is what it takes to change it.
+    const id = `${instance}.${randomId()}`
+    const connection = new MuxConnection(sink, {
+      id,
+      headers,
+      opening: SseResponse.openingOf(config),
+      heartbeatMillis: SseResponse.heartbeatMillisOf(config),
+      every: SseResponse.everyOf(clock),
+      draining: SseResponse.drainingOf(settings.drain),
+      stopped: stoppedOf(id)
+    })
+    connections.set(id, connection)
+    openConnections++
+    metrics?.connection?.(1)
+    return connection
+  }
+
+  const stoppedOf = (id: string) => (): void => {
+    connections.delete(id)
+    openConnections--
+    metrics?.connection?.(-1)
+  }
+
   const open = (request: HttpServerRequest.HttpServerRequest, headers: Readonly<Record<string, string>> | undefined) =>
     Effect.gen(function*() {
       if (request.method !== "POST") {
@@ -185,24 +220,7 @@ export const make = (settings: Settings): Multiplexer => {
       const start = (sink: SseSink) =>
         Effect.clockWith((clock) =>
           Effect.suspend(() => {
-            // Unguessable: knowing a connection's id is what it takes to change it.
-            const id = `${instance}.${randomId()}`
-            const connection = new MuxConnection(sink, {
-              id,
-              headers,
-              opening: SseResponse.openingOf(config),
-              heartbeatMillis: SseResponse.heartbeatMillisOf(config),
-              every: SseResponse.everyOf(clock),
-              draining: SseResponse.drainingOf(settings.drain),
-              stopped: () => {
-                connections.delete(id)
-                openConnections--
-                metrics?.connection?.(-1)
-              }
-            })
-            connections.set(id, connection)
-            openConnections++
-            metrics?.connection?.(1)
+            const connection = openConnection(sink, config, clock, headers)
             if (!connection.start()) return Effect.void
             return Effect.forEach(prepared, (p) => begin(connection.channel(p.entry.id), p), { discard: true })
           })

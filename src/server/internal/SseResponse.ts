@@ -164,6 +164,18 @@ const detachedRuntime = (
     runtimeFlags: Runtime.defaultRuntimeFlags
   })
 
+/** `detachedRuntime(fiber)`, made once per fiber: what every subscription a request starts may share. */
+const sharedRuntimes = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, Runtime.Runtime<never>>()
+
+const sharedRuntime = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Runtime.Runtime<never> => {
+  let runtime = sharedRuntimes.get(fiber)
+  if (runtime === undefined) {
+    runtime = detachedRuntime(fiber)
+    sharedRuntimes.set(fiber, runtime)
+  }
+  return runtime
+}
+
 const logClosed = <A>(answer: SseAnswer.SseAnswer<A>): Effect.Effect<void> =>
   Effect.logInfo("stream closed").pipe(
     Effect.annotateLogs({
@@ -254,7 +266,8 @@ export const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Ef
     const context = fiber.currentContext
     const config = Context.get(context, StreamingConfig)
     const metrics = Option.getOrUndefined(Context.getOption(context, MetricsService))
-    const runtime = detachedRuntime(fiber)
+    // The subscriptions a request starts on one multiplexed connection share one.
+    const runtime = options.multiplexed === undefined ? detachedRuntime(fiber) : sharedRuntime(fiber)
     // What an open answer keeps: not `options` (its `run` holds the request's context).
     const { id, onStop, serialize } = options
     const source = options.source
