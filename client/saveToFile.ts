@@ -15,12 +15,12 @@ import type { ReadableStream as NodeReadableStream } from "node:stream/web"
 import type { Download } from "./Transfer.ts"
 
 export const saveToFile = async (download: Download, path: string): Promise<void> => {
+  const file = createWriteStream(path)
   try {
-    await pipeline(
-      Readable.fromWeb(download.body as unknown as NodeReadableStream<Uint8Array>),
-      createWriteStream(path)
-    )
+    await pipeline(Readable.fromWeb(download.body as unknown as NodeReadableStream<Uint8Array>), file)
   } catch (error) {
+    // The file may still be opening when the transfer fails: removed once it is closed, not before.
+    if (!file.closed) await new Promise<void>((resolve) => file.once("close", () => resolve()))
     await rm(path, { force: true }).catch(() => undefined)
     throw error
   }

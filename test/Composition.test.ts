@@ -113,6 +113,8 @@ describe("a server composed as the README shows", () => {
       const firstEnded = new Promise<void>((resolve) => onFirst.on("end", resolve).resume())
       const secondEvents = sseCollector()
       onSecond.on("data", (bytes: Buffer) => secondEvents.feed(bytes))
+      // The second server's feed has published (a quote needs a price) before the first drains.
+      yield* Effect.promise(() => eventually(() => secondEvents.events.some((e) => e.event === "message")))
 
       yield* Effect.forkDaemon(first.shutdown)
       yield* Effect.promise(() => firstEnded)
