@@ -79,6 +79,57 @@ describe("admission control", () => {
       expect(yield* Effect.promise(() => expectShed(download(url)))).toContain("transfers")
     }).pipe(quiet))
 
+  it.scopedLive("a transfer whose client leaves while its producer waits on the full buffer frees its slot", () =>
+    Effect.gen(function*() {
+      const url = yield* serve({ maxTransfers: 1, maxEventLoopDelay: Infinity })
+      const first = yield* Effect.promise(() => get(download(url)))
+      first.pause()
+      expect(first.statusCode).toBe(200)
+      // The client goes while the producer waits for room (the server forks it from an uninterruptible region).
+      first.destroy()
+      yield* Effect.promise(() =>
+        eventually(async () => {
+          const response = await get(download(url))
+          response.destroy()
+          return response.statusCode === 200
+        }, 20_000, "the slot of the transfer whose client left")
+      )
+    }).pipe(quiet))
+
+  it.scopedLive("one client cannot hold every transfer: past its own limit it is refused, while another client is served", () =>
+    Effect.gen(function*() {
+      // Clients told apart by a header here (on loopback every request has the same address).
+      const url = yield* serve({
+        maxTransfersPerClient: 2,
+        maxEventLoopDelay: Infinity,
+        clientKey: (request) => request.headers["x-client"]
+      })
+      const before = yield* shedCount("client_transfers")
+      const as = (client: string) => ({ "x-client": client })
+      const held = yield* Effect.forEach([1, 2], () =>
+        Effect.acquireRelease(Effect.promise(() => get(download(url), as("greedy"))), (r) => Effect.sync(() => r.destroy())))
+      for (const response of held) response.pause()
+      expect(held.map((r) => r.statusCode)).toEqual([200, 200])
+      const refused = yield* Effect.promise(() => fetch(download(url), { headers: as("greedy") }))
+      expect(refused.status).toBe(503)
+      expect(((yield* Effect.promise(() => refused.json())) as { message: string }).message).toContain("This client has too many")
+      expect(yield* shedCount("client_transfers")).toBe(before + 1)
+      // Another client, and a request not counted per client (no key), are served meanwhile.
+      const other = yield* Effect.acquireRelease(Effect.promise(() => get(download(url), as("other"))), (r) => Effect.sync(() => r.destroy()))
+      expect(other.statusCode).toBe(200)
+      const anonymous = yield* Effect.acquireRelease(Effect.promise(() => get(download(url))), (r) => Effect.sync(() => r.destroy()))
+      expect(anonymous.statusCode).toBe(200)
+      // One of its transfers ended: the greedy client may start another.
+      held[0]!.destroy()
+      yield* Effect.promise(() =>
+        eventually(async () => {
+          const response = await get(download(url), as("greedy"))
+          response.destroy()
+          return response.statusCode === 200
+        }, 20_000, "the greedy client's freed slot")
+      )
+    }).pipe(quiet))
+
   it.scopedLive("a blocked event loop sheds new calls at once", () =>
     Effect.gen(function*() {
       const url = yield* serve({ maxEventLoopDelay: "100 millis" })

@@ -325,7 +325,13 @@ const Direct = HttpLayerRouter.add("GET", "/direct/ticks", StreamingService.sse(
 // The bench measures capacity: no call is shed (load shedding is measured by the soak).
 const App = Layer.mergeAll(
   HttpTransport.layer(BenchApi, {
-    admission: { maxEventLoopDelay: Infinity, maxEventLoopUtilization: Infinity, maxSubscriptions: Infinity }
+    admission: {
+      maxEventLoopDelay: Infinity,
+      maxEventLoopUtilization: Infinity,
+      maxFanOutDelay: Infinity,
+      maxSubscriptions: Infinity,
+      maxTransfersPerClient: Infinity
+    }
   }),
   Direct
 ).pipe(Layer.provide(Handlers))

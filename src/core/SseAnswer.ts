@@ -246,6 +246,17 @@ export const counts = (): { readonly answers: number; readonly timers: number } 
 // one answer
 // ---------------------------------------------------------------------------
 
+/** A Topic-fed answer's `FrameSink`: methods on a prototype, not two closures per subscriber. */
+class TopicFrames<A> implements FrameSink {
+  constructor(private readonly answer: SseAnswer<A>) {}
+  write(text: string, values: number, dropped: number): boolean {
+    return this.answer.deliverFrames(text, values, dropped)
+  }
+  end(): void {
+    this.answer.finish({ _tag: "completed" })
+  }
+}
+
 export class SseAnswer<A> implements Beating {
   termination: Termination = "interrupted"
   values = 0
@@ -299,22 +310,22 @@ export class SseAnswer<A> implements Beating {
     this.attachment = source.attach(this.frameSink, encode)
   }
 
-  private readonly frameSink: FrameSink = {
-    write: (text, values, dropped) => {
-      if (this.stopped) return false
-      const bytes = utf8Length(text)
-      this.values += values
-      this.bytes += bytes
-      const tally = this.tally
-      if (tally !== undefined) {
-        tally.values += values
-        tally.bytes += bytes
-        tally.dropped += dropped
-      }
-      return this.send(text)
-    },
-    end: () => this.finish({ _tag: "completed" })
+  /** What the topic writes: counted, tallied, sent. Called by `TopicFrames`. */
+  deliverFrames(text: string, values: number, dropped: number): boolean {
+    if (this.stopped) return false
+    const bytes = utf8Length(text)
+    this.values += values
+    this.bytes += bytes
+    const tally = this.tally
+    if (tally !== undefined) {
+      tally.values += values
+      tally.bytes += bytes
+      tally.dropped += dropped
+    }
+    return this.send(text)
   }
+
+  private readonly frameSink: FrameSink = new TopicFrames(this)
 
   // ------------------------------------------------------------ fed by a stream
 

@@ -60,8 +60,8 @@ export interface Options {
   /**
    * Past these limits new calls are answered `503` with `Retry-After`
    * (see `Admission`): open subscriptions (default 20,000), running transfers
-   * (default 256), event-loop delay (default 1 second) and, when set,
-   * event-loop utilization (new streams only).
+   * (default 256; 32 per client), event-loop delay (default 1 second) and,
+   * when set, event-loop utilization (new streams only).
    */
   readonly admission?: Admission.AdmissionOptions | undefined
 }
@@ -131,13 +131,15 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         if (multiplexed !== undefined) return yield* multiplexed
         const call = yield* RequestParsing.parse(request, procedures, parsing)
         const kind = call.served.spec._tag
-        const admitted = yield* admission.admit(kind)
+        const admitted = yield* admission.admit(kind, request)
         if (typeof admitted === "string") {
           const shed = admitted
           metrics?.shed(kind, call.served.rpc._tag, shed)
           return yield* new ProtocolError.ServiceUnavailable({
             message: shed === "event_loop_delay" || shed === "event_loop_utilization" || shed === "fan_out_delay"
               ? "The server is overloaded: retry"
+              : shed === "client_transfers"
+              ? "This client has too many downloads and exports running: retry when one ends"
               : `The server has too many ${shed} open: retry`
           })
         }

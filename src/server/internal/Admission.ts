@@ -10,11 +10,13 @@
  *   subscriptions only): past `maxFanOutDelay`, another subscriber would
  *   only make every subscriber's values later;
  * - limits on subscriptions and on transfers (downloads and exports) open at
- *   once on this transport.
+ *   once on this transport, and on the transfers of one client.
  * A request whose client has already gone is never started.
  */
 import * as Duration from "effect/Duration"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Procedure from "../../contract/Procedure.ts"
 import * as FanOut from "../../core/FanOut.ts"
@@ -24,6 +26,20 @@ export interface AdmissionOptions {
   readonly maxSubscriptions?: number | undefined
   /** Most downloads and exports running at once. Default 256. */
   readonly maxTransfers?: number | undefined
+  /**
+   * Most downloads and exports one client may run at once, so a few clients
+   * cannot hold every transfer: default 32. Clients are told apart by
+   * `clientKey`.
+   */
+  readonly maxTransfersPerClient?: number | undefined
+  /**
+   * Who a request comes from, for `maxTransfersPerClient`: by default the
+   * address of the connection. Behind a proxy or load balancer every request
+   * comes from its address: key on what it forwards instead (e.g. the first
+   * address of `X-Forwarded-For`, when the proxy sets it), or on the user.
+   * `undefined`: not counted per client.
+   */
+  readonly clientKey?: ((request: HttpServerRequest.HttpServerRequest) => string | undefined) | undefined
   /** Event-loop delay past which new calls are refused; `Infinity` to disable. Default 1 second. */
   readonly maxEventLoopDelay?: Duration.DurationInput | undefined
   /**
@@ -44,6 +60,7 @@ export interface AdmissionOptions {
 export const defaults = {
   maxSubscriptions: 20_000,
   maxTransfers: 256,
+  maxTransfersPerClient: 32,
   maxEventLoopDelay: Duration.seconds(1),
   maxEventLoopUtilization: Infinity,
   maxFanOutDelay: Duration.seconds(1)
@@ -55,8 +72,12 @@ export type ShedReason =
   | "fan_out_delay"
   | "subscriptions"
   | "transfers"
+  | "client_transfers"
 
 const sampleMillis = 50
+
+const remoteAddressOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
+  Option.getOrUndefined(request.remoteAddress)
 
 /**
  * One sampler for the process (the event loop is the process's): a timer that
@@ -117,27 +138,48 @@ export interface Admission {
    * Admits a call of `kind` for the lifetime of the request's scope (or of
    * whoever `keep`s its slot), or says why it is shed.
    */
-  readonly admit: (kind: Procedure.ProcedureKind) => Effect.Effect<ShedReason | Slot, never, Scope.Scope>
+  readonly admit: (
+    kind: Procedure.ProcedureKind,
+    request?: HttpServerRequest.HttpServerRequest
+  ) => Effect.Effect<ShedReason | Slot, never, Scope.Scope>
 }
 
 const noSlot: Slot = { release: () => {}, keep: () => () => {} }
 
-const counted = (free: () => void): Slot => {
-  let kept = false
-  let released = false
-  const release = () => {
-    if (released) return
-    released = true
-    free()
+/** What slots are taken from: a count, and per client when clients are counted. */
+class Pool {
+  count = 0
+  readonly perClient = new Map<string, number>()
+  take(client: string | undefined): Counted {
+    this.count++
+    if (client !== undefined) this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1)
+    return new Counted(this, client)
   }
-  return {
-    release: () => {
-      if (!kept) release()
-    },
-    keep: () => {
-      kept = true
-      return release
-    }
+  give(client: string | undefined): void {
+    this.count--
+    if (client === undefined) return
+    const left = this.perClient.get(client)! - 1
+    if (left === 0) this.perClient.delete(client)
+    else this.perClient.set(client, left)
+  }
+}
+
+/** A slot taken from a pool: methods on a prototype, one closure only once it is kept. */
+class Counted implements Slot {
+  /** 0: held by the request's scope; 1: kept by its owner; 2: given back. */
+  private state = 0
+  constructor(private readonly pool: Pool, private readonly client: string | undefined) {}
+  release(): void {
+    if (this.state === 0) this.give()
+  }
+  keep(): () => void {
+    if (this.state === 0) this.state = 1
+    return () => this.give()
+  }
+  private give(): void {
+    if (this.state === 2) return
+    this.state = 2
+    this.pool.give(this.client)
   }
 }
 
@@ -148,11 +190,13 @@ export const make = (options: AdmissionOptions = {}): Admission => {
   const maxUtilization = options.maxEventLoopUtilization ?? defaults.maxEventLoopUtilization
   const maxFanOutDelay = Duration.toMillis(Duration.decode(options.maxFanOutDelay ?? defaults.maxFanOutDelay))
   if (Number.isFinite(maxDelay) || Number.isFinite(maxUtilization)) loop.start()
-  let subscriptions = 0
-  let transfers = 0
-  const held = (slot: Slot) => Effect.as(Effect.addFinalizer(() => Effect.sync(slot.release)), slot)
+  const maxPerClient = options.maxTransfersPerClient ?? defaults.maxTransfersPerClient
+  const clientKey = options.clientKey ?? remoteAddressOf
+  const subscriptions = new Pool()
+  const transfers = new Pool()
+  const held = (slot: Slot) => Effect.as(Effect.addFinalizer(() => Effect.sync(() => slot.release())), slot)
   return {
-    admit: (kind) =>
+    admit: (kind, request) =>
       Effect.suspend((): Effect.Effect<ShedReason | Slot, never, Scope.Scope> => {
         if (loop.delay > maxDelay) return Effect.succeed("event_loop_delay" as const)
         if (kind !== "unary" && loop.utilization > maxUtilization) {
@@ -160,14 +204,16 @@ export const make = (options: AdmissionOptions = {}): Admission => {
         }
         if (kind === "subscription") {
           if (FanOut.delay() > maxFanOutDelay) return Effect.succeed("fan_out_delay" as const)
-          if (subscriptions >= maxSubscriptions) return Effect.succeed("subscriptions" as const)
-          subscriptions++
-          return held(counted(() => subscriptions--))
+          if (subscriptions.count >= maxSubscriptions) return Effect.succeed("subscriptions" as const)
+          return held(subscriptions.take(undefined))
         }
         if (kind === "download" || kind === "export") {
-          if (transfers >= maxTransfers) return Effect.succeed("transfers" as const)
-          transfers++
-          return held(counted(() => transfers--))
+          if (transfers.count >= maxTransfers) return Effect.succeed("transfers" as const)
+          const client = request === undefined || maxPerClient === Infinity ? undefined : clientKey(request)
+          if (client !== undefined && (transfers.perClient.get(client) ?? 0) >= maxPerClient) {
+            return Effect.succeed("client_transfers" as const)
+          }
+          return held(transfers.take(client))
         }
         return Effect.succeed(noSlot)
       })

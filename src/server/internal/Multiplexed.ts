@@ -151,7 +151,7 @@ export const make = (settings: Settings): Multiplexer => {
         channel?.end(Sse.error(prepared.errorJson))
         return Effect.void
       }
-      if (channel === undefined) return Effect.sync(prepared.slot.release)
+      if (channel === undefined) return Effect.sync(() => prepared.slot.release())
       const { invocation, served } = prepared
       const spec = served.spec
       const cursor = spec._tag === "subscription" ? spec.cursor : undefined

@@ -28,6 +28,10 @@ export const forkProducer = <E, R>(
 ) =>
   (around === undefined ? run : around(run)).pipe(
     Effect.onExit((exit) => Effect.sync(() => onEnd(exit))),
+    // Interruptible whatever forks it: the server runs a request's handler uninterruptibly, and
+    // a producer forked from there could not be stopped when its client goes (its request's
+    // scope, and the admission slot it holds, would never close).
+    Effect.interruptible,
     Effect.forkScoped
   )
 
