@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as Net from "node:net"
 import { DemoApi } from "../examples/demo/contract.ts"
 import { AuthenticationLive, DemoHandlers } from "../examples/demo/handlers.ts"
 import * as PriceFeed from "../examples/demo/PriceFeed.ts"
@@ -128,6 +129,42 @@ describe("admission control", () => {
           return response.statusCode === 200
         }, 20_000, "the greedy client's freed slot")
       )
+    }).pipe(quiet))
+
+  it.scopedLive("is decided before the body is read: a request past the limit is refused while its body is still arriving", () =>
+    Effect.gen(function*() {
+      const services = yield* Layer.build(
+        Layer.mergeAll(DemoHandlers, AuthenticationLive).pipe(Layer.provide(PriceFeed.layer({ pricesPerSecond: 10 })))
+      )
+      const url = yield* Effect.flatMap(
+        HttpTransport.toHttpApp(DemoApi, { admission: { maxTransfers: 1, maxEventLoopDelay: Infinity }, bodyTimeout: "10 minutes" }),
+        listen
+      ).pipe(Effect.provide(services))
+      const held = yield* Effect.acquireRelease(Effect.promise(() => get(download(url))), (r) => Effect.sync(() => r.destroy()))
+      held.pause()
+      expect(held.statusCode).toBe(200)
+      const { port } = new URL(url)
+      // A POST whose body never arrives whole: the answer comes anyway, from admission.
+      const answer = yield* Effect.promise(() =>
+        new Promise<string>((resolve, reject) => {
+          const socket = Net.connect(Number(port), "127.0.0.1", () => {
+            socket.write(
+              "POST /rpc/downloadReport HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"sizeMb\""
+            )
+          })
+          let text = ""
+          socket.on("data", (bytes) => {
+            text += bytes.toString("utf8")
+            if (text.includes("\r\n\r\n") && text.includes("}")) {
+              socket.destroy()
+              resolve(text)
+            }
+          })
+          socket.on("error", reject)
+        })
+      )
+      expect(answer.startsWith("HTTP/1.1 503")).toBe(true)
+      expect(answer).toContain("too many transfers")
     }).pipe(quiet))
 
   it.scopedLive("a blocked event loop sheds new calls at once", () =>

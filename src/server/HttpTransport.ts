@@ -117,8 +117,15 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
       runtime: Runtime.make({ context, fiberRefs: runtime.fiberRefs, runtimeFlags: runtime.runtimeFlags })
     })
 
-    const handle = (request: HttpServerRequest.HttpServerRequest, allow: Record<string, string> | undefined) =>
-      Failures.respond(Effect.gen(function*() {
+    /**
+     * Admission, decided as soon as the request arrives: on the default
+     * scheduler (not behind other requests' work on the request scheduler)
+     * and before the body is read. A procedure's call is admitted or shed by
+     * what the URL names; a multiplexed connection admits each of its
+     * subscriptions once its body is read.
+     */
+    const admit = (request: HttpServerRequest.HttpServerRequest) =>
+      Effect.gen(function*() {
         // A draining server starts nothing new: a request on a kept-alive connection would
         // otherwise get a stream that ends at once, again and again, until the process exits.
         if (drain.isDraining()) {
@@ -127,14 +134,14 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         // The client left while the request waited (an overloaded loop reads requests late).
         const node = yield* Platform.node(request)
         if (node?.clientGone(request) === true) return yield* Effect.interrupt
-        const multiplexed = multiplexer.handle(request, RequestParsing.urlOf(request), allow)
-        if (multiplexed !== undefined) return yield* multiplexed
-        const call = yield* RequestParsing.parse(request, procedures, parsing)
-        const kind = call.served.spec._tag
+        const url = RequestParsing.urlOf(request)
+        if (multiplexer.handles(url)) return undefined
+        const served = yield* RequestParsing.procedureOf(procedures, parsing.base, url)
+        const kind = served.spec._tag
         const admitted = yield* admission.admit(kind, request)
         if (typeof admitted === "string") {
           const shed = admitted
-          metrics?.shed(kind, call.served.rpc._tag, shed)
+          metrics?.shed(kind, served.rpc._tag, shed)
           return yield* new ProtocolError.ServiceUnavailable({
             message: shed === "event_loop_delay" || shed === "event_loop_utilization" || shed === "fan_out_delay"
               ? "The server is overloaded: retry"
@@ -143,6 +150,18 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
               : `The server has too many ${shed} open: retry`
           })
         }
+        return admitted
+      })
+
+    /** An admitted request: its body read, its handler invoked, its answer. */
+    const serve = (
+      request: HttpServerRequest.HttpServerRequest,
+      allow: Record<string, string> | undefined,
+      admitted: Admission.Slot | undefined
+    ) =>
+      Effect.gen(function*() {
+        if (admitted === undefined) return yield* multiplexer.handle(request, RequestParsing.urlOf(request), allow)!
+        const call = yield* RequestParsing.parse(request, procedures, parsing)
         const invocation = yield* Effect.mapError(
           Invocation.invoke(call, context),
           (error) => new Failures.TypedFailure(call.served, error)
@@ -151,11 +170,15 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
           slot: admitted,
           headers: allow
         })
-      })).pipe(
-        // What the application provided reaches the request, whatever fiber the server runs it in.
-        Effect.mapInputContext((ctx: Context.Context<Scope.Scope>) => Context.merge(context, ctx)),
+      }).pipe(
         // Busy fibers give the event loop a turn often: requests keep being read under load.
         Effect.withScheduler(Scheduling.scheduler)
+      )
+
+    const handle = (request: HttpServerRequest.HttpServerRequest, allow: Record<string, string> | undefined) =>
+      Failures.respond(Effect.flatMap(admit(request), (admitted) => serve(request, allow, admitted))).pipe(
+        // What the application provided reaches the request, whatever fiber the server runs it in.
+        Effect.mapInputContext((ctx: Context.Context<Scope.Scope>) => Context.merge(context, ctx))
       )
 
     return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {

@@ -87,6 +87,8 @@ const randomId = (): string => {
 }
 
 export interface Multiplexer {
+  /** Whether `url` is `<base>/_mux` or under it. */
+  readonly handles: (url: URL) => boolean
   /** The answer to a request for `<base>/_mux[/<connection>]`, or `undefined` when the path is another. */
   readonly handle: (
     request: HttpServerRequest.HttpServerRequest,
@@ -308,6 +310,7 @@ export const make = (settings: Settings): Multiplexer => {
     })
 
   return {
+    handles: (url) => url.pathname === endpoint || url.pathname.startsWith(`${endpoint}/`),
     handle: (request, url, headers) => {
       if (url.pathname === endpoint) return open(request, headers)
       if (!url.pathname.startsWith(`${endpoint}/`)) return undefined

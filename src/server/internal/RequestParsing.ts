@@ -139,7 +139,7 @@ export const decodePayload = (served: Served, raw: unknown): Effect.Effect<unkno
   })
 
 /** The procedure a request path names under `base`, or a 404. */
-const procedureOf = (procedures: ReadonlyMap<string, Served>, base: string, url: URL) => {
+export const procedureOf = (procedures: ReadonlyMap<string, Served>, base: string, url: URL) => {
   const prefix = `${base}/`
   if (!url.pathname.startsWith(prefix)) {
     return Either.left(new ProtocolError.NotFound({ message: `No procedure at ${url.pathname.slice(0, 200)}` }))
