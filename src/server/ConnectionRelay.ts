@@ -65,24 +65,35 @@ export const redis = (options: RedisOptions): Layer.Layer<ConnectionRelay, Topic
       })
       const connectTimeout = Duration.decode(options.connectTimeout ?? "5 seconds")
       const open = (role: string) =>
-        Effect.acquireRelease(
-          Effect.suspend(() => {
-            const client = createClient({ url: options.url, disableOfflineQueue: true })
-            client.on("error", () => {})
-            return Effect.tryPromise({
-              try: () => client.connect(),
-              catch: (error) => unavailable(`cannot reach Redis (${role} connection of the relay): ${messageOf(error)}`)
-            }).pipe(
-              Effect.timeoutFail({
-                duration: connectTimeout,
-                onTimeout: () => unavailable(`Redis did not answer within ${Duration.format(connectTimeout)} (${role} connection of the relay)`)
-              }),
-              Effect.tapError(() => Effect.sync(() => client.destroy())),
-              Effect.as(client)
-            )
-          }),
-          (client) => Effect.sync(() => client.destroy())
-        )
+        Effect.gen(function*() {
+          // Destroyed with the layer's scope; connected outside `acquireRelease` (whose acquire
+          // cannot be interrupted), so the connect timeout can end a connection that never comes.
+          const client = yield* Effect.acquireRelease(
+            Effect.sync(() => {
+              const client = createClient({
+                url: options.url,
+                disableOfflineQueue: true,
+                socket: {
+                  connectTimeout: Math.min(Duration.toMillis(connectTimeout), 5_000),
+                  reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), 2_000)
+                }
+              })
+              client.on("error", () => {})
+              return client
+            }),
+            (client) => Effect.sync(() => client.destroy())
+          )
+          yield* Effect.tryPromise({
+            try: () => client.connect(),
+            catch: (error) => unavailable(`cannot reach Redis (${role} connection of the relay): ${messageOf(error)}`)
+          }).pipe(
+            Effect.timeoutFail({
+              duration: connectTimeout,
+              onTimeout: () => unavailable(`Redis did not answer within ${Duration.format(connectTimeout)} (${role} connection of the relay)`)
+            })
+          )
+          return client
+        })
       const publisher = yield* open("publishing")
       const subscriber = yield* open("subscribing")
       const instance = randomName()

@@ -8,6 +8,12 @@
  * relayed to A over Redis (`ConnectionRelay`, 202) and applied there. Without a Redis these skip with one
  * line; with `CI` set they fail.
  */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ConnectionRelay from "../../src/server/ConnectionRelay.ts"
 import * as Http from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Multiplex from "../../src/protocol/Multiplex.ts"
@@ -130,4 +136,17 @@ describe.skipIf(!enabled)("multiplexed connections across two demo instances on 
     }
     expect(witness.dropped()).toEqual([])
   }, 90_000)
+})
+
+describe("ConnectionRelay.redis with no Redis there", () => {
+  it("fails to build with TopicUnavailable within its connect timeout, not a hang", async () => {
+    const exit = await Effect.runPromiseExit(
+      Effect.scoped(Layer.build(ConnectionRelay.redis({ url: "redis://127.0.0.1:1", connectTimeout: "300 millis" })))
+    )
+    expect(Exit.isFailure(exit)).toBe(true)
+    if (Exit.isFailure(exit)) {
+      const failure = Cause.failureOption(exit.cause)
+      expect(Option.isSome(failure) && failure.value._tag).toBe("TopicUnavailable")
+    }
+  }, 20_000)
 })
