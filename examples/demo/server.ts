@@ -57,7 +57,8 @@ const OpenApiDocument = HttpLayerRouter.add(
 // A server saturated by the prices it already delivers sheds new streams (503) instead of
 // making every new client wait: the event loop's utilization, not only its delay.
 const App = Layer.mergeAll(
-  HttpTransport.layer(DemoApi, { admission: { maxEventLoopUtilization: 0.9 } }),
+  // One client cannot hold more than 32 of the 256 downloads and exports.
+  HttpTransport.layer(DemoApi, { admission: { maxEventLoopUtilization: 0.9, maxTransfersPerClient: 32 } }),
   Page,
   Metrics,
   Health,

@@ -60,8 +60,8 @@ export interface Options {
   /**
    * Past these limits new calls are answered `503` with `Retry-After`
    * (see `Admission`): open subscriptions (default 20,000), running transfers
-   * (default 256; 32 per client), event-loop delay (default 1 second) and,
-   * when set, event-loop utilization (new streams only).
+   * (default 256; per client when set), event-loop delay (default 1 second)
+   * and, when set, event-loop utilization (new streams only).
    */
   readonly admission?: Admission.AdmissionOptions | undefined
 }

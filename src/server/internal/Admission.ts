@@ -28,7 +28,9 @@ export interface AdmissionOptions {
   readonly maxTransfers?: number | undefined
   /**
    * Most downloads and exports one client may run at once, so a few clients
-   * cannot hold every transfer: default 32. Clients are told apart by
+   * cannot hold every transfer, e.g. 32 (the demo's). Off by default: a
+   * service downloading in parallel from one address, or every client
+   * behind one proxy, would be refused. Clients are told apart by
    * `clientKey`.
    */
   readonly maxTransfersPerClient?: number | undefined
@@ -60,7 +62,7 @@ export interface AdmissionOptions {
 export const defaults = {
   maxSubscriptions: 20_000,
   maxTransfers: 256,
-  maxTransfersPerClient: 32,
+  maxTransfersPerClient: Infinity,
   maxEventLoopDelay: Duration.seconds(1),
   maxEventLoopUtilization: Infinity,
   maxFanOutDelay: Duration.seconds(1)
