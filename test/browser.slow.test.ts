@@ -17,34 +17,18 @@
  * are tested in test/browserMux.slow.test.ts.
  */
 import { parse } from "csv-parse/sync"
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import type { Page } from "playwright-core"
+import { describe, expect, it } from "vitest"
 import { orderColumns } from "../examples/demo/contract.ts"
 import { orderAt } from "../examples/demo/handlers.ts"
-import { cuttingProxy, type DemoProcess, startDemo } from "./support/demoProcess.ts"
+import { browserAndDemo, haveChromium, requireChromium } from "./support/chromium.ts"
+import { cuttingProxy, startDemo } from "./support/demoProcess.ts"
 
-const executablePath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
-const haveChromium = existsSync(executablePath)
-if (!haveChromium) {
-  const message = `Chromium not found at ${executablePath}: install it (apt-get install chromium) or set CHROMIUM_PATH.`
-  if (process.env["CI"]) throw new Error(`${message} The browser tests must run in CI (.ci/run installs Chromium).`)
-  console.warn(`\n*** Skipping the browser tests. ${message}\n`)
-}
-
-const launchArgs = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync"
-]
+requireChromium("the browser tests")
 
 const testTimeout = 90_000
 
@@ -144,30 +128,12 @@ const feedReport = (page: Page) =>
   })
 
 describe.skipIf(!haveChromium)("the demo page in Chromium", () => {
-  let browser: Browser
-  let demo: DemoProcess
-  const contexts: Array<BrowserContext> = []
+  const session = browserAndDemo()
   const pageErrors: Array<string> = []
-
-  beforeAll(async () => {
-    ;[browser, demo] = await Promise.all([
-      chromium.launch({ executablePath, args: launchArgs }),
-      startDemo()
-    ])
-  }, 90_000)
-
-  afterAll(async () => {
-    await Promise.all(contexts.map((context) => context.close().catch(() => undefined)))
-    await browser?.close()
-    const exit = await demo?.stop()
-    expect(exit).toEqual({ code: 0, signal: null })
-  }, 60_000)
 
   /** A page in a fresh browser context, at `url`, once the page's script runs. */
   const open = async (url: string): Promise<Page> => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true })
-    contexts.push(context)
-    context.setDefaultTimeout(45_000)
+    const context = await session.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true })
     const page = await context.newPage()
     page.on("pageerror", (error) => pageErrors.push(`${url}: ${error.message}`))
     await page.goto(url)
@@ -188,7 +154,7 @@ describe.skipIf(!haveChromium)("the demo page in Chromium", () => {
   }
 
   it("shows live prices", async () => {
-    const page = await open(demo.url)
+    const page = await open(session.demo.url)
     await prices(page, 10)
     const state = await counters(page)
     expect(state.state).toBe("open")
@@ -205,7 +171,7 @@ describe.skipIf(!haveChromium)("the demo page in Chromium", () => {
   }, testTimeout)
 
   it("a native EventSource subscribes with GET ?payload= and sees lastEventId", async () => {
-    const page = await open(demo.url)
+    const page = await open(session.demo.url)
     const events = await page.evaluate((payload) =>
       new Promise<Array<{ data: string; lastEventId: string; type: string }>>((resolve, reject) => {
         const source = new EventSource(`/rpc/watchPrices?payload=${encodeURIComponent(payload)}`)
@@ -242,7 +208,7 @@ describe.skipIf(!haveChromium)("the demo page in Chromium", () => {
   }, testTimeout)
 
   it("downloads a report with every byte right, and the progress bar reaches 100%", async () => {
-    const page = await open(demo.url)
+    const page = await open(session.demo.url)
     const size = 8 * 1024 * 1024
     // Record every value the page gives the progress bar, with the bar's max at that moment.
     await page.evaluate(() => {
@@ -289,7 +255,7 @@ describe.skipIf(!haveChromium)("the demo page in Chromium", () => {
   }, testTimeout)
 
   it("exports CSV that a CSV parser reads back exactly, with formulas neutralized", async () => {
-    const page = await open(demo.url)
+    const page = await open(session.demo.url)
     const count = 25
     await page.fill("#count", String(count))
     const [download] = await Promise.all([page.waitForEvent("download"), page.click("button[data-format=csv]")])
@@ -327,7 +293,7 @@ describe.skipIf(!haveChromium)("the demo page in Chromium", () => {
   }, testTimeout)
 
   it("reconnects after the connection is cut and resumes with no price lost or repeated", async () => {
-    const proxy = await cuttingProxy(demo.port)
+    const proxy = await cuttingProxy(session.demo.port)
     try {
       const page = await open(proxy.url)
       await prices(page, 15)
@@ -424,7 +390,7 @@ describe.skipIf(!haveChromium)("the demo page in Chromium", () => {
   }, testTimeout)
 
   it("renders cleanly at 1280 wide (screenshot)", async () => {
-    const page = await open(demo.url)
+    const page = await open(session.demo.url)
     await prices(page, 20)
     // every live view open, with a full sparkline
     await page.waitForFunction(() => document.getElementById("live-summary")!.dataset["all"] === "true")

@@ -20,31 +20,16 @@
  * No timing is asserted: every wait is for a state of the page, the server
  * or an event; the timeouts only bound a hang.
  */
-import { existsSync, readFileSync } from "node:fs"
-import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from "playwright-core"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { readFileSync } from "node:fs"
+import type { BrowserContext, CDPSession, Page } from "playwright-core"
+import { describe, expect, it } from "vitest"
 import type { DemoApiClient } from "../examples/demo/generated/demo.ts"
-import { type DemoProcess, startDemo } from "./support/demoProcess.ts"
+import { browserAndDemo, haveChromium, requireChromium } from "./support/chromium.ts"
+import type { DemoProcess } from "./support/demoProcess.ts"
 import { eventually } from "./support/eventually.ts"
+import { streamCounts } from "./support/overload.ts"
 
-const executablePath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
-const haveChromium = existsSync(executablePath)
-if (!haveChromium) {
-  const message = `Chromium not found at ${executablePath}: install it (apt-get install chromium) or set CHROMIUM_PATH.`
-  if (process.env["CI"]) throw new Error(`${message} The browser tests must run in CI (.ci/run installs Chromium).`)
-  console.warn(`\n*** Skipping the multiplexed browser tests. ${message}\n`)
-}
-
-const launchArgs = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync"
-]
+requireChromium("the multiplexed browser tests")
 
 const testTimeout = 120_000
 /** Bounds a wait that never ends (e.g. a subscription queued behind six busy connections); not a timing assertion. */
@@ -165,19 +150,7 @@ const networkWatch = async (page: Page) => {
 }
 
 /** `stream_connections` (multiplexed connections) and the open subscriptions, from the demo's /metrics. */
-const serverCounts = async (demo: DemoProcess) => {
-  const text = await (await fetch(`${demo.url}/metrics`)).text()
-  let connections = 0
-  let subscriptions = 0
-  for (const line of text.split("\n")) {
-    const match = /^(stream_connections|stream_active)(\{[^}]*\})? (\S+)$/.exec(line)
-    if (match === null) continue
-    const value = Number(match[3])
-    if (match[1] === "stream_connections") connections += value
-    else if ((match[2] ?? "").includes(`kind="subscription"`)) subscriptions += value
-  }
-  return { connections, subscriptions }
-}
+const serverCounts = (demo: DemoProcess) => streamCounts(demo.url)
 
 type NetworkWatch = Awaited<ReturnType<typeof networkWatch>>
 
@@ -193,38 +166,17 @@ const connectionReport = async (demo: DemoProcess, ...networks: ReadonlyArray<Ne
 }
 
 describe.skipIf(!haveChromium)("many live views on one page, over HTTP/1.1 (wire protocol v1.1)", () => {
-  let browser: Browser
-  let demo: DemoProcess
-  const contexts: Array<BrowserContext> = []
+  const session = browserAndDemo()
   const pageErrors: Array<string> = []
 
-  beforeAll(async () => {
-    ;[browser, demo] = await Promise.all([
-      chromium.launch({ executablePath, args: launchArgs }),
-      startDemo()
-    ])
-  }, 90_000)
-
-  afterAll(async () => {
-    await Promise.all(contexts.map((context) => context.close().catch(() => undefined)))
-    await browser?.close()
-    const exit = await demo?.stop()
-    expect(exit).toEqual({ code: 0, signal: null })
-  }, 60_000)
-
-  const newContext = async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true })
-    contexts.push(context)
-    context.setDefaultTimeout(hang)
-    return context
-  }
+  const newContext = () => session.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true }, hang)
 
   /** A page of the demo in `context`, watched by `networkWatch` from before it loads. */
   const open = async (context: BrowserContext) => {
     const page = await context.newPage()
     page.on("pageerror", (error) => pageErrors.push(error.message))
     const network = await networkWatch(page)
-    await page.goto(demo.url)
+    await page.goto(session.demo.url)
     await page.waitForFunction(() => (window as unknown as { demoApi?: unknown }).demoApi !== undefined)
     return { page, network }
   }
@@ -232,7 +184,7 @@ describe.skipIf(!haveChromium)("many live views on one page, over HTTP/1.1 (wire
   /** Waits until the server holds no subscription (of a page closed by an earlier test). */
   const settled = () =>
     eventually(async () => {
-      const counts = await serverCounts(demo)
+      const counts = await serverCounts(session.demo)
       return counts.subscriptions === 0 && counts.connections === 0
     }, hang, "the server to end the subscriptions of the pages closed before")
 
@@ -241,7 +193,7 @@ describe.skipIf(!haveChromium)("many live views on one page, over HTTP/1.1 (wire
     const context = await newContext()
     try {
       const { network, page } = await open(context)
-      const diagnose = () => connectionReport(demo, network)
+      const diagnose = () => connectionReport(session.demo, network)
       expect(Object.keys(await views(page)).sort()).toEqual([...pageViews].sort())
       await addViews(page, [
         { name: "extra-acme", symbols: ["ACME"] },
@@ -282,7 +234,7 @@ describe.skipIf(!haveChromium)("many live views on one page, over HTTP/1.1 (wire
       console.log(`one page, 12 subscriptions. ${await diagnose()}`)
       expect(network.waiting()).toBe(0)
       expect(network.eventStreams()).toEqual({ streams: 1, connections: 1 })
-      expect(await serverCounts(demo)).toEqual({ connections: 1, subscriptions: 12 })
+      expect(await serverCounts(session.demo)).toEqual({ connections: 1, subscriptions: 12 })
       expect(pageErrors).toEqual([])
       await network.detach()
     } finally {
@@ -296,10 +248,10 @@ describe.skipIf(!haveChromium)("many live views on one page, over HTTP/1.1 (wire
     const context = await newContext()
     try {
       const first = await open(context)
-      const diagnose = () => connectionReport(demo, first.network)
+      const diagnose = () => connectionReport(session.demo, first.network)
       await allProgress(first.page, undefined, diagnose)
       const second = await open(context)
-      const diagnoseBoth = () => connectionReport(demo, first.network, second.network)
+      const diagnoseBoth = () => connectionReport(session.demo, first.network, second.network)
       const secondLive = await allProgress(second.page, undefined, diagnoseBoth)
       const firstLive = await views(first.page)
       await allProgress(second.page, secondLive, diagnoseBoth)
@@ -313,7 +265,7 @@ describe.skipIf(!haveChromium)("many live views on one page, over HTTP/1.1 (wire
         { streams: 1, connections: 1 },
         { streams: 1, connections: 1 }
       ])
-      expect(await serverCounts(demo)).toEqual({ connections: 2, subscriptions: 2 * pageViews.length })
+      expect(await serverCounts(session.demo)).toEqual({ connections: 2, subscriptions: 2 * pageViews.length })
       expect(pageErrors).toEqual([])
       await Promise.all([first.network.detach(), second.network.detach()])
     } finally {
@@ -326,18 +278,18 @@ describe.skipIf(!haveChromium)("many live views on one page, over HTTP/1.1 (wire
     const context = await newContext()
     try {
       const { network, page } = await open(context)
-      const diagnose = () => connectionReport(demo, network)
+      const diagnose = () => connectionReport(session.demo, network)
       await allProgress(page, undefined, diagnose)
       // The server has counted what the page opened once every view shows values.
       await eventually(
-        async () => (await serverCounts(demo)).subscriptions === pageViews.length,
+        async () => (await serverCounts(session.demo)).subscriptions === pageViews.length,
         hang,
         `the server to count the page's ${pageViews.length} subscriptions`
       )
       console.log(`the demo page, ${pageViews.length} live views. ${await diagnose()}`)
       expect(network.waiting()).toBe(0)
       expect(network.eventStreams()).toEqual({ streams: 1, connections: 1 })
-      expect(await serverCounts(demo)).toEqual({ connections: 1, subscriptions: pageViews.length })
+      expect(await serverCounts(session.demo)).toEqual({ connections: 1, subscriptions: pageViews.length })
       expect(pageErrors).toEqual([])
       await network.detach()
     } finally {

@@ -14,30 +14,13 @@
  * connections held and the tabs that load are measured and logged, as is the
  * time from the leader's close to prices again: observations, not asserted.
  */
-import { existsSync } from "node:fs"
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type DemoProcess, startDemo } from "./support/demoProcess.ts"
+import type { Page } from "playwright-core"
+import { describe, expect, it } from "vitest"
+import { browserAndDemo, haveChromium, requireChromium } from "./support/chromium.ts"
 import { eventually } from "./support/eventually.ts"
-import { parseMetrics, sumOf } from "./support/overload.ts"
+import { streamCounts } from "./support/overload.ts"
 
-const executablePath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
-const haveChromium = existsSync(executablePath)
-if (!haveChromium) {
-  const message = `Chromium not found at ${executablePath}: install it (apt-get install chromium) or set CHROMIUM_PATH.`
-  if (process.env["CI"]) throw new Error(`${message} The browser tests must run in CI (.ci/run installs Chromium).`)
-  console.warn(`\n*** Skipping the browser tab tests. ${message}\n`)
-}
-
-const launchArgs = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync"
-]
+requireChromium("the browser tab tests")
 
 const tabs = 8
 
@@ -72,36 +55,12 @@ const continuity = (page: Page) =>
   })
 
 describe.skipIf(!haveChromium)("one connection for all tabs of an origin", () => {
-  let browser: Browser
-  let demo: DemoProcess
-  const contexts: Array<BrowserContext> = []
+  const session = browserAndDemo()
   const pageErrors: Array<string> = []
 
-  beforeAll(async () => {
-    ;[browser, demo] = await Promise.all([chromium.launch({ executablePath, args: launchArgs }), startDemo()])
-  }, 90_000)
+  const metrics = () => streamCounts(session.demo.url)
 
-  afterAll(async () => {
-    await Promise.all(contexts.map((context) => context.close().catch(() => undefined)))
-    await browser?.close()
-    const exit = await demo?.stop()
-    expect(exit).toEqual({ code: 0, signal: null })
-  }, 60_000)
-
-  const metrics = async () => {
-    const lines = parseMetrics(await (await fetch(`${demo.url}/metrics`)).text())
-    return {
-      connections: sumOf(lines, "stream_connections"),
-      subscriptions: sumOf(lines, "stream_active", { kind: "subscription" })
-    }
-  }
-
-  const newContext = async () => {
-    const context = await browser.newContext()
-    contexts.push(context)
-    context.setDefaultTimeout(45_000)
-    return context
-  }
+  const newContext = () => session.newContext()
 
   /** Waits until every page has received more prices than it had. */
   const live = async (pages: ReadonlyArray<Page>, what: string) => {
@@ -126,7 +85,7 @@ describe.skipIf(!haveChromium)("one connection for all tabs of an origin", () =>
     for (let i = 0; i < tabs; i++) {
       const page = await context.newPage()
       page.on("pageerror", (error) => pageErrors.push(error.message))
-      await page.goto(`${demo.url}/?shareTabs`)
+      await page.goto(`${session.demo.url}/?shareTabs`)
       pages.push(page)
     }
     await live(pages, "prices in all 8 tabs")
@@ -184,7 +143,7 @@ describe.skipIf(!haveChromium)("one connection for all tabs of an origin", () =>
     for (let i = 0; i < tabs; i++) {
       const page = await context.newPage()
       // An observation window of 10 s per tab: the tabs past six wait behind the event streams (not asserted on time).
-      loads.push(page.goto(demo.url, { timeout: 10_000, waitUntil: "domcontentloaded" }).then(() => true, () => false))
+      loads.push(page.goto(session.demo.url, { timeout: 10_000, waitUntil: "domcontentloaded" }).then(() => true, () => false))
     }
     await eventually(async () => (await metrics()).connections >= 6, 30_000, "six connections")
     const loaded = (await Promise.all(loads)).filter((ok) => ok).length

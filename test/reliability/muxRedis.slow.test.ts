@@ -14,45 +14,16 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ConnectionRelay from "../../src/server/ConnectionRelay.ts"
-import * as Http from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Multiplex from "../../src/protocol/Multiplex.ts"
 import { type DemoProcess, startDemo } from "../support/demoProcess.ts"
-import { type ParsedEvent, sseCollector } from "../support/http.ts"
+import { offsetOf, type Price, watchPrices as watch } from "../support/priceWatch.ts"
 import { change, type MuxClient, openMux } from "../support/mux.ts"
 import { eventually, type OwnRedis, ownRedis, redisTestsEnabled } from "../support/redis.ts"
 
 const enabled = await redisTestsEnabled()
 
 const symbols = ["ACME", "GLOBEX", "INITECH", "UMBRELLA", "HOOLI"]
-
-interface Price {
-  readonly seq: number
-  readonly symbol: string
-}
-
-/** A v1 `watchPrices` subscription (node:http), parsed as it arrives. */
-const watch = (baseUrl: string, watched: ReadonlyArray<string>) => {
-  const sse = sseCollector()
-  const request = Http.request(`${baseUrl}/rpc/watchPrices`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    agent: false
-  }, (response) => {
-    response.on("data", (bytes: Buffer) => sse.feed(bytes))
-    response.on("error", () => {})
-  })
-  request.on("error", () => {})
-  request.end(JSON.stringify({ symbols: watched }))
-  const messages = (): Array<ParsedEvent> => sse.events.filter((e) => e.event === "message")
-  return {
-    messages,
-    dropped: () => sse.events.filter((e) => e.event === "dropped"),
-    close: () => request.destroy()
-  }
-}
-
-const offsetOf = (id: string | undefined) => Number(id!.split("-")[1])
 
 /** A subscription's values as `<cursor> <seq> <symbol>`, the witness's way. */
 const received = (mux: MuxClient, sub: string) =>

@@ -8,52 +8,14 @@
  * redis-server) these skip with one line; with `CI` set they fail.
  */
 import { createClient } from "@redis/client"
-import * as Http from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type DemoProcess, startDemo } from "../support/demoProcess.ts"
-import { type ParsedEvent, sseCollector } from "../support/http.ts"
+import { offsetOf, type Price, watchPrices as watch } from "../support/priceWatch.ts"
 import { eventually, type OwnRedis, ownRedis, redisTestsEnabled } from "../support/redis.ts"
 
 const enabled = await redisTestsEnabled()
 
 const allSymbols = ["ACME", "GLOBEX", "INITECH", "UMBRELLA", "HOOLI"]
-
-interface Price {
-  readonly seq: number
-  readonly symbol: string
-}
-
-/** A `watchPrices` subscription over HTTP (the fast path), parsed as it arrives. */
-const watch = (baseUrl: string, symbols: ReadonlyArray<string>, lastEventId?: string) => {
-  const sse = sseCollector()
-  const arrivals: Array<number> = []
-  const state: { status: number | undefined } = { status: undefined }
-  const headers: Record<string, string> = { "content-type": "application/json" }
-  if (lastEventId !== undefined) headers["last-event-id"] = lastEventId
-  const request = Http.request(`${baseUrl}/rpc/watchPrices`, { method: "POST", headers, agent: false }, (response) => {
-    state.status = response.statusCode
-    response.on("data", (bytes: Buffer) => {
-      sse.feed(bytes)
-      while (arrivals.length < sse.events.length) arrivals.push(Date.now())
-    })
-    response.on("error", () => {})
-  })
-  request.on("error", () => {})
-  request.end(JSON.stringify({ symbols }))
-  const messages = (): Array<ParsedEvent> => sse.events.filter((e) => e.event === "message")
-  return {
-    events: sse.events,
-    arrivals,
-    messages,
-    prices: () => messages().map((e) => JSON.parse(e.data) as Price),
-    dropped: () =>
-      sse.events.filter((e) => e.event === "dropped").map((e) => (JSON.parse(e.data) as { count: number | null }).count),
-    status: () => state.status,
-    close: () => request.destroy()
-  }
-}
-
-const offsetOf = (id: string | undefined) => Number(id!.split("-")[1])
 
 /** Whether an instance's last word on the lease is that it publishes (a loaded machine can move the lease). */
 const publishingNow = (output: string): boolean => {

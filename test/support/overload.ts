@@ -99,6 +99,18 @@ export const sumOf = (metrics: ReadonlyArray<MetricLine>, name: string, labels: 
     .filter((line) => line.name === name && Object.entries(labels).every(([key, value]) => line.labels[key] === value))
     .reduce((sum, line) => sum + line.value, 0)
 
+/**
+ * Multiplexed connections (`stream_connections`) and open subscriptions
+ * (`stream_active{kind="subscription"}`) of the server at `base`, from its `/metrics`.
+ */
+export const streamCounts = async (base: string): Promise<{ readonly connections: number; readonly subscriptions: number }> => {
+  const lines = parseMetrics(await (await fetch(`${base}/metrics`)).text())
+  return {
+    connections: sumOf(lines, "stream_connections"),
+    subscriptions: sumOf(lines, "stream_active", { kind: "subscription" })
+  }
+}
+
 /** Resident memory of process `pid` in bytes (`VmRSS` of /proc/<pid>/status), or undefined where there is no /proc. */
 export const residentBytes = (pid: number): number | undefined => {
   try {
