@@ -17,6 +17,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { randomId } from "../core/RandomId.ts"
 import * as Topic from "../topic/Topic.ts"
 
 export interface ConnectionRelay {
@@ -37,12 +38,6 @@ export interface RedisOptions {
   readonly prefix?: string | undefined
   /** How long connecting may take. Default 5 seconds. */
   readonly connectTimeout?: Duration.DurationInput | undefined
-}
-
-const randomName = (): string => {
-  const bytes = new Uint8Array(6)
-  globalThis.crypto.getRandomValues(bytes)
-  return Array.from(bytes, (b) => b.toString(36).padStart(2, "0")).join("")
 }
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
@@ -96,7 +91,7 @@ export const redis = (options: RedisOptions): Layer.Layer<ConnectionRelay, Topic
         })
       const publisher = yield* open("publishing")
       const subscriber = yield* open("subscribing")
-      const instance = randomName()
+      const instance = randomId(6)
       const handlers = new Set<(message: string) => void>()
       yield* Effect.tryPromise({
         try: () =>

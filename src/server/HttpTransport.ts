@@ -135,7 +135,7 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         const node = yield* Platform.node(request)
         if (node?.clientGone(request) === true) return yield* Effect.interrupt
         const url = RequestParsing.urlOf(request)
-        if (multiplexer.handles(url)) return undefined
+        if (multiplexer.handles(url)) return { url, served: undefined, slot: undefined }
         const served = yield* RequestParsing.procedureOf(procedures, parsing.base, url)
         const kind = served.spec._tag
         const admitted = yield* admission.admit(kind, request)
@@ -150,18 +150,18 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
               : `The server has too many ${shed} open: retry`
           })
         }
-        return admitted
+        return { url, served, slot: admitted }
       })
 
     /** An admitted request: its body read, its handler invoked, its answer. */
     const serve = (
       request: HttpServerRequest.HttpServerRequest,
       allow: Record<string, string> | undefined,
-      admitted: Admission.Slot | undefined
+      { served, slot: admitted, url }: Effect.Effect.Success<ReturnType<typeof admit>>
     ) =>
       Effect.gen(function*() {
-        if (admitted === undefined) return yield* multiplexer.handle(request, RequestParsing.urlOf(request), allow)!
-        const call = yield* RequestParsing.parse(request, procedures, parsing)
+        if (served === undefined) return yield* multiplexer.handle(request, url, allow)
+        const call = yield* RequestParsing.parse(request, url, served, parsing)
         const invocation = yield* Effect.mapError(
           Invocation.invoke(call, context),
           (error) => new Failures.TypedFailure(call.served, error)

@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as ProtocolError from "../../contract/ProtocolError.ts"
+import * as Errors from "../../protocol/Errors.ts"
 import type { Served } from "./Served.ts"
 
 /** A failure of a handler or a middleware, encoded with the procedure's failure schema. */
@@ -63,8 +64,7 @@ const statusOf = (ast: SchemaAST.AST, error: unknown): number | undefined => {
 }
 
 /** The JSON body of a protocol error (for an `error` event). */
-export const protocolErrorJson = (error: ProtocolError.ProtocolError): string =>
-  JSON.stringify({ _tag: error._tag, message: error.message })
+export const protocolErrorJson = (error: ProtocolError.ProtocolError): string => Errors.encodeBody(error._tag, error.message)
 
 /** The JSON of a typed failure, with a `message` (for an `error` event); `undefined` when it cannot be encoded. */
 export const typedFailureJson = (served: Served, error: unknown): string | undefined => {

@@ -24,6 +24,7 @@ import * as Either from "effect/Either"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { type Channel, MuxConnection } from "../../core/MuxConnection.ts"
+import { randomId } from "../../core/RandomId.ts"
 import type { SseSink } from "../../core/SseAnswer.ts"
 import * as ProtocolError from "../../contract/ProtocolError.ts"
 import * as Errors from "../../protocol/Errors.ts"
@@ -78,30 +79,22 @@ const internal = Symbol("internal")
 let openConnections = 0
 export const counts = (): { readonly connections: number } => ({ connections: openConnections })
 
-const randomId = (): string => {
-  const bytes = new Uint8Array(12)
-  globalThis.crypto.getRandomValues(bytes)
-  let id = ""
-  for (const byte of bytes) id += byte.toString(36).padStart(2, "0")
-  return id
-}
-
 export interface Multiplexer {
   /** Whether `url` is `<base>/_mux` or under it. */
   readonly handles: (url: URL) => boolean
-  /** The answer to a request for `<base>/_mux[/<connection>]`, or `undefined` when the path is another. */
+  /** The answer to a request for `<base>/_mux[/<connection>]` (a URL `handles` accepts). */
   readonly handle: (
     request: HttpServerRequest.HttpServerRequest,
     url: URL,
     headers: Readonly<Record<string, string>> | undefined
-  ) => Effect.Effect<HttpServerResponse.HttpServerResponse, ProtocolError.ProtocolError, Scope.Scope> | undefined
+  ) => Effect.Effect<HttpServerResponse.HttpServerResponse, ProtocolError.ProtocolError, Scope.Scope>
 }
 
 export const make = (settings: Settings): Multiplexer => {
   const { admission, context, metrics, procedures } = settings
   const connections = new Map<string, MuxConnection>()
   const endpoint = Multiplex.pathOf(settings.base)
-  const instance = settings.relay?.instance ?? randomId().slice(0, 8)
+  const instance = settings.relay?.instance ?? randomId(4)
 
   /** Parses, admits and invokes one subscription as a v1 request for it would be. */
   const prepare = (
@@ -184,7 +177,7 @@ export const make = (settings: Settings): Multiplexer => {
     headers: Readonly<Record<string, string>> | undefined
   ): MuxConnection => {
     // Unguessable: knowing a connection's id is what it takes to change it.
-    const id = `${instance}.${randomId()}`
+    const id = `${instance}.${randomId(12)}`
     const connection = new MuxConnection(sink, {
       id,
       headers,
@@ -313,7 +306,6 @@ export const make = (settings: Settings): Multiplexer => {
     handles: (url) => url.pathname === endpoint || url.pathname.startsWith(`${endpoint}/`),
     handle: (request, url, headers) => {
       if (url.pathname === endpoint) return open(request, headers)
-      if (!url.pathname.startsWith(`${endpoint}/`)) return undefined
       let id: string
       try {
         id = decodeURIComponent(url.pathname.slice(endpoint.length + 1))

@@ -181,14 +181,18 @@ export const urlOf = (request: HttpServerRequest.HttpServerRequest): URL => {
   return new URL(`http://localhost${target.startsWith("/") ? "" : "/"}${target}`)
 }
 
+/**
+ * The call a request makes of `served`, the procedure its URL (`url`, from
+ * `urlOf`) names (`procedureOf`): the method, the format, the payload, the
+ * resume cursor.
+ */
 export const parse = (
   request: HttpServerRequest.HttpServerRequest,
-  procedures: ReadonlyMap<string, Served>,
-  options: { readonly base: string; readonly maxPayloadBytes: number; readonly bodyTimeout: Duration.Duration }
+  url: URL,
+  served: Served,
+  options: { readonly maxPayloadBytes: number; readonly bodyTimeout: Duration.Duration }
 ): Effect.Effect<Call, ProtocolError.ProtocolError> =>
   Effect.gen(function*() {
-    const url = urlOf(request)
-    const served = yield* procedureOf(procedures, options.base, url)
     if (request.method !== "GET" && request.method !== "POST") {
       return yield* new ProtocolError.MethodNotAllowed({ message: `Use GET or POST, not ${request.method.slice(0, 20)}` })
     }
