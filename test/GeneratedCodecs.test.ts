@@ -34,7 +34,9 @@ const plain = (u: unknown): unknown => {
     // An error's own message (a `message` field); Effect computes one for errors without that field.
     if (u instanceof Error && Object.prototype.hasOwnProperty.call(u, "message")) keys.add("message")
     for (const key of [...keys].sort()) if (key !== "stack" && key !== "name") out[key] = plain((u as Record<string, unknown>)[key])
-    const name = Object.getPrototypeOf(u) === Object.prototype ? "Object" : (u.constructor as { name: string }).name
+    // A null-prototype object (fast-check makes them) is plain data too.
+    const prototype: unknown = Object.getPrototypeOf(u)
+    const name = prototype === Object.prototype || prototype === null ? "Object" : (u.constructor as { name: string }).name
     return { [name]: out }
   }
   if (typeof u === "bigint") return { bigint: String(u) }
