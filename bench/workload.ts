@@ -173,27 +173,36 @@ export interface KeyedFeed {
   readonly onBatch: (listener: (batch: ReadonlyArray<Tick>) => void) => () => void
 }
 
-const makeKeyedFeed = (): KeyedFeed => {
+/**
+ * A feed publishing `batchSize` ticks every `intervalMs` ms, the tick `seq`
+ * under key `keyOf(seq)`, each batch stamped once with `nowMicros()`; every
+ * one of `keyCount` keys has a latest tick before anyone subscribes.
+ */
+const makeBatchFeed = (options: {
+  readonly batchSize: number
+  readonly intervalMs: number
+  readonly keyCount: number
+  readonly keyOf: (seq: number) => string
+}): KeyedFeed => {
   let seq = 0
   const latest = new Map<string, Tick>()
   const publish = (): Array<Tick> => {
     const ts = nowMicros()
-    const batch = new Array<Tick>(keyedBatchSize)
-    for (let i = 0; i < keyedBatchSize; i++) {
-      const tick = makeTick(seq, ts, keyOf(seq))
+    const batch = new Array<Tick>(options.batchSize)
+    for (let i = 0; i < options.batchSize; i++) {
+      const tick = makeTick(seq, ts, options.keyOf(seq))
       seq++
       latest.set(tick.symbol, tick)
       batch[i] = tick
     }
     return batch
   }
-  // Every key has a latest tick before anyone subscribes.
-  while (seq < keyCount) publish()
+  while (seq < options.keyCount) publish()
   const listeners = new Set<(batch: ReadonlyArray<Tick>) => void>()
   const timer = setInterval(() => {
     const batch = publish()
     for (const listener of listeners) listener(batch)
-  }, keyedIntervalMs)
+  }, options.intervalMs)
   timer.unref()
   return {
     latest: (key) => {
@@ -208,6 +217,8 @@ const makeKeyedFeed = (): KeyedFeed => {
     }
   }
 }
+
+const makeKeyedFeed = (): KeyedFeed => makeBatchFeed({ batchSize: keyedBatchSize, intervalMs: keyedIntervalMs, keyCount, keyOf })
 
 let keyedFeed: KeyedFeed | undefined
 /** The keyed feed, started on first use (it costs CPU: servers call it on the first keyed request). */
@@ -234,36 +245,8 @@ export const symbolOf = (seq: number): string => `s${seq % symbolCount}`
  * keyed feed (batches of one tick): a new subscriber to a symbol first gets
  * its latest tick, then every tick of that symbol.
  */
-const makeSymbolFeed = (): KeyedFeed => {
-  let seq = 0
-  const latest = new Map<string, Tick>()
-  const publish = (): Tick => {
-    const tick = makeTick(seq, nowMicros(), symbolOf(seq))
-    seq++
-    latest.set(tick.symbol, tick)
-    return tick
-  }
-  // Every symbol has a latest tick before anyone subscribes.
-  while (seq < symbolCount) publish()
-  const listeners = new Set<(batch: ReadonlyArray<Tick>) => void>()
-  const timer = setInterval(() => {
-    const batch = [publish()]
-    for (const listener of listeners) listener(batch)
-  }, 1000 / (symbolCount * symbolRate))
-  timer.unref()
-  return {
-    latest: (key) => {
-      const tick = latest.get(key)
-      return tick === undefined ? undefined : { ...tick, ts: nowMicros() }
-    },
-    onBatch: (listener) => {
-      listeners.add(listener)
-      return () => {
-        listeners.delete(listener)
-      }
-    }
-  }
-}
+const makeSymbolFeed = (): KeyedFeed =>
+  makeBatchFeed({ batchSize: 1, intervalMs: 1000 / (symbolCount * symbolRate), keyCount: symbolCount, keyOf: symbolOf })
 
 let symbolFeed: KeyedFeed | undefined
 /** The symbol feed, started on first use. */
