@@ -54,11 +54,12 @@ const OpenApiDocument = HttpLayerRouter.add(
   HttpServerResponse.unsafeJson(Generator.openApi(DemoApi, { title: "effect-stream-rpc demo", groupName: "DemoApi", version: "1.0.0" }))
 )
 
-// A server saturated by the prices it already delivers sheds new streams (503) instead of
-// making every new client wait: the event loop's utilization, not only its delay.
+// Admission by harm, the library's defaults: a new subscription is refused (503) when the live
+// ones already get their prices late (fan-out delay past 1 s) or the event loop is late by a
+// second, not because the loop is busy accepting a burst of returning clients or feeding one
+// client's export. One client cannot hold more than 32 of the 256 downloads and exports.
 const App = Layer.mergeAll(
-  // One client cannot hold more than 32 of the 256 downloads and exports.
-  HttpTransport.layer(DemoApi, { admission: { maxEventLoopUtilization: 0.9, maxTransfersPerClient: 32 } }),
+  HttpTransport.layer(DemoApi, { admission: { maxTransfersPerClient: 32 } }),
   Page,
   Metrics,
   Health,
