@@ -10,6 +10,11 @@
  * multiplexed connection (`ConnectionRelay`) to the instance holding it, so
  * no sticky sessions are needed. Redis unreachable at startup: the process
  * logs a `TopicUnavailable` error and exits 1.
+ *
+ * TRANSFER_STALL_TIMEOUT_MS: how long a download or export may wait on a
+ * client that reads nothing before its connection is cut and its slot freed
+ * (default 60,000). SHUTDOWN_DEADLINE_MS: how long a shutdown waits for
+ * running transfers (default 30,000).
  */
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -25,6 +30,7 @@ import * as GracefulShutdown from "../../src/server/GracefulShutdown.ts"
 import * as HttpTransport from "../../src/server/HttpTransport.ts"
 import * as MetricsService from "../../src/server/MetricsService.ts"
 import * as Prometheus from "../../src/server/Prometheus.ts"
+import * as StreamingConfig from "../../src/server/StreamingConfig.ts"
 import * as Assets from "./assets.ts"
 import { DemoApi } from "./contract.ts"
 import { AuthenticationLive, DemoHandlers } from "./handlers.ts"
@@ -34,6 +40,7 @@ import * as PriceFeed from "./PriceFeed.ts"
 const port = Number(process.env["PORT"] ?? 3000)
 const pricesPerSecond = Math.min(10_000, Math.max(1, Number(process.env["PRICES_PER_SECOND"] ?? 10)))
 const redisUrl = process.env["REDIS_URL"] || undefined
+const transferStallTimeoutMs = Number(process.env["TRANSFER_STALL_TIMEOUT_MS"] ?? 60_000)
 
 const assets = await Assets.load()
 const Page = Layer.mergeAll(
@@ -67,6 +74,7 @@ const App = Layer.mergeAll(
 ).pipe(
   Layer.provide(DemoHandlers),
   Layer.provide(AuthenticationLive),
+  Layer.provide(StreamingConfig.layer({ transferStallTimeout: Duration.millis(transferStallTimeoutMs) })),
   Layer.provide(
     redisUrl === undefined
       ? PriceFeed.layer({ pricesPerSecond })
