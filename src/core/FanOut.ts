@@ -3,13 +3,15 @@
  * subscriber's `flush`: for a socket, one write of every value it is owed).
  *
  * Paced (the default), a hand-over to many subscribers is a *cycle* run in
- * slices of a few milliseconds, the event loop reading its sockets between
- * slices; and a cycle that kept the loop busy longer than `busyMillis`
- * (its writes' syscalls included) delays the next by as long. So fan-out
- * takes at most about half of the loop and never holds it for long: a
- * server feeding more subscribers than it can still answers requests, and
- * its subscribers get the same values, in fewer, larger writes. A topic
- * with few subscribers hands over at once.
+ * slices of a few milliseconds, and the event loop gets a turn (reads its
+ * sockets, runs its timers and the requests' queue) between two slices and
+ * between two cycles. Pacing costs nothing when nothing else waits: the
+ * turn comes straight back and fan-out takes the whole loop. When requests,
+ * timers or other work wait, they run between slices, so fan-out yields
+ * them their share and never holds the loop for long: a server feeding more
+ * subscribers than it can still answers requests. What is published while a
+ * cycle runs goes out in the next, one write per subscriber of everything
+ * it is owed. A topic with few subscribers hands over at once.
  *
  * Values are never lost to pacing: whenever the values appended since the
  * start of the previous cycle could fill the ring (a subscriber last served
@@ -28,9 +30,6 @@ export interface Subscriber {
   /** Hands over what it is owed (for a socket, one write). */
   flush(): void
 }
-
-/** A cycle that kept the loop busy longer than this (milliseconds) delays the next by as long. */
-export const busyMillis = 2
 
 /** Longest slice of a cycle (milliseconds) before the event loop gets a turn. */
 export const sliceMillis = 5
@@ -74,15 +73,13 @@ export class FanOut {
   private dirty: Array<Subscriber> = []
   private dirtySince = 0
   private cycleDueAt = 0
-  /** The cycle under way: its subscribers, the next to serve, and the loop time it took so far. */
+  /** The cycle under way: its subscribers and the next to serve. */
   private cycle: Array<Subscriber> | undefined = undefined
   private index = 0
-  private busy = 0
   /** Callbacks of an earlier cycle (cut short by `now`) are ignored. */
   private cycleId = 0
-  /** No cycle starts before this (`performance.now()`). */
-  private nextAt = 0
-  private timer: ReturnType<typeof setTimeout> | undefined = undefined
+  /** A cycle is due after the event loop's next turn (the previous one just ended). */
+  private due = false
   /** Values appended since the start of the previous cycle: before and since the start of this one. */
   private beforeCycle = 0
   private sinceCycle = 0
@@ -110,21 +107,12 @@ export class FanOut {
       this.now()
       return
     }
-    if (this.dirty.length === 0 || this.cycle !== undefined || this.timer !== undefined) return
-    const wait = this.nextAt - performance.now()
-    if (wait > 0) {
-      this.timer = setTimeout(this.onTimer, wait)
-      return
-    }
+    if (this.dirty.length === 0 || this.cycle !== undefined || this.due) return
     this.startCycle()
   }
 
   /** Hands over everything owed, synchronously: the cycle under way, and what waits for the next. */
   now(): void {
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer)
-      this.timer = undefined
-    }
     const cycle = this.cycle
     if (cycle !== undefined) {
       this.cycle = undefined
@@ -146,9 +134,9 @@ export class FanOut {
     this.cycleId++
   }
 
-  private readonly onTimer = (): void => {
-    this.timer = undefined
-    this.startCycle()
+  private readonly onDue = (): void => {
+    this.due = false
+    this.request()
   }
 
   private startCycle(): void {
@@ -157,7 +145,6 @@ export class FanOut {
     this.dirty = []
     this.cycleDueAt = this.dirtySince
     this.index = 0
-    this.busy = 0
     this.beforeCycle = this.sinceCycle
     this.sinceCycle = 0
     this.slice(++this.cycleId)
@@ -173,7 +160,6 @@ export class FanOut {
     }
     afterWrites(() => {
       if (id !== this.cycleId) return
-      this.busy += performance.now() - started
       if (this.index < cycle.length) {
         afterIo(() => this.slice(id))
         return
@@ -181,8 +167,11 @@ export class FanOut {
       this.cycle = undefined
       const now = performance.now()
       recordDelay(now - this.cycleDueAt, now)
-      this.nextAt = this.busy > busyMillis ? now + this.busy : 0
-      this.request()
+      // What was published during the cycle goes out in the next, after the loop's turn.
+      if (this.dirty.length > 0 && !this.due) {
+        this.due = true
+        afterIo(this.onDue)
+      }
     })
   }
 }

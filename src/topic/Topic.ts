@@ -31,9 +31,9 @@
  * increment per value until it resumes with at most 64; memory is the ring
  * (`max(replay.count, 64)` values with their frames) plus a few small
  * objects per subscriber. Hand-overs to many subscribers are paced (see the
- * `pace` option and `core/FanOut.ts`): sliced, and spaced when busy, so
- * fan-out never holds the event loop for long nor takes more than about half
- * of it.
+ * `pace` option and `core/FanOut.ts`): sliced, with a turn of the event
+ * loop between slices, so fan-out never holds the loop for long, and takes
+ * all of it only when nothing else waits.
  */
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"

@@ -28,13 +28,14 @@ export interface Options<A> {
     readonly age?: Duration.DurationInput | undefined
   } | undefined
   /**
-   * Fan-out pacing (default `true`): when handing values to the subscribers
-   * took more than a couple of milliseconds (writes to many sockets), the
-   * next hand-over waits as long, and what was published meanwhile goes out
-   * in one write per subscriber. Fan-out then takes at most about half of
-   * the event loop, so a server feeding more subscribers than it can still
-   * answers requests; subscribers get every value, later and in larger
-   * writes. `false`: every publish is written at once, whatever it costs.
+   * Fan-out pacing (default `true`): values are handed to many subscribers
+   * in slices of a few milliseconds with a turn of the event loop between
+   * slices and between hand-overs, and what was published during one goes
+   * out in the next, one write per subscriber. Nothing waiting, fan-out
+   * takes the whole loop; requests, timers or other work waiting, they run
+   * between slices, so a server feeding more subscribers than it can still
+   * answers requests. `false`: every publish is written at once, whatever
+   * it costs.
    */
   readonly pace?: boolean | undefined
 }
