@@ -207,6 +207,23 @@ describe("admission control", () => {
       expect(yield* shedCount("event_loop_utilization")).toBe(before + 1)
     }).pipe(quiet))
 
+  it.scopedLive("a process past its memory bound sheds new streams and transfers, not unary calls", () =>
+    Effect.gen(function*() {
+      // Any process is past one byte: the bound is what is tested, not a real shortage.
+      const url = yield* serve({ maxEventLoopDelay: Infinity, maxMemory: 1 })
+      const before = yield* shedCount("memory")
+      const answers = yield* Effect.promise(async () => {
+        const subscription = await expectShed(watch(url))
+        const transfer = await expectShed(download(url))
+        const quote = await fetch(`${url}/rpc/getQuote?payload=${encodeURIComponent(JSON.stringify({ symbol: "ACME" }))}`)
+        return { subscription, transfer, quote: quote.status }
+      })
+      expect(answers.subscription).toContain("overloaded")
+      expect(answers.transfer).toContain("overloaded")
+      expect(answers.quote).not.toBe(503)
+      expect(yield* shedCount("memory")).toBe(before + 2)
+    }).pipe(quiet))
+
   it.scopedLive("a topic handing its values over late sheds new subscriptions, not other calls", () =>
     Effect.gen(function*() {
       const url = yield* serve({ maxEventLoopDelay: Infinity, maxFanOutDelay: "100 millis" })

@@ -143,7 +143,8 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
           const shed = admitted
           metrics?.shed(kind, served.rpc._tag, shed)
           return yield* new ProtocolError.ServiceUnavailable({
-            message: shed === "event_loop_delay" || shed === "event_loop_utilization" || shed === "fan_out_delay"
+            message: shed === "event_loop_delay" || shed === "event_loop_utilization" || shed === "fan_out_delay" ||
+                shed === "memory"
               ? "The server is overloaded: retry"
               : shed === "client_transfers"
               ? "This client has too many downloads and exports running: retry when one ends"

@@ -9,6 +9,9 @@
  * - how late the process's topics hand values to their subscribers (new
  *   subscriptions only): past `maxFanOutDelay`, another subscriber would
  *   only make every subscriber's values later;
+ * - the process's memory (new subscriptions and transfers): past
+ *   `maxMemory`, by default 90% of the memory limit the process runs under
+ *   (a container's), another stream risks the process for everyone;
  * - limits on subscriptions and on transfers (downloads and exports) open at
  *   once on this transport, and on the transfers of one client.
  * A request whose client has already gone is never started.
@@ -57,6 +60,14 @@ export interface AdmissionOptions {
    * subscriptions are refused; `Infinity` to disable. Default 1 second.
    */
   readonly maxFanOutDelay?: Duration.DurationInput | undefined
+  /**
+   * Resident memory of the process (bytes) past which new subscriptions and
+   * transfers are refused, sampled every second. Default: 90% of the limit
+   * the process runs under (`process.constrainedMemory()`, a container's
+   * cgroup limit), none when it runs under none; `Infinity` to disable.
+   * Node only.
+   */
+  readonly maxMemory?: number | undefined
 }
 
 export const defaults = {
@@ -65,13 +76,16 @@ export const defaults = {
   maxTransfersPerClient: Infinity,
   maxEventLoopDelay: Duration.seconds(1),
   maxEventLoopUtilization: Infinity,
-  maxFanOutDelay: Duration.seconds(1)
+  maxFanOutDelay: Duration.seconds(1),
+  /** A share of the memory limit the process runs under, when it runs under one. */
+  maxMemoryShare: 0.9
 } as const
 
 export type ShedReason =
   | "event_loop_delay"
   | "event_loop_utilization"
   | "fan_out_delay"
+  | "memory"
   | "subscriptions"
   | "transfers"
   | "client_transfers"
@@ -97,10 +111,29 @@ type EventLoopUtilization = (current?: Utilization, previous?: Utilization) => U
 const elu = (globalThis.performance as { eventLoopUtilization?: EventLoopUtilization } | undefined)
   ?.eventLoopUtilization?.bind(globalThis.performance)
 
+interface MemoryProcess {
+  readonly memoryUsage?: { readonly rss?: () => number }
+  readonly constrainedMemory?: () => number | undefined
+}
+const memoryProcess = (globalThis as { process?: MemoryProcess }).process
+/** The resident memory of the process, where the runtime tells it (Node). */
+const rssOf = memoryProcess?.memoryUsage?.rss?.bind(memoryProcess.memoryUsage)
+
+/**
+ * The memory limit the process runs under (a container's), or `undefined`:
+ * Node reports none as 0 or as the largest 64-bit number.
+ */
+export const memoryLimit = (): number | undefined => {
+  const limit = memoryProcess?.constrainedMemory?.()
+  return limit === undefined || limit <= 0 || limit >= 2 ** 53 ? undefined : limit
+}
+
 const loop = {
   delay: 0,
   /** Share of the last window (about a second) the loop was busy. */
   utilization: 0,
+  /** Resident memory at the end of the last window (bytes). */
+  rss: 0,
   started: false,
   start(): void {
     if (this.started) return
@@ -108,16 +141,20 @@ const loop = {
     let expected = Date.now() + sampleMillis
     let window = elu?.()
     let samples = 0
+    if (rssOf !== undefined) this.rss = rssOf()
     const timer = setInterval(() => {
       const now = Date.now()
       // The latest lateness, decaying: one slow turn does not shed for long.
       this.delay = Math.max(now - expected, this.delay / 2)
       expected = now + sampleMillis
-      if (elu !== undefined && ++samples * sampleMillis >= 1000) {
+      if (++samples * sampleMillis >= 1000) {
         samples = 0
-        const current = elu()
-        this.utilization = elu(current, window).utilization
-        window = current
+        if (elu !== undefined) {
+          const current = elu()
+          this.utilization = elu(current, window).utilization
+          window = current
+        }
+        if (rssOf !== undefined) this.rss = rssOf()
       }
     }, sampleMillis)
     ;(timer as { unref?: () => void }).unref?.()
@@ -191,7 +228,9 @@ export const make = (options: AdmissionOptions = {}): Admission => {
   const maxDelay = Duration.toMillis(Duration.decode(options.maxEventLoopDelay ?? defaults.maxEventLoopDelay))
   const maxUtilization = options.maxEventLoopUtilization ?? defaults.maxEventLoopUtilization
   const maxFanOutDelay = Duration.toMillis(Duration.decode(options.maxFanOutDelay ?? defaults.maxFanOutDelay))
-  if (Number.isFinite(maxDelay) || Number.isFinite(maxUtilization)) loop.start()
+  const limit = memoryLimit()
+  const maxMemory = options.maxMemory ?? (limit === undefined ? Infinity : limit * defaults.maxMemoryShare)
+  if (Number.isFinite(maxDelay) || Number.isFinite(maxUtilization) || Number.isFinite(maxMemory)) loop.start()
   const maxPerClient = options.maxTransfersPerClient ?? defaults.maxTransfersPerClient
   const clientKey = options.clientKey ?? remoteAddressOf
   const subscriptions = new Pool()
@@ -204,6 +243,7 @@ export const make = (options: AdmissionOptions = {}): Admission => {
         if (kind !== "unary" && loop.utilization > maxUtilization) {
           return Effect.succeed("event_loop_utilization" as const)
         }
+        if (kind !== "unary" && loop.rss > maxMemory) return Effect.succeed("memory" as const)
         if (kind === "subscription") {
           if (FanOut.delay() > maxFanOutDelay) return Effect.succeed("fan_out_delay" as const)
           if (subscriptions.count >= maxSubscriptions) return Effect.succeed("subscriptions" as const)
