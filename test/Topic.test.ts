@@ -8,6 +8,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as fc from "fast-check"
+import * as TurnQueue from "../src/core/TurnQueue.ts"
 import * as StreamingService from "../src/server/StreamingService.ts"
 import { settingsOf } from "../src/topic/internal/Settings.ts"
 import { subscription } from "../src/topic/internal/Subscription.ts"
@@ -315,6 +316,31 @@ describe("Topic fast path (in-process sinks)", () => {
         new Promise<number>((resolve) => setTimeout(() => resolve(fast.state.writes), 15))
       )
       expect(writesAtTimer).toBe(2)
+      expect(fast.values()).toEqual(ticks(0, 41).map((t) => t.n))
+      expect(fast.dropped()).toEqual([])
+    }))
+
+  it.scoped("while other work waits for the loop (the requests' queue), a busy cycle delays the next by as long", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make<Tick>()
+      const fast = recorder()
+      topic.subscribe()[Topic.TypeId].attach(costlySink(30).sink, encodeTick)
+      topic.subscribe()[Topic.TypeId].attach(fast.sink, encodeTick)
+      // Other work on the requests' queue for as long as the test runs: a fiber handed back turn after turn.
+      let working = true
+      const work = (): void => {
+        if (working) TurnQueue.handBack(work)
+      }
+      TurnQueue.handBack(work)
+      yield* Effect.addFinalizer(() => Effect.sync(() => (working = false)))
+      topic.unsafePublish({ n: 0, key: "a" })
+      for (const tick of ticks(1, 40)) topic.unsafePublish(tick)
+      const writesAtTimer = yield* Effect.promise(() =>
+        new Promise<number>((resolve) => setTimeout(() => resolve(fast.state.writes), 15))
+      )
+      // held back: fan-out yields the loop to the waiting work for as long as its busy cycle took
+      expect(writesAtTimer).toBe(1)
+      yield* Effect.promise(() => eventually(() => fast.state.writes >= 2))
       expect(fast.values()).toEqual(ticks(0, 41).map((t) => t.n))
       expect(fast.dropped()).toEqual([])
     }))

@@ -4,14 +4,16 @@
  *
  * Paced (the default), a hand-over to many subscribers is a *cycle* run in
  * slices of a few milliseconds, and the event loop gets a turn (reads its
- * sockets, runs its timers and the requests' queue) between two slices and
- * between two cycles. Pacing costs nothing when nothing else waits: the
- * turn comes straight back and fan-out takes the whole loop. When requests,
- * timers or other work wait, they run between slices, so fan-out yields
- * them their share and never holds the loop for long: a server feeding more
- * subscribers than it can still answers requests. What is published while a
- * cycle runs goes out in the next, one write per subscriber of everything
- * it is owed. A topic with few subscribers hands over at once.
+ * sockets, runs its timers) between two slices and between two cycles.
+ * When nothing else waits, that is all: the turn comes straight back and
+ * fan-out takes the whole loop. When other work waits for the loop —
+ * requests, streams' producers, anything on the requests' queue
+ * (`TurnQueue`) — a cycle that kept the loop busy longer than `busyMillis`
+ * (its writes' syscalls included) delays the next by as long, so fan-out
+ * takes about half of the loop and a server feeding more subscribers than
+ * it can still answers requests. What is published while a cycle runs or
+ * waits goes out in the next, one write per subscriber of everything it is
+ * owed. A topic with few subscribers hands over at once.
  *
  * Values are never lost to pacing: whenever the values appended since the
  * start of the previous cycle could fill the ring (a subscriber last served
@@ -20,6 +22,8 @@
  *
  * Unpaced (`pace: false`), every publish is handed over at once.
  */
+
+import { othersWaiting } from "./TurnQueue.ts"
 
 /** What a cycle needs of a subscriber (a topic's subscribers are ones). */
 export interface Subscriber {
@@ -30,6 +34,9 @@ export interface Subscriber {
   /** Hands over what it is owed (for a socket, one write). */
   flush(): void
 }
+
+/** A cycle that kept the loop busy longer than this (milliseconds) delays the next by as long, while other work waits. */
+export const busyMillis = 2
 
 /** Longest slice of a cycle (milliseconds) before the event loop gets a turn. */
 export const sliceMillis = 5
@@ -73,13 +80,17 @@ export class FanOut {
   private dirty: Array<Subscriber> = []
   private dirtySince = 0
   private cycleDueAt = 0
-  /** The cycle under way: its subscribers and the next to serve. */
+  /** The cycle under way: its subscribers, the next to serve, and the loop time it took so far. */
   private cycle: Array<Subscriber> | undefined = undefined
   private index = 0
+  private busy = 0
   /** Callbacks of an earlier cycle (cut short by `now`) are ignored. */
   private cycleId = 0
-  /** A cycle is due after the event loop's next turn (the previous one just ended). */
+  /** A cycle is due after the event loop's next turn, or after a wait (the previous one just ended). */
   private due = false
+  private timer: ReturnType<typeof setTimeout> | undefined = undefined
+  /** No cycle starts before this (`performance.now()`): set after a busy cycle while other work waits. */
+  private nextAt = 0
   /** Values appended since the start of the previous cycle: before and since the start of this one. */
   private beforeCycle = 0
   private sinceCycle = 0
@@ -108,11 +119,22 @@ export class FanOut {
       return
     }
     if (this.dirty.length === 0 || this.cycle !== undefined || this.due) return
+    const wait = this.nextAt - performance.now()
+    if (wait > 0) {
+      this.due = true
+      this.timer = setTimeout(this.onDue, wait)
+      return
+    }
     this.startCycle()
   }
 
   /** Hands over everything owed, synchronously: the cycle under way, and what waits for the next. */
   now(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+      this.due = false
+    }
     const cycle = this.cycle
     if (cycle !== undefined) {
       this.cycle = undefined
@@ -136,6 +158,7 @@ export class FanOut {
 
   private readonly onDue = (): void => {
     this.due = false
+    this.timer = undefined
     this.request()
   }
 
@@ -145,6 +168,7 @@ export class FanOut {
     this.dirty = []
     this.cycleDueAt = this.dirtySince
     this.index = 0
+    this.busy = 0
     this.beforeCycle = this.sinceCycle
     this.sinceCycle = 0
     this.slice(++this.cycleId)
@@ -160,6 +184,7 @@ export class FanOut {
     }
     afterWrites(() => {
       if (id !== this.cycleId) return
+      this.busy += performance.now() - started
       if (this.index < cycle.length) {
         afterIo(() => this.slice(id))
         return
@@ -167,10 +192,13 @@ export class FanOut {
       this.cycle = undefined
       const now = performance.now()
       recordDelay(now - this.cycleDueAt, now)
-      // What was published during the cycle goes out in the next, after the loop's turn.
+      // What was published during the cycle goes out in the next: after the loop's turn, or,
+      // while other work waits for the loop, once as long as this busy cycle took has passed.
+      this.nextAt = this.busy > busyMillis && othersWaiting() ? now + this.busy : 0
       if (this.dirty.length > 0 && !this.due) {
         this.due = true
-        afterIo(this.onDue)
+        if (this.nextAt > 0) this.timer = setTimeout(this.onDue, this.busy)
+        else afterIo(this.onDue)
       }
     })
   }

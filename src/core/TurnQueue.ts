@@ -37,14 +37,29 @@ export const turnSpent = (): boolean => {
   return now - turnStarted > turnBudgetMillis
 }
 
-/** Fibers handed back to the event loop, oldest first (`head` is the next to run). */
+/** Fibers handed back to the event loop, oldest first (`head` is the next to run), and since when each waits. */
 let waiting: Array<() => void> = []
+let since: Array<number> = []
 let head = 0
 let armed = false
+
+/** Whether fibers wait for a turn of the loop: requests, streams' producers, … (fan-out paces itself then). */
+export const othersWaiting = (): boolean => head < waiting.length
+
+/**
+ * How long fibers waited for their turn: the longest wait of a fiber run
+ * in about the last second (milliseconds). A queue this late answers every
+ * request that late: admission refuses new calls past a bound.
+ */
+const late = { millis: 0, at: -Infinity }
+
+/** Milliseconds: see `late`; 0 when no fiber ran after a wait in the last two seconds. */
+export const queueDelay = (): number => performance.now() - late.at > 2000 ? 0 : late.millis
 
 /** Runs `run` in a later turn of the loop, after the fibers handed back before it. */
 export const handBack = (run: () => void): void => {
   waiting.push(run)
+  since.push(performance.now())
   if (!armed) {
     armed = true
     setImmediate(runWaiting)
@@ -61,6 +76,14 @@ const runWaiting = (): void => {
   const started = performance.now()
   startTurn(started)
   const end = waiting.length
+  if (head < end) {
+    // The oldest waiter is first: its wait is this turn's longest.
+    const waited = started - since[head]!
+    if (waited >= late.millis || started - late.at > 1000) {
+      late.millis = waited
+      late.at = started
+    }
+  }
   while (head < end) {
     const run = waiting[head]!
     waiting[head++] = noop
@@ -69,9 +92,11 @@ const runWaiting = (): void => {
   }
   if (head === waiting.length) {
     waiting = []
+    since = []
     head = 0
   } else if (head > 1024 && head * 2 > waiting.length) {
     waiting = waiting.slice(head)
+    since = since.slice(head)
     head = 0
   }
   if (head < waiting.length && !armed) {

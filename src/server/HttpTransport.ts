@@ -143,8 +143,8 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
           const shed = admitted
           metrics?.shed(kind, served.rpc._tag, shed)
           return yield* new ProtocolError.ServiceUnavailable({
-            message: shed === "event_loop_delay" || shed === "event_loop_utilization" || shed === "fan_out_delay" ||
-                shed === "memory"
+            message: shed === "event_loop_delay" || shed === "request_delay" || shed === "event_loop_utilization" ||
+                shed === "fan_out_delay" || shed === "memory"
               ? "The server is overloaded: retry"
               : shed === "client_transfers"
               ? "This client has too many downloads and exports running: retry when one ends"
@@ -163,6 +163,9 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
       Effect.gen(function*() {
         if (served === undefined) return yield* multiplexer.handle(request, url, allow)
         const call = yield* RequestParsing.parse(request, url, served, parsing)
+        // The client left while the request waited for its turn (or its body): nothing starts for it.
+        const node = yield* Platform.node(request)
+        if (node?.clientGone(request) === true) return yield* Effect.interrupt
         const invocation = yield* Effect.mapError(
           Invocation.invoke(call, context),
           (error) => new Failures.TypedFailure(call.served, error)

@@ -5,6 +5,9 @@
  * streams still run). Capacity is judged, per request, by
  * - the event-loop delay, as `@fastify/under-pressure` does: a loop late by
  *   more than `maxEventLoopDelay` sheds everything new;
+ * - how long requests wait for their turn on the request scheduler's queue
+ *   (`TurnQueue`): past `maxRequestDelay`, every call already in it is
+ *   answered that late, and a new one would only add to the wait;
  * - the event-loop utilization of the last second (opt-in);
  * - how late the process's topics hand values to their subscribers (new
  *   subscriptions only): past `maxFanOutDelay`, another subscriber would
@@ -23,6 +26,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Procedure from "../../contract/Procedure.ts"
 import * as FanOut from "../../core/FanOut.ts"
+import * as TurnQueue from "../../core/TurnQueue.ts"
 
 export interface AdmissionOptions {
   /** Most subscriptions open at once. Default 20,000. */
@@ -47,6 +51,12 @@ export interface AdmissionOptions {
   readonly clientKey?: ((request: HttpServerRequest.HttpServerRequest) => string | undefined) | undefined
   /** Event-loop delay past which new calls are refused; `Infinity` to disable. Default 1 second. */
   readonly maxEventLoopDelay?: Duration.DurationInput | undefined
+  /**
+   * How long requests may wait for their turn on the request scheduler (the
+   * longest wait of the last second) before new calls are refused;
+   * `Infinity` to disable. Default 1 second.
+   */
+  readonly maxRequestDelay?: Duration.DurationInput | undefined
   /**
    * Share of the last second the event loop was busy (0 to 1) past which new
    * subscriptions and transfers are refused, e.g. 0.98. Off by default (as in
@@ -75,6 +85,7 @@ export const defaults = {
   maxTransfers: 256,
   maxTransfersPerClient: Infinity,
   maxEventLoopDelay: Duration.seconds(1),
+  maxRequestDelay: Duration.seconds(1),
   maxEventLoopUtilization: Infinity,
   maxFanOutDelay: Duration.seconds(1),
   /** A share of the memory limit the process runs under, when it runs under one. */
@@ -83,6 +94,7 @@ export const defaults = {
 
 export type ShedReason =
   | "event_loop_delay"
+  | "request_delay"
   | "event_loop_utilization"
   | "fan_out_delay"
   | "memory"
@@ -226,6 +238,7 @@ export const make = (options: AdmissionOptions = {}): Admission => {
   const maxSubscriptions = options.maxSubscriptions ?? defaults.maxSubscriptions
   const maxTransfers = options.maxTransfers ?? defaults.maxTransfers
   const maxDelay = Duration.toMillis(Duration.decode(options.maxEventLoopDelay ?? defaults.maxEventLoopDelay))
+  const maxRequestDelay = Duration.toMillis(Duration.decode(options.maxRequestDelay ?? defaults.maxRequestDelay))
   const maxUtilization = options.maxEventLoopUtilization ?? defaults.maxEventLoopUtilization
   const maxFanOutDelay = Duration.toMillis(Duration.decode(options.maxFanOutDelay ?? defaults.maxFanOutDelay))
   const limit = memoryLimit()
@@ -240,6 +253,7 @@ export const make = (options: AdmissionOptions = {}): Admission => {
     admit: (kind, request) =>
       Effect.suspend((): Effect.Effect<ShedReason | Slot, never, Scope.Scope> => {
         if (loop.delay > maxDelay) return Effect.succeed("event_loop_delay" as const)
+        if (TurnQueue.queueDelay() > maxRequestDelay) return Effect.succeed("request_delay" as const)
         if (kind !== "unary" && loop.utilization > maxUtilization) {
           return Effect.succeed("event_loop_utilization" as const)
         }

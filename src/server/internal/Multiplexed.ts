@@ -207,6 +207,9 @@ export const make = (settings: Settings): Multiplexer => {
       const body = yield* RequestParsing.jsonBody(request, settings.maxPayloadBytes, settings.bodyTimeout)
       const parsed = Multiplex.parseOpen(body)
       if (!parsed.ok) return yield* new ProtocolError.InvalidPayload({ message: parsed.message })
+      // The client left while the request waited for its turn or its body: nothing starts for it.
+      const node = yield* Platform.node(request)
+      if (node?.clientGone(request) === true) return yield* Effect.interrupt
       const prepared = yield* Effect.forEach(parsed.value.subscriptions, (entry) => prepare(entry, request.headers))
       if (prepared.length > 0 && prepared.every((p) => p._tag === "Refused" && p.shed)) {
         return yield* new ProtocolError.ServiceUnavailable({ message: "The server is overloaded: retry" })
@@ -220,7 +223,6 @@ export const make = (settings: Settings): Multiplexer => {
             return Effect.forEach(prepared, (p) => begin(connection.channel(p.entry.id), p), { discard: true })
           })
         )
-      const node = yield* Platform.node(request)
       const response = node?.responseOf(request)
       return node !== undefined && response !== undefined
         ? yield* SseResponse.handOverTo(node, response, start)
