@@ -57,7 +57,15 @@ const run = (file: string, args: ReadonlyArray<string>, cwd = repo): Promise<Run
 const command = (...args: ReadonlyArray<string>) =>
   run(process.execPath, ["--import", "tsx", Path.join(repo, "src/generator/bin.ts"), ...args])
 
-const scratch = () => mkdtempSync(Path.join(tmpdir(), "generate-cli-"))
+const scratches: Array<string> = []
+const scratch = () => {
+  const dir = mkdtempSync(Path.join(tmpdir(), "generate-cli-"))
+  scratches.push(dir)
+  return dir
+}
+afterAll(() => {
+  for (const dir of scratches) rmSync(dir, { recursive: true, force: true })
+})
 
 /** The text of a generated file below its header's command line (the one line that names the output). */
 const body = (file: string) => readFileSync(file, "utf8").split("\n").slice(2).join("\n")
