@@ -5,6 +5,10 @@
  * only the runtime (`effect-stream-rpc/client`, no runtime import of
  * `effect`); a procedure whose schemas could not be compiled falls back to
  * the contract's Effect Schemas, and the module says so.
+ *
+ * Written three ways from the same lines, with no compiler: the TypeScript
+ * module, the same module as plain JavaScript, and the declarations of that
+ * JavaScript, which give it the TypeScript module's types.
  */
 import { capacities } from "../contract/Kinds.ts"
 import type { ClassShape, ClientShapes, Field, ProcedureShapes, Shape } from "./Shape.ts"
@@ -22,7 +26,15 @@ export interface ClientModuleOptions {
 }
 
 export interface ClientModule {
+  /** The TypeScript module (`.ts`, `.mts`). */
   readonly code: string
+  /**
+   * The same module as plain JavaScript (an ES module: `.js`, `.mjs`), for a
+   * project without a build step; its types are in `declarations`.
+   */
+  readonly javascript: string
+  /** The declarations of `javascript` (`.d.ts`, `.d.mts` beside it): the types `code` has. */
+  readonly declarations: string
   /** One line per procedure that falls back to Effect Schema or is left unchecked, and why. */
   readonly warnings: ReadonlyArray<string>
 }
@@ -183,7 +195,17 @@ const collect = (shape: Shape, unchecked: Set<string>, brands: { found: boolean 
 
 // --- classes -----------------------------------------------------------------
 
-const classDeclaration = (shape: ClassShape): Array<string> => {
+/** The three texts the generator writes side by side, a line at a time. */
+interface Texts {
+  /** The TypeScript module. */
+  readonly ts: Array<string>
+  /** The same module as plain JavaScript: the TypeScript one with its types erased. */
+  readonly js: Array<string>
+  /** The declarations of the JavaScript module: the types the TypeScript module has. */
+  readonly dts: Array<string>
+}
+
+const classDeclaration = (shape: ClassShape, texts: Texts): void => {
   const inherited = shape.error ? new Set(["message", "name", "stack", "cause"]) : new Set<string>()
   // A tagged class sets its own `_tag`, as Schema's constructors do.
   const tagField = shape.fields.find((field) => field.name === "_tag" && field.shape._tag === "Literal" && !field.optional)
@@ -193,31 +215,41 @@ const classDeclaration = (shape: ClassShape): Array<string> => {
     ? "{}"
     : `{ ${parameters.map((field) => `readonly ${propertyName(field.name)}${field.optional ? "?" : ""}: ${typeOf(field.shape)}`).join("; ")} }`
   const message = shape.fields.find((field) => field.name === "message" && field.shape._tag === "String" && !field.optional)
-  return [
-    ...jsdoc(
-      [
-        ...(shape.description === undefined ? [] : [shape.description, ""]),
-        shape.error
-          ? `A typed error of the contract (\`${shape.name}\`): \`instanceof ${shape.name}\` and \`_tag\` both tell it apart.`
-          : `A class of the contract (\`${shape.name}\`): values are decoded into instances, so \`instanceof ${shape.name}\` holds.`
-      ],
-      ""
-    ),
-    `export class ${shape.name}${shape.error ? " extends Error" : ""} {`,
-    ...shape.fields.filter((field) => !inherited.has(field.name)).flatMap((field) => [
+  const doc = jsdoc(
+    [
+      ...(shape.description === undefined ? [] : [shape.description, ""]),
+      shape.error
+        ? `A typed error of the contract (\`${shape.name}\`): \`instanceof ${shape.name}\` and \`_tag\` both tell it apart.`
+        : `A class of the contract (\`${shape.name}\`): values are decoded into instances, so \`instanceof ${shape.name}\` holds.`
+    ],
+    ""
+  )
+  const fields = (prefix: string) =>
+    shape.fields.filter((field) => !inherited.has(field.name)).flatMap((field) => [
       ...jsdoc(field.description === undefined ? [] : [field.description], "  "),
-      `  declare readonly ${propertyName(field.name)}${field.optional ? "?" : ""}: ${typeOf(field.shape)}`
-    ]),
-    `  constructor(fields: ${fieldsType}) {`,
+      `  ${prefix}readonly ${propertyName(field.name)}${field.optional ? "?" : ""}: ${typeOf(field.shape)}`
+    ])
+  const body = [
     ...(shape.error
       ? [`    super(${message === undefined ? "" : "fields.message"})`, `    this.name = ${JSON.stringify(shape.name)}`]
       : []),
     tag === undefined ? `    Object.assign(this, fields)` : `    Object.assign(this, fields, { _tag: ${JSON.stringify(tag)} })`,
     `  }`,
-    `}`,
-    `const ${shape.name}$: Codec.Codec<${shape.name}> = Codec.instance(${shape.name}, Codec.struct(${fieldsCodec(shape.fields)}))`,
-    ``
+    `}`
   ]
+  const heritage = shape.error ? " extends Error" : ""
+  const codec = `Codec.instance(${shape.name}, Codec.struct(${fieldsCodec(shape.fields)}))`
+  texts.ts.push(
+    ...doc,
+    `export class ${shape.name}${heritage} {`,
+    ...fields("declare "),
+    `  constructor(fields: ${fieldsType}) {`,
+    ...body,
+    `const ${shape.name}$: Codec.Codec<${shape.name}> = ${codec}`,
+    ``
+  )
+  texts.js.push(...doc, `export class ${shape.name}${heritage} {`, `  constructor(fields) {`, ...body, `const ${shape.name}$ = ${codec}`, ``)
+  texts.dts.push(...doc, `export declare class ${shape.name}${heritage} {`, ...fields(""), `  constructor(fields: ${fieldsType})`, `}`, ``)
 }
 
 // --- procedures --------------------------------------------------------------
@@ -240,7 +272,7 @@ const kindLine = (procedure: ProcedureShapes): string => {
 const successName = (procedure: ProcedureShapes): string =>
   ({ subscription: "Value", export: "Row", unary: "Response", download: "" })[procedure.kind]
 
-/** The module for `shapes`. */
+/** The module for `shapes`, in TypeScript and as JavaScript with its declarations. */
 export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions): ClientModule => {
   const group = shapes.group
   const warnings: Array<string> = []
@@ -265,51 +297,117 @@ export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions)
     for (const field of shape.fields) collect(field.shape, unchecked, brands, `${shape.name}.${field.name}`)
   }
 
-  const lines: Array<string> = [
+  const texts: Texts = { ts: [], js: [], dts: [] }
+  const { ts, js, dts } = texts
+  const all = (...lines: ReadonlyArray<string>) => {
+    ts.push(...lines)
+    js.push(...lines)
+    dts.push(...lines)
+  }
+  /** Lines for the TypeScript module and the declarations alone. */
+  const typed = (...lines: ReadonlyArray<string>) => {
+    ts.push(...lines)
+    dts.push(...lines)
+  }
+
+  all(
     `// Generated by effect-stream-rpc. Do not edit: regenerate with`,
     `//   ${options.command}`,
-    `//`,
-    ...(withContract
-      ? [
-        `// The types and codecs of ${group} are written out below, but for the procedures that fall back to`,
-        `// Effect Schema (listed below): they import the contract, and effect with it.`
-      ]
-      : [
-        `// Self-contained: the types and codecs of ${group} are written out below and the only import is the`,
-        `// runtime, effect-stream-rpc/client, which has no runtime import of effect.`
-      ]),
-    `// Checked here as the contract's Schemas check them: types, literals, required properties, Date and`,
+    `//`
+  )
+  if (withContract) {
+    ts.push(
+      `// The types and codecs of ${group} are written out below, but for the procedures that fall back to`,
+      `// Effect Schema (listed below): they import the contract, and effect with it.`
+    )
+    js.push(
+      `// The codecs of ${group} are written out below (their types in the declaration file beside this`,
+      `// module), but for the procedures that fall back to Effect Schema (listed below): they import the`,
+      `// contract, and effect with it.`
+    )
+    dts.push(
+      `// The types of the JavaScript module beside this file, generated with it: those of ${group} are written`,
+      `// out below, but for the procedures that fall back to Effect Schema (listed below): they are read`,
+      `// off the contract.`
+    )
+  } else {
+    ts.push(
+      `// Self-contained: the types and codecs of ${group} are written out below and the only import is the`,
+      `// runtime, effect-stream-rpc/client, which has no runtime import of effect.`
+    )
+    js.push(
+      `// Self-contained: the codecs of ${group} are written out below (their types in the declaration file`,
+      `// beside this module) and the only import is the runtime, effect-stream-rpc/client, which has no`,
+      `// runtime import of effect.`
+    )
+    dts.push(
+      `// The types of the JavaScript module beside this file, generated with it: the codecs of ${group} are`,
+      `// written out there and its only import is the runtime, effect-stream-rpc/client, which has no`,
+      `// runtime import of effect.`
+    )
+  }
+  ts.push(`// Checked here as the contract's Schemas check them: types, literals, required properties, Date and`)
+  js.push(`// Checked here as the contract's Schemas check them: types, literals, required properties, Date and`)
+  dts.push(`// Checked there as the contract's Schemas check them: types, literals, required properties, Date and`)
+  all(
+
     `// bigint strings, and refinements with the constraints written out (lengths, ranges, integers,`,
     `// patterns, item counts).${brands.found ? " Brands are types only (a brand has no runtime check)." : ""}`,
     ...(unchecked.size === 0
       ? [`// Unchecked refinements: none.`]
       : [`// Unchecked refinements (the server checks them; this client does not):`, ...[...unchecked].map((line) => `//   ${line}`)]),
-    ...fallbacks.map((procedure) =>
-      withContract
-        ? `// ${procedure.tag} falls back to Effect Schema (${procedure.fallback}): it imports the contract and effect.`
-        : `// ${procedure.tag} is not checked (${procedure.fallback}): generated without the contract.`
-    ),
+  )
+  for (const procedure of fallbacks) {
+    if (!withContract) all(`// ${procedure.tag} is not checked (${procedure.fallback}): generated without the contract.`)
+    else {
+      const line = `// ${procedure.tag} falls back to Effect Schema (${procedure.fallback}): it imports the contract and effect.`
+      ts.push(line)
+      js.push(line)
+      dts.push(`// ${procedure.tag} falls back to Effect Schema (${procedure.fallback}): its types are read off the contract.`)
+    }
+  }
+  ts.push(`import { Client, Codec } from "effect-stream-rpc/client"`)
+  js.push(
+    // A project that type-checks its JavaScript (checkJs) and includes this file reads the declarations instead.
+    `// @ts-nocheck: the types of this module are the declaration file's.`,
     `import { Client, Codec } from "effect-stream-rpc/client"`
-  ]
+  )
+  dts.push(`import type { Client } from "effect-stream-rpc/client"`)
   if (withContract) {
-    lines.push(
+    const contract = JSON.stringify(options.contractImport)
+    ts.push(
       `import type * as Rpc from "@effect/rpc/Rpc"`,
       `import type * as RpcGroup from "@effect/rpc/RpcGroup"`,
       `import { SchemaProcedure, type StreamClient } from "effect-stream-rpc/client/effect"`,
-      `import { ${group} as Contract } from ${JSON.stringify(options.contractImport)}`,
+      `import { ${group} as Contract } from ${contract}`,
       ``,
       `type ContractProcedure<Tag extends string> = Rpc.ExtractTag<RpcGroup.Rpcs<typeof Contract>, Tag>`,
       `const fromContract = (tag: string) => SchemaProcedure.make(Contract.requests.get(tag) as unknown as Rpc.AnyWithProps)`
     )
+    js.push(
+      `import { SchemaProcedure } from "effect-stream-rpc/client/effect"`,
+      `import { ${group} as Contract } from ${contract}`,
+      ``,
+      `const fromContract = (tag) => SchemaProcedure.make(Contract.requests.get(tag))`
+    )
+    dts.push(
+      `import type * as Rpc from "@effect/rpc/Rpc"`,
+      `import type * as RpcGroup from "@effect/rpc/RpcGroup"`,
+      `import type { StreamClient } from "effect-stream-rpc/client/effect"`,
+      `import type { ${group} as Contract } from ${contract}`,
+      ``,
+      `type ContractProcedure<Tag extends string> = Rpc.ExtractTag<RpcGroup.Rpcs<typeof Contract>, Tag>`
+    )
   }
-  lines.push(``)
+  all(``)
   if (brands.found) {
-    lines.push(`declare const BrandId: unique symbol`, `/** A branded type of the contract. */`, `export interface Brand<B extends string> {`, `  readonly [BrandId]: { readonly [K in B]: B }`, `}`, ``)
+    typed(`declare const BrandId: unique symbol`, `/** A branded type of the contract. */`, `export interface Brand<B extends string> {`, `  readonly [BrandId]: { readonly [K in B]: B }`, `}`, ``)
   }
-  for (const shape of shapes.classes) lines.push(...classDeclaration(shape))
+  for (const shape of shapes.classes) classDeclaration(shape, texts)
 
-  const table: Array<string> = [`/** The procedures of ${group}: their kinds and codecs. */`, `export const ${group}Procedures = {`]
-  const methods: Array<string> = []
+  const tableDoc = `/** The procedures of ${group}: their kinds and codecs. */`
+  const table = { ts: [tableDoc, `export const ${group}Procedures = {`], js: [tableDoc, `export const ${group}Procedures = {`], dts: [tableDoc, `export declare const ${group}Procedures: {`] }
+  const methods = { ts: [] as Array<string>, js: [] as Array<string>, dts: [] as Array<string> }
   for (const procedure of shapes.procedures) {
     const name = pascal(procedure.tag)
     const tag = JSON.stringify(procedure.tag)
@@ -320,7 +418,7 @@ export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions)
     }
     const hasSuccess = procedure.kind !== "download"
     if (procedure.fallback !== undefined && withContract) {
-      lines.push(
+      typed(
         `/** ${procedure.tag} falls back to Effect Schema: ${jsdocText(procedure.fallback)}. */`,
         `export type ${types.payload} = StreamClient.PayloadOf<ContractProcedure<${tag}>>`,
         ...(hasSuccess ? [`export type ${types.success} = StreamClient.SuccessOf<ContractProcedure<${tag}>>`] : []),
@@ -328,7 +426,7 @@ export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions)
         ``
       )
     } else if (procedure.fallback !== undefined) {
-      lines.push(
+      typed(
         `/** ${procedure.tag} is not checked: ${jsdocText(procedure.fallback)}. */`,
         `export type ${types.payload} = unknown`,
         ...(hasSuccess ? [`export type ${types.success} = unknown`] : []),
@@ -336,7 +434,7 @@ export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions)
         ``
       )
     } else {
-      lines.push(
+      typed(
         `export type ${types.payload} = ${typeOf(procedure.payload!)}`,
         ...(hasSuccess ? [`export type ${types.success} = ${typeOf(procedure.success!)}`] : []),
         `export type ${types.failure} = ${typeOf(procedure.failure!)}`,
@@ -347,9 +445,12 @@ export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions)
       ? `${types.payload}, ${types.failure}`
       : `${types.payload}, ${types.success}, ${types.failure}`
     const constructor = { subscription: "subscription", download: "download", export: "exportRows", unary: "unary" }[procedure.kind]
-    const kindType = { subscription: "Subscription", download: "Download", export: "Export", unary: "Unary" }[procedure.kind]
+    const procedureType = `Client.${{ subscription: "Subscription", download: "Download", export: "Export", unary: "Unary" }[procedure.kind]}Procedure<${generics}>`
+    const key = propertyName(procedure.tag)
+    table.dts.push(`  readonly ${key}: ${procedureType}`)
     if (procedure.fallback !== undefined && withContract) {
-      table.push(`  ${propertyName(procedure.tag)}: fromContract(${tag}) as unknown as Client.${kindType}Procedure<${generics}>,`)
+      table.ts.push(`  ${key}: fromContract(${tag}) as unknown as ${procedureType},`)
+      table.js.push(`  ${key}: fromContract(${tag}),`)
     } else {
       const codec = (shape: Shape | undefined) => (procedure.fallback !== undefined || shape === undefined ? "Codec.unknown" : codecOf(shape))
       const fields = [
@@ -364,8 +465,9 @@ export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions)
             ...(procedure.csv === undefined ? [] : [`csv: ${JSON.stringify(procedure.csv)}`])
           ]
           : [])
-      ]
-      table.push(`  ${propertyName(procedure.tag)}: Client.${constructor}<${generics}>(${tag}, {`, ...fields.map((field, i) => `    ${field}${i < fields.length - 1 ? "," : ""}`), `  }),`)
+      ].map((field, i, fields) => `    ${field}${i < fields.length - 1 ? "," : ""}`)
+      table.ts.push(`  ${key}: Client.${constructor}<${generics}>(${tag}, {`, ...fields, `  }),`)
+      table.js.push(`  ${key}: Client.${constructor}(${tag}, {`, ...fields, `  }),`)
     }
 
     const doc = [
@@ -388,28 +490,58 @@ export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions)
       ],
       unary: ["Client.CallOptions", `Promise<${types.success}>`, "call"]
     }[procedure.kind]
-    methods.push(
-      ...jsdoc(doc, "    "),
-      `    ${propertyName(procedure.tag)}: (payload: ${types.payload}, options?: ${optionsType}): ${result} =>`,
-      `      client.${method}(${ref}, payload, options),`
-    )
+    const call = `      client.${method}(${ref}, payload, options),`
+    methods.ts.push(...jsdoc(doc, "    "), `    ${key}: (payload: ${types.payload}, options?: ${optionsType}): ${result} =>`, call)
+    methods.js.push(...jsdoc(doc, "    "), `    ${key}: (payload, options) =>`, call)
+    methods.dts.push(...jsdoc(doc, "  "), `  readonly ${key}: (payload: ${types.payload}, options?: ${optionsType}) => ${result}`)
   }
-  table.push(`} as const`, ``)
-  lines.push(
-    ...table,
+  const makeDoc = [
     `/**`,
     ` * A typed client for ${group}: one method per procedure.`,
     ` * \`options.baseUrl\` is where the procedures are mounted, e.g. \`"/rpc"\`.`,
-    ` */`,
+    ` */`
+  ]
+  ts.push(
+    ...table.ts,
+    `} as const`,
+    ``,
+    ...makeDoc,
     `export const make${group}Client = (options: Client.ClientOptions) => {`,
     `  const client = Client.make(options)`,
     `  return {`,
-    ...methods,
+    ...methods.ts,
     `  } as const`,
     `}`,
     ``,
     `export type ${group}Client = ReturnType<typeof make${group}Client>`,
     ``
   )
-  return { code: lines.join("\n"), warnings }
+  js.push(
+    ...table.js,
+    `}`,
+    ``,
+    ...makeDoc,
+    `export const make${group}Client = (options) => {`,
+    `  const client = Client.make(options)`,
+    `  return {`,
+    ...methods.js,
+    `  }`,
+    `}`,
+    ``
+  )
+  dts.push(
+    ...table.dts,
+    `}`,
+    ``,
+    ...makeDoc,
+    `export declare const make${group}Client: (options: Client.ClientOptions) => {`,
+    ...methods.dts,
+    `}`,
+    ``,
+    `export type ${group}Client = ReturnType<typeof make${group}Client>`,
+    ``,
+    // Without it, a declaration file exports every name it declares (BrandId, ContractProcedure).
+    ...(brands.found || withContract ? [`export {}`, ``] : [])
+  )
+  return { code: ts.join("\n"), javascript: js.join("\n"), declarations: dts.join("\n"), warnings }
 }

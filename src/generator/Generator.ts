@@ -1,6 +1,7 @@
 /**
- * Code generation from a contract: a self-contained typed client module and
- * an OpenAPI 3.1 document.
+ * Code generation from a contract: a self-contained typed client module (in
+ * TypeScript, and as plain JavaScript with its declarations) and an OpenAPI
+ * 3.1 document.
  *
  * The module has, for every procedure, the types of its payload, values and
  * errors, its codecs compiled from the Schemas (`generator/Shape.ts`, then
@@ -46,7 +47,11 @@ export type { ClientShapes } from "./Shape.ts"
 /** The extension of the OpenAPI document that carries the client's shapes (`Shape.ClientShapes`). */
 export const openApiExtension = "x-effect-stream-rpc"
 
-/** The self-contained client module for `group`, and a warning for every procedure it cannot compile. */
+/**
+ * The self-contained client module for `group` (`code`; and `javascript` with
+ * its `declarations`, the same module for a project without a build step),
+ * and a warning for every procedure it cannot compile.
+ */
 export const clientModule = <Rpcs extends Rpc.Any>(
   group: RpcGroup.RpcGroup<Rpcs>,
   options: ClientModuleOptions
