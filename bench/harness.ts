@@ -29,6 +29,15 @@
  *   symbol feed (`s0` … `s9`), each event of a subscription preceded by a
  *   `sub: <symbol>` line whenever the subscription changes (wire protocol
  *   v1.1; the subscription ids are the symbols);
+ * - `storm`: a subscription to the live feed (`{feed}` in `path`: `fanout`)
+ *   or the sparse one (`sparse`), served as for `fanout` and `sparse`, on a
+ *   server that also answers `GET /health` (200 while serving) and
+ *   `GET /metrics` (Prometheus text) as an application would. The
+ *   reconnect-storm scenarios start it with `BENCH_DEFAULTS=1` in its
+ *   environment: a server with settings of its own for the bench (ours
+ *   sheds nothing) then runs as an application that configures nothing
+ *   (`BENCH_MAX_SUBSCRIPTIONS=n` when the storm needs more open
+ *   subscriptions than a default allows);
  * - `fanoutInstances`: a subscription to the live feed on a topic that
  *   several processes of the implementation can share (the runner starts
  *   them, each told where through its environment: `fanout-redis`);
@@ -45,6 +54,7 @@ export type RouteName =
   | "keyed"
   | "symbol"
   | "mux"
+  | "storm"
   | "fanoutInstances"
   | "download"
   | "exportCsv"
@@ -52,8 +62,8 @@ export type RouteName =
   | "exportJson"
 
 /**
- * One way to request a stream. `{bytes}` and `{rows}` in `path` or `body` are
- * replaced by the runner, `{key}` by the load generator.
+ * One way to request a stream. `{bytes}`, `{rows}` and `{feed}` in `path` or
+ * `body` are replaced by the runner, `{key}` by the load generator.
  */
 export interface Route {
   readonly method?: "GET" | "POST"

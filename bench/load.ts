@@ -11,7 +11,11 @@
  */
 import type { Route } from "./harness.ts"
 import { readdirSync, readFileSync } from "node:fs"
+import { monitorEventLoopDelay } from "node:perf_hooks"
+import * as Backoff from "../client/internal/Backoff.ts"
+import { defaults as reconnectDefaults } from "../client/Subscription.ts"
 import {
+  BodyText,
   ByteCounter,
   type Connection,
   LineCounter,
@@ -75,6 +79,39 @@ export type Job =
     readonly windowMs: number
     readonly graceMs: number
     readonly connectDeadlineMs: number
+  }
+  | {
+    /**
+     * A reconnect storm: `live` subscribers to the live feed receive it for
+     * `warmupMs`, then `arrivals` clients each open a subscription, every
+     * connection started in the same tick. A client is admitted once its
+     * response is 200 and its first value has arrived; a 502/503/504 is
+     * tried again after its `Retry-After` plus the jittered backoff, and a
+     * connection error (or a close before the first value) after the
+     * backoff, as the generated client does (`client/internal/Backoff.ts`);
+     * any other status ends that client. Until every client is admitted, or
+     * `cutoffMs`, and for at least `minWindowMs`: the live subscribers' lag,
+     * and `probePaths` requested every `probeEveryMs` on fresh connections.
+     * Marks `window-start` (the storm begins) and `window-end`.
+     */
+    readonly kind: "storm"
+    readonly port: number
+    readonly route: Route
+    readonly live: number
+    readonly arrivals: number
+    /** Live subscriptions opened at once at most (they open before the storm). */
+    readonly concurrency: number
+    /** How long the live subscribers may take to subscribe; the storm starts with whoever is subscribed. */
+    readonly connectDeadlineMs: number
+    readonly warmupMs: number
+    readonly cutoffMs: number
+    readonly minWindowMs: number
+    /** Late deliveries of values published in the window still count, up to this. */
+    readonly graceMs: number
+    readonly probeEveryMs: number
+    readonly probePaths: ReadonlyArray<string>
+    /** Probes unanswered at once at most (each holds a socket); past it one is skipped. */
+    readonly maxProbesOut: number
   }
   | { readonly kind: "slow"; readonly port: number; readonly route: Route; readonly readMs: number; readonly stallMs: number }
   | {
@@ -606,6 +643,361 @@ const subscriptions = async (job: Extract<Job, { kind: "subscriptions" }>): Prom
   }
 }
 
+// ---- storm
+
+/** Durations (ms or µs), growing as they come; read sorted once. */
+class Samples {
+  private values = new Float64Array(1 << 12)
+  size = 0
+  push(value: number): void {
+    if (this.size === this.values.length) {
+      const grown = new Float64Array(this.values.length * 2)
+      grown.set(this.values)
+      this.values = grown
+    }
+    this.values[this.size++] = value
+  }
+  sorted(): Float64Array {
+    return this.values.slice(0, this.size).sort()
+  }
+}
+
+/** Counts of named outcomes (errors by code, shed reasons), as one line: `a 3, b 1`, most frequent first. */
+const tally = (counts: ReadonlyMap<string, number>): string =>
+  [...counts].sort((a, b) => b[1] - a[1]).map(([name, n]) => `${name} ${n}`).join(", ")
+
+const bump = (counts: Map<string, number>, name: string, by = 1): void => {
+  counts.set(name, (counts.get(name) ?? 0) + by)
+}
+
+/** The live subscribers' lag: of the values published before the storm, and of those published during it. */
+class LiveLag {
+  readonly before = new Samples()
+  readonly during = new Samples()
+  /** The stamps seen in the storm's window: the values the feed published in it. */
+  readonly stamps = new Set<number>()
+  beforeSince = Infinity
+  stormSince = Infinity
+  stormUntil = Infinity
+  readonly record = (stamp: number, now: number): void => {
+    if (stamp >= this.beforeSince && stamp < this.stormSince) this.before.push(now - stamp)
+    else if (stamp >= this.stormSince && stamp < this.stormUntil) {
+      this.during.push(now - stamp)
+      this.stamps.add(stamp)
+    }
+  }
+}
+
+interface LiveSubscriber {
+  readonly connection: Connection
+  readonly first: FirstTick
+}
+
+/** Opens the live subscriptions (until `connectDeadlineMs`), their values recorded by `lag`; `onLost` when one closes. */
+const openLive = async (
+  job: Extract<Job, { kind: "storm" }>,
+  lag: LiveLag,
+  into: Array<LiveSubscriber>,
+  onLost: () => void
+): Promise<void> => {
+  const open = paced(job.live, job.concurrency, async () => {
+    const first = new FirstTick()
+    const reader = new StampReader(nowMicros, lag.record)
+    const connection = request(job.port, job.route, {
+      data(buffer, start, end) {
+        first.data(buffer, start, end)
+        reader.data(buffer, start, end)
+      }
+    })
+    into.push({ connection, first })
+    await expectOk(connection, job.route.path)
+    await first.arrived
+    connection.done.then(onLost, onLost)
+  })
+  await Promise.race([open, sleep(job.connectDeadlineMs)])
+}
+
+/**
+ * GET each of `paths` on a fresh connection every `everyMs`: the answer
+ * times, and what failed. At most `maxOut` unanswered at once (each holds a
+ * socket): past it a probe is skipped, and counted.
+ */
+const probing = (port: number, paths: ReadonlyArray<string>, everyMs: number, maxOut: number) => {
+  const times = new Map(paths.map((path) => [path, new Samples()]))
+  const failures = new Map<string, number>()
+  /** Probes not answered yet, with when they were sent. */
+  const out = new Map<Connection, { readonly path: string; readonly t0: number }>()
+  let skipped = 0
+  const send = () => {
+    for (const path of paths) {
+      if (out.size >= maxOut) {
+        skipped++
+        continue
+      }
+      const t0 = performance.now()
+      const connection = request(port, { path }, new ByteCounter())
+      out.set(connection, { path, t0 })
+      const answered = (failure: string | undefined) => {
+        if (!out.delete(connection)) return
+        times.get(path)!.push(performance.now() - t0)
+        if (failure !== undefined) bump(failures, `${path}: ${failure}`)
+      }
+      connection.response.then(
+        (response) =>
+          connection.done.then(
+            () => answered(response.status === 200 ? undefined : `HTTP ${response.status}`),
+            (error: Error) => answered(error.message)
+          ),
+        (error: Error) => answered(error.message)
+      )
+    }
+  }
+  send()
+  const timer = setInterval(send, everyMs)
+  return {
+    /** Stops sending; waits up to `waitMs` for the probes still out, then counts them at the time they have taken. */
+    stop: async (waitMs: number): Promise<Result> => {
+      clearInterval(timer)
+      const deadline = performance.now() + waitMs
+      while (out.size > 0 && performance.now() < deadline) await sleep(20)
+      const unanswered = out.size
+      for (const [connection, { path, t0 }] of out) {
+        times.get(path)!.push(performance.now() - t0)
+        connection.reset()
+      }
+      out.clear()
+      const figures: Result = {}
+      let max = 0
+      for (const [path, samples] of times) {
+        const sorted = samples.sorted()
+        const name = path.replace(/[^a-z]/g, "")
+        const slowest = sorted[sorted.length - 1] ?? NaN
+        figures[`${name}P99Ms`] = round(percentile(sorted, 0.99))
+        figures[`${name}MaxMs`] = round(slowest)
+        max = Math.max(max, slowest)
+      }
+      return { ...figures, probeMaxMs: round(max), probeFailures: tally(failures), probesUnanswered: unanswered, probesSkipped: skipped }
+    }
+  }
+}
+
+/** One client of the storm: its attempts until admitted, as the generated client makes them. */
+interface StormClient {
+  /** Failed attempts in a row (the backoff's exponent). */
+  failures: number
+  /** ms from the storm's start, once admitted. */
+  admittedAfterMs: number | undefined
+  /** Answered a status a client does not retry: it gave up. */
+  gaveUp: boolean
+  /** Between two attempts, waiting out its backoff. */
+  waiting: boolean
+  /** The current attempt's status, once answered. */
+  status: number | undefined
+  connection: Connection | undefined
+}
+
+/** Where a client not admitted is: what keeps it out (`waiting to retry`, `connecting`, …). */
+const pendingState = (client: StormClient): string =>
+  client.waiting
+    ? "waiting to retry"
+    : client.connection?.connected() !== true
+    ? "connecting (SYN not answered)"
+    : client.status === undefined
+    ? "connected, no answer"
+    : `answered ${client.status}, no value`
+
+/**
+ * `count` clients, each opening its subscription, all in this tick; refused
+ * and failed attempts are made again after the generated client's wait
+ * (`Backoff.retryWait`: the `Retry-After`, at most `maxDelayMs`, plus full
+ * jitter over the exponential backoff from `initialDelayMs`).
+ */
+const arrive = (port: number, route: Route, count: number) => {
+  const t0 = performance.now()
+  const clients: Array<StormClient> = []
+  let stopped = false
+  const outcomes = { admitted: 0, refused: 0, refusedOther: 0, connectionErrors: 0, lostAfterAdmission: 0 }
+  const errorKinds = new Map<string, number>()
+  const otherStatuses = new Map<string, number>()
+  let settled = 0
+  let allSettled!: () => void
+  const done = new Promise<void>((resolve) => (allSettled = resolve))
+  const settle = () => {
+    if (++settled === count) allSettled()
+  }
+  const attempt = (client: StormClient): void => {
+    if (stopped) return
+    const first = new FirstTick()
+    const connection = request(port, route, first)
+    client.connection = connection
+    client.waiting = false
+    client.status = undefined
+    /** This attempt is decided: admitted, refused, failed or given up. */
+    let over = false
+    const retry = (retryAfterMs: number | undefined) => {
+      over = true
+      connection.reset()
+      client.failures++
+      client.waiting = true
+      const wait = Backoff.retryWait(client.failures, reconnectDefaults.initialDelayMs, reconnectDefaults.maxDelayMs, retryAfterMs)
+      setTimeout(() => attempt(client), wait)
+    }
+    connection.response.then((response) => {
+      client.status = response.status
+      if (over || response.status === 200) return
+      if (!Backoff.transientStatuses.has(response.status)) {
+        over = true
+        connection.reset()
+        client.gaveUp = true
+        bump(otherStatuses, `HTTP ${response.status}`)
+        return settle()
+      }
+      if (response.status === 503) outcomes.refused++
+      else outcomes.refusedOther++
+      // The client's own reading of the header (it reads a fetch Response).
+      retry(Backoff.retryAfterOf(new globalThis.Response(null, { status: response.status, headers: [...response.headers] })))
+    }, () => {})
+    first.arrived.then(() => {
+      if (over) return
+      over = true
+      client.admittedAfterMs = performance.now() - t0
+      outcomes.admitted++
+      settle()
+      const lost = () => {
+        if (!stopped) outcomes.lostAfterAdmission++
+      }
+      connection.done.then(lost, lost)
+    })
+    // A connection error, or a close before the first value (a 200 whose stream ended).
+    const failed = (error?: Error) => {
+      if (over || stopped || first.count > 0) return
+      outcomes.connectionErrors++
+      bump(errorKinds, (error as NodeJS.ErrnoException | undefined)?.code ?? "closed before a value")
+      retry(undefined)
+    }
+    connection.done.then(() => failed(), failed)
+  }
+  for (let i = 0; i < count; i++) {
+    clients.push({ failures: 0, admittedAfterMs: undefined, gaveUp: false, waiting: false, status: undefined, connection: undefined })
+  }
+  for (const client of clients) attempt(client)
+  if (count === 0) allSettled()
+  return {
+    /** Every client admitted, or given up. */
+    done,
+    /** ms since the storm's start. */
+    elapsedMs: () => performance.now() - t0,
+    /** Admitted clients whose connection closed since (not by us). */
+    lost: () => outcomes.lostAfterAdmission,
+    /** What the clients saw so far. */
+    figures: (): Result => {
+      const times = clients.map((c) => c.admittedAfterMs).filter((ms): ms is number => ms !== undefined).sort((a, b) => a - b)
+      const half = Math.floor((count - 1) / 2)
+      const pending = new Map<string, number>()
+      for (const client of clients) if (client.admittedAfterMs === undefined && !client.gaveUp) bump(pending, pendingState(client))
+      return {
+        ...outcomes,
+        ...(outcomes.admitted === count ? { allAdmittedSeconds: round((times[count - 1] ?? 0) / 1000) } : {}),
+        ...(times.length > half ? { halfAdmittedSeconds: round(times[half]! / 1000) } : {}),
+        connectionErrorKinds: tally(errorKinds),
+        gaveUp: clients.filter((c) => c.gaveUp).length,
+        otherStatuses: tally(otherStatuses),
+        notAdmitted: tally(pending)
+      }
+    },
+    /** No more attempts; every connection closed. */
+    stop: () => {
+      stopped = true
+      for (const client of clients) client.connection?.reset()
+    }
+  }
+}
+
+/** `stream_shed_total` of the server's `/metrics`, summed by reason (`fan_out_delay 1200, …`; "" when none). */
+const shedReasons = async (port: number, timeoutMs: number): Promise<string> => {
+  const page = new BodyText()
+  const connection = request(port, { path: "/metrics" }, page)
+  try {
+    const answered = await Promise.race([connection.done.then(() => true), sleep(timeoutMs).then(() => false)])
+    if (!answered) return `(/metrics not answered within ${timeoutMs / 1000} s)`
+  } catch (error) {
+    return `(no /metrics: ${error instanceof Error ? error.message : String(error)})`
+  } finally {
+    connection.reset()
+  }
+  const counts = new Map<string, number>()
+  for (const line of page.text().split("\n")) {
+    if (!line.startsWith("stream_shed_total")) continue
+    bump(counts, /reason="([^"]*)"/.exec(line)?.[1] ?? "?", Number(line.slice(line.lastIndexOf(" ") + 1)))
+  }
+  return tally(counts)
+}
+
+const storm = async (job: Extract<Job, { kind: "storm" }>): Promise<Result> => {
+  // The live subscribers, the arrivals and the probes each hold a socket: more than
+  // the open-file limit allows would fail with EMFILE.
+  const arrivalCount = Math.max(0, Math.min(job.arrivals, socketHeadroom() - job.live - job.maxProbesOut - 8))
+  const lag = new LiveLag()
+  const live: Array<LiveSubscriber> = []
+  let stopped = false
+  let liveLost = 0
+  let arrivals: ReturnType<typeof arrive> | undefined
+  try {
+    await openLive(job, lag, live, () => {
+      if (!stopped) liveLost++
+    })
+    const liveCount = live.filter((l) => l.first.count > 0).length
+    lag.beforeSince = nowMicros()
+    await sleep(job.warmupMs)
+    // This process's own lateness (its connects in one tick, the answers after): part of every time it measures.
+    const ownDelay = monitorEventLoopDelay({ resolution: 10 })
+    ownDelay.enable()
+    mark("window-start")
+    const cpu0 = process.cpuUsage()
+    lag.stormSince = nowMicros()
+    arrivals = arrive(job.port, job.route, arrivalCount)
+    // The first probes go out behind the storm's connections, as a health check during a storm does.
+    const probes = probing(job.port, job.probePaths, job.probeEveryMs, job.maxProbesOut)
+    await Promise.race([arrivals.done, sleep(job.cutoffMs)])
+    // The figures at the cut-off (or once all are in); the window lasts at least `minWindowMs`.
+    const admission = arrivals.figures()
+    await sleep(job.minWindowMs - arrivals.elapsedMs())
+    lag.stormUntil = nowMicros()
+    const windowSeconds = arrivals.elapsedMs() / 1000
+    mark("window-end")
+    const clientCpu = cpuSince(cpu0, windowSeconds)
+    ownDelay.disable()
+    const probeFigures = await probes.stop(5000)
+    await sleep(job.graceMs)
+    stopped = true
+    const before = lag.before.sorted()
+    const during = lag.during.sorted()
+    const owed = lag.stamps.size * liveCount
+    return {
+      arrivals: arrivalCount,
+      ...admission,
+      lostAfterAdmission: arrivals.lost(),
+      ...(arrivalCount < job.arrivals ? { arrivalsCappedByFileLimit: arrivalCount } : {}),
+      live: liveCount,
+      liveLost,
+      beforeP99Ms: round(percentile(before, 0.99) / 1000),
+      p50Ms: round(percentile(during, 0.5) / 1000),
+      p99Ms: round(percentile(during, 0.99) / 1000),
+      maxMs: round((during[during.length - 1] ?? NaN) / 1000),
+      deliveredShare: owed === 0 ? 0 : round(during.length / owed, 3),
+      ...probeFigures,
+      windowSeconds: round(windowSeconds),
+      loadLoopDelayMaxMs: round(ownDelay.max / 1e6),
+      clientCpu,
+      shed: await shedReasons(job.port, 5000)
+    }
+  } finally {
+    stopped = true
+    arrivals?.stop()
+    for (const { connection } of live) connection.reset()
+  }
+}
+
 const slow = async (job: Extract<Job, { kind: "slow" }>): Promise<Result> => {
   const counter = new TickCounter()
   const connection = request(job.port, job.route, counter)
@@ -746,6 +1138,8 @@ const run = (job: Job): Promise<Result> => {
       return fanout(job)
     case "subscriptions":
       return subscriptions(job)
+    case "storm":
+      return storm(job)
     case "slow":
       return slow(job)
     case "download":

@@ -26,6 +26,8 @@ export interface Connection {
   readonly done: Promise<void>
   /** Body bytes received so far (after de-chunking). */
   readonly bodyBytes: () => number
+  /** Whether the TCP connection was established (a dropped SYN leaves it connecting). */
+  readonly connected: () => boolean
   /** Stops reading: the kernel buffers fill, then the server's writes see backpressure. */
   readonly pause: () => void
   readonly resume: () => void
@@ -136,6 +138,10 @@ export const request = (port: number, route: Route, sink: BodySink): Connection 
   let chunked: ChunkedDecoder | undefined
   let received = 0
   let closedByUs = false
+  let connected = false
+  socket.once("connect", () => {
+    connected = true
+  })
   let resolveResponse!: (response: Response) => void
   let rejectResponse!: (error: Error) => void
   let resolveDone!: () => void
@@ -220,6 +226,7 @@ export const request = (port: number, route: Route, sink: BodySink): Connection 
     response,
     done,
     bodyBytes: () => received,
+    connected: () => connected,
     pause: () => socket.pause(),
     resume: () => socket.resume(),
     close: () => {
@@ -354,6 +361,17 @@ export class LineCounter implements BodySink {
     let lines = 0
     for (let i = bytes.indexOf(LF, start); i >= 0 && i < end; i = bytes.indexOf(LF, i + 1)) lines++
     this.lines += lines
+  }
+}
+
+/** Keeps the body as text: a small page (`/metrics`), read once. */
+export class BodyText implements BodySink {
+  private readonly parts: Array<Buffer> = []
+  data(buffer: Uint8Array, start: number, end: number): void {
+    this.parts.push(Buffer.from(buffer.subarray(start, end)))
+  }
+  text(): string {
+    return Buffer.concat(this.parts).toString("utf8")
   }
 }
 

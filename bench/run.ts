@@ -27,7 +27,13 @@
  *   a connection each, CPU per delivery and RSS and heap per subscription;
  *   `fanout-redis`: 2 server processes x 2,000 subscribers on one
  *   `RedisTopic`, against the same 2 processes on in-memory Topics, with a
- *   `redis-server` of the bench's own when installed); heap of a
+ *   `redis-server` of the bench's own when installed); reconnect storms
+ *   (`storm`: 2,000 clients subscribe in one tick to the 10-per-second feed
+ *   200 subscribers receive, `storm-20k`: 20,000 to the 1-per-second one,
+ *   retrying 503s after `Retry-After` plus jitter as the generated client
+ *   does; ours with the library's default admission and metrics: time until
+ *   all are admitted, 503s, connection errors, the live subscribers' lag,
+ *   `/health` and `/metrics` answer times); heap of a
  *   stalled subscriber; download speed (from a Stream and, where a server
  *   has one, from a Node `Readable`) and memory with a slow reader (counted
  *   from after a warm-up transfer and a full GC: the peak RSS, and what the
@@ -64,6 +70,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Announcement, Route, RouteName, Routes, Stats } from "./harness.ts"
 import type { Job, Result } from "./load.ts"
+import { defaults as admissionDefaults } from "../src/server/internal/Admission.ts"
 import { downloadChunkBytes, fanoutRate, keyCount, keyedRate, sparseRate, symbolCount, symbolRate } from "./workload.ts"
 
 const benchDir = Path.dirname(fileURLToPath(import.meta.url))
@@ -128,6 +135,12 @@ const presets = quick
     muxWarmupMs: 500,
     muxWindowMs: 2000,
     muxConnectDeadlineMs: 15_000,
+    stormLive: 20,
+    stormArrivals: 200,
+    stormWideArrivals: 1000,
+    stormWarmupMs: 1000,
+    stormCutoffMs: 5000,
+    stormMinWindowMs: 1000,
     slowReadMs: 300,
     slowStallMs: 3000,
     downloadWarmupBytes: 8 * MiB,
@@ -158,6 +171,12 @@ const presets = quick
     muxWarmupMs: 1500,
     muxWindowMs: 5000,
     muxConnectDeadlineMs: 60_000,
+    stormLive: 200,
+    stormArrivals: 2000,
+    stormWideArrivals: 20_000,
+    stormWarmupMs: 2000,
+    stormCutoffMs: 90_000,
+    stormMinWindowMs: 5000,
     slowReadMs: 500,
     slowStallMs: 20_000,
     downloadWarmupBytes: 64 * MiB,
@@ -469,6 +488,8 @@ interface Scenario {
   readonly route: RouteName
   readonly fallback?: RouteName
   readonly rounds: number
+  /** The environment of the scenario's servers (default: none, and a spare server may serve). */
+  readonly serverEnv?: Readonly<Record<string, string>>
   /** The figure the table is sorted by and ratios are taken of; higher is better unless `lowerIsBetter`. */
   readonly measure: (server: Server, subject: Subject) => Promise<Trial>
   /** Extra subjects for an implementation (the row with our own client). */
@@ -514,7 +535,7 @@ const memoryFigures = (server: Server): Trial => {
   return { serverStartRssMiB: round(server.startRss / MiB, 3), serverRssGrowthMiB: round((peak - server.startRss) / MiB, 3) }
 }
 
-const fill = (route: Route, values: Record<string, number>): Route => {
+const fill = (route: Route, values: Record<string, number | string>): Route => {
   const substitute = (text: string) => text.replace(/\{(\w+)\}/g, (whole, name: string) => String(values[name] ?? whole))
   return { ...route, path: substitute(route.path), ...(route.body === undefined ? {} : { body: substitute(route.body) }) }
 }
@@ -1134,6 +1155,160 @@ const instancesScenario: Scenario = {
     return lines
   }
 }
+
+// ---- 3c. reconnect storm
+
+/** `/health` and `/metrics` are requested on fresh connections this often through a storm. */
+const stormProbeEveryMs = 100
+/** Probes unanswered at once at most: each holds a socket in both processes (past it one is skipped). */
+const stormMaxProbesOut = 200
+
+/**
+ * A reconnect storm (after a deploy, a network blip, a failover):
+ * `stormLive` subscribers receive a feed, then `arrivals` clients each
+ * open a subscription to it, every connection started in the same
+ * tick; a 503 is tried again after its `Retry-After` plus full jitter and a
+ * failed connection after the jittered backoff, as the generated client
+ * does. Servers run with `BENCH_DEFAULTS=1`: ours as an application that
+ * configures nothing (the default admission sheds; raw has none). Measured
+ * until every client is admitted (200 and its first value) or the cut-off:
+ * how long it took, the 503s and connection errors, the live subscribers'
+ * lag, and how long `/health` and `/metrics` took to answer.
+ */
+const stormScenarioOf = (options: {
+  readonly id: string
+  readonly arrivals: number
+  /** Everyone's feed: 20,000 subscribers at 10 events/s each are past raw's capacity on 2 cores (as `fanout-20k`). */
+  readonly feed: "fanout" | "sparse"
+}): Scenario => {
+  const subscriptions = settings.stormLive + options.arrivals
+  const rate = options.feed === "fanout" ? fanoutRate : sparseRate
+  // Only when the storm needs more open subscriptions than the default admits (HttpTransport's Options).
+  const raised = subscriptions > admissionDefaults.maxSubscriptions
+  return {
+    id: options.id,
+    title: `Reconnect storm: ${options.arrivals.toLocaleString("en-US")} clients subscribe at once to a feed of ${rate} event${
+      rate === 1 ? "" : "s"
+    }/s that ${settings.stormLive.toLocaleString("en-US")} subscribers receive; cut-off ${settings.stormCutoffMs / 1000} s`,
+    route: "storm",
+    rounds: 1,
+    serverEnv: { BENCH_DEFAULTS: "1", ...(raised ? { BENCH_MAX_SUBSCRIPTIONS: String(subscriptions) } : {}) },
+    measure: async (server, subject) => {
+      const cpu = cpuWindow(server)
+      // The server holds a socket per live subscriber, per arrival and per probe in flight: EMFILE past its limit.
+      const serverHeadroom = socketHeadroom(server.pid) - settings.stormLive - stormMaxProbesOut
+      const job: Job = {
+        kind: "storm",
+        port: server.port,
+        route: fill(subject.route, { feed: options.feed }),
+        live: settings.stormLive,
+        arrivals: Math.max(0, Math.min(options.arrivals, serverHeadroom)),
+        concurrency: 200,
+        connectDeadlineMs: settings.fanoutConnectDeadlineMs,
+        warmupMs: settings.stormWarmupMs,
+        cutoffMs: settings.stormCutoffMs,
+        minWindowMs: settings.stormMinWindowMs,
+        graceMs: settings.fanoutGraceMs,
+        probeEveryMs: stormProbeEveryMs,
+        probePaths: ["/health", "/metrics"],
+        maxProbesOut: stormMaxProbesOut
+      }
+      // The window, then up to 5 s for the probes still out and 5 s for the last /metrics.
+      const window = Math.max(job.cutoffMs, job.minWindowMs) + 10_000
+      const result = await runLoad(job, 60_000 + job.connectDeadlineMs + job.warmupMs + window + job.graceMs, { onMark: cpu.onMark })
+      server.assertAlive()
+      const capped = Math.min(job.arrivals, Number(result["arrivalsCappedByFileLimit"] ?? Infinity))
+      return { ...result, ...cpu.figures(), ...(capped < options.arrivals ? { arrivalsAllowedByFileLimits: capped } : {}) }
+    },
+    table: (rows) => stormTable(rows, options.arrivals, raised ? subscriptions : undefined)
+  }
+}
+
+/** Time to admit every client: its figure, or what was admitted by the cut-off. */
+const admittedIn = (m: Record<string, number>): string => {
+  const half = m["halfAdmittedSeconds"] === undefined ? "" : ` (half in ${num(m["halfAdmittedSeconds"], 2)} s)`
+  return m["allAdmittedSeconds"] === undefined
+    ? `not all by ${settings.stormCutoffMs / 1000} s${half}`
+    : `${num(m["allAdmittedSeconds"], 3)} s${half}`
+}
+
+const stormTable = (rows: ReadonlyArray<Row>, asked: number, raisedTo: number | undefined): Array<string> => {
+  const base = baseRow(rows)?.median
+  const cutoffSeconds = settings.stormCutoffMs / 1000
+  const lines = [
+    "| implementation | admitted by the cut-off | time to all admitted | × raw | 503s answered | connection errors | live lag p50 / p99 / max | p99 × raw | live p99 before the storm | live values delivered | /health p99 / max | /metrics p99 / max | probe max × raw | server CPU |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  ]
+  for (const row of rows) {
+    const m = row.median
+    const all = m["allAdmittedSeconds"]
+    const timeRatio = all !== undefined ? times(all, base?.["allAdmittedSeconds"]) : `> ${times(cutoffSeconds, base?.["allAdmittedSeconds"])}`
+    lines.push(
+      failed(row, 14) ??
+        `| ${row.subject} | ${int(m["admitted"])} of ${int(m["arrivals"])} | ${admittedIn(m)} | ${timeRatio} | ${int(m["refused"])}${
+          (m["refusedOther"] ?? 0) > 0 ? ` (+ ${int(m["refusedOther"])} 502/504)` : ""
+        } | ${int(m["connectionErrors"])} | ${num(m["p50Ms"])} / ${num(m["p99Ms"])} / ${num(m["maxMs"])} ms | ${times(m["p99Ms"], base?.["p99Ms"])} | ${
+          num(m["beforeP99Ms"])
+        } ms | ${pct(m["deliveredShare"])} | ${num(m["healthP99Ms"])} / ${num(m["healthMaxMs"])} ms | ${num(m["metricsP99Ms"])} / ${
+          num(m["metricsMaxMs"])
+        } ms | ${times(m["probeMaxMs"], base?.["probeMaxMs"])} | ${pct(m["serverCpu"])} |`
+    )
+  }
+  lines.push(
+    "",
+    `raw node:http admits every connection (it has no admission). effect-stream-rpc serves its Topic route with the library's defaults, the bench setting \`BENCH_DEFAULTS=1\` in its server's environment for the storm scenarios only: \`HttpTransport.layer(BenchApi)\` with no admission options${
+      raisedTo === undefined ? "" : ` but \`maxSubscriptions: ${raisedTo.toLocaleString("en-US")}\` (the live subscribers and clients asked for; the default admits ${
+        admissionDefaults.maxSubscriptions.toLocaleString("en-US")
+      })`
+    }, with \`MetricsService\` and the Prometheus \`/metrics\`; the other scenarios run it with shedding off. ${
+      "Clients try again as the generated client does (client/internal/Backoff.ts): after a 503's Retry-After plus full jitter, after a connection error the jittered backoff alone. "
+    }Admitted: a 200 and the first value. Live lag: publish → receive of the values published from the storm's start until all were admitted or the cut-off (at least ${
+      settings.stormMinWindowMs / 1000
+    } s), received within ${settings.fanoutGraceMs / 1000} s after. Probes: \`GET /health\` and \`GET /metrics\` on fresh connections every ${stormProbeEveryMs} ms through the same window, connect to last byte.`
+  )
+  for (const row of rows) {
+    const notes = stormNotes(row)
+    if (notes.length > 0) lines.push("", `${row.subject}: ${notes.join("; ")}.`)
+  }
+  const capped = rows.map((r) => r.median["arrivalsAllowedByFileLimits"]).filter((n): n is number => n !== undefined)
+  if (capped.length > 0) {
+    lines.push(
+      "",
+      `Asked for ${asked.toLocaleString("en-US")} clients; the open-file limits (server and load process, one socket per subscriber and probe each) allowed ${
+        Math.min(...capped).toLocaleString("en-US")
+      }: that is the N measured.`
+    )
+  }
+  return lines
+}
+
+/** What a row's server and clients reported beside the figures: shed reasons, error kinds, losses. */
+const stormNotes = (row: Row): Array<string> => {
+  const trial = row.trials[0]
+  if (trial === undefined) return []
+  const text = (key: string) => (typeof trial[key] === "string" && trial[key] !== "" ? trial[key] : undefined)
+  const count = (key: string) => (typeof trial[key] === "number" && trial[key] > 0 ? trial[key] : undefined)
+  const notes: Array<string> = []
+  if (typeof trial["loadLoopDelayMaxMs"] === "number") {
+    notes.push(`the load process's own event loop was late by up to ${num(trial["loadLoopDelayMaxMs"])} ms in the window (in every time it measures; its CPU ${
+      pct(typeof trial["clientCpu"] === "number" ? trial["clientCpu"] : undefined)
+    })`)
+  }
+  if (text("notAdmitted") !== undefined) notes.push(`not admitted at the cut-off: ${text("notAdmitted")}`)
+  if (text("shed") !== undefined) notes.push(`shed (\`stream_shed_total\` by reason, after the storm) ${text("shed")}`)
+  if (text("connectionErrorKinds") !== undefined) notes.push(`connection errors ${text("connectionErrorKinds")}`)
+  if (text("otherStatuses") !== undefined) notes.push(`gave up on ${text("otherStatuses")}`)
+  if (count("lostAfterAdmission") !== undefined) notes.push(`${count("lostAfterAdmission")} admitted clients lost their connection`)
+  if (count("liveLost") !== undefined) notes.push(`${count("liveLost")} live subscribers lost their connection`)
+  if (text("probeFailures") !== undefined) notes.push(`failed probes ${text("probeFailures")}`)
+  if (count("probesUnanswered") !== undefined) notes.push(`${count("probesUnanswered")} probes unanswered 5 s after the window`)
+  if (count("probesSkipped") !== undefined) notes.push(`${count("probesSkipped")} probes skipped (${stormMaxProbesOut} unanswered at once)`)
+  return notes
+}
+
+const stormScenario = stormScenarioOf({ id: "storm", arrivals: settings.stormArrivals, feed: "fanout" })
+const wideStormScenario = stormScenarioOf({ id: "storm-20k", arrivals: settings.stormWideArrivals, feed: "sparse" })
+
 // ---- 4. slow consumer
 
 const slowScenario: Scenario = {
@@ -1422,6 +1597,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   keyedScenario,
   muxScenario,
   instancesScenario,
+  stormScenario,
+  wideStormScenario,
   slowScenario,
   downloadScenario,
   slowReaderScenario,
@@ -1465,12 +1642,17 @@ const routesOf = async (implementation: Implementation): Promise<Routes> => {
   return server.routes
 }
 
-/** A fresh server: the spare one if it is there (it has served nothing yet), else a new one. */
-const freshServer = (implementation: Implementation, label: string): Promise<Server> => {
+/**
+ * A fresh server: the spare one if it is there (it has served nothing yet)
+ * and the scenario sets no environment, else a new one.
+ */
+const freshServer = async (implementation: Implementation, label: string, env?: Readonly<Record<string, string>>): Promise<Server> => {
   const spare = spareServers.get(implementation.id)
-  if (spare === undefined) return startServer(implementation, label)
   spareServers.delete(implementation.id)
-  return Promise.resolve(spare)
+  if (spare !== undefined && env === undefined) return spare
+  // A spare started without the scenario's environment is of no use to it: it would only sit beside the measured one.
+  await spare?.stop()
+  return startServer(implementation, label, env)
 }
 
 const asList = (routes: Route | ReadonlyArray<Route> | undefined): ReadonlyArray<Route> =>
@@ -1506,7 +1688,7 @@ const runScenario = async (scenario: Scenario, impls: ReadonlyArray<Implementati
       const label = `${scenario.id}-${slug(subject.label)}-${r + 1}`
       process.stderr.write(`  ${label} ...`)
       try {
-        const server = await freshServer(subject.implementation, label)
+        const server = await freshServer(subject.implementation, label, scenario.serverEnv)
         try {
           const trial = await scenario.measure(server, subject)
           trials.get(subject)!.push(trial)

@@ -42,6 +42,13 @@
  * multiplexed connection (`POST /rpc/_mux`, wire protocol v1.1) — the same
  * handler either way.
  *
+ * `GET /health` and `GET /metrics` (the library's Prometheus text) are served
+ * as the demo serves them. With `BENCH_DEFAULTS=1` (the storm scenarios) the
+ * server runs as an application that configures nothing: the transport's
+ * default admission (`BENCH_MAX_SUBSCRIPTIONS=n` raises its open
+ * subscriptions, nothing else) and the library's metrics (`MetricsService`);
+ * without it, nothing is shed and nothing is counted.
+ *
  * With `BENCH_REDIS_URL` the live feed's topic (`fanoutTopic`) is a
  * `RedisTopic` shared by every server process started on the same
  * `BENCH_REDIS_STREAM` (the `fanout-redis` scenario): the handlers do not
@@ -49,6 +56,7 @@
  */
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
@@ -62,7 +70,10 @@ import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Http from "node:http"
+import * as GracefulShutdown from "../../src/server/GracefulShutdown.ts"
 import * as HttpTransport from "../../src/server/HttpTransport.ts"
+import * as MetricsService from "../../src/server/MetricsService.ts"
+import * as Prometheus from "../../src/server/Prometheus.ts"
 import * as Procedure from "../../src/contract/Procedure.ts"
 import * as RedisTopic from "../../src/topic/RedisTopic.ts"
 import * as StreamingService from "../../src/server/StreamingService.ts"
@@ -322,9 +333,15 @@ const Handlers = BenchApi.toLayer(Effect.gen(function*() {
 
 const Direct = HttpLayerRouter.add("GET", "/direct/ticks", StreamingService.sse({ name: "ticks", stream: ticks, serialize: serializeTick }))
 
-// The bench measures capacity: no call is shed (load shedding is measured by the soak).
-const App = Layer.mergeAll(
-  HttpTransport.layer(BenchApi, {
+/** `BENCH_DEFAULTS=1`: the transport and metrics an application gets when it configures nothing. */
+const servingDefaults = process.env["BENCH_DEFAULTS"] === "1"
+const maxSubscriptions = Number(process.env["BENCH_MAX_SUBSCRIPTIONS"] ?? NaN)
+
+const Transport = servingDefaults
+  // Only the open subscriptions raised, when the storm needs more than the default admits.
+  ? HttpTransport.layer(BenchApi, Number.isFinite(maxSubscriptions) ? { admission: { maxSubscriptions } } : undefined)
+  // The bench measures capacity: no call is shed (load shedding is measured by the soak and the storm).
+  : HttpTransport.layer(BenchApi, {
     admission: {
       maxEventLoopDelay: Infinity,
       maxEventLoopUtilization: Infinity,
@@ -332,9 +349,24 @@ const App = Layer.mergeAll(
       maxSubscriptions: Infinity,
       maxTransfersPerClient: Infinity
     }
-  }),
-  Direct
-).pipe(Layer.provide(Handlers))
+  })
+
+/** As the demo's: 200 while serving, 503 once draining for shutdown. */
+const health = Effect.map(GracefulShutdown.current, (drain) =>
+  drain.isDraining()
+    ? HttpServerResponse.unsafeJson({ status: "draining" }, { status: 503 })
+    : HttpServerResponse.unsafeJson({ status: "ok" }))
+
+const Probes = Layer.mergeAll(
+  HttpLayerRouter.add("GET", "/metrics", Prometheus.response),
+  HttpLayerRouter.add("GET", "/health", health)
+)
+
+const App = Layer.mergeAll(Transport, Direct, Probes).pipe(
+  Layer.provide(Handlers),
+  // Counting every value costs CPU per delivery: only where an application's defaults are measured.
+  Layer.provide(servingDefaults ? MetricsService.layer : Layer.empty)
+)
 
 // ---------------------------------------------------------------- SSE answer direct (bench-only)
 
@@ -430,6 +462,7 @@ const main = Effect.gen(function*() {
       }),
       variant: `${topic}, multiplexed (v1.1, ${symbolCount} per connection)`
     },
+    storm: { path: "/rpc/{feed}Topic", variant: topic },
     fanoutInstances: { path: "/rpc/fanoutTopic", variant: topic },
     download: [
       { path: `/rpc/download?payload=${queryWith({ bytes: "{bytes}" }, "bytes")}`, variant: "Stream source" },

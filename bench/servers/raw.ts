@@ -25,6 +25,9 @@
  * - exportNdjson, exportJson: a hand-written loop: a page of rows → one
  *   string (`JSON.stringify` per row: a Date as its ISO string, an absent
  *   field left out) → one `res.write`, waiting for `drain` when it returns false.
+ * - health, metrics (`/health`, `/metrics`, probed by the storm scenarios):
+ *   `{"status":"ok"}`, and the Prometheus text a hand-written server would
+ *   keep: its open subscriptions and the process figures.
  */
 import { stringify } from "csv-stringify"
 import * as Http from "node:http"
@@ -303,6 +306,31 @@ const exportJsonLines = (format: "ndjson" | "json") => (req: Http.IncomingMessag
   pump()
 }
 
+const health = (res: Http.ServerResponse): void => {
+  res.writeHead(200, { "content-type": "application/json" }).end(`{"status":"ok"}`)
+}
+
+const startTimeSeconds = Date.now() / 1000 - process.uptime()
+
+/** What a hand-written server would export: its open subscriptions, and the process figures every dashboard expects. */
+const metrics = (res: Http.ServerResponse): void => {
+  let open = 0
+  for (const responses of subscribers.values()) open += responses.size
+  const memory = process.memoryUsage()
+  const cpu = process.cpuUsage()
+  const text = "# TYPE raw_subscriptions_open gauge\n" +
+    `raw_subscriptions_open ${open}\n` +
+    "# TYPE process_resident_memory_bytes gauge\n" +
+    `process_resident_memory_bytes ${memory.rss}\n` +
+    "# TYPE process_heap_bytes gauge\n" +
+    `process_heap_bytes ${memory.heapUsed}\n` +
+    "# TYPE process_cpu_seconds_total counter\n" +
+    `process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}\n` +
+    "# TYPE process_start_time_seconds gauge\n" +
+    `process_start_time_seconds ${startTimeSeconds}\n`
+  res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(text)
+}
+
 const server = Http.createServer((req, res) => {
   const path = (req.url ?? "").split("?")[0]
   switch (path) {
@@ -328,6 +356,10 @@ const server = Http.createServer((req, res) => {
       return exportJsonLines("ndjson")(req, res)
     case "/export.json":
       return exportJsonLines("json")(req, res)
+    case "/health":
+      return health(res)
+    case "/metrics":
+      return metrics(res)
   }
   res.writeHead(404).end()
 })
@@ -339,6 +371,7 @@ server.listen(0, "127.0.0.1", () => {
     ticks: { path: "/ticks" },
     idle: { path: "/idle" },
     fanout: { path: "/fanout" },
+    storm: { path: "/{feed}" },
     sparse: { path: "/sparse" },
     keyed: { path: "/keyed?key={key}" },
     symbol: { path: "/symbol?key={key}", variant: "one connection per subscription" },
