@@ -89,6 +89,15 @@ export interface Stats {
   readonly arrayBuffers: number
 }
 
+/**
+ * The listen backlog of every bench server: Node's default (511) drops the
+ * SYNs of a storm's burst past it, and a dropped SYN is retried by the
+ * client's kernel after 1, 3, 7, 15 s, so a storm would measure TCP's
+ * retransmission backoff rather than the server. The kernel caps it at
+ * `net.core.somaxconn` (4,096 here). The demo listens with the same.
+ */
+export const listenBacklog = 4096
+
 /** Announces the port and routes to the runner. Call once, after the server listens and routes. */
 export const announce = (port: number, routes: Routes): void => {
   process.stdout.write(`${JSON.stringify({ port, routes } satisfies Announcement)}\n`)

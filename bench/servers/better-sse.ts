@@ -13,7 +13,7 @@
  */
 import { createChannel, createSession } from "better-sse"
 import * as Http from "node:http"
-import { announce, exitWithRunner, fail } from "../harness.ts"
+import { announce, exitWithRunner, fail, listenBacklog } from "../harness.ts"
 import { type Feed, keyed, keyParam, live, makeBatch, quiet, sparse, tickGenerator } from "../workload.ts"
 
 exitWithRunner()
@@ -104,7 +104,7 @@ const server = Http.createServer((req, res) => {
   })
 })
 server.on("error", (error) => fail("better-sse server", error))
-server.listen(0, "127.0.0.1", () => {
+server.listen({ port: 0, host: "127.0.0.1", backlog: listenBacklog }, () => {
   const address = server.address()
   if (address === null || typeof address === "string") return fail("better-sse server", "no TCP address")
   announce(address.port, {

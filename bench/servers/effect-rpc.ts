@@ -26,7 +26,7 @@ import * as PubSub from "effect/PubSub"
 import * as Stream from "effect/Stream"
 import * as Http from "node:http"
 import { Tick } from "../contract.ts"
-import { announce, exitWithRunner, fail } from "../harness.ts"
+import { announce, exitWithRunner, fail, listenBacklog } from "../harness.ts"
 import { type Feed, live, makeBatch, quiet, type Tick as TickValue } from "../workload.ts"
 
 exitWithRunner()
@@ -83,7 +83,7 @@ const request = (tag: string) => ({
 const Main = HttpRouter.Default.serve().pipe(
   Layer.provide(RpcLayer),
   Layer.provide(HttpProtocol),
-  Layer.provideMerge(NodeHttpServer.layer(() => Http.createServer(), { port: 0, host: "127.0.0.1" }))
+  Layer.provideMerge(NodeHttpServer.layer(() => Http.createServer(), { port: 0, host: "127.0.0.1", backlog: listenBacklog }))
 )
 
 const main = Effect.gen(function*() {

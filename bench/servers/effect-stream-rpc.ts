@@ -81,7 +81,7 @@ import * as Topic from "../../src/topic/Topic.ts"
 import { NodeSink } from "../../src/server/internal/NodePlatform.ts"
 import * as SseResponse from "../../src/server/internal/SseResponse.ts"
 import { BenchApi, Tick as TickSchema } from "../contract.ts"
-import { announce, exitWithRunner, fail, queryWith } from "../harness.ts"
+import { announce, exitWithRunner, fail, listenBacklog, queryWith } from "../harness.ts"
 import {
   downloadChunk,
   downloadChunkBytes,
@@ -479,7 +479,7 @@ const main = Effect.gen(function*() {
 })
 
 const Server = HttpLayerRouter.serve(App, { disableLogger: true }).pipe(
-  Layer.provideMerge(NodeHttpServer.layer(() => nodeServer, { port: 0, host: "127.0.0.1" })),
+  Layer.provideMerge(NodeHttpServer.layer(() => nodeServer, { port: 0, host: "127.0.0.1", backlog: listenBacklog })),
   Layer.provideMerge(TopicsLive)
 )
 

@@ -11,7 +11,7 @@
 import { EventPublisher, os } from "@orpc/server"
 import { RPCHandler } from "@orpc/server/node"
 import * as Http from "node:http"
-import { announce, exitWithRunner, fail } from "../harness.ts"
+import { announce, exitWithRunner, fail, listenBacklog } from "../harness.ts"
 import { type Feed, live, quiet, type Tick, tickGenerator } from "../workload.ts"
 
 exitWithRunner()
@@ -48,7 +48,7 @@ const server = Http.createServer(async (req, res) => {
   }
 })
 server.on("error", (error) => fail("oRPC server", error))
-server.listen(0, "127.0.0.1", () => {
+server.listen({ port: 0, host: "127.0.0.1", backlog: listenBacklog }, () => {
   const address = server.address()
   if (address === null || typeof address === "string") return fail("oRPC server", "no TCP address")
   const call = (procedure: string) => ({

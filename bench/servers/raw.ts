@@ -33,7 +33,7 @@ import { stringify } from "csv-stringify"
 import * as Http from "node:http"
 import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
-import { announce, exitWithRunner, fail } from "../harness.ts"
+import { announce, exitWithRunner, fail, listenBacklog } from "../harness.ts"
 import {
   downloadChunkBytes,
   downloadReadable,
@@ -364,7 +364,7 @@ const server = Http.createServer((req, res) => {
   res.writeHead(404).end()
 })
 server.on("error", (error) => fail("raw server", error))
-server.listen(0, "127.0.0.1", () => {
+server.listen({ port: 0, host: "127.0.0.1", backlog: listenBacklog }, () => {
   const address = server.address()
   if (address === null || typeof address === "string") return fail("raw server", "no TCP address")
   announce(address.port, {

@@ -13,7 +13,7 @@
 import { initTRPC, tracked } from "@trpc/server"
 import { createHTTPServer } from "@trpc/server/adapters/standalone"
 import { EventEmitter, on } from "node:events"
-import { announce, exitWithRunner, fail } from "../harness.ts"
+import { announce, exitWithRunner, fail, listenBacklog } from "../harness.ts"
 import { type Feed, live, pumpTicks, quiet, type Tick, tickGenerator } from "../workload.ts"
 
 exitWithRunner()
@@ -60,7 +60,7 @@ export type Router = typeof router
 
 const server = createHTTPServer({ router })
 server.on("error", (error) => fail("tRPC server", error))
-server.listen(0, "127.0.0.1", () => {
+server.listen({ port: 0, host: "127.0.0.1", backlog: listenBacklog }, () => {
   const address = server.address()
   if (address === null || typeof address === "string") return fail("tRPC server", "no TCP address")
   announce(address.port, {

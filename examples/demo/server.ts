@@ -97,7 +97,10 @@ const Server = HttpLayerRouter.serve(App, { disableLogger: true }).pipe(
     stopAccepting: Effect.sync(() => httpServer.close())
   })),
   Layer.provide(MetricsService.layer),
-  Layer.provide(NodeHttpServer.layer(() => httpServer, { port, host: "127.0.0.1" }))
+  // A listen backlog past Node's 511: after a deploy or a blip every client comes back at once, and a
+  // SYN dropped past the backlog is retried by the client's kernel only after 1, 3, 7 s (the kernel
+  // caps the backlog at net.core.somaxconn).
+  Layer.provide(NodeHttpServer.layer(() => httpServer, { port, host: "127.0.0.1", backlog: 4096 }))
 )
 
 // HttpLayerRouter.serve logs "Listening on http://127.0.0.1:<port>" once the port is bound.
