@@ -38,8 +38,11 @@ export interface Subscriber {
 /** A cycle that kept the loop busy longer than this (milliseconds) delays the next by as long, while other work waits. */
 export const busyMillis = 2
 
-/** Longest slice of a cycle (milliseconds) before the event loop gets a turn. */
-export const sliceMillis = 5
+/**
+ * Longest slice of a cycle (milliseconds) before the event loop gets a turn.
+ * Short: Node accepts one new connection per turn of the loop.
+ */
+export const sliceMillis = 1
 
 type Process = { readonly nextTick?: (f: () => void) => void }
 const nodeProcess = (globalThis as { process?: Process }).process

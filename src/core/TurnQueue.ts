@@ -7,8 +7,12 @@
  * loop reads its sockets every few milliseconds.
  */
 
-/** Milliseconds of one turn of the event loop the fibers may take before the loop gets the next turn. */
-const turnBudgetMillis = 5
+/**
+ * Milliseconds of one turn of the event loop the fibers may take before the
+ * loop gets the next turn. Short: Node accepts one new connection per turn,
+ * so the turn's length bounds how fast a storm of returning clients gets in.
+ */
+const turnBudgetMillis = 1
 
 let turnStarted = -1
 let endArmed = false
