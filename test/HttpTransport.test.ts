@@ -3,6 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { EventSource } from "eventsource"
@@ -608,5 +609,20 @@ describe("request targets", () => {
         })
       )
       expect(other).toBe(404)
+    }).pipe(quiet))
+})
+
+describe("the fibers a request starts", () => {
+  it.scopedLive("are not counted in Effect's runtime metrics (a tagged registry lookup per fiber start and end)", () =>
+    Effect.gen(function*() {
+      const flags = Procedure.unary("flags", { success: Schema.Boolean })
+      const Api = RpcGroup.make(flags)
+      const url = yield* Effect.flatMap(HttpTransport.toHttpApp(Api), listen).pipe(
+        Effect.provide(Api.toLayer({
+          flags: () => Effect.map(Effect.getRuntimeFlags, (current) => RuntimeFlags.runtimeMetrics(current))
+        }))
+      )
+      const counted = yield* Effect.promise(async () => (await fetch(`${url}/rpc/flags`)).json())
+      expect(counted).toBe(false)
     }).pipe(quiet))
 })

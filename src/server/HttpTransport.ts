@@ -23,6 +23,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
+import * as RuntimeFlags from "effect/RuntimeFlags"
+import * as RuntimeFlagsPatch from "effect/RuntimeFlagsPatch"
 import type * as Scope from "effect/Scope"
 import * as Drains from "./internal/Drains.ts"
 import * as ConnectionRelay from "./ConnectionRelay.ts"
@@ -182,7 +184,10 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
     const handle = (request: HttpServerRequest.HttpServerRequest, allow: Record<string, string> | undefined) =>
       Failures.respond(Effect.flatMap(admit(request), (admitted) => serve(request, allow, admitted))).pipe(
         // What the application provided reaches the request, whatever fiber the server runs it in.
-        Effect.mapInputContext((ctx: Context.Context<Scope.Scope>) => Context.merge(context, ctx))
+        Effect.mapInputContext((ctx: Context.Context<Scope.Scope>) => Context.merge(context, ctx)),
+        // Effect counts every fiber's start, end and lifetime in its metric registry by default (a
+        // tagged lookup per update): the fibers a request starts are not counted there.
+        Effect.withRuntimeFlagsPatch(withoutRuntimeMetrics)
       )
 
     return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
@@ -194,6 +199,8 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
       return allow === undefined ? response : Effect.map(response, HttpServerResponse.setHeaders(allow))
     })
   })
+
+const withoutRuntimeMetrics = RuntimeFlagsPatch.disable(RuntimeFlags.RuntimeMetrics)
 
 /** Mounts the procedures of `group` on `HttpLayerRouter` at `<path>/*`. */
 export const layer = <Rpcs extends Rpc.Any>(
