@@ -23,6 +23,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as RuntimeFlags from "effect/RuntimeFlags"
 import { createServer } from "node:http"
 import * as Generator from "../../src/generator/Generator.ts"
 import * as ConnectionRelay from "../../src/server/ConnectionRelay.ts"
@@ -105,7 +106,9 @@ const Server = HttpLayerRouter.serve(App, { disableLogger: true }).pipe(
 
 // HttpLayerRouter.serve logs "Listening on http://127.0.0.1:<port>" once the port is bound.
 // A topic that cannot start (REDIS_URL not a Redis URL, or no Redis there) is one line and exit code 1.
-Layer.launch(Server).pipe(
+// Effect 3 counts every fiber in its metric registry by default (effect_fiber_*, a cost per fiber
+// and 40 lines of /metrics without help text): off for the whole process.
+Layer.launch(Layer.provide(Server, RuntimeFlags.disableRuntimeMetrics)).pipe(
   Effect.catchTag("TopicUnavailable", (error) =>
     Effect.sync(() => {
       console.error(`cannot start the price feed: ${error.message}`)
