@@ -18,7 +18,7 @@
  * the live subscribers' delivery lag (quote to arrival) before, during and
  * after the storm, and the answer times of `/metrics` and `/health`.
  */
-import { type LiveReport, loopbackAddresses, startCrowd, type StormAnswers } from "../support/crowd.ts"
+import { type Answers, type LiveReport, loopbackAddresses, startCrowd, type StormAnswers } from "../support/crowd.ts"
 import { startDemo } from "../support/demoProcess.ts"
 import { query, sleep } from "../support/overload.ts"
 import { streamsAfter, type StreamsAfter, type Watched, watchServer } from "../support/serverWatch.ts"
@@ -44,6 +44,8 @@ export interface StormReport {
   readonly storm: StormAnswers
   /** Live subscribers, with their lag in windows "before", "storm" (until the last storm client was admitted) and "after". */
   readonly live: LiveReport
+  /** How the live subscribers' own requests (their first, and any resume) were answered. */
+  readonly liveAnswers: Answers
   /** `/metrics` and `/health` from the storm's start to the end of "after". */
   readonly watched: Watched
   readonly after: StreamsAfter
@@ -102,6 +104,7 @@ export const reconnectStorm = async (options: StormOptions): Promise<StormReport
     return {
       storm,
       live,
+      liveAnswers,
       watched,
       after,
       subscriptionsAnswered,

@@ -246,8 +246,10 @@ const child = () => {
         clearTimeout(timer)
         resolve(outcome)
       }
+      let answered = false
       const request = Http.get(url, { agent: false, localAddress: address, headers }, (response) => {
         const ms = performance.now() - started
+        answered = true
         clearTimeout(timer)
         if (response.statusCode === 200) {
           counts.ok++
@@ -259,23 +261,26 @@ const child = () => {
           response.on("error", () => {})
           return settle({ kind: "ok", response, request })
         }
+        // A 503 counts as shed from its head on; whether it was well formed, once its body is in.
+        if (response.statusCode === 503) {
+          counts.shed++
+          shedMs.push(ms)
+        } else {
+          counts.other++
+        }
         let body = ""
         response.setEncoding("utf8")
         response.on("data", (text: string) => {
           body += text
         })
         const done = () => {
-          if (response.statusCode !== 503) {
-            counts.other++
-            return settle({ kind: "other" })
-          }
-          counts.shed++
-          shedMs.push(ms)
-          if (wellFormed503(response, body)) counts.shedWellFormed++
+          if (response.statusCode !== 503) return settle({ kind: "other" })
+          if (!settled && wellFormed503(response, body)) counts.shedWellFormed++
           settle({ kind: "shed", retryAfterMs: retryAfterMs(response) })
         }
         response.on("end", done)
         response.on("error", done)
+        response.on("close", done)
       })
       const timer = setTimeout(() => {
         counts.gaveUp++
@@ -283,7 +288,8 @@ const child = () => {
         request.destroy()
       }, giveUpMs)
       request.on("error", () => {
-        if (settled) return
+        // After the head, the response's own events settle the attempt.
+        if (settled || answered) return
         counts.errors++
         settle({ kind: "error" })
       })
