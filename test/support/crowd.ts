@@ -635,7 +635,9 @@ export const startCrowd = (): Promise<Crowd> => {
   const kill = () => {
     if (process_.exitCode === null && process_.signalCode === null) process_.kill("SIGKILL")
   }
+  // Killed with this process if still running; the hook goes with the child (a soak run starts many).
   process.once("exit", kill)
+  process_.once("exit", () => process.off("exit", kill))
   let next = 0
   const waiting = new Map<number, { resolve: (value: never) => void; reject: (error: Error) => void }>()
   process_.on("message", (message: { id?: number; value?: unknown }) => {
