@@ -9,17 +9,28 @@
  *   shutdown    SIGTERM to a demo process with 500 subscriptions and 10 downloads on it
  *   shutdown-deadline  SIGTERM with 500 subscriptions, 10 stalled and 3 reading downloads: exit by the deadline + 1 s
  *   flood       subscriptions ramped past capacity + 10 stalled exports against a demo process
+ *   ramp-200, ramp-300  new subscribers at 200/s and 300/s for 10 s, each giving up after 5 s: all answered, 503s within 1 s
+ *   hog         a 10,000,000-row export read at full speed while 40 other clients ask: ≥ 95% admitted
+ *   stalled, stalled-mixed  256 transfers that never read (exports; half downloads) released by TRANSFER_STALL_TIMEOUT_MS
+ *   storm, storm-100  5,000 clients at once, retrying 503s with jitter, while 500 subscribers are live (10 and 100 prices/s)
  *
  * SOAK_ONLY=leaks,resume runs a subset.
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import * as Os from "node:os"
+import type { Distribution } from "../support/crowd.ts"
+import { reasons } from "../support/serverWatch.ts"
 import { floodPastCapacity } from "./flood.ts"
+import { admittedByKind, exportHog } from "./hog.ts"
 import { leakCycles } from "./leaks.ts"
 import { mb, quiet, within } from "./harness.ts"
+import { subscriptionRamp } from "./ramp.ts"
 import { resumeUnderFaults } from "./resume.ts"
 import { shutdownUnderLoad } from "./shutdown.ts"
 import { shutdownAtDeadline } from "./shutdownDeadline.ts"
+import { stalledTransfers } from "./stalled.ts"
+import { reconnectStorm } from "./storm.ts"
 import { truncationAtEveryOffset } from "./truncation.ts"
 
 interface Row {
@@ -249,6 +260,180 @@ await runCase("flood", 300_000, () =>
       }
     }
   ))
+
+/** "median 12 / p99 340 / max 512 ms" */
+const times = (d: Distribution): string => d.count === 0 ? "none" : `median ${d.medianMs} / p99 ${d.p99Ms} / max ${d.maxMs} ms`
+/** The machine's 1-minute load average when a case starts: others may share it, and its figures depend on it. */
+const load = (): string => `load ${Os.loadavg()[0]!.toFixed(1)}`
+
+for (const perSecond of [200, 300]) {
+  await runCase(`ramp-${perSecond}`, 180_000, () => {
+    const loadAtStart = load()
+    return Effect.map(
+      Effect.promise(() =>
+        subscriptionRamp({
+          // The flood's feed (100 prices/s × 5 symbols each): the ramp reaches the demo's capacity, so it sheds.
+          pricesPerSecond: 100,
+          symbols: 5,
+          perSecond,
+          durationMs: 10_000,
+          holdMs: 5_000,
+          giveUpMs: 5_000,
+          addresses: 64,
+          probeEveryMs: 250
+        })
+      ),
+      (report) => {
+        const failures: Array<string> = []
+        const { after, answers } = report
+        check(failures, answers.gaveUp === 0, `${answers.gaveUp} clients gave up (no answer in 5 s)`)
+        check(failures, answers.errors + answers.other + answers.pending === 0, `${answers.errors} errors, ${answers.other} other statuses, ${answers.pending} unanswered`)
+        check(failures, answers.shedWellFormed === answers.shed, `${answers.shed - answers.shedWellFormed} 503s without Retry-After or JSON`)
+        check(failures, answers.shedMs.over1s === 0, `${answers.shedMs.over1s}/${answers.shed} 503s later than 1 s (max ${answers.shedMs.maxMs} ms)`)
+        // Every 503 the server counted reached a client (when none gave up, none went to a closed connection).
+        const serverShed = Object.values(after.shedByReason).reduce((sum, n) => sum + n, 0)
+        check(failures, answers.gaveUp > 0 || serverShed === answers.shed, `the server counted ${serverShed} shed, the clients saw ${answers.shed} 503s`)
+        check(failures, report.watched.metricsNot200 === 0, `${report.watched.metricsNot200} /metrics scrapes not answered 200`)
+        check(failures, after.active === 0, `${after.active} streams still active after every client left`)
+        check(failures, report.orphans === 0, `${report.orphans} streams started for clients that had gone (${after.started.subscription} started, ${report.subscriptionsAnswered} answered 200)`)
+        check(failures, after.subscriptionsClosedInLog === after.started.subscription, `log ${after.subscriptionsClosedInLog} subscription closes, metrics ${after.started.subscription}`)
+        check(failures, report.subscriptionAfter, "no subscription served after the ramp")
+        check(failures, report.exitCode === 0, `exit code ${report.exitCode}`)
+        return {
+          injected: `${perSecond} new subscribers/s for 10 s (100 prices/s × 5 symbols each), each giving up after 5 s; ${loadAtStart}`,
+          count: `${answers.sent} subscriptions: ${answers.ok} served (${(report.admittedShare * 100).toFixed(1)}%), ${answers.shed} shed, ${answers.gaveUp} gave up`,
+          lost: `503s ${times(answers.shedMs)} (${answers.shedMs.over1s} > 1 s); 200s ${times(answers.okMs)}; shed: ${reasons(after.shedByReason)}` +
+            `; /metrics ${times(report.watched.metrics)}, /health ${times(report.watched.health)}` +
+            `; started/answered ${after.started.subscription}/${report.subscriptionsAnswered}: ${report.orphans} orphans; active after ${after.active}` +
+            `; CPU server ${report.serverCpu.toFixed(2)}, clients ${report.crowdCpu.toFixed(2)} (clients' loop late p99 ${answers.crowdLoopDelay.p99Ms} ms)`,
+          failures
+        }
+      }
+    )
+  })
+}
+
+await runCase("hog", 180_000, () => {
+  const loadAtStart = load()
+  return Effect.map(
+    Effect.promise(() =>
+      exportHog({ rows: 10_000_000, attempts: 40, spreadMs: 12_000, stopHogAfterAttempts: false, downloadMb: 8, exportRows: 10_000, probeEveryMs: 500 })
+    ),
+    (report) => {
+      const failures: Array<string> = []
+      const answeredMs = report.attempts.map((attempt) => attempt.result.headMs).sort((a, b) => a - b)
+      check(failures, report.admittedShare >= 0.95, `${report.admitted}/40 admitted`)
+      check(failures, report.attempts.every((a) => a.result.status === 200 ? a.whole : a.result.status === 503 && a.result.wellFormed503), "an attempt neither served whole nor a well-formed 503")
+      check(failures, report.attempts.every((a) => a.duringHog), `${report.attempts.filter((a) => !a.duringHog).length} attempts answered after the hog ended`)
+      check(failures, report.hog.complete && report.hog.rows === 10_000_000, `the hog: ${JSON.stringify(report.hog)}`)
+      check(failures, report.after.active === 0 && report.orphans === 0, `active after ${report.after.active}, ${report.orphans} orphans`)
+      check(failures, report.exitCode === 0, `exit code ${report.exitCode}`)
+      return {
+        injected: `one client reads a 10,000,000-row NDJSON export at full speed; ${loadAtStart}`,
+        count: `40 attempts from 40 other addresses over 12 s: ${admittedByKind(report.attempts)}`,
+        lost: `admitted ${report.admitted}/40 (${(report.admittedShare * 100).toFixed(0)}%), answered within max ${Math.round(answeredMs.at(-1) ?? 0)} ms` +
+          ` (median ${Math.round(answeredMs[answeredMs.length >> 1] ?? 0)} ms); shed: ${reasons(report.after.shedByReason)}` +
+          `; the hog ${(report.hog.bytes / 1e9).toFixed(2)} GB, ${report.hog.rows.toLocaleString("en")} rows in ${(report.hog.ms / 1000).toFixed(1)} s` +
+          ` (${Math.round(report.hog.rows / (report.hog.ms / 1000)).toLocaleString("en")} rows/s); /metrics ${times(report.watched.metrics)}`,
+        failures
+      }
+    }
+  )
+})
+
+for (const [name, downloads, stallTimeoutMs] of [["stalled", 0, 2_000], ["stalled-mixed", 128, 15_000]] as const) {
+  await runCase(name, 240_000, () => {
+    const loadAtStart = load()
+    return Effect.map(
+      Effect.promise(() =>
+        stalledTransfers({
+          stallTimeoutMs,
+          transfers: 256,
+          addresses: 8,
+          downloads,
+          downloadMb: 1024,
+          exportRows: 10_000_000,
+          probeEveryMs: 250,
+          heldWithinMs: 60_000,
+          releasedWithinMs: 120_000
+        })
+      ),
+      (report) => {
+        const failures: Array<string> = []
+        const memory = report.memory
+        check(failures, report.opened.statuses["200"] === 256, `opened: ${JSON.stringify(report.opened.statuses)}`)
+        check(failures, report.allHeld, `never all 256 held at once (peak ${report.peakHeld})`)
+        check(failures, report.refused?.status === 503 && report.refused.wellFormed503 && report.shedTransfers === 1, `another client while all held: ${report.refused?.status}, shed for transfers ${report.shedTransfers}`)
+        check(failures, report.activeAfterCut === 0, `${report.activeAfterCut} transfers still open after the stall timeout`)
+        check(failures, report.stalledInLog === 256, `${report.stalledInLog} "transfer stalled" log lines`)
+        check(failures, report.servedAfter === report.triedAfter, `after: ${report.servedAfter}/${report.triedAfter} new transfers served whole`)
+        check(failures, report.released.truncated === 256, `held responses: ${JSON.stringify(report.released)}`)
+        check(failures, report.exitCode === 0, `exit code ${report.exitCode}`)
+        const what = downloads === 0 ? "256 NDJSON exports of 10 M rows" : `${downloads} downloads of 1 GiB + ${256 - downloads} exports of 10 M rows`
+        return {
+          injected: `${what} from 8 addresses × 32, never read; TRANSFER_STALL_TIMEOUT_MS=${stallTimeoutMs}; ${loadAtStart}`,
+          count: `256 held (heads ${times(report.opened.headMs)}; all held ${((report.heldAfterMs ?? 0) / 1000).toFixed(1)} s after the first)`,
+          lost: `another client ${report.refused?.status ?? "not tried"} (shed ${reasons(report.after.shedByReason)}); all cut ${((report.releasedAfterMs ?? 0) / 1000).toFixed(1)} s later` +
+            ` (${report.stalledInLog} logged, ${report.released.truncated}/256 truncated, ${(report.released.bytes / 1e6).toFixed(0)} MB were in the socket buffers)` +
+            `; transfers after ${report.activeAfterCut}; new transfers ${report.servedAfter}/${report.triedAfter} served` +
+            `; RSS ${mb(memory.rssBefore)} → ${mb(memory.rssPeak)} → ${mb(memory.rssAfter)} (before, peak, after a full GC): ${mb(memory.perTransfer)} per stalled transfer` +
+            `; /metrics ${times(report.watched.metrics)}`,
+          failures
+        }
+      }
+    )
+  })
+}
+
+// At 10 prices/s the demo takes the storm without shedding on a quiet machine; at 100 prices/s
+// (each storm client on one symbol) it is near its capacity, and sheds when others load the machine.
+for (const [name, pricesPerSecond, stormSymbols] of [["storm", 10, 5], ["storm-100", 100, 1]] as const) {
+  await runCase(name, 240_000, () => {
+    const loadAtStart = load()
+    return Effect.map(
+      Effect.promise(() =>
+        reconnectStorm({
+          pricesPerSecond,
+          live: 500,
+          storm: 5_000,
+          stormSymbols,
+          stormAddresses: 256,
+          giveUpMs: 10_000,
+          admittedWithinMs: 120_000,
+          afterMs: 5_000,
+          probeEveryMs: 250
+        })
+      ),
+      (report) => {
+        const failures: Array<string> = []
+        const { live, storm } = report
+        check(failures, storm.admitted === 5_000, `${storm.admitted}/5,000 storm clients admitted`)
+        check(failures, storm.shedWellFormed === storm.shed && storm.other + storm.errors === 0, `${storm.shed - storm.shedWellFormed} 503s malformed, ${storm.other} other, ${storm.errors} errors`)
+        const serverShed = Object.values(report.after.shedByReason).reduce((sum, n) => sum + n, 0)
+        const seenShed = storm.shed + report.liveAnswers.shed
+        check(failures, storm.gaveUp + report.liveAnswers.gaveUp > 0 || serverShed === seenShed, `the server counted ${serverShed} shed, the clients saw ${seenShed} 503s`)
+        check(failures, live.repeated === 0 && live.unexplainedSkips === 0, `live: ${live.repeated} repeated, ${live.unexplainedSkips} skipped without a dropped event`)
+        check(failures, live.silentIn["storm"] === 0 && live.silentIn["after"] === 0, `live subscribers silent: ${JSON.stringify(live.silentIn)}`)
+        check(failures, report.watched.metricsNot200 + report.watched.healthNot200 === 0, `/metrics ${report.watched.metricsNot200}, /health ${report.watched.healthNot200} not answered 200`)
+        check(failures, report.after.active === 0 && report.orphans === 0, `active after ${report.after.active}, ${report.orphans} orphans`)
+        check(failures, report.exitCode === 0, `exit code ${report.exitCode}`)
+        const lag = live.lag
+        return {
+          injected: `5,000 clients at once (${stormSymbols} symbol${stormSymbols === 1 ? "" : "s"} each), retrying 503s after Retry-After + full jitter, ` +
+            `while 500 subscribers are live (${pricesPerSecond} prices/s × 5 symbols); ${loadAtStart}`,
+          count: `${storm.admitted}/5,000 admitted in ${((storm.allAdmittedMs ?? Number.NaN) / 1000).toFixed(1)} s (${storm.sent} attempts, at most ${storm.maxAttempts} for one client)`,
+          lost: `503s ${storm.shed} (${times(storm.shedMs)}), shed: ${reasons(report.after.shedByReason)}; gave up ${storm.gaveUp}` +
+            `; live: ${live.repeated} repeated, ${live.skipped} skipped (${live.droppedReported} reported dropped, ${live.unknownGaps} unknown gaps), ${live.reconnects} reconnects` +
+            `; live lag p99 ${lag["before"]?.p99Ms} ms before, ${lag["storm"]?.p99Ms} ms during (max ${lag["storm"]?.maxMs}), ${lag["after"]?.p99Ms} ms after` +
+            `; /metrics max ${report.watched.metrics.maxMs} ms, /health max ${report.watched.health.maxMs} ms` +
+            `; ${report.orphans} orphans, active after ${report.after.active}` +
+            ` (clients' loops late p99: storm ${storm.crowdLoopDelay.p99Ms} ms, live ${live.crowdLoopDelay.p99Ms} ms)`,
+          failures
+        }
+      }
+    )
+  })
+}
 
 const table = [
   ["case", "injected", "how many", "lost / left behind", "result", "s"],

@@ -19,15 +19,21 @@ export interface ProbeResult {
   readonly retryAfter: string | undefined
   /** A 503 with `Retry-After` and a JSON `{_tag, message}` body. */
   readonly wellFormed503: boolean
+  /** The body was read to its end, whole (Node's `complete`: all of its length, or the chunked terminator). */
+  readonly complete: boolean
 }
 
 /**
  * One GET on a fresh connection. A 200 is read to its end (`read: "body"`)
  * or closed as soon as its head arrives (`read: "head"`: the client leaves);
  * any other answer is read to its end. After `timeoutMs` without a head the
- * probe gives up: a hang.
+ * probe gives up: a hang. `localAddress` (127.0.0.2, …) makes it another
+ * client to a server that tells clients apart by address.
  */
-export const probe = (url: string, options: { readonly read: "head" | "body"; readonly timeoutMs?: number }): Promise<ProbeResult> =>
+export const probe = (
+  url: string,
+  options: { readonly read: "head" | "body"; readonly timeoutMs?: number; readonly localAddress?: string }
+): Promise<ProbeResult> =>
   new Promise((resolve) => {
     const started = performance.now()
     let settled = false
@@ -37,13 +43,13 @@ export const probe = (url: string, options: { readonly read: "head" | "body"; re
       clearTimeout(timer)
       resolve(result)
     }
-    const request = Http.get(url, { agent: false }, (response) => {
+    const request = Http.get(url, { agent: false, ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) }, (response) => {
       const headMs = performance.now() - started
       const retryAfter = response.headers["retry-after"]
       if (response.statusCode === 200 && options.read === "head") {
         response.destroy()
         request.destroy()
-        return settle({ status: 200, headMs, body: "", retryAfter, wellFormed503: false })
+        return settle({ status: 200, headMs, body: "", retryAfter, wellFormed503: false, complete: false })
       }
       let body = ""
       response.setEncoding("utf8")
@@ -60,16 +66,18 @@ export const probe = (url: string, options: { readonly read: "head" | "body"; re
             wellFormed503 = false
           }
         }
-        settle({ status: response.statusCode ?? 0, headMs, body, retryAfter, wellFormed503 })
+        settle({ status: response.statusCode ?? 0, headMs, body, retryAfter, wellFormed503, complete: response.complete })
       }
       response.on("end", done)
       response.on("error", done)
     })
-    request.on("error", () => settle({ status: "error", headMs: performance.now() - started, body: "", retryAfter: undefined, wellFormed503: false }))
+    request.on("error", () =>
+      settle({ status: "error", headMs: performance.now() - started, body: "", retryAfter: undefined, wellFormed503: false, complete: false })
+    )
     const timeoutMs = options.timeoutMs ?? 10_000
     const timer = setTimeout(() => {
       request.destroy()
-      settle({ status: "hang", headMs: timeoutMs, body: "", retryAfter: undefined, wellFormed503: false })
+      settle({ status: "hang", headMs: timeoutMs, body: "", retryAfter: undefined, wellFormed503: false, complete: false })
     }, timeoutMs)
   })
 
