@@ -165,9 +165,15 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
       Effect.gen(function*() {
         if (served === undefined) return yield* multiplexer.handle(request, url, allow)
         const call = yield* RequestParsing.parse(request, url, served, parsing)
-        // The client left while the request waited for its turn (or its body): nothing starts for it.
-        const node = yield* Platform.node(request)
-        if (node?.clientGone(request) === true) return yield* Effect.interrupt
+        // The client left while the request waited for its turn (or its body): no stream starts for it.
+        // A request read late comes with its client's close, but Node reads that close only in the
+        // next turn of the loop (a read short of the buffer ends the turn's reading): the stream
+        // starts after that turn's reads.
+        const node = call.served.spec._tag === "unary" ? undefined : yield* Platform.node(request)
+        if (node !== undefined) {
+          yield* node.afterNextReads
+          if (node.clientGone(request)) return yield* Effect.interrupt
+        }
         const invocation = yield* Effect.mapError(
           Invocation.invoke(call, context),
           (error) => new Failures.TypedFailure(call.served, error)

@@ -12,10 +12,13 @@
  * stream may be started for any of them: `stream_terminations_total` plus
  * `stream_active` unchanged, no "stream closed" log line for them.
  *
- * Fails at the time of writing: the server starts all 40 (each closed within
- * a few milliseconds, interrupted, 0 bytes): admission asks whether the
- * client has gone (`socket.destroyed`) before the server has processed the
- * end of the connection read in the same batch as the request.
+ * Failed before the fix: the server started all 40 (each closed within a
+ * few milliseconds, interrupted): admission asked whether the client had
+ * gone (`socket.destroyed`) before the server had read the end of the
+ * connection, which Node reads one turn of the loop after the request (a
+ * read short of its buffer ends that turn's reading). A stream now starts
+ * after the next turn's reads, and a connection ended by its client counts
+ * as gone (`NodePlatform.afterNextReads`, `clientGone`).
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Http from "node:http"

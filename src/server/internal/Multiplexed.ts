@@ -207,9 +207,13 @@ export const make = (settings: Settings): Multiplexer => {
       const body = yield* RequestParsing.jsonBody(request, settings.maxPayloadBytes, settings.bodyTimeout)
       const parsed = Multiplex.parseOpen(body)
       if (!parsed.ok) return yield* new ProtocolError.InvalidPayload({ message: parsed.message })
-      // The client left while the request waited for its turn or its body: nothing starts for it.
+      // The client left while the request waited for its turn or its body: nothing starts for it
+      // (known once the next turn of the loop has read its close; see `NodePlatform.afterNextReads`).
       const node = yield* Platform.node(request)
-      if (node?.clientGone(request) === true) return yield* Effect.interrupt
+      if (node !== undefined) {
+        yield* node.afterNextReads
+        if (node.clientGone(request)) return yield* Effect.interrupt
+      }
       const prepared = yield* Effect.forEach(parsed.value.subscriptions, (entry) => prepare(entry, request.headers))
       if (prepared.length > 0 && prepared.every((p) => p._tag === "Refused" && p.shed)) {
         return yield* new ProtocolError.ServiceUnavailable({ message: "The server is overloaded: retry" })

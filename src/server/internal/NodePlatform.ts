@@ -20,6 +20,7 @@ import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import type * as Http from "node:http"
 import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
 import * as Core from "../../core/NodeBody.ts"
 import type { SseSink } from "../../core/SseAnswer.ts"
 
@@ -36,8 +37,30 @@ export const responseOf = (request: HttpServerRequest.HttpServerRequest): Http.S
   return typeof response?.writeHead === "function" ? response : undefined
 }
 
-/** True when the connection of the request is already closed: its client has gone. */
-export const clientGone = (request: HttpServerRequest.HttpServerRequest): boolean => socketOf(request)?.destroyed === true
+/**
+ * True when the client has gone: its connection is closed, or it has sent
+ * its end (a request read late, together with its client's close: Node's
+ * server, not half-open, then aborts the request and ends the connection).
+ */
+export const clientGone = (request: HttpServerRequest.HttpServerRequest): boolean => {
+  const socket = socketOf(request)
+  if (socket === undefined) return false
+  return socket.destroyed || socket.readableEnded
+}
+
+/**
+ * After the event loop's next turn has read its sockets: a `setImmediate`
+ * runs after this turn's reads, one set from it after the next turn's.
+ * A request read late comes with its client's close, but Node reads that
+ * close only in the next turn (a read short of the buffer ends a turn's
+ * reading): whether the client is gone is known after it.
+ */
+export const afterNextReads: Effect.Effect<void> = Effect.async<void>((resume) => {
+  let handle = setImmediate(() => {
+    handle = setImmediate(() => resume(Effect.void))
+  })
+  return Effect.sync(() => clearImmediate(handle))
+})
 
 /** Ends a transfer by force: the connection is destroyed, so the client sees a truncated body. */
 export const cut = (request: HttpServerRequest.HttpServerRequest): void => {
