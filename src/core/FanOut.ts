@@ -139,6 +139,8 @@ export class FanOut {
       this.due = false
     }
     const cycle = this.cycle
+    // How late this hand-over is: since the oldest value it hands over was owed.
+    const owedSince = cycle !== undefined ? this.cycleDueAt : this.dirty.length > 0 ? this.dirtySince : undefined
     if (cycle !== undefined) {
       this.cycle = undefined
       this.cycleId++
@@ -150,6 +152,10 @@ export class FanOut {
       const dirty = this.dirty
       this.dirty = []
       for (let i = 0; i < dirty.length; i++) flushOne(dirty[i]!)
+    }
+    if (this.paced && owedSince !== undefined) {
+      const now = performance.now()
+      recordDelay(now - owedSince, now)
     }
   }
 
