@@ -1,6 +1,11 @@
+import * as RpcGroup from "@effect/rpc/RpcGroup"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import * as Procedure from "../src/contract/Procedure.ts"
+import * as HttpTransport from "../src/server/HttpTransport.ts"
 import * as MetricsService from "../src/server/MetricsService.ts"
 import * as Prometheus from "../src/server/Prometheus.ts"
 
@@ -31,5 +36,37 @@ describe("Prometheus exposition", () => {
         if (line === "" || line.startsWith("#")) continue
         expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/)
       }
+    }))
+})
+
+describe("series shown before their first event", () => {
+  it.scoped("a served procedure's counters are at 0 from the start, with a shed series per reason its admission can give", () =>
+    Effect.gen(function*() {
+      const quietFeed = Procedure.subscription("quietFeedNeverCalled", { success: Schema.Number })
+      const quietExport = Procedure.export("quietExportNeverCalled", { row: Schema.Struct({ n: Schema.Number }) })
+      const Api = RpcGroup.make(quietFeed, quietExport)
+      yield* HttpTransport.toHttpApp(Api).pipe(
+        Effect.provide(Api.toLayer({ quietFeedNeverCalled: () => Stream.never, quietExportNeverCalled: () => Stream.never })),
+        Effect.provide(MetricsService.layer)
+      )
+      const lines = Prometheus.render(yield* Metric.snapshot).split("\n")
+      const value = (series: string) => lines.find((line) => line.startsWith(`${series} `))?.split(" ").pop()
+      const feed = `kind="subscription",stream="quietFeedNeverCalled"`
+      const rows = `kind="export",stream="quietExportNeverCalled"`
+      expect(value(`stream_dropped_total{${feed}}`)).toBe("0")
+      expect(value(`stream_failures_total{${feed}}`)).toBe("0")
+      expect(value(`stream_active{${feed}}`)).toBe("0")
+      expect(value(`stream_terminations_total{${feed},termination="failed"}`)).toBe("0")
+      expect(value(`stream_failures_total{${rows}}`)).toBe("0")
+      expect(value(`stream_dropped_total{${rows}}`)).toBeUndefined() // exports never drop
+      for (const reason of ["event_loop_delay", "request_delay", "fan_out_delay", "subscriptions"]) {
+        expect(value(`stream_shed_total{${feed},reason="${reason}"}`)).toBe("0")
+      }
+      for (const reason of ["event_loop_delay", "request_delay", "transfers"]) {
+        expect(value(`stream_shed_total{${rows},reason="${reason}"}`)).toBe("0")
+      }
+      // off by default: no series for what cannot happen
+      expect(value(`stream_shed_total{${feed},reason="event_loop_utilization"}`)).toBeUndefined()
+      expect(value(`stream_shed_total{${rows},reason="client_transfers"}`)).toBeUndefined()
     }))
 })

@@ -111,7 +111,9 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
       if (rpc._tag === Multiplex.pathSegment) {
         return yield* Effect.dieMessage(`A procedure cannot be named ${Multiplex.pathSegment}: <base>/${Multiplex.pathSegment} is the multiplexed connection (wire protocol v1.1)`)
       }
-      procedures.set(rpc._tag, Served.make(rpc as unknown as Rpc.AnyWithProps))
+      const served = Served.make(rpc as unknown as Rpc.AnyWithProps)
+      procedures.set(rpc._tag, served)
+      metrics?.declared?.(served.spec._tag, rpc._tag, admission.reasons(served.spec._tag))
     }
     const relay = Option.getOrUndefined(Context.getOption(provided, ConnectionRelay.ConnectionRelay))
     const runtime = yield* Effect.runtime<never>()

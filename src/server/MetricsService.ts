@@ -23,6 +23,12 @@ export interface StreamMetrics extends Metrics {
    * (`-1`). Its subscriptions are counted as subscriptions, each on its own.
    */
   readonly connection?: ((delta: 1 | -1) => void) | undefined
+  /**
+   * A procedure the server serves, and why its calls can be shed: its series
+   * are shown at 0 from the start, so an alert on them sees a value, not
+   * "no data", before the first event.
+   */
+  readonly declared?: ((kind: StreamKind | "unary", name: string, shedReasons: ReadonlyArray<string>) => void) | undefined
 }
 
 export class MetricsService extends Context.Tag("effect-stream-rpc/MetricsService")<
@@ -105,7 +111,22 @@ export const make: Effect.Effect<StreamMetrics> = Effect.sync(() => {
     },
     shed: (kind, name, reason) =>
       shed.unsafeUpdate(1, [MetricLabel.make("kind", kind), MetricLabel.make("stream", name), MetricLabel.make("reason", reason)]),
-    connection: (delta) => connections.unsafeModify(delta, [])
+    connection: (delta) => connections.unsafeModify(delta, []),
+    declared: (kind, name, shedReasons) => {
+      for (const reason of shedReasons) {
+        shed.unsafeUpdate(0, [MetricLabel.make("kind", kind), MetricLabel.make("stream", name), MetricLabel.make("reason", reason)])
+      }
+      if (kind === "unary") return
+      const tags = labels(kind, name)
+      active.unsafeModify(0, tags)
+      values.unsafeUpdate(0, tags)
+      bytes.unsafeUpdate(0, tags)
+      failures.unsafeUpdate(0, tags)
+      if (kind === "subscription") dropped.unsafeUpdate(0, tags)
+      for (const termination of ["completed", "failed", "interrupted"] as const) {
+        terminations.unsafeUpdate(0, [...tags, MetricLabel.make("termination", termination)])
+      }
+    }
   }
 })
 

@@ -37,6 +37,18 @@ const number = (n: number | bigint): string => {
   return String(n)
 }
 
+/**
+ * Help text for Effect's own runtime metrics, which have none (on by default
+ * in Effect 3; `RuntimeFlags.disableRuntimeMetrics` turns them off).
+ */
+const effectRuntimeHelp: Record<string, string> = {
+  effect_fiber_started: "Fibers started (Effect runtime metrics).",
+  effect_fiber_active: "Fibers running now (Effect runtime metrics; a counter that goes down).",
+  effect_fiber_successes: "Fibers that succeeded (Effect runtime metrics).",
+  effect_fiber_failures: "Fibers that failed (Effect runtime metrics).",
+  effect_fiber_lifetimes: "Fiber lifetimes in milliseconds (Effect runtime metrics)."
+}
+
 interface Family {
   type: "counter" | "gauge" | "histogram" | "summary"
   help: string | undefined
@@ -56,7 +68,7 @@ export const render = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): str
   }
   for (const pair of pairs) {
     const name = metricName(pair.metricKey.name)
-    const help = Option.getOrUndefined(pair.metricKey.description)
+    const help = Option.getOrUndefined(pair.metricKey.description) ?? effectRuntimeHelp[name]
     const tags = pair.metricKey.tags.map((tag) => [tag.key, tag.value] as const)
     const state = pair.metricState
     if (MetricState.isCounterState(state)) {

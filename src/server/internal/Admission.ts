@@ -193,6 +193,8 @@ export interface Admission {
     kind: Procedure.ProcedureKind,
     request?: HttpServerRequest.HttpServerRequest
   ) => Effect.Effect<ShedReason | Slot, never, Scope.Scope>
+  /** Why a call of `kind` can be shed by this admission, as configured (its limits that are not `Infinity`). */
+  readonly reasons: (kind: Procedure.ProcedureKind) => ReadonlyArray<ShedReason>
 }
 
 const noSlot: Slot = { release: () => {}, keep: () => () => {} }
@@ -249,7 +251,24 @@ export const make = (options: AdmissionOptions = {}): Admission => {
   const subscriptions = new Pool()
   const transfers = new Pool()
   const held = (slot: Slot) => Effect.as(Effect.addFinalizer(() => Effect.sync(() => slot.release())), slot)
+  const finite: Record<ShedReason, boolean> = {
+    event_loop_delay: Number.isFinite(maxDelay),
+    request_delay: Number.isFinite(maxRequestDelay),
+    event_loop_utilization: Number.isFinite(maxUtilization),
+    memory: Number.isFinite(maxMemory),
+    fan_out_delay: Number.isFinite(maxFanOutDelay),
+    subscriptions: Number.isFinite(maxSubscriptions),
+    transfers: Number.isFinite(maxTransfers),
+    client_transfers: Number.isFinite(maxPerClient)
+  }
+  const byKind: Record<Procedure.ProcedureKind, ReadonlyArray<ShedReason>> = {
+    unary: ["event_loop_delay", "request_delay"],
+    subscription: ["event_loop_delay", "request_delay", "event_loop_utilization", "memory", "fan_out_delay", "subscriptions"],
+    download: ["event_loop_delay", "request_delay", "event_loop_utilization", "memory", "transfers", "client_transfers"],
+    export: ["event_loop_delay", "request_delay", "event_loop_utilization", "memory", "transfers", "client_transfers"]
+  }
   return {
+    reasons: (kind) => byKind[kind].filter((reason) => finite[reason]),
     admit: (kind, request) =>
       Effect.suspend((): Effect.Effect<ShedReason | Slot, never, Scope.Scope> => {
         if (loop.delay > maxDelay) return Effect.succeed("event_loop_delay" as const)
