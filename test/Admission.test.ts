@@ -10,6 +10,7 @@ import * as Net from "node:net"
 import { DemoApi } from "../examples/demo/contract.ts"
 import { AuthenticationLive, DemoHandlers } from "../examples/demo/handlers.ts"
 import * as PriceFeed from "../examples/demo/PriceFeed.ts"
+import * as TurnQueue from "../src/core/TurnQueue.ts"
 import * as HttpTransport from "../src/server/HttpTransport.ts"
 import * as MetricsService from "../src/server/MetricsService.ts"
 import * as Prometheus from "../src/server/Prometheus.ts"
@@ -51,7 +52,7 @@ const expectShed = async (url: string) => {
 describe("admission control", () => {
   it.scopedLive("past the subscription limit a new subscription is refused with 503, until one closes", () =>
     Effect.gen(function*() {
-      const url = yield* serve({ maxSubscriptions: 2, maxEventLoopDelay: Infinity })
+      const url = yield* serve({ maxSubscriptions: 2, maxEventLoopDelay: Infinity, maxRequestDelay: Infinity })
       const before = yield* shedCount("subscriptions")
       const first = yield* Effect.acquireRelease(Effect.promise(() => get(watch(url))), (r) => Effect.sync(() => r.destroy()))
       const second = yield* Effect.acquireRelease(Effect.promise(() => get(watch(url))), (r) => Effect.sync(() => r.destroy()))
@@ -73,7 +74,7 @@ describe("admission control", () => {
 
   it.scopedLive("past the transfer limit a new download is refused with 503", () =>
     Effect.gen(function*() {
-      const url = yield* serve({ maxTransfers: 1, maxEventLoopDelay: Infinity })
+      const url = yield* serve({ maxTransfers: 1, maxEventLoopDelay: Infinity, maxRequestDelay: Infinity })
       const stalled = yield* Effect.acquireRelease(Effect.promise(() => get(download(url))), (r) => Effect.sync(() => r.destroy()))
       stalled.pause()
       expect(stalled.statusCode).toBe(200)
@@ -82,7 +83,7 @@ describe("admission control", () => {
 
   it.scopedLive("a transfer whose client leaves while its producer waits on the full buffer frees its slot", () =>
     Effect.gen(function*() {
-      const url = yield* serve({ maxTransfers: 1, maxEventLoopDelay: Infinity })
+      const url = yield* serve({ maxTransfers: 1, maxEventLoopDelay: Infinity, maxRequestDelay: Infinity })
       const first = yield* Effect.promise(() => get(download(url)))
       first.pause()
       expect(first.statusCode).toBe(200)
@@ -103,6 +104,7 @@ describe("admission control", () => {
       const url = yield* serve({
         maxTransfersPerClient: 2,
         maxEventLoopDelay: Infinity,
+        maxRequestDelay: Infinity,
         clientKey: (request) => request.headers["x-client"]
       })
       const before = yield* shedCount("client_transfers")
@@ -137,7 +139,7 @@ describe("admission control", () => {
         Layer.mergeAll(DemoHandlers, AuthenticationLive).pipe(Layer.provide(PriceFeed.layer({ pricesPerSecond: 10 })))
       )
       const url = yield* Effect.flatMap(
-        HttpTransport.toHttpApp(DemoApi, { admission: { maxTransfers: 1, maxEventLoopDelay: Infinity }, bodyTimeout: "10 minutes" }),
+        HttpTransport.toHttpApp(DemoApi, { admission: { maxTransfers: 1, maxEventLoopDelay: Infinity, maxRequestDelay: Infinity }, bodyTimeout: "10 minutes" }),
         listen
       ).pipe(Effect.provide(services))
       const held = yield* Effect.acquireRelease(Effect.promise(() => get(download(url))), (r) => Effect.sync(() => r.destroy()))
@@ -184,9 +186,31 @@ describe("admission control", () => {
       expect(yield* shedCount("event_loop_delay")).toBe(before + 1)
     }).pipe(quiet))
 
+  it.scopedLive("requests waiting for their turn past maxRequestDelay shed new calls", () =>
+    Effect.gen(function*() {
+      const url = yield* serve({ maxEventLoopDelay: Infinity, maxRequestDelay: "100 millis" })
+      const before = yield* shedCount("request_delay")
+      const message = yield* Effect.promise(async () => {
+        // Two fibers handed back to the requests' queue: the first holds its turn for 300 ms, so
+        // the second has waited that long when it runs.
+        await new Promise<void>((resolve) => {
+          TurnQueue.handBack(() => {
+            const until = performance.now() + 300
+            while (performance.now() < until) {
+              // a fiber's work
+            }
+          })
+          TurnQueue.handBack(resolve)
+        })
+        return expectShed(watch(url))
+      })
+      expect(message).toContain("overloaded")
+      expect(yield* shedCount("request_delay")).toBe(before + 1)
+    }).pipe(quiet))
+
   it.scopedLive("a loop kept busy by work it already has sheds new streams, not unary calls", () =>
     Effect.gen(function*() {
-      const url = yield* serve({ maxEventLoopDelay: Infinity, maxEventLoopUtilization: 0.5 })
+      const url = yield* serve({ maxEventLoopDelay: Infinity, maxRequestDelay: Infinity, maxEventLoopUtilization: 0.5 })
       const before = yield* shedCount("event_loop_utilization")
       const answers = yield* Effect.promise(async () => {
         // Busy in short turns for two sampling windows: the loop is never late, but never idle either.
@@ -210,7 +234,7 @@ describe("admission control", () => {
   it.scopedLive("a process past its memory bound sheds new streams and transfers, not unary calls", () =>
     Effect.gen(function*() {
       // Any process is past one byte: the bound is what is tested, not a real shortage.
-      const url = yield* serve({ maxEventLoopDelay: Infinity, maxMemory: 1 })
+      const url = yield* serve({ maxEventLoopDelay: Infinity, maxRequestDelay: Infinity, maxMemory: 1 })
       const before = yield* shedCount("memory")
       const answers = yield* Effect.promise(async () => {
         const subscription = await expectShed(watch(url))
@@ -226,7 +250,7 @@ describe("admission control", () => {
 
   it.scopedLive("a topic handing its values over late sheds new subscriptions, not other calls", () =>
     Effect.gen(function*() {
-      const url = yield* serve({ maxEventLoopDelay: Infinity, maxFanOutDelay: "100 millis" })
+      const url = yield* serve({ maxEventLoopDelay: Infinity, maxRequestDelay: Infinity, maxFanOutDelay: "100 millis" })
       const before = yield* shedCount("fan_out_delay")
       // A topic in this process whose subscribers cost 2 ms a write: one hand-over to 100 of them
       // takes 200 ms of writes (in slices, the loop turning between them).

@@ -482,7 +482,7 @@ describe("wire protocol v1.1: multiplexed subscriptions", () => {
 
   it.scopedLive("backpressure: a paused reader; per subscription delivered + dropped = produced exactly; a flood does not starve the other", () =>
     Effect.gen(function*() {
-      const { base, state, topic } = yield* serve({ transport: { admission: { maxEventLoopDelay: Infinity, maxFanOutDelay: Infinity } } })
+      const { base, state, topic } = yield* serve({ transport: { admission: { maxEventLoopDelay: Infinity, maxRequestDelay: Infinity, maxFanOutDelay: Infinity } } })
       const r = receiver()
       const responses: Array<Http.IncomingMessage> = []
       const request = Http.request(Multiplex.pathOf(base), { method: "POST", headers: { "content-type": "application/json" }, agent: false }, (response) => {
