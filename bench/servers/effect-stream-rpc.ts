@@ -344,7 +344,9 @@ const Transport = servingDefaults
   : HttpTransport.layer(BenchApi, {
     admission: {
       maxEventLoopDelay: Infinity,
+      maxRequestDelay: Infinity,
       maxEventLoopUtilization: Infinity,
+      maxMemory: Infinity,
       maxFanOutDelay: Infinity,
       maxSubscriptions: Infinity,
       maxTransfersPerClient: Infinity
