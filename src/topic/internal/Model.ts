@@ -29,13 +29,13 @@ export interface Options<A> {
   } | undefined
   /**
    * Fan-out pacing (default `true`): values are handed to many subscribers
-   * in slices of a few milliseconds with a turn of the event loop between
+   * in slices of about a millisecond with a turn of the event loop between
    * slices and between hand-overs, and what was published during one goes
    * out in the next, one write per subscriber. Nothing waiting, fan-out
-   * takes the whole loop; requests, timers or other work waiting, they run
-   * between slices, so a server feeding more subscribers than it can still
-   * answers requests. `false`: every publish is written at once, whatever
-   * it costs.
+   * takes the whole loop; while requests wait on the requests' queue, a
+   * busy hand-over delays the next by as long, so a server feeding more
+   * subscribers than it can still answers requests. `false`: every publish
+   * is written at once, whatever it costs.
    */
   readonly pace?: boolean | undefined
 }
