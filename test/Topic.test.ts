@@ -4,6 +4,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as PubSub from "effect/PubSub"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
@@ -152,6 +153,28 @@ describe("Topic as a Stream", () => {
       yield* Scope.close(scope, Exit.void)
       expect(Chunk.toReadonlyArray(yield* Fiber.join(all)).map((t) => t.n)).toEqual([0, 1, 2])
       expect(topic.subscriberCount()).toBe(0)
+    }))
+
+  it.scoped("fromPubSub: what is published to the PubSub reaches the topic's subscribers in order; the scope ends the feed and the subscriptions", () =>
+    Effect.gen(function*() {
+      const pubsub = yield* PubSub.unbounded<Tick>()
+      const scope = yield* Scope.make()
+      const topic = yield* Topic.fromPubSub(pubsub).pipe(Scope.extend(scope))
+      const first = yield* topic.subscribe().pipe(Stream.take(50), Stream.runCollect, Effect.fork)
+      const all = yield* topic.subscribe().pipe(Stream.runCollect, Effect.fork)
+      yield* subscribed(topic, 2)
+      // 50 at once (within a subscriber's 64): the feed takes what is ready as one batch.
+      yield* PubSub.publishAll(pubsub, ticks(0, 50))
+      expect(Chunk.toReadonlyArray(yield* Fiber.join(first)).map((t) => t.n)).toEqual(ticks(0, 50).map((t) => t.n))
+      yield* PubSub.publish(pubsub, { n: 50, key: "a" })
+      yield* Effect.promise(() => eventually(() => topic.latestCursor().endsWith("-51")))
+      yield* Scope.close(scope, Exit.void)
+      expect(Chunk.toReadonlyArray(yield* Fiber.join(all)).map((t) => t.n)).toEqual(ticks(0, 51).map((t) => t.n))
+      expect(topic.subscriberCount()).toBe(0)
+      // The feed ended with the scope: what the PubSub gets now reaches no topic.
+      yield* PubSub.publish(pubsub, { n: 51, key: "a" })
+      yield* Effect.yieldNow()
+      expect(topic.latestCursor().endsWith("-51")).toBe(true)
     }))
 })
 

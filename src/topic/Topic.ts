@@ -38,6 +38,8 @@
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
@@ -114,6 +116,35 @@ export const make = <A>(options: Options<A> = {}): Effect.Effect<Topic<A>, never
       latestCursor: () => state.cursorOf(state.next - 1),
       subscriberCount: () => state.count
     }
+  })
+
+/**
+ * A topic fed by an Effect `PubSub`: everything published to `pubsub` from
+ * now on is published to the topic, in order, as long as the scope lives.
+ * For a handler that would return `Stream.fromPubSub(pubsub)`: returning
+ * `topic.subscribe()` instead serves every subscriber on the shared fast
+ * path (one encoding per value, one write per subscriber per batch, the
+ * sliding 64 with exact `dropped`, resumable with `Last-Event-ID`), where
+ * one `Stream.fromPubSub` per subscriber is a queue and a fiber each. Values
+ * are taken from the PubSub in batches, as many as are ready.
+ */
+export const fromPubSub = <A>(
+  pubsub: PubSub.PubSub<A>,
+  options: Options<A> = {}
+): Effect.Effect<Topic<A>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const topic = yield* make<A>(options)
+    const dequeue = yield* PubSub.subscribe(pubsub)
+    yield* Queue.take(dequeue).pipe(
+      Effect.flatMap((first) =>
+        Effect.map(Queue.takeAll(dequeue), (rest) => {
+          topic.unsafePublishAll(rest.length === 0 ? [first] : [first, ...rest])
+        })
+      ),
+      Effect.forever,
+      Effect.forkScoped
+    )
+    return topic
   })
 
 // ---------------------------------------------------------------------------
