@@ -49,6 +49,8 @@ export const keyed = Procedure.subscription("keyed", { payload: { key: Schema.St
 export const ticksTopic = Procedure.subscription("ticksTopic", { success: Tick })
 export const idleTopic = Procedure.subscription("idleTopic", { success: Tick })
 export const fanoutTopic = Procedure.subscription("fanoutTopic", { success: Tick })
+/** The fan-out feed through an Effect `PubSub`, served by `Topic.fromPubSub`. */
+export const fanoutPubSubTopic = Procedure.subscription("fanoutPubSubTopic", { success: Tick })
 export const sparseTopic = Procedure.subscription("sparseTopic", { success: Tick })
 export const keyedTopic = Procedure.subscription("keyedTopic", { payload: { key: Schema.String }, success: Tick })
 /** One symbol of the symbol feed (the `mux` scenario: singly, or ten on one multiplexed connection). */
@@ -83,6 +85,7 @@ export class BenchApi extends RpcGroup.make(
   ticksTopic,
   idleTopic,
   fanoutTopic,
+  fanoutPubSubTopic,
   sparseTopic,
   keyedTopic,
   symbolTopic,

@@ -173,6 +173,7 @@ class Topics extends Context.Tag("bench/Topics")<Topics, {
   readonly ticks: FedTopic
   readonly idle: FedTopic
   readonly fanout: FedTopic
+  readonly fanoutPubSub: FedTopic
   readonly sparse: FedTopic
   readonly keyed: FedTopic
   readonly symbols: FedTopic
@@ -271,6 +272,30 @@ const redisFeedTopic = (feed: Feed, redis: string, stream: string, publishes: bo
     return { topic, start: () => {}, beforeLatest } satisfies FedTopic
   })
 
+/**
+ * A feed offered to an Effect `PubSub`, served by `Topic.fromPubSub`: what a
+ * handler written around `Stream.fromPubSub` gets by returning the topic's
+ * subscription instead (the PubSub hop included).
+ */
+const pubSubTopic = (feed: Feed) =>
+  Effect.gen(function*() {
+    const pubsub = yield* PubSub.unbounded<Tick>()
+    const topic = yield* Topic.fromPubSub(pubsub, { replay: { count: 1 } })
+    let before: string | undefined
+    let started = false
+    const start = () => {
+      if (started) return
+      started = true
+      before = topic.latestCursor()
+      pubsub.unsafeOffer(feed.latest())
+      feed.onTick((tick) => {
+        before = topic.latestCursor()
+        pubsub.unsafeOffer(tick)
+      })
+    }
+    return { topic, start, beforeLatest: () => before } satisfies FedTopic
+  })
+
 const benchRedisUrl = process.env["BENCH_REDIS_URL"]
 const fanoutTopic = benchRedisUrl === undefined || benchRedisUrl === ""
   ? feedTopic(live())
@@ -282,6 +307,7 @@ const TopicsLive = Layer.scoped(
     ticks: ticksTopic,
     idle: feedTopic(quiet()),
     fanout: fanoutTopic,
+    fanoutPubSub: pubSubTopic(live()),
     sparse: feedTopic(sparse()),
     keyed: keyedTopicOf(keyed, Array.from({ length: keyCount }, (_, k) => `k${k}`)),
     symbols: keyedTopicOf(symbols, Array.from({ length: symbolCount }, (_, k) => `s${k}`))
@@ -322,6 +348,7 @@ const Handlers = BenchApi.toLayer(Effect.gen(function*() {
     ticksTopic: (_, { headers }) => subscribe(topics.ticks, undefined, headers),
     idleTopic: (_, { headers }) => subscribe(topics.idle, undefined, headers),
     fanoutTopic: (_, { headers }) => subscribe(topics.fanout, undefined, headers),
+    fanoutPubSubTopic: (_, { headers }) => subscribe(topics.fanoutPubSub, undefined, headers),
     sparseTopic: (_, { headers }) => subscribe(topics.sparse, undefined, headers),
     keyedTopic: ({ key }, { headers }) => subscribe(topics.keyed, key, headers),
     symbolTopic: ({ key }, { headers }) => subscribe(topics.symbols, key, headers),
@@ -442,6 +469,7 @@ const main = Effect.gen(function*() {
     fanout: [
       { path: "/rpc/fanout", variant: stream },
       { path: "/rpc/fanoutTopic", variant: topic },
+      { path: "/rpc/fanoutPubSubTopic", variant: "Topic.fromPubSub (the feed through a PubSub)" },
       { path: "/direct/topic/fanout", variant: direct }
     ],
     sparse: [
