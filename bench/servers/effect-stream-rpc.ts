@@ -180,26 +180,29 @@ class Topics extends Context.Tag("bench/Topics")<Topics, {
 }>() {}
 
 /**
- * A topic of a feed, connected on its first subscriber (so a server measured
- * on its Stream routes publishes nothing to topics), the latest tick first.
+ * `topic` fed by `feed` through `publish`, connected on its first subscriber
+ * (so a server measured on its Stream routes publishes nothing to topics),
+ * the latest tick first.
  */
-const feedTopic = (feed: Feed) =>
-  Effect.gen(function*() {
-    const topic = yield* Topic.make<Tick>({ replay: { count: 1 } })
-    let before: string | undefined
-    let started = false
-    const start = () => {
-      if (started) return
-      started = true
+const connectFeed = (feed: Feed, topic: Topic.Topic<Tick>, publish: (tick: Tick) => void): FedTopic => {
+  let before: string | undefined
+  let started = false
+  const start = () => {
+    if (started) return
+    started = true
+    before = topic.latestCursor()
+    publish(feed.latest())
+    feed.onTick((tick) => {
       before = topic.latestCursor()
-      topic.unsafePublish(feed.latest())
-      feed.onTick((tick) => {
-        before = topic.latestCursor()
-        topic.unsafePublish(tick)
-      })
-    }
-    return { topic, start, beforeLatest: () => before } satisfies FedTopic
-  })
+      publish(tick)
+    })
+  }
+  return { topic, start, beforeLatest: () => before }
+}
+
+/** A topic of a feed, published to directly. */
+const feedTopic = (feed: Feed) =>
+  Effect.map(Topic.make<Tick>({ replay: { count: 1 } }), (topic) => connectFeed(feed, topic, topic.unsafePublish))
 
 /** A keyed feed (`keyed()`, `symbols()`): a topic keyed by symbol; every key's latest tick is in the replay window. */
 const keyedTopicOf = (feed: () => KeyedFeed, keys: ReadonlyArray<string>) =>
@@ -281,19 +284,7 @@ const pubSubTopic = (feed: Feed) =>
   Effect.gen(function*() {
     const pubsub = yield* PubSub.unbounded<Tick>()
     const topic = yield* Topic.fromPubSub(pubsub, { replay: { count: 1 } })
-    let before: string | undefined
-    let started = false
-    const start = () => {
-      if (started) return
-      started = true
-      before = topic.latestCursor()
-      pubsub.unsafeOffer(feed.latest())
-      feed.onTick((tick) => {
-        before = topic.latestCursor()
-        pubsub.unsafeOffer(tick)
-      })
-    }
-    return { topic, start, beforeLatest: () => before } satisfies FedTopic
+    return connectFeed(feed, topic, (tick) => pubsub.unsafeOffer(tick))
   })
 
 const benchRedisUrl = process.env["BENCH_REDIS_URL"]
