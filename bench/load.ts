@@ -193,6 +193,32 @@ const cpuSince = (start: NodeJS.CpuUsage, seconds: number): number => {
   return round((used.user + used.system) / 1e6 / seconds, 2)
 }
 
+/** Stamps (microseconds, `nowMicros()`) of the values that count: from `since`, before `until`. */
+interface Window {
+  since: number
+  until: number
+}
+
+/**
+ * The measurement window of a fan-out job: values stamped in it count, the
+ * server's CPU is marked around it, the client's own CPU is measured in it;
+ * late deliveries of values stamped in it still count, up to the grace period.
+ */
+const measureWindow = async (window: Window, job: { readonly windowMs: number; readonly graceMs: number }) => {
+  window.since = nowMicros()
+  mark("window-start")
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  await sleep(job.windowMs)
+  window.until = nowMicros()
+  const seconds = (performance.now() - t0) / 1000
+  mark("window-end")
+  const clientCpu = cpuSince(cpu0, seconds)
+  await sleep(job.graceMs)
+  window.since = Infinity
+  return { seconds, clientCpu }
+}
+
 const expectOk = async (connection: Connection, what: string): Promise<void> => {
   const response = await connection.response
   if (response.status !== 200) throw new Error(`${what} answered HTTP ${response.status}`)
@@ -349,10 +375,10 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
   const stamps = new Set<number>()
   /** Keyed: the seqs seen in the window (a tick is owed to the subscribers of its key only). */
   const seqs = new Set<number>()
-  let since = Infinity
-  let until = Infinity
+  /** Values stamped in this window count. */
+  const stamped: Window = { since: Infinity, until: Infinity }
   const record = (stamp: number, now: number, seq: number) => {
-    if (stamp < since || stamp >= until) return
+    if (stamp < stamped.since || stamp >= stamped.until) return
     if (size === samples.length) {
       const grown = new Float64Array(samples.length * 2)
       grown.set(samples)
@@ -415,18 +441,7 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
     await sleep(job.warmupMs)
     const measured = subscribers.filter((s) => s.first.count > 0)
     for (const subscriber of measured) subscriber.measured = true
-    since = nowMicros()
-    mark("window-start")
-    const cpu0 = process.cpuUsage()
-    const t0 = performance.now()
-    await sleep(job.windowMs)
-    until = nowMicros()
-    const seconds = (performance.now() - t0) / 1000
-    mark("window-end")
-    const clientCpu = cpuSince(cpu0, seconds)
-    // Late deliveries of ticks stamped in the window still count, up to the grace period.
-    await sleep(job.graceMs)
-    since = Infinity
+    const { seconds, clientCpu } = await measureWindow(stamped, job)
     let owed = stamps.size * measured.length
     if (keyed) {
       const perKey = new Array<number>(keyCount).fill(0)
@@ -484,8 +499,8 @@ const subscriptions = async (job: Extract<Job, { kind: "subscriptions" }>): Prom
   let size = 0
   /** The seqs stamped in the window that anyone received: each is owed to every measured subscription of its symbol. */
   const seqs = new Set<number>()
-  let since = Infinity
-  let until = Infinity
+  /** Values stamped in this window count. */
+  const stamped: Window = { since: Infinity, until: Infinity }
   const all: Array<Subscription> = []
   const connections: Array<Connection> = []
   let ready = 0
@@ -506,7 +521,7 @@ const subscriptions = async (job: Extract<Job, { kind: "subscriptions" }>): Prom
     }
     subscription.count++
     subscription.lastSeq = tick.seq
-    if (!subscription.measured || tick.ts < since || tick.ts >= until) return
+    if (!subscription.measured || tick.ts < stamped.since || tick.ts >= stamped.until) return
     subscription.inWindow++
     seqs.add(tick.seq)
     if (size === samples.length) {
@@ -578,18 +593,7 @@ const subscriptions = async (job: Extract<Job, { kind: "subscriptions" }>): Prom
     await sleep(job.warmupMs)
     const measured = all.filter((s) => s.count > 0)
     for (const subscription of measured) subscription.measured = true
-    since = nowMicros()
-    mark("window-start")
-    const cpu0 = process.cpuUsage()
-    const t0 = performance.now()
-    await sleep(job.windowMs)
-    until = nowMicros()
-    const seconds = (performance.now() - t0) / 1000
-    mark("window-end")
-    const clientCpu = cpuSince(cpu0, seconds)
-    // Late deliveries of values stamped in the window still count, up to the grace period.
-    await sleep(job.graceMs)
-    since = Infinity
+    const { seconds, clientCpu } = await measureWindow(stamped, job)
     const perSymbol = new Map<string, number>()
     for (const seq of seqs) perSymbol.set(symbolOf(seq), (perSymbol.get(symbolOf(seq)) ?? 0) + 1)
     let owed = 0
