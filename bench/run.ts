@@ -509,6 +509,28 @@ interface Row {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const round = (n: number, digits = 4) => Number(n.toPrecision(digits))
 
+/**
+ * Runs `job`, taking the server's memory figures at the load's `baseline`
+ * barrier (before its subscriptions) and `held` barrier (with all of them).
+ */
+const runLoadHeld = async (
+  server: Server,
+  job: Job,
+  timeoutMs: number,
+  onMark?: (name: string) => void
+): Promise<{ readonly result: Result; readonly before: Stats | undefined; readonly after: Stats | undefined }> => {
+  let before: Stats | undefined
+  let after: Stats | undefined
+  const result = await runLoad(job, timeoutMs, {
+    ...(onMark === undefined ? {} : { onMark }),
+    onBarrier: async (name) => {
+      if (name === "baseline") before = await server.stats()
+      if (name === "held") after = await server.stats()
+    }
+  })
+  return { result, before, after }
+}
+
 /** Server CPU (cores) between the load process's `window-start` and `window-end` marks. */
 const cpuWindow = (server: Server) => {
   let cpu0: number | undefined
@@ -612,8 +634,6 @@ const idleScenario: Scenario = {
   route: "idle",
   rounds: 1,
   measure: async (server, subject) => {
-    let before: Stats | undefined
-    let after: Stats | undefined
     const job: Job = {
       kind: "idle",
       port: server.port,
@@ -622,12 +642,7 @@ const idleScenario: Scenario = {
       warmConnections: Math.min(200, settings.idleConnections / 10),
       concurrency: 300
     }
-    const result = await runLoad(job, 60_000 + settings.idleConnections * 15, {
-      onBarrier: async (name) => {
-        if (name === "baseline") before = await server.stats()
-        if (name === "held") after = await server.stats()
-      }
-    })
+    const { result, before, after } = await runLoadHeld(server, job, 60_000 + settings.idleConnections * 15)
     server.assertAlive()
     if (before === undefined || after === undefined) throw new Error("no memory figures")
     const n = Number(result["connections"])
@@ -703,8 +718,6 @@ const fanoutScenarioOf = (options: FanoutOptions): Scenario => ({
     const cpu = cpuWindow(server)
     // The server accepts one socket per subscriber: more than its open-file limit allows would fail with EMFILE.
     const serverHeadroom = socketHeadroom(server.pid)
-    let before: Stats | undefined
-    let after: Stats | undefined
     const job: Job = {
       kind: "fanout",
       port: server.port,
@@ -718,13 +731,7 @@ const fanoutScenarioOf = (options: FanoutOptions): Scenario => ({
       ...(options.keyed === true ? { keyed: true } : {}),
       ...(options.memory === true ? { memory: true } : {})
     }
-    const result = await runLoad(job, 30_000 + options.connectDeadlineMs + options.warmupMs + options.windowMs + settings.fanoutGraceMs, {
-      onMark: cpu.onMark,
-      onBarrier: async (name) => {
-        if (name === "baseline") before = await server.stats()
-        if (name === "held") after = await server.stats()
-      }
-    })
+    const { result, before, after } = await runLoadHeld(server, job, 30_000 + options.connectDeadlineMs + options.warmupMs + options.windowMs + settings.fanoutGraceMs, cpu.onMark)
     server.assertAlive()
     const cpuShare = cpu.figures()["serverCpu"]
     const deliveriesPerSecond = Number(result["deliveries"]) / Number(result["seconds"])
@@ -844,8 +851,6 @@ const muxScenario: Scenario = {
     const wanted = mux ? settings.muxClients : settings.muxClients * symbolCount
     // The server accepts one socket per connection: more than its open-file limit allows would fail with EMFILE.
     const serverHeadroom = socketHeadroom(server.pid)
-    let before: Stats | undefined
-    let after: Stats | undefined
     const job: Job = {
       kind: "subscriptions",
       port: server.port,
@@ -858,13 +863,7 @@ const muxScenario: Scenario = {
       graceMs: settings.fanoutGraceMs,
       connectDeadlineMs: settings.muxConnectDeadlineMs
     }
-    const result = await runLoad(job, 30_000 + job.connectDeadlineMs + job.warmupMs + job.windowMs + job.graceMs, {
-      onMark: cpu.onMark,
-      onBarrier: async (name) => {
-        if (name === "baseline") before = await server.stats()
-        if (name === "held") after = await server.stats()
-      }
-    })
+    const { result, before, after } = await runLoadHeld(server, job, 30_000 + job.connectDeadlineMs + job.warmupMs + job.windowMs + job.graceMs, cpu.onMark)
     server.assertAlive()
     const cpuShare = cpu.figures()["serverCpu"]
     const deliveriesPerSecond = Number(result["deliveries"]) / Number(result["seconds"])
