@@ -30,11 +30,10 @@
  * status, a connection error, or no answer within its give-up time (the
  * client closes the connection).
  */
-import { type ChildProcess, fork } from "node:child_process"
 import * as Http from "node:http"
-import { fileURLToPath } from "node:url"
 import { createParser } from "eventsource-parser"
 import { retryWait } from "../../client/internal/Backoff.ts"
+import { forkChild } from "./childProcess.ts"
 
 /** Milliseconds: count, median, 99th percentile, maximum, and how many over 1 s. */
 export interface Distribution {
@@ -628,16 +627,7 @@ export interface Crowd {
 }
 
 export const startCrowd = (): Promise<Crowd> => {
-  const process_ = fork(fileURLToPath(import.meta.url), ["--crowd-child"], {
-    execArgv: ["--import", "tsx"],
-    stdio: ["ignore", "inherit", "inherit", "ipc"]
-  }) as ChildProcess
-  const kill = () => {
-    if (process_.exitCode === null && process_.signalCode === null) process_.kill("SIGKILL")
-  }
-  // Killed with this process if still running; the hook goes with the child (a soak run starts many).
-  process.once("exit", kill)
-  process_.once("exit", () => process.off("exit", kill))
+  const { child: process_, kill } = forkChild(import.meta.url, "--crowd-child")
   let next = 0
   const waiting = new Map<number, { resolve: (value: never) => void; reject: (error: Error) => void }>()
   process_.on("message", (message: { id?: number; value?: unknown }) => {

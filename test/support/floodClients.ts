@@ -9,9 +9,8 @@
  * 200 (a stream), 503 (shed), another status, a connection error, or no
  * answer within `giveUpMs` (the client gives up and closes the connection).
  */
-import { type ChildProcess, fork } from "node:child_process"
 import * as Http from "node:http"
-import { fileURLToPath } from "node:url"
+import { forkChild } from "./childProcess.ts"
 
 export interface FloodCounts {
   /** Requests sent. */
@@ -144,14 +143,7 @@ export interface FloodClients {
 }
 
 export const startFloodClients = (): Promise<FloodClients> => {
-  const process_ = fork(fileURLToPath(import.meta.url), ["--flood-child"], {
-    execArgv: ["--import", "tsx"],
-    stdio: ["ignore", "inherit", "inherit", "ipc"]
-  }) as ChildProcess
-  const kill = () => {
-    if (process_.exitCode === null && process_.signalCode === null) process_.kill("SIGKILL")
-  }
-  process.once("exit", kill)
+  const { child: process_, kill } = forkChild(import.meta.url, "--flood-child")
   const waiting: Array<(counts: FloodCounts) => void> = []
   process_.on("message", (message: { type: string; counts?: FloodCounts }) => {
     if (message.type === "counts") waiting.shift()?.(message.counts!)
