@@ -139,7 +139,7 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         const node = yield* Platform.node(request)
         if (node?.clientGone(request) === true) return yield* Effect.interrupt
         const url = RequestParsing.urlOf(request)
-        if (multiplexer.handles(url)) return { url, served: undefined, slot: undefined }
+        if (multiplexer.handles(url)) return { url, served: undefined, slot: undefined, node }
         const served = yield* RequestParsing.procedureOf(procedures, parsing.base, url)
         const kind = served.spec._tag
         const admitted = yield* admission.admit(kind, request)
@@ -155,14 +155,14 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
               : `The server has too many ${shed} open: retry`
           })
         }
-        return { url, served, slot: admitted }
+        return { url, served, slot: admitted, node }
       })
 
     /** An admitted request: its body read, its handler invoked, its answer. */
     const serve = (
       request: HttpServerRequest.HttpServerRequest,
       allow: Record<string, string> | undefined,
-      { served, slot: admitted, url }: Effect.Effect.Success<ReturnType<typeof admit>>
+      { served, slot: admitted, url, node }: Effect.Effect.Success<ReturnType<typeof admit>>
     ) =>
       Effect.gen(function*() {
         if (served === undefined) return yield* multiplexer.handle(request, url, allow)
@@ -171,8 +171,7 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         // A request read late comes with its client's close, but Node reads that close only in the
         // next turn of the loop (a read short of the buffer ends the turn's reading): the stream
         // starts after that turn's reads.
-        const node = call.served.spec._tag === "unary" ? undefined : yield* Platform.node(request)
-        if (node !== undefined) {
+        if (node !== undefined && call.served.spec._tag !== "unary") {
           yield* node.afterNextReads
           if (node.clientGone(request)) return yield* Effect.interrupt
         }
