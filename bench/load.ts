@@ -219,6 +219,16 @@ const measureWindow = async (window: Window, job: { readonly windowMs: number; r
   return { seconds, clientCpu }
 }
 
+/** p50, p99 and max of the first `size` latencies of `samples` (microseconds), in milliseconds. */
+const latencyFigures = (samples: Float64Array, size: number) => {
+  const sorted = samples.slice(0, size).sort()
+  return {
+    p50Ms: round(percentile(sorted, 0.5) / 1000),
+    p99Ms: round(percentile(sorted, 0.99) / 1000),
+    maxMs: round((sorted[size - 1] ?? NaN) / 1000)
+  }
+}
+
 const expectOk = async (connection: Connection, what: string): Promise<void> => {
   const response = await connection.response
   if (response.status !== 200) throw new Error(`${what} answered HTTP ${response.status}`)
@@ -451,7 +461,6 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
     }
     const subscribed = subscribers.filter((s) => s.first.count > 0).length
     if (job.memory === true) await barrier("held")
-    const sorted = samples.slice(0, size).sort()
     return {
       subscribers: measured.length,
       ...(subscriberCount < job.subscribers ? { subscribersCappedByFileLimit: subscriberCount } : {}),
@@ -460,9 +469,7 @@ const fanout = async (job: Extract<Job, { kind: "fanout" }>): Promise<Result> =>
       published: keyed ? seqs.size : stamps.size,
       deliveries: size,
       deliveredShare: owed === 0 ? 0 : round(size / owed, 3),
-      p50Ms: round(percentile(sorted, 0.5) / 1000),
-      p99Ms: round(percentile(sorted, 0.99) / 1000),
-      maxMs: round((sorted[size - 1] ?? NaN) / 1000),
+      ...latencyFigures(samples, size),
       seconds: round(seconds),
       clientCpu
     }
@@ -619,7 +626,6 @@ const subscriptions = async (job: Extract<Job, { kind: "subscriptions" }>): Prom
     }
     const subscribedAtEnd = all.filter((s) => s.count > 0).length
     await barrier("held")
-    const sorted = samples.slice(0, size).sort()
     return {
       connections: connected,
       ...(connectionCount < job.connections ? { connectionsCappedByFileLimit: connectionCount } : {}),
@@ -635,9 +641,7 @@ const subscriptions = async (job: Extract<Job, { kind: "subscriptions" }>): Prom
       repeats,
       misattributed,
       otherEvents: others,
-      p50Ms: round(percentile(sorted, 0.5) / 1000),
-      p99Ms: round(percentile(sorted, 0.99) / 1000),
-      maxMs: round((sorted[size - 1] ?? NaN) / 1000),
+      ...latencyFigures(samples, size),
       seconds: round(seconds),
       clientCpu
     }
