@@ -23,7 +23,7 @@ import * as Duration from "effect/Duration"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import type * as Procedure from "../../contract/Procedure.ts"
 import * as FanOut from "../../core/FanOut.ts"
 import * as TurnQueue from "../../core/TurnQueue.ts"
@@ -250,7 +250,10 @@ export const make = (options: AdmissionOptions = {}): Admission => {
   const clientKey = options.clientKey ?? remoteAddressOf
   const subscriptions = new Pool()
   const transfers = new Pool()
-  const held = (slot: Slot) => Effect.as(Effect.addFinalizer(() => Effect.sync(() => slot.release())), slot)
+  // Added to the scope itself: `Effect.addFinalizer` would also restore the fiber's references
+  // around the release (two diffs of all of them, per request), which a counter does not need.
+  const held = (slot: Counted) =>
+    Effect.flatMap(Effect.scope, (scope) => Effect.as(Scope.addFinalizer(scope, Effect.sync(() => slot.release())), slot))
   const finite: Record<ShedReason, boolean> = {
     event_loop_delay: Number.isFinite(maxDelay),
     request_delay: Number.isFinite(maxRequestDelay),

@@ -56,11 +56,33 @@ export const clientGone = (request: HttpServerRequest.HttpServerRequest): boolea
  * reading): whether the client is gone is known after it.
  */
 export const afterNextReads: Effect.Effect<void> = Effect.async<void>((resume) => {
-  let handle = setImmediate(() => {
-    handle = setImmediate(() => resume(Effect.void))
+  const waiter = () => resume(Effect.void)
+  let batch = arriving
+  if (batch === undefined) {
+    batch = arriving = new Set()
+    setImmediate(turned, batch)
+  }
+  batch.add(waiter)
+  const waiting = batch
+  return Effect.sync(() => {
+    waiting.delete(waiter)
   })
-  return Effect.sync(() => clearImmediate(handle))
 })
+
+/**
+ * The requests that arrived in this turn of the loop: they all wait for the
+ * same two immediates (a storm brings thousands in a few turns), not two each.
+ */
+let arriving: Set<() => void> | undefined = undefined
+
+const turned = (batch: Set<() => void>): void => {
+  if (arriving === batch) arriving = undefined
+  setImmediate(read, batch)
+}
+
+const read = (batch: Set<() => void>): void => {
+  for (const waiter of batch) waiter()
+}
 
 /** Ends a transfer by force: the connection is destroyed, so the client sees a truncated body. */
 export const cut = (request: HttpServerRequest.HttpServerRequest): void => {

@@ -164,16 +164,31 @@ const detachedRuntime = (
     runtimeFlags: Runtime.defaultRuntimeFlags
   })
 
-/** `detachedRuntime(fiber)`, made once per fiber: what every subscription a request starts may share. */
-const sharedRuntimes = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, Runtime.Runtime<never>>()
+/** The last runtime `sharedRuntime` made, and the references it holds. */
+let lastShared: Runtime.Runtime<never> | undefined = undefined
 
-const sharedRuntime = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Runtime.Runtime<never> => {
-  let runtime = sharedRuntimes.get(fiber)
-  if (runtime === undefined) {
-    runtime = detachedRuntime(fiber)
-    sharedRuntimes.set(fiber, runtime)
+/** `refs` hold the same values as `detached` (which has no context), but for the context. */
+const sameButContext = (refs: FiberRefs.FiberRefs, detached: FiberRefs.FiberRefs): boolean => {
+  const context = FiberRef.currentContext as FiberRef.FiberRef<unknown>
+  if (refs.locals.size - (refs.locals.has(context) ? 1 : 0) !== detached.locals.size) return false
+  for (const [ref, stack] of refs.locals) {
+    if (ref === context) continue
+    const other = detached.locals.get(ref)
+    if (other === undefined || other[0][1] !== stack[0][1]) return false
   }
-  return runtime
+  return true
+}
+
+/**
+ * `detachedRuntime(fiber)`, shared by the answers of every request whose
+ * fiber holds the same references (loggers, log level and annotations,
+ * scheduler, …), as requests served by one router do: an open answer then
+ * holds no copy of them. Compared value by value, so a request whose
+ * middleware annotated its logs gets its own.
+ */
+const sharedRuntime = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Runtime.Runtime<never> => {
+  if (lastShared !== undefined && sameButContext(fiber.getFiberRefs(), lastShared.fiberRefs)) return lastShared
+  return lastShared = detachedRuntime(fiber)
 }
 
 const logClosed = <A>(answer: SseAnswer.SseAnswer<A>): Effect.Effect<void> =>
@@ -266,8 +281,8 @@ export const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Ef
     const context = fiber.currentContext
     const config = Context.get(context, StreamingConfig)
     const metrics = Option.getOrUndefined(Context.getOption(context, MetricsService))
-    // The subscriptions a request starts on one multiplexed connection share one.
-    const runtime = options.multiplexed === undefined ? detachedRuntime(fiber) : sharedRuntime(fiber)
+    // Shared with the answers of other requests whose fiber holds the same references.
+    const runtime = sharedRuntime(fiber)
     // What an open answer keeps: not `options` (its `run` holds the request's context).
     const { id, onStop, serialize } = options
     const source = options.source
