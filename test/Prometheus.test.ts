@@ -16,7 +16,7 @@ describe("Prometheus exposition", () => {
       metrics.started("subscription", "prices \"live\"")
       metrics.delivered("subscription", "prices \"live\"", 3, 120)
       metrics.dropped("subscription", "prices \"live\"", 7)
-      metrics.ended("subscription", "prices \"live\"", "interrupted", 250)
+      metrics.ended("subscription", "prices \"live\"", "interrupted", 250, 3)
       const response = yield* Prometheus.response
       expect(response.headers["content-type"]).toBe(Prometheus.contentType)
       const text = Prometheus.render(yield* Metric.snapshot) + Prometheus.processMetrics()
@@ -28,6 +28,12 @@ describe("Prometheus exposition", () => {
       expect(text).toContain(`stream_dropped_total{${labels}} 7\n`)
       expect(text).toContain(`stream_terminations_total{${labels},termination="interrupted"} 1\n`)
       expect(text).toContain("# TYPE stream_duration_seconds histogram\n")
+      // The OpenTelemetry-named instruments are for an OTLP exporter, not this exposition.
+      expect(text).not.toMatch(/rpc_server|rpc\.server|messaging/)
+      const otel = (yield* Metric.snapshot).filter((pair) => pair.metricKey.name.startsWith("rpc.server.") || pair.metricKey.name.startsWith("messaging."))
+      expect(otel.map((pair) => pair.metricKey.name).sort()).toEqual(
+        expect.arrayContaining(["messaging.client.sent.messages", "rpc.server.duration", "rpc.server.responses_per_rpc"])
+      )
       expect(text).toContain(`stream_duration_seconds_bucket{${labels},le="+Inf"} 1\n`)
       expect(text).toContain(`stream_duration_seconds_sum{${labels}} 0.25\n`)
       expect(text).toMatch(/^process_resident_memory_bytes \d+$/m)

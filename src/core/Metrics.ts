@@ -10,5 +10,6 @@ export interface Metrics {
   /** `values` delivered (events or rows; byte chunks for downloads) and `bytes` written. */
   readonly delivered: (kind: Kind, name: string, values: number, bytes: number) => void
   readonly dropped: (kind: Kind, name: string, count: number) => void
-  readonly ended: (kind: Kind, name: string, termination: Termination, durationMillis: number) => void
+  /** The stream ended, having delivered `values` in all. */
+  readonly ended: (kind: Kind, name: string, termination: Termination, durationMillis: number, values: number) => void
 }

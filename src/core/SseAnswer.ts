@@ -261,6 +261,10 @@ export class SseAnswer<A> implements Beating {
   termination: Termination = "interrupted"
   values = 0
   bytes = 0
+  /** Missed values announced with an exact count. */
+  dropped = 0
+  /** The `error` event's JSON, once the answer has failed. */
+  errorJson: string | undefined = undefined
   readonly startedAt = Date.now()
   /** Set when the answer stops. */
   durationMillis = 0
@@ -316,6 +320,7 @@ export class SseAnswer<A> implements Beating {
     const bytes = utf8Length(text)
     this.values += values
     this.bytes += bytes
+    this.dropped += dropped
     const tally = this.tally
     if (tally !== undefined) {
       tally.values += values
@@ -340,6 +345,7 @@ export class SseAnswer<A> implements Beating {
     const bytes = utf8Length(text)
     this.values += values
     this.bytes += bytes
+    this.dropped += dropped
     const metrics = this.options.metrics
     if (metrics !== undefined) {
       if (dropped > 0) metrics.dropped("subscription", this.options.name, dropped)
@@ -391,6 +397,7 @@ export class SseAnswer<A> implements Beating {
       this.sink.end(Sse.end)
     } else {
       this.termination = "failed"
+      this.errorJson = outcome.errorJson
       this.sink.end(Sse.error(outcome.errorJson))
     }
     this.stop()
@@ -442,7 +449,7 @@ export class SseAnswer<A> implements Beating {
     sink.end()
     this.durationMillis = Date.now() - this.startedAt
     if (options.metrics !== undefined && this.tally !== undefined) releaseTally(options.metrics, options.name, this.tally)
-    options.metrics?.ended("subscription", options.name, this.termination, this.durationMillis)
+    options.metrics?.ended("subscription", options.name, this.termination, this.durationMillis, this.values)
     options.stopped(this)
   }
 }

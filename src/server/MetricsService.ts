@@ -79,6 +79,36 @@ export const metrics = {
   )
 }
 
+/**
+ * The same events under OpenTelemetry's semantic conventions, for an OTLP
+ * exporter (`@effect/opentelemetry`'s `Otlp.layer` or `NodeSdk.layer` read
+ * Effect's metric registry): every stream as an RPC of the server, and a
+ * subscription's values as messages sent. The Prometheus `/metrics` keeps
+ * the `stream_*` names above and leaves these out.
+ */
+export const openTelemetryNames = {
+  duration: "rpc.server.duration",
+  responsesPerRpc: "rpc.server.responses_per_rpc",
+  sentMessages: "messaging.client.sent.messages"
+} as const
+
+export const openTelemetry = {
+  duration: Metric.histogram(
+    openTelemetryNames.duration,
+    MetricBoundaries.fromIterable([5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000, 60000, 300000, 3600000]),
+    "Duration of the calls served, streams from their start to their end (ms)"
+  ),
+  responsesPerRpc: Metric.histogram(
+    openTelemetryNames.responsesPerRpc,
+    MetricBoundaries.exponential({ start: 1, factor: 4, count: 12 }),
+    "Values a stream delivered: events, rows or byte chunks ({count})"
+  ),
+  sentMessages: Metric.counter(openTelemetryNames.sentMessages, {
+    description: "Values a subscription sent to its client ({message})",
+    incremental: true
+  })
+}
+
 /** One of the metrics above, narrowed to a kind and a stream name. */
 export const labelled = <Type, In, Out>(
   metric: Metric.Metric<Type, In, Out>,
@@ -94,15 +124,30 @@ export const make: Effect.Effect<StreamMetrics> = Effect.sync(() => {
   // Shown at 0 before the first connection, so a dashboard sees the series from the start.
   connections.unsafeModify(0, [])
   const labels = (kind: StreamKind, name: string) => [MetricLabel.make("kind", kind), MetricLabel.make("stream", name)]
+  const rpcLabels = (kind: StreamKind, name: string) => [
+    MetricLabel.make("rpc.system", "effect-stream-rpc"),
+    MetricLabel.make("rpc.method", name),
+    MetricLabel.make("effect_stream_rpc.kind", kind)
+  ]
+  const messagingLabels = (name: string) => [
+    MetricLabel.make("messaging.system", "effect-stream-rpc"),
+    MetricLabel.make("messaging.destination.name", name),
+    MetricLabel.make("messaging.operation.name", "send"),
+    MetricLabel.make("messaging.operation.type", "send")
+  ]
   return {
     started: (kind, name) => active.unsafeModify(1, labels(kind, name)),
     delivered: (kind, name, count, size) => {
       const tags = labels(kind, name)
       values.unsafeUpdate(count, tags)
       bytes.unsafeUpdate(size, tags)
+      if (kind === "subscription") openTelemetry.sentMessages.unsafeUpdate(count, messagingLabels(name))
     },
     dropped: (kind, name, count) => dropped.unsafeUpdate(count, labels(kind, name)),
-    ended: (kind, name, termination, durationMillis) => {
+    ended: (kind, name, termination, durationMillis, delivered) => {
+      const rpc = rpcLabels(kind, name)
+      openTelemetry.duration.unsafeUpdate(durationMillis, rpc)
+      openTelemetry.responsesPerRpc.unsafeUpdate(delivered, rpc)
       const tags = labels(kind, name)
       active.unsafeModify(-1, tags)
       terminations.unsafeUpdate(1, [...tags, MetricLabel.make("termination", termination)])

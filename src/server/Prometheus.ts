@@ -9,6 +9,9 @@ import * as Metric from "effect/Metric"
 import type * as MetricPair from "effect/MetricPair"
 import * as MetricState from "effect/MetricState"
 import * as Option from "effect/Option"
+import { openTelemetryNames } from "./MetricsService.ts"
+
+const openTelemetryOnly: ReadonlySet<string> = new Set(Object.values(openTelemetryNames))
 
 export const contentType = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -67,6 +70,8 @@ export const render = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): str
     return found
   }
   for (const pair of pairs) {
+    // Exported under OpenTelemetry's names by an OTLP exporter; here they are the `stream_*` series.
+    if (openTelemetryOnly.has(pair.metricKey.name)) continue
     const name = metricName(pair.metricKey.name)
     const help = Option.getOrUndefined(pair.metricKey.description) ?? effectRuntimeHelp[name]
     const tags = pair.metricKey.tags.map((tag) => [tag.key, tag.value] as const)

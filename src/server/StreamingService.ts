@@ -14,6 +14,7 @@
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -22,6 +23,7 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import * as BackpressurePolicy from "./BackpressurePolicy.ts"
 import * as Drains from "./internal/Drains.ts"
 import type { Drain } from "./GracefulShutdown.ts"
@@ -31,6 +33,7 @@ import { StreamingConfig } from "./StreamingConfig.ts"
 import * as SseResponse from "./internal/SseResponse.ts"
 import type { SuspendBuffer } from "./internal/SuspendBuffer.ts"
 import * as Transfer from "./internal/Transfer.ts"
+import * as Spans from "./internal/Spans.ts"
 import * as ContentDisposition from "../protocol/ContentDisposition.ts"
 import * as ExportFormat from "../protocol/ExportFormat.ts"
 import * as Names from "../protocol/Names.ts"
@@ -44,6 +47,12 @@ interface CommonOptions<E, R> {
    * as a `wrap` middleware of `@effect/rpc` does around a handler.
    */
   readonly around?: ((run: Effect.Effect<void, E, R>) => Effect.Effect<void, E, R>) | undefined
+  /**
+   * A span (`Effect.makeSpan`) the stream ends when it ends, however it ends,
+   * with what it delivered: `effect_stream_rpc.values`, `.bytes`, `.dropped`
+   * (subscriptions) and `.termination`. `HttpTransport` passes each call's.
+   */
+  readonly span?: Tracer.Span | undefined
 }
 
 export interface SseOptions<A, E, R> extends CommonOptions<E, R> {
@@ -103,6 +112,8 @@ class Lifecycle {
   termination: Termination = "interrupted"
   values = 0
   bytes = 0
+  /** Why it failed after it started, for its span. */
+  failure: unknown = undefined
   readonly startedAt = Date.now()
   private readonly ended: () => void
   constructor(
@@ -111,7 +122,8 @@ class Lifecycle {
     readonly metrics: StreamMetrics | undefined,
     shutdown: Drain,
     /** Ends the transfer by force when the drain's deadline passes. */
-    cut: () => void
+    cut: () => void,
+    readonly span: Tracer.Span | undefined
   ) {
     metrics?.started(kind, name)
     this.ended = shutdown.transferStarted(cut)
@@ -121,10 +133,18 @@ class Lifecycle {
     this.bytes += bytes
     this.metrics?.delivered(this.kind, this.name, values, bytes)
   }
-  readonly cleanup: Effect.Effect<void> = Effect.suspend(() => {
+  readonly cleanup: Effect.Effect<void> = Effect.clockWith((clock) => {
     const durationMillis = Date.now() - this.startedAt
     this.ended()
-    this.metrics?.ended(this.kind, this.name, this.termination, durationMillis)
+    this.metrics?.ended(this.kind, this.name, this.termination, durationMillis, this.values)
+    if (this.span !== undefined) {
+      Spans.end(this.span, clock.unsafeCurrentTimeNanos(), {
+        values: this.values,
+        bytes: this.bytes,
+        termination: this.termination,
+        failure: this.failure
+      })
+    }
     return Effect.logInfo("stream closed").pipe(
       Effect.annotateLogs({
         kind: this.kind,
@@ -157,7 +177,8 @@ export const sse = <A, E, R>(options: SseOptions<A, E, R>): Effect.Effect<HttpSe
       run: options.around as Around<E>,
       wrapped: options.around !== undefined,
       context: context as Context.Context<never>,
-      preamble: options.preamble
+      preamble: options.preamble,
+      span: options.span
     }))
 
 type Around<E> = ((run: Effect.Effect<void, E>) => Effect.Effect<void, E>) | undefined
@@ -182,6 +203,7 @@ const transferResponse = <A, E>(
   buffer: SuspendBuffer<A, E>,
   encoding: Transfer.Encoding<A>,
   options: { readonly contentType: string; readonly headers: Record<string, string> },
+  span: Tracer.Span | undefined,
   slabs?: Transfer.Slabs | undefined
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -191,7 +213,7 @@ const transferResponse = <A, E>(
     const shutdown = Drains.fromContext(context)
     const served = yield* servedByNode
     let cut = () => {}
-    const life = new Lifecycle(kind, name, Option.getOrUndefined(metrics), shutdown, () => cut())
+    const life = new Lifecycle(kind, name, Option.getOrUndefined(metrics), shutdown, () => cut(), span)
     yield* Effect.addFinalizer(() => life.cleanup)
     const observer: Transfer.Observer = {
       delivered: (values, bytes) => life.delivered(values, bytes),
@@ -200,6 +222,7 @@ const transferResponse = <A, E>(
       },
       failed: (cause) => {
         life.termination = "failed"
+        life.failure = Cause.squash(cause)
         Runtime.runSync(runtime)(Effect.logWarning("transfer failed after it started; cutting the connection", cause))
       },
       stalled: () => {
@@ -228,6 +251,24 @@ const transferResponse = <A, E>(
     })
     return HttpServerResponse.stream(body, options)
   })
+
+/**
+ * A transfer that fails (or is interrupted) before its response exists never
+ * gets a lifecycle: its span ends here, with nothing delivered.
+ */
+const endSpanUnstarted = (span: Tracer.Span | undefined) =>
+<A, E, R>(transfer: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  span === undefined ? transfer : Effect.onExit(transfer, (exit) =>
+    exit._tag === "Success" ? Effect.void : Effect.clockWith((clock) =>
+      Effect.sync(() =>
+        Spans.end(span, clock.unsafeCurrentTimeNanos(), {
+          values: 0,
+          bytes: 0,
+          termination: Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "failed",
+          failure: Cause.squash(exit.cause)
+        })
+      )
+    ))
 
 /** Chunks of a download pass as they are, 16 per write before waiting for `drain`. */
 const downloadEncoding: Transfer.Encoding<Uint8Array> = {
@@ -259,8 +300,8 @@ export const download = <E, R>(
     return yield* transferResponse("download", name, buffer, downloadEncoding, {
       contentType: options.contentType ?? Names.contentTypes.octetStream,
       headers
-    }, slabs)
-  })
+    }, options.span, slabs)
+  }).pipe(endSpanUnstarted(options.span))
 
 /**
  * Export of rows: the suspend policy (128 rows), then `json` (a streamed
@@ -291,8 +332,8 @@ const exportRows = <A, E, R>(
           `${options.filename ?? options.name}.${ExportFormat.extensions[format]}`
         )
       }
-    })
-  })
+    }, options.span)
+  }).pipe(endSpanUnstarted(options.span))
 
 export { exportRows as export }
 

@@ -20,6 +20,8 @@ import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
+import * as Spans from "./Spans.ts"
 import * as Transfer from "./Transfer.ts"
 import type { Call } from "./RequestParsing.ts"
 
@@ -43,6 +45,11 @@ export type Invocation =
     readonly run: (run: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>
     /** The procedure has `wrap` middlewares: its delivery must stay inside `run`. */
     readonly wrapped: boolean
+    /**
+     * The call's span when a tracer is provided (`Spans`): `run` runs under
+     * it, and whoever answers the call ends it when the stream ends.
+     */
+    readonly span: Tracer.Span | undefined
   }
 
 const middlewareOf = (context: Context.Context<never>, tag: RpcMiddleware.TagClassAny): AnyMiddleware =>
@@ -137,21 +144,27 @@ export const invoke = (
       })
     }
     const wraps = Array.from(rpc.middlewares).filter((tag) => tag.wrap)
-    return Effect.map(
-      applyPlain(Array.from(rpc.middlewares).filter((tag) => !tag.wrap), context, options, Effect.context<never>()),
-      (provided) => {
-        // Merged when the run starts: a Topic subscription served without a fiber never
-        // runs it, and its request then holds no copy of the context while it is open.
-        let merged: Context.Context<never> | undefined
-        const handlerContext = (ctx: Context.Context<never>) => Context.merge(ctx, merged ??= Context.merge(entry.context, provided))
-        const run = (run: Effect.Effect<void, unknown>) => {
-          const traced = Effect.withSpan(run, spanName, span)
-          return Effect.mapInputContext(
-            wraps.length === 0 ? traced : applyAll(wraps, context, options, traced),
-            handlerContext
-          ) as Effect.Effect<void, unknown>
-        }
-        return { _tag: "Stream" as const, source: asStream(result), run, wrapped: wraps.length > 0 }
+    const stream = (provided: Context.Context<never>, traced: Tracer.Span | undefined): Invocation => {
+      // Merged when the run starts: a Topic subscription served without a fiber never
+      // runs it, and its request then holds no copy of the context while it is open.
+      let merged: Context.Context<never> | undefined
+      const handlerContext = (ctx: Context.Context<never>) => Context.merge(ctx, merged ??= Context.merge(entry.context, provided))
+      const run = (run: Effect.Effect<void, unknown>) => {
+        const inSpan = traced === undefined ? Effect.withSpan(run, spanName, span) : Effect.withParentSpan(run, traced)
+        return Effect.mapInputContext(
+          wraps.length === 0 ? inSpan : applyAll(wraps, context, options, inSpan),
+          handlerContext
+        ) as Effect.Effect<void, unknown>
       }
+      return { _tag: "Stream" as const, source: asStream(result), run, wrapped: wraps.length > 0, span: traced }
+    }
+    return Effect.flatMap(
+      applyPlain(Array.from(rpc.middlewares).filter((tag) => !tag.wrap), context, options, Effect.context<never>()),
+      (provided) =>
+        // With a tracer provided, the span lasts as long as the stream (ended by its answer).
+        Effect.flatMap(Spans.enabled, (tracing) =>
+          tracing
+            ? Effect.map(Effect.makeSpan(spanName, span), (traced) => stream(provided, traced))
+            : Effect.succeed(stream(provided, undefined)))
     )
   })

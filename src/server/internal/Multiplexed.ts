@@ -43,6 +43,7 @@ import * as Platform from "./Platform.ts"
 import * as RequestParsing from "./RequestParsing.ts"
 import type { Served } from "./Served.ts"
 import * as SseResponse from "./SseResponse.ts"
+import * as Spans from "./Spans.ts"
 
 export interface Settings {
   readonly base: string
@@ -146,7 +147,16 @@ export const make = (settings: Settings): Multiplexer => {
         channel?.end(Sse.error(prepared.errorJson))
         return Effect.void
       }
-      if (channel === undefined) return Effect.sync(() => prepared.slot.release())
+      if (channel === undefined) {
+        // The connection went before this subscription started: it ends unstarted.
+        const span = prepared.invocation.span
+        return Effect.clockWith((clock) =>
+          Effect.sync(() => {
+            prepared.slot.release()
+            if (span !== undefined) Spans.end(span, clock.unsafeCurrentTimeNanos(), { values: 0, bytes: 0, dropped: 0, termination: "interrupted" })
+          })
+        )
+      }
       const { invocation, served } = prepared
       const spec = served.spec
       const cursor = spec._tag === "subscription" ? spec.cursor : undefined
@@ -161,6 +171,7 @@ export const make = (settings: Settings): Multiplexer => {
         context: Context.empty(),
         wrapped: invocation.wrapped,
         onStop: prepared.slot.keep(),
+        span: invocation.span,
         multiplexed: { opening: Multiplex.subscribed(resume) }
       }))
     })

@@ -42,7 +42,7 @@ export const respond = (
       Effect.mapError(typed)
     )
   }
-  const { run, source } = invocation
+  const { run, source, span } = invocation
   const name = served.rpc._tag
   const spec = served.spec
   switch (spec._tag) {
@@ -61,7 +61,8 @@ export const respond = (
           wrapped: invocation.wrapped,
           headers: options.headers,
           // Taken where nothing waits before the answer starts: the answer frees it when it ends.
-          onStop: options.slot.keep()
+          onStop: options.slot.keep(),
+          span
         }
         const response = node?.responseOf(request)
         return node !== undefined && response !== undefined
@@ -76,7 +77,8 @@ export const respond = (
         contentType: spec.contentType,
         filename: spec.filename(call.payload),
         contentLength: spec.contentLength?.(call.payload),
-        around: run
+        around: run,
+        span
       }).pipe(Effect.mapError(typed))
     case "export":
       return StreamingService.export({
@@ -87,7 +89,8 @@ export const respond = (
         json: served.successJson,
         columns: served.csvColumns,
         filename: spec.filename(call.payload),
-        around: run
+        around: run,
+        span
       }).pipe(Effect.mapError(typed))
   }
 }

@@ -11,6 +11,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import type * as Clock from "effect/Clock"
+import type * as Tracer from "effect/Tracer"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -35,6 +36,7 @@ import type { Drain } from "./Drains.ts"
 import { MetricsService } from "../MetricsService.ts"
 import { StreamingConfig } from "../StreamingConfig.ts"
 import * as Scheduling from "./Scheduling.ts"
+import * as Spans from "./Spans.ts"
 
 export interface Options<A, E> {
   /** Procedure name, for logs and metrics. */
@@ -68,6 +70,8 @@ export interface Options<A, E> {
    * the `: ok` or `retry:` line) — and no heartbeat of its own.
    */
   readonly multiplexed?: { readonly opening: string } | undefined
+  /** The call's span (`Spans`), ended with the answer's figures when it stops. */
+  readonly span?: Tracer.Span | undefined
 }
 
 // ---------------------------------------------------------------------------
@@ -258,11 +262,22 @@ const frameOf = <A>(id: ((value: A) => string) | undefined, serialize: (value: A
 const stoppedOf = <A>(
   hook: { callback: (() => void) | undefined },
   onStop: (() => void) | undefined,
-  runtime: Runtime.Runtime<never>
+  runtime: Runtime.Runtime<never>,
+  span: Tracer.Span | undefined,
+  clock: Clock.Clock
 ) =>
 (answer: SseAnswer.SseAnswer<A>): void => {
   hook.callback?.()
   onStop?.()
+  if (span !== undefined) {
+    Spans.end(span, clock.unsafeCurrentTimeNanos(), {
+      values: answer.values,
+      bytes: answer.bytes,
+      dropped: answer.dropped,
+      termination: answer.termination,
+      failure: answer.errorJson
+    })
+  }
   Scheduling.runLater(runtime, logClosed(answer))
 }
 
@@ -300,7 +315,7 @@ export const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Ef
       metrics,
       capacity: capacities.subscription,
       frame: topic !== undefined ? undefined : frameOf(id, serialize),
-      stopped: stoppedOf(stopped, onStop, runtime)
+      stopped: stoppedOf(stopped, onStop, runtime, options.span, clock)
     })
     if (!answer.start()) return Effect.succeed(answer)
     if (topic !== undefined && options.wrapped !== true) {
