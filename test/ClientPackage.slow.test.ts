@@ -13,6 +13,8 @@
  * with `--runtime effect-stream-rpc-client` holds nothing but the package and
  * the page, and a Node script subscribes, downloads (to a file, through
  * `effect-stream-rpc-client/node`), exports and calls against the demo server.
+ * docs/clients.md states the tarball's size, checked here as the README's is
+ * by test/Package.slow.test.ts.
  */
 import { bundleForBrowser } from "./support/bundle.ts"
 import { type DemoProcess, startDemo } from "./support/demoProcess.ts"
@@ -85,7 +87,7 @@ const bytesUnder = (dir: string): number =>
   }, 0)
 
 const figures = (dir: string) =>
-  `${Object.keys(installed(dir)).length} packages, ${(bytesUnder(Path.join(dir, "node_modules")) / 1024 / 1024).toFixed(2)} MB in node_modules`
+  `${Object.keys(installed(dir)).length} package(s), ${(bytesUnder(Path.join(dir, "node_modules")) / 1024 / 1024).toFixed(2)} MB in node_modules`
 
 /** The repository's modules the package is built from: client/ but client/effect, and src/protocol. */
 const sources = (): ReadonlyArray<string> => {
@@ -205,6 +207,17 @@ describe("the client package's tarball", () => {
     console.log(
       `${packed.filename}: ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked, ${packed.entryCount} files`
     )
+  })
+
+  it("is as large as docs/clients.md says (files exactly, size within 10%)", () => {
+    const stated = /The\s+package's\s+tarball\s+is\s+(\d+)\s+KiB\s+\((\d+)\s+KiB\s+unpacked,\s+(\d+)\s+files\)/.exec(
+      readFileSync(Path.join(repo, "docs/clients.md"), "utf8")
+    )
+    expect(stated).not.toBeNull()
+    const [, size, unpacked, files] = stated!.map(Number)
+    expect(files).toBe(packed.entryCount)
+    expect(Math.abs(size! * 1024 - packed.size) / packed.size).toBeLessThan(0.1)
+    expect(Math.abs(unpacked! * 1024 - packed.unpackedSize) / packed.unpackedSize).toBeLessThan(0.1)
   })
 
   it("imports nothing but itself and node: built-ins (in saveToFile.js alone)", async () => {
