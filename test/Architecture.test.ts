@@ -20,8 +20,9 @@ import * as Path from "node:path"
 
 const roots = ["src", "client"]
 
+// client/dist is the client package's build (client/tsconfig.build.json), not source.
 const filesUnder = (dir: string): Array<string> =>
-  readdirSync(dir).flatMap((name) => {
+  readdirSync(dir).filter((name) => name !== "dist").flatMap((name) => {
     const path = Path.join(dir, name)
     return statSync(path).isDirectory() ? filesUnder(path) : path.endsWith(".ts") ? [path] : []
   })
@@ -142,6 +143,14 @@ describe("the layout", () => {
       .filter((m) => m.packages.some(isEffect))
       .map((m) => m.path)
     expect(effectful).toEqual([])
+  })
+
+  it("keeps the client package (client/ but client/effect) free of packages: node: built-ins in saveToFile.ts alone", () => {
+    // effect-stream-rpc-client (client/package.json) has no dependencies: what client/ imports is in it.
+    const imported = modules
+      .filter((m) => roleOf(m.path) === "client" && m.packages.length > 0)
+      .map((m) => [m.path, m.packages.every((specifier) => specifier.startsWith("node:"))])
+    expect(imported).toEqual([[Path.join("client", "saveToFile.ts"), true]])
   })
 
   it("has no module past 500 lines", () => {

@@ -25,6 +25,7 @@ import * as PriceFeed from "../examples/demo/PriceFeed.ts"
 import { main, usage } from "../src/generator/cli.ts"
 import * as Generator from "../src/generator/Generator.ts"
 import * as HttpTransport from "../src/server/HttpTransport.ts"
+import { FallbackApi } from "./support/fallbackContract.ts"
 import { listen, quiet } from "./support/http.ts"
 
 const repo = fileURLToPath(new URL("..", import.meta.url))
@@ -141,6 +142,73 @@ describe("generate --out: every module extension", () => {
   })
 })
 
+describe("generate --runtime: the module imports another runtime", () => {
+  /** The lines of a file that name its runtime (the header's command line aside): the header's, and the imports. */
+  const runtimeLines = (text: string) => text.split("\n").slice(2).filter((line) => /^import |^\/\/ .*runtime/.test(line))
+  /** A file with its runtime's name put back to the default, below the header's command line. */
+  const asDefault = (file: string) => body(file).replaceAll("effect-stream-rpc-client", "effect-stream-rpc/client")
+
+  it("--runtime effect-stream-rpc-client writes the same module (.ts, .js and .d.ts) importing effect-stream-rpc-client", async () => {
+    const dir = scratch()
+    for (const out of ["client.ts", "js/client.mjs"]) {
+      const result = await generate("--contract", contract, "--out", Path.join(dir, out), "--no-openapi", "--runtime", "effect-stream-rpc-client")
+      expect(result).toMatchObject({ code: 0, stderr: "" })
+    }
+    const ts = readFileSync(Path.join(dir, "client.ts"), "utf8")
+    expect(ts).toContain(`//   effect-stream-rpc generate --contract ${contract} --out ${Path.join(dir, "client.ts")} --no-openapi --runtime effect-stream-rpc-client`)
+    expect(runtimeLines(ts)).toEqual([
+      "// runtime, effect-stream-rpc-client, which has no runtime import of effect.",
+      `import { Client, Codec } from "effect-stream-rpc-client"`
+    ])
+    expect(runtimeLines(readFileSync(Path.join(dir, "js/client.mjs"), "utf8")).at(-1)).toBe(`import { Client, Codec } from "effect-stream-rpc-client"`)
+    expect(runtimeLines(readFileSync(Path.join(dir, "js/client.d.mts"), "utf8")).at(-1)).toBe(`import type { Client } from "effect-stream-rpc-client"`)
+    // but for the runtime's name, the module generated without --runtime
+    expect(asDefault(Path.join(dir, "client.ts"))).toBe(body(Path.join(repo, "examples/demo/generated/demo.ts")))
+    const { declarations, javascript } = Generator.clientModule(DemoApi, { groupName: "DemoApi", command: "" })
+    expect(asDefault(Path.join(dir, "js/client.mjs"))).toBe(javascript.split("\n").slice(2).join("\n"))
+    expect(asDefault(Path.join(dir, "js/client.d.mts"))).toBe(declarations.split("\n").slice(2).join("\n"))
+    // --check regenerates it with the same runtime
+    expect(await generate("--contract", contract, "--out", Path.join(dir, "client.ts"), "--no-openapi", "--runtime", "effect-stream-rpc-client", "--check"))
+      .toMatchObject({ code: 0, stderr: "" })
+    expect((await generate("--contract", contract, "--out", Path.join(dir, "client.ts"), "--no-openapi", "--check")).code).toBe(1)
+  })
+
+  it("--from-openapi takes --runtime too; a procedure it cannot check stays unchecked, with no Effect", async () => {
+    const dir = scratch()
+    const result = await generate(
+      "--from-openapi", Path.join(repo, "examples/demo/generated/demo.openapi.json"), "--out", Path.join(dir, "client.ts"), "--runtime", "effect-stream-rpc-client"
+    )
+    expect(result).toMatchObject({ code: 0, stderr: "" })
+    expect(asDefault(Path.join(dir, "client.ts"))).toBe(body(Path.join(repo, "examples/demo/generated/demo.ts")))
+    const document = Generator.openApi(FallbackApi, { title: "FallbackApi", version: "1.0.0" })
+    writeFileSync(Path.join(dir, "fallback.json"), JSON.stringify(document))
+    const fallback = await generate("--from-openapi", Path.join(dir, "fallback.json"), "--out", Path.join(dir, "fallback.ts"), "--runtime", "effect-stream-rpc-client")
+    expect(fallback.code).toBe(0)
+    expect(fallback.stderr).toMatch(/^warning: price: .*not checked/)
+    expect(Array.from(readFileSync(Path.join(dir, "fallback.ts"), "utf8").matchAll(/^import .* from "([^"]+)"$/gm), (m) => m[1])).toEqual(["effect-stream-rpc-client"])
+  })
+
+  it("the API: Generator.clientModule's runtime option, and RuntimeNeedsEffect for a procedure that falls back to Effect Schema", () => {
+    const options = { groupName: "FallbackApi", command: "", contractImport: "./contract.js" }
+    const thrown = (() => {
+      try {
+        return Generator.clientModule(FallbackApi, { ...options, runtime: "effect-stream-rpc-client" })
+      } catch (error) {
+        return error
+      }
+    })()
+    expect(thrown).toBeInstanceOf(Generator.RuntimeNeedsEffect)
+    expect(thrown).toMatchObject({
+      runtime: "effect-stream-rpc-client",
+      procedures: [{ tag: "price", reason: "a transformation the generator cannot compile" }]
+    })
+    // the default runtime, named or not, has client/effect beside it
+    const named = Generator.clientModule(FallbackApi, { ...options, runtime: Generator.defaultRuntime })
+    expect(named.code).toBe(Generator.clientModule(FallbackApi, options).code)
+    expect(named.code).toContain(`from "effect-stream-rpc/client/effect"`)
+  })
+})
+
 describe("generate: the OpenAPI document", () => {
   it("--openapi-out puts it where it says (--openapi is the same flag); --title names it", async () => {
     const dir = scratch()
@@ -230,6 +298,19 @@ describe("generate: refusals are one line on stderr and exit code 2, with nothin
     await refused(["--contract", contract, "--out", "--check"], /--out needs a value/)
     await refused(["--contract", "examples/demo/contract.ts", "--out", out], /--contract must be <module>#<GroupExport>/)
     await refused(["--contract", contract, "--out", out, "--bogus"], /^effect-stream-rpc: unknown argument --bogus \(/)
+    await refused(["--contract", contract, "--out", out, "--runtime", "a b"], /^effect-stream-rpc: --runtime a b is not an import specifier: name a package/)
+    await refused(["--contract", contract, "--out", out, "--runtime"], /--runtime needs a value/)
+  })
+
+  it("--runtime other than effect-stream-rpc/client, for a contract with a procedure that falls back to Effect Schema", async () => {
+    const dir = scratch()
+    for (const out of ["client.ts", "client.js"]) {
+      await refused(
+        ["--contract", "test/support/fallbackContract.ts#FallbackApi", "--out", Path.join(dir, out), "--runtime", "effect-stream-rpc-client"],
+        /^effect-stream-rpc: --runtime effect-stream-rpc-client has no Effect, and price \(a transformation the generator cannot compile\) falls back to Effect Schema, which imports effect-stream-rpc\/client\/effect and effect: generate without --runtime, or give that procedure schemas the generator compiles \(/
+      )
+    }
+    expect(readdirSync(dir)).toEqual([])
   })
 })
 
@@ -239,7 +320,7 @@ describe("the real command", () => {
     expect(help).toEqual({ code: 0, stdout: usage, stderr: "" })
     expect(h).toEqual(help)
     const flags = Array.from(usage.matchAll(/^ {2}(?:-h, )?(--[a-z-]+)/gm), (match) => match[1]!)
-    expect(flags).toEqual(["--contract", "--from-openapi", "--out", "--openapi-out", "--openapi", "--no-openapi", "--title", "--check", "--help"])
+    expect(flags).toEqual(["--contract", "--from-openapi", "--out", "--openapi-out", "--openapi", "--no-openapi", "--title", "--runtime", "--check", "--help"])
     const examples = usage.slice(usage.indexOf("Examples:")).split("\n").filter((line) => line.startsWith("  effect-stream-rpc generate"))
     for (const flag of flags.filter((flag) => flag !== "--help" && flag !== "--openapi")) {
       expect(examples.some((line) => line.includes(` ${flag} `) || line.endsWith(` ${flag}`)), flag).toBe(true)

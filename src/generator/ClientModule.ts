@@ -2,9 +2,10 @@
  * The client module, written from `ClientShapes`: for every procedure the
  * types of its payload, values and errors, its codecs as expressions of the
  * runtime's `Codec` combinators, and one typed method. The module imports
- * only the runtime (`effect-stream-rpc/client`, no runtime import of
- * `effect`); a procedure whose schemas could not be compiled falls back to
- * the contract's Effect Schemas, and the module says so.
+ * only the runtime (`effect-stream-rpc/client`, or the same runtime as the
+ * package `effect-stream-rpc-client`; no runtime import of `effect`); a
+ * procedure whose schemas could not be compiled falls back to the contract's
+ * Effect Schemas, and the module says so.
  *
  * Written three ways from the same lines, with no compiler: the TypeScript
  * module, the same module as plain JavaScript, and the declarations of that
@@ -14,9 +15,21 @@ import { capacities } from "../contract/Kinds.ts"
 import type { ClassShape, ClientShapes, ProcedureShapes, Shape } from "./Shape.ts"
 import { codecOf, collect, fieldsCodec, identifier, jsdoc, jsdocText, pascal, propertyName, typeOf } from "./ShapeText.ts"
 
+/** The runtime a generated module imports unless told otherwise: the `./client` subpath of the package effect-stream-rpc. */
+export const defaultRuntime = "effect-stream-rpc/client"
+
 export interface ClientModuleOptions {
   /** The command that regenerates the module, for the header comment. */
   readonly command: string
+  /**
+   * The import specifier of the runtime. Default `effect-stream-rpc/client`;
+   * `effect-stream-rpc-client` is the same runtime as a package of its own,
+   * with no dependencies. Another runtime than the default cannot go with a
+   * procedure that falls back to Effect Schema (it imports
+   * `effect-stream-rpc/client/effect`): `clientModule` throws
+   * `RuntimeNeedsEffect`.
+   */
+  readonly runtime?: string | undefined
   /**
    * Import specifier of the contract module, relative to the generated file:
    * what a procedure that falls back to Effect Schema reads its schemas from.
@@ -38,6 +51,30 @@ export interface ClientModule {
   readonly declarations: string
   /** One line per procedure that falls back to Effect Schema or is left unchecked, and why. */
   readonly warnings: ReadonlyArray<string>
+}
+
+/**
+ * Thrown for a module asked to import another runtime than
+ * `effect-stream-rpc/client` whose procedures fall back to Effect Schema:
+ * those import `effect-stream-rpc/client/effect` and `effect`, which that
+ * runtime (`effect-stream-rpc-client`) does not have.
+ */
+export class RuntimeNeedsEffect extends Error {
+  constructor(
+    readonly runtime: string,
+    /** Each procedure that falls back, and why. */
+    readonly procedures: ReadonlyArray<{ readonly tag: string; readonly reason: string }>
+  ) {
+    super(
+      `the runtime ${runtime} has no Effect, and ${
+        procedures.map((p) => `${p.tag} (${p.reason})`).join(", ")
+      } ${procedures.length === 1 ? "falls" : "fall"} back to Effect Schema, which imports ${defaultRuntime}/effect and effect: ` +
+        `generate with the runtime ${defaultRuntime} (the package effect-stream-rpc), or give ${
+          procedures.length === 1 ? "that procedure" : "those procedures"
+        } schemas the generator compiles`
+    )
+    this.name = "RuntimeNeedsEffect"
+  }
 }
 
 // --- classes -----------------------------------------------------------------
@@ -127,6 +164,10 @@ export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions)
   const brands = { found: false }
   const fallbacks = shapes.procedures.filter((procedure) => procedure.fallback !== undefined)
   const withContract = fallbacks.length > 0 && options.contractImport !== undefined
+  const runtime = options.runtime ?? defaultRuntime
+  if (withContract && runtime !== defaultRuntime) {
+    throw new RuntimeNeedsEffect(runtime, fallbacks.map((procedure) => ({ tag: procedure.tag, reason: procedure.fallback! })))
+  }
   for (const procedure of shapes.procedures) {
     if (procedure.fallback !== undefined) {
       warnings.push(
@@ -180,16 +221,16 @@ export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions)
   } else {
     ts.push(
       `// Self-contained: the types and codecs of ${group} are written out below and the only import is the`,
-      `// runtime, effect-stream-rpc/client, which has no runtime import of effect.`
+      `// runtime, ${runtime}, which has no runtime import of effect.`
     )
     js.push(
       `// Self-contained: the codecs of ${group} are written out below (their types in the declaration file`,
-      `// beside this module) and the only import is the runtime, effect-stream-rpc/client, which has no`,
+      `// beside this module) and the only import is the runtime, ${runtime}, which has no`,
       `// runtime import of effect.`
     )
     dts.push(
       `// The types of the JavaScript module beside this file, generated with it: the codecs of ${group} are`,
-      `// written out there and its only import is the runtime, effect-stream-rpc/client, which has no`,
+      `// written out there and its only import is the runtime, ${runtime}, which has no`,
       `// runtime import of effect.`
     )
   }
@@ -213,26 +254,27 @@ export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions)
       dts.push(`// ${procedure.tag} falls back to Effect Schema (${procedure.fallback}): its types are read off the contract.`)
     }
   }
-  ts.push(`import { Client, Codec } from "effect-stream-rpc/client"`)
+  const runtimeImport = JSON.stringify(runtime)
+  ts.push(`import { Client, Codec } from ${runtimeImport}`)
   js.push(
     // A project that type-checks its JavaScript (checkJs) and includes this file reads the declarations instead.
     `// @ts-nocheck: the types of this module are the declaration file's.`,
-    `import { Client, Codec } from "effect-stream-rpc/client"`
+    `import { Client, Codec } from ${runtimeImport}`
   )
-  dts.push(`import type { Client } from "effect-stream-rpc/client"`)
+  dts.push(`import type { Client } from ${runtimeImport}`)
   if (withContract) {
     const contract = JSON.stringify(options.contractImport)
     ts.push(
       `import type * as Rpc from "@effect/rpc/Rpc"`,
       `import type * as RpcGroup from "@effect/rpc/RpcGroup"`,
-      `import { SchemaProcedure, type StreamClient } from "effect-stream-rpc/client/effect"`,
+      `import { SchemaProcedure, type StreamClient } from "${defaultRuntime}/effect"`,
       `import { ${group} as Contract } from ${contract}`,
       ``,
       `type ContractProcedure<Tag extends string> = Rpc.ExtractTag<RpcGroup.Rpcs<typeof Contract>, Tag>`,
       `const fromContract = (tag: string) => SchemaProcedure.make(Contract.requests.get(tag) as unknown as Rpc.AnyWithProps)`
     )
     js.push(
-      `import { SchemaProcedure } from "effect-stream-rpc/client/effect"`,
+      `import { SchemaProcedure } from "${defaultRuntime}/effect"`,
       `import { ${group} as Contract } from ${contract}`,
       ``,
       `const fromContract = (tag) => SchemaProcedure.make(Contract.requests.get(tag))`
@@ -240,7 +282,7 @@ export const clientModule = (shapes: ClientShapes, options: ClientModuleOptions)
     dts.push(
       `import type * as Rpc from "@effect/rpc/Rpc"`,
       `import type * as RpcGroup from "@effect/rpc/RpcGroup"`,
-      `import type { StreamClient } from "effect-stream-rpc/client/effect"`,
+      `import type { StreamClient } from "${defaultRuntime}/effect"`,
       `import type { ${group} as Contract } from ${contract}`,
       ``,
       `type ContractProcedure<Tag extends string> = Rpc.ExtractTag<RpcGroup.Rpcs<typeof Contract>, Tag>`

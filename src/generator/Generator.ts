@@ -7,9 +7,10 @@
  * errors, its codecs compiled from the Schemas (`generator/Shape.ts`, then
  * `generator/ClientModule.ts`) and one method, the schema descriptions as
  * JSDoc. It imports only the runtime by package name
- * (`effect-stream-rpc/client`, no runtime import of `effect`), so a frontend
- * without the server's source can use it, and a runtime fix never requires
- * regenerating. The OpenAPI document carries the same shapes
+ * (`effect-stream-rpc/client`, no runtime import of `effect`; or, with the
+ * `runtime` option, the same runtime as the package `effect-stream-rpc-client`,
+ * which has no dependencies), so a frontend without the server's source can
+ * use it, and a runtime fix never requires regenerating. The OpenAPI document carries the same shapes
  * (`x-effect-stream-rpc`), so the module can be generated from it alone.
  */
 import type * as Rpc from "@effect/rpc/Rpc"
@@ -39,9 +40,17 @@ export interface ClientModuleOptions {
   readonly groupName: string
   /** The command that regenerates the module, for the header comment. */
   readonly command: string
+  /**
+   * The import specifier of the runtime: default `effect-stream-rpc/client`;
+   * `effect-stream-rpc-client` for a frontend that installs the client
+   * package alone. With another runtime than the default, a procedure that
+   * falls back to Effect Schema is refused: `RuntimeNeedsEffect` is thrown.
+   */
+  readonly runtime?: string | undefined
 }
 
 export type { ClientModule } from "./ClientModule.ts"
+export { defaultRuntime, RuntimeNeedsEffect } from "./ClientModule.ts"
 export type { ClientShapes } from "./Shape.ts"
 
 /** The extension of the OpenAPI document that carries the client's shapes (`Shape.ClientShapes`). */
@@ -58,11 +67,19 @@ export const clientModule = <Rpcs extends Rpc.Any>(
 ): ClientModule.ClientModule =>
   ClientModule.clientModule(Shape.fromGroup(group, options.groupName), {
     command: options.command,
-    contractImport: options.contractImport
+    contractImport: options.contractImport,
+    runtime: options.runtime
   })
 
-/** The same module from the OpenAPI document a server publishes (its `x-effect-stream-rpc` extension). */
-export const clientModuleFromOpenApi = (document: unknown, options: { readonly command: string }): ClientModule.ClientModule => {
+/**
+ * The same module from the OpenAPI document a server publishes (its
+ * `x-effect-stream-rpc` extension). `runtime` as in `clientModule`; a
+ * procedure it cannot check falls back to no check here, never to Effect.
+ */
+export const clientModuleFromOpenApi = (
+  document: unknown,
+  options: { readonly command: string; readonly runtime?: string | undefined }
+): ClientModule.ClientModule => {
   const shapes = typeof document === "object" && document !== null
     ? (document as Record<string, unknown>)[openApiExtension]
     : undefined
@@ -71,7 +88,7 @@ export const clientModuleFromOpenApi = (document: unknown, options: { readonly c
       `The OpenAPI document has no ${openApiExtension} extension (version 1): publish the document of effect-stream-rpc's Generator.openApi`
     )
   }
-  return ClientModule.clientModule(shapes as Shape.ClientShapes, { command: options.command })
+  return ClientModule.clientModule(shapes as Shape.ClientShapes, { command: options.command, runtime: options.runtime })
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /**
- * `effect-stream-rpc generate --contract <module>#<Group> --out <client.ts|.mts|.js|.mjs> [--openapi-out <file.json> | --no-openapi] [--title <text>] [--check]`
- * `effect-stream-rpc generate --from-openapi <file.json | URL> --out <client.ts|.mts|.js|.mjs> [--check]`
+ * `effect-stream-rpc generate --contract <module>#<Group> --out <client.ts|.mts|.js|.mjs> [--openapi-out <file.json> | --no-openapi] [--title <text>] [--runtime <specifier>] [--check]`
+ * `effect-stream-rpc generate --from-openapi <file.json | URL> --out <client.ts|.mts|.js|.mjs> [--runtime <specifier>] [--check]`
  * `effect-stream-rpc generate --help`
  *
  * Writes the typed client module and the OpenAPI 3.1 document of a group;
@@ -12,7 +12,10 @@
  * schemas cannot be compiled is a warning on stderr (and a comment in the
  * module). A usage error (an unknown flag or extension, two outputs on one
  * path, an output over the contract) is one line on stderr and exit code 2,
- * before anything is loaded or written.
+ * before anything is loaded or written; so is a `--runtime` other than
+ * `effect-stream-rpc/client` for a contract with a procedure that falls back
+ * to Effect Schema (found once the contract is loaded, before anything is
+ * written).
  *
  * The contract is imported as a module. JavaScript loads anywhere; a
  * TypeScript contract loads when Node strips types itself (22.18+, 23.6+),
@@ -42,6 +45,8 @@ Flags:
   --openapi <file.json>        the same as --openapi-out (its name in 0.1.0)
   --no-openapi                 write no OpenAPI document
   --title <text>               the OpenAPI document's title (default: the group's export name)
+  --runtime <specifier>        the runtime the client imports: effect-stream-rpc/client (default), or effect-stream-rpc-client,
+                               the client package with no dependencies (refused if a procedure falls back to Effect Schema)
   --check                      write nothing; exit 1 if a file on disk differs from what would be written
   -h, --help                   print this help
 
@@ -49,10 +54,12 @@ Examples:
   effect-stream-rpc generate --contract dist/contract.js#Api --out src/generated/api.ts
   effect-stream-rpc generate --contract src/contract.ts#Api --out public/api.js --no-openapi
   effect-stream-rpc generate --contract src/contract.ts#Api --out src/api.mts --openapi-out docs/openapi.json --title "Prices API"
+  effect-stream-rpc generate --contract dist/contract.js#Api --out src/generated/api.ts --runtime effect-stream-rpc-client
   effect-stream-rpc generate --from-openapi https://api.example.com/openapi.json --out src/api.mjs
   effect-stream-rpc generate --contract src/contract.ts#Api --out src/generated/api.ts --check
 
-Exit codes: 0 written (with --check: current), 1 stale (with --check) or an error, 2 a usage error.
+Exit codes: 0 written (with --check: current), 1 stale (with --check) or an error, 2 a usage error
+(--runtime with a procedure that falls back to Effect Schema included).
 `
 
 /** A usage error: one line on stderr, exit code 2. */
@@ -102,6 +109,9 @@ const relativeImport = (from: string, to: string): string => {
   return relative.startsWith(".") ? relative : `./${relative}`
 }
 
+/** An import specifier: a package's name with a subpath or none, or a path relative to the module. */
+const specifier = /^(?:(?:@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(?:\/[\w.@-]+)*|\.{1,2}\/[\w.@/-]+)$/i
+
 const shellWord = (word: string): string => (/^[\w@%+=:,./#-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`)
 
 const isGroup = (u: unknown): u is RpcGroup.RpcGroup<Rpc.Any> =>
@@ -130,7 +140,7 @@ const moduleKindOf = (out: string) => {
 }
 
 /** The flags that take a value, and the older name of one. */
-const valueFlags = new Set(["--contract", "--from-openapi", "--out", "--openapi-out", "--title"])
+const valueFlags = new Set(["--contract", "--from-openapi", "--out", "--openapi-out", "--title", "--runtime"])
 const aliases: ReadonlyMap<string, string> = new Map([["--openapi", "--openapi-out"]])
 const switches = new Set(["--check", "--no-openapi"])
 
@@ -221,6 +231,11 @@ const generate = async (argv: ReadonlyArray<string>, io: Io): Promise<number> =>
     if (switched.has("--no-openapi")) fail(`${flag} and --no-openapi exclude each other`)
   }
 
+  const runtime = options.get("--runtime")
+  if (runtime !== undefined && !specifier.test(runtime)) {
+    fail(`--runtime ${runtime} is not an import specifier: name a package, e.g. effect-stream-rpc-client, or a path starting with ./`)
+  }
+
   // Every path to write, checked against each other and against the inputs before anything is loaded or written.
   const outName = options.get("--out") ?? fail("--out is required")
   const kind = moduleKindOf(outName)
@@ -249,18 +264,29 @@ const generate = async (argv: ReadonlyArray<string>, io: Io): Promise<number> =>
 
   let module: Generator.ClientModule
   let document: object | undefined
-  if (source !== undefined) module = Generator.clientModuleFromOpenApi(await loadDocument(source), { command })
+  if (source !== undefined) module = Generator.clientModuleFromOpenApi(await loadDocument(source), { command, runtime })
   else {
     const contractFile = Path.resolve(modulePath!)
     if (!existsSync(contractFile)) fail(`no such contract module: ${modulePath}`)
     const exports = await loadContract(contractFile)
     const group = exports[groupName!]
     if (!isGroup(group)) return fail(`${modulePath} does not export an RpcGroup named ${groupName}`)
-    module = Generator.clientModule(group, {
-      contractImport: relativeImport(out, contractFile).replace(typeScript, (ext) => ext.replace("ts", "js")),
-      groupName: groupName!,
-      command
-    })
+    try {
+      module = Generator.clientModule(group, {
+        contractImport: relativeImport(out, contractFile).replace(typeScript, (ext) => ext.replace("ts", "js")),
+        groupName: groupName!,
+        command,
+        runtime
+      })
+    } catch (error) {
+      if (!(error instanceof Generator.RuntimeNeedsEffect)) throw error
+      const one = error.procedures.length === 1
+      return fail(
+        `--runtime ${runtime} has no Effect, and ${error.procedures.map((p) => `${p.tag} (${p.reason})`).join(", ")} ` +
+          `${one ? "falls" : "fall"} back to Effect Schema, which imports ${Generator.defaultRuntime}/effect and effect: ` +
+          `generate without --runtime, or give ${one ? "that procedure" : "those procedures"} schemas the generator compiles`
+      )
+    }
     if (openapiFile !== undefined) {
       document = Generator.openApi(group, { title: options.get("--title") ?? groupName!, groupName: groupName!, version: "1.0.0" })
     }
