@@ -15,7 +15,17 @@
  * client that reads nothing before its connection is cut and its slot freed
  * (default 60,000). SHUTDOWN_DEADLINE_MS: how long a shutdown waits for
  * running transfers (default 30,000).
+ *
+ * OTEL_EXPORTER_OTLP_ENDPOINT (e.g. `http://127.0.0.1:4318`): traces, metrics
+ * and logs exported there over OTLP/HTTP (JSON) by `@effect/opentelemetry`:
+ * one span per call, subscription and transfer. OTEL_SERVICE_NAME (default
+ * `effect-stream-rpc-demo`); OTEL_BSP_SCHEDULE_DELAY and
+ * OTEL_METRIC_EXPORT_INTERVAL, in milliseconds, how often spans and metrics
+ * are sent (default 5,000 and 10,000).
  */
+import * as Otlp from "@effect/opentelemetry/Otlp"
+import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -42,6 +52,16 @@ const port = Number(process.env["PORT"] ?? 3000)
 const pricesPerSecond = Math.min(10_000, Math.max(1, Number(process.env["PRICES_PER_SECOND"] ?? 10)))
 const redisUrl = process.env["REDIS_URL"] || undefined
 const transferStallTimeoutMs = Number(process.env["TRANSFER_STALL_TIMEOUT_MS"] ?? 60_000)
+const otlpEndpoint = process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] || undefined
+const millisOf = (name: string, fallback: number) => Duration.millis(Number(process.env[name] || fallback))
+
+/** OpenTelemetry, when an OTLP endpoint is set: Effect's tracer, metrics and logs exported there. */
+const Telemetry = otlpEndpoint === undefined ? Layer.empty : Otlp.layer({
+  baseUrl: otlpEndpoint,
+  resource: { serviceName: process.env["OTEL_SERVICE_NAME"] || "effect-stream-rpc-demo" },
+  tracerExportInterval: millisOf("OTEL_BSP_SCHEDULE_DELAY", 5_000),
+  metricsExportInterval: millisOf("OTEL_METRIC_EXPORT_INTERVAL", 10_000)
+}).pipe(Layer.provide(OtlpSerialization.layerJson), Layer.provide(FetchHttpClient.layer))
 
 const assets = await Assets.load()
 const Page = Layer.mergeAll(
@@ -101,7 +121,8 @@ const Server = HttpLayerRouter.serve(App, { disableLogger: true }).pipe(
   // A listen backlog past Node's 511: after a deploy or a blip every client comes back at once, and a
   // SYN dropped past the backlog is retried by the client's kernel only after 1, 3, 7 s (the kernel
   // caps the backlog at net.core.somaxconn).
-  Layer.provide(NodeHttpServer.layer(() => httpServer, { port, host: "127.0.0.1", backlog: 4096 }))
+  Layer.provide(NodeHttpServer.layer(() => httpServer, { port, host: "127.0.0.1", backlog: 4096 })),
+  Layer.provide(Telemetry)
 )
 
 // HttpLayerRouter.serve logs "Listening on http://127.0.0.1:<port>" once the port is bound.
