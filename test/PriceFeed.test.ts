@@ -9,6 +9,7 @@ import { DemoApi, type Price } from "../examples/demo/contract.ts"
 import { AuthenticationLive, DemoHandlers } from "../examples/demo/handlers.ts"
 import * as PriceFeed from "../examples/demo/PriceFeed.ts"
 import * as HttpTransport from "../src/server/HttpTransport.ts"
+import { capacities } from "../src/server/BackpressurePolicy.ts"
 import * as Topic from "../src/topic/Topic.ts"
 import { listen, quiet, sseCollector } from "./support/http.ts"
 
@@ -142,13 +143,15 @@ describe("watchPrices over SSE", () => {
       const context = yield* Layer.build(live)
       const url = yield* Effect.flatMap(HttpTransport.toHttpApp(DemoApi), listen).pipe(Effect.provide(context))
       const payload = encodeURIComponent(JSON.stringify({ symbols: ["ACME"] }))
-      // learn a cursor, then read on until it has fallen out of the kept window: the ids are the
-      // feed's offsets (all symbols), and once one is 50 past the cursor's, the one after it is gone
+      // learn a cursor, then read on until it has fallen out of what the topic holds: the ids are the
+      // feed's offsets (all symbols). The topic holds the replay (50) or its sliding capacity (64),
+      // whichever is more: once an offset is 64 past the cursor's, the one after it is gone. (Between
+      // 50 and 64 past it, the gap is still held and counted exactly: `count: 1`, not null.)
       const first = yield* Effect.promise(() => fetch(`${url}/rpc/watchPrices?payload=${payload}`))
       const reader = first.body!.getReader()
       const sse = sseCollector()
       const offsets = () => sse.events.flatMap((e) => e.id === undefined ? [] : [Number(e.id.split("-")[1])])
-      while (offsets().length === 0 || offsets().at(-1)! <= offsets()[0]! + 50) {
+      while (offsets().length === 0 || offsets().at(-1)! <= offsets()[0]! + capacities.subscription) {
         const { done, value } = yield* Effect.promise(() => reader.read())
         if (done) throw new Error("the subscription ended")
         sse.feed(value)

@@ -355,21 +355,32 @@ const Direct = HttpLayerRouter.add("GET", "/direct/ticks", StreamingService.sse(
 const servingDefaults = process.env["BENCH_DEFAULTS"] === "1"
 const maxSubscriptions = Number(process.env["BENCH_MAX_SUBSCRIPTIONS"] ?? NaN)
 
-const Transport = servingDefaults
+const capacity = {
+  admission: {
+    maxEventLoopDelay: Infinity,
+    maxRequestDelay: Infinity,
+    maxEventLoopUtilization: Infinity,
+    maxMemory: Infinity,
+    maxFanOutDelay: Infinity,
+    maxSubscriptions: Infinity,
+    maxTransfersPerClient: Infinity
+  }
+}
+
+const transportOptions: HttpTransport.Options = servingDefaults
   // Only the open subscriptions raised, when the storm needs more than the default admits.
-  ? HttpTransport.layer(BenchApi, Number.isFinite(maxSubscriptions) ? { admission: { maxSubscriptions } } : undefined)
+  ? Number.isFinite(maxSubscriptions) ? { admission: { maxSubscriptions } } : {}
   // The bench measures capacity: no call is shed (load shedding is measured by the soak and the storm).
-  : HttpTransport.layer(BenchApi, {
-    admission: {
-      maxEventLoopDelay: Infinity,
-      maxRequestDelay: Infinity,
-      maxEventLoopUtilization: Infinity,
-      maxMemory: Infinity,
-      maxFanOutDelay: Infinity,
-      maxSubscriptions: Infinity,
-      maxTransfersPerClient: Infinity
-    }
-  })
+  : capacity
+
+/**
+ * The same procedures twice: under /rpc through the router, under /door
+ * with the front door (`frontDoor: true`), the rest alike.
+ */
+const Transport = Layer.merge(
+  HttpTransport.layer(BenchApi, transportOptions),
+  HttpTransport.layer(BenchApi, { ...transportOptions, path: "/door", frontDoor: true })
+)
 
 /** As the demo's: 200 while serving, 503 once draining for shutdown. */
 const health = Effect.map(GracefulShutdown.current, (drain) =>
@@ -432,6 +443,7 @@ const nodeServer = Http.createServer()
 const stream = "Stream (general path)"
 const topic = "Topic"
 const direct = "SSE answer direct (bench-only)"
+const frontDoor = "Topic, front door (frontDoor: true)"
 
 const main = Effect.gen(function*() {
   const server = yield* HttpServer.HttpServer
@@ -455,6 +467,7 @@ const main = Effect.gen(function*() {
     idle: [
       { path: "/rpc/idle", variant: stream },
       { path: "/rpc/idleTopic", variant: topic },
+      { path: "/door/idleTopic", variant: frontDoor },
       { path: "/direct/topic/idle", variant: direct }
     ],
     fanout: [
@@ -483,7 +496,7 @@ const main = Effect.gen(function*() {
       }),
       variant: `${topic}, multiplexed (v1.1, ${symbolCount} per connection)`
     },
-    storm: { path: "/rpc/{feed}Topic", variant: topic },
+    storm: [{ path: "/rpc/{feed}Topic", variant: topic }, { path: "/door/{feed}Topic", variant: frontDoor }],
     fanoutInstances: { path: "/rpc/fanoutTopic", variant: topic },
     download: [
       { path: `/rpc/download?payload=${queryWith({ bytes: "{bytes}" }, "bytes")}`, variant: "Stream source" },

@@ -19,6 +19,9 @@ import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
+import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -39,6 +42,9 @@ import * as RequestParsing from "./internal/RequestParsing.ts"
 import * as Platform from "./internal/Platform.ts"
 import * as Responses from "./internal/Responses.ts"
 import * as Served from "./internal/Served.ts"
+import type * as NodeFrontDoor from "./internal/NodeFrontDoor.ts"
+import * as SseResponse from "./internal/SseResponse.ts"
+import * as Spans from "./internal/Spans.ts"
 import { MetricsService } from "./MetricsService.ts"
 import * as Multiplex from "../protocol/Multiplex.ts"
 import * as Names from "../protocol/Names.ts"
@@ -66,6 +72,19 @@ export interface Options {
    * and, when set, event-loop utilization (new streams only).
    */
   readonly admission?: Admission.AdmissionOptions | undefined
+  /**
+   * Node only. Subscriptions answered in `node:http`'s `request` event,
+   * before the platform's server and router make a fiber of the request:
+   * opening one then costs about what a hand-written `node:http` SSE handler
+   * costs, where through the router it costs several times that (what a
+   * reconnect storm pays thousands of times at once). Only the plain case is
+   * served there — a `GET` of a subscription without RPC middleware whose
+   * payload decodes synchronously, admitted, no tracer provided — and every
+   * other request goes through the router, unchanged. Requests served there
+   * do not pass HTTP middleware applied at the router, nor the platform's
+   * request logger and `http.server` span. Default `false`.
+   */
+  readonly frontDoor?: boolean | undefined
 }
 
 export const defaultPath = Names.basePath
@@ -117,6 +136,30 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
     }
     const relay = Option.getOrUndefined(Context.getOption(provided, ConnectionRelay.ConnectionRelay))
     const runtime = yield* Effect.runtime<never>()
+    // Spans need the request's fiber: with a tracer provided, every request goes through the router.
+    const frontDoor: NodeFrontDoor.Settings | undefined = options?.frontDoor === true && !(yield* Spans.enabled)
+      ? {
+        ...parsing,
+        procedures,
+        admission,
+        drain,
+        context,
+        cors: options.cors,
+        // Answers started there run and log as a request's: on its scheduler, without Effect's fiber metrics.
+        starter: SseResponse.starterOf(
+          Runtime.make({
+            context,
+            fiberRefs: FiberRefs.updateAs(runtime.fiberRefs, {
+              fiberId: FiberId.none,
+              fiberRef: FiberRef.currentScheduler,
+              value: Scheduling.scheduler
+            }),
+            runtimeFlags: RuntimeFlags.disable(runtime.runtimeFlags, RuntimeFlags.RuntimeMetrics)
+          }),
+          context
+        )
+      }
+      : undefined
     const multiplexer = Multiplexed.make({ ...parsing, procedures, context, admission, metrics, drain, relay,
       runtime: Runtime.make({ context, fiberRefs: runtime.fiberRefs, runtimeFlags: runtime.runtimeFlags })
     })
@@ -138,6 +181,10 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         // The client left while the request waited (an overloaded loop reads requests late).
         const node = yield* Platform.node(request)
         if (node?.clientGone(request) === true) return yield* Effect.interrupt
+        if (node !== undefined && frontDoor !== undefined) {
+          const server = node.serverOf(request)
+          if (server !== undefined) (yield* Platform.frontDoor).install(server, frontDoor)
+        }
         const url = RequestParsing.urlOf(request)
         if (multiplexer.handles(url)) return { url, served: undefined, slot: undefined, node }
         const served = yield* RequestParsing.procedureOf(procedures, parsing.base, url)

@@ -195,6 +195,12 @@ export interface Admission {
   ) => Effect.Effect<ShedReason | Slot, never, Scope.Scope>
   /** Why a call of `kind` can be shed by this admission, as configured (its limits that are not `Infinity`). */
   readonly reasons: (kind: Procedure.ProcedureKind) => ReadonlyArray<ShedReason>
+  /**
+   * Admits a new subscription, or says why it is shed, with no scope: the
+   * caller frees the slot (`release`, or the function `keep` returns) when
+   * the subscription ends or does not start.
+   */
+  readonly subscribe: () => ShedReason | Slot
 }
 
 const noSlot: Slot = { release: () => {}, keep: () => () => {} }
@@ -270,8 +276,21 @@ export const make = (options: AdmissionOptions = {}): Admission => {
     download: ["event_loop_delay", "request_delay", "event_loop_utilization", "memory", "transfers", "client_transfers"],
     export: ["event_loop_delay", "request_delay", "event_loop_utilization", "memory", "transfers", "client_transfers"]
   }
+  /** A subscription's admission past the checks every kind shares. */
+  const subscription = (): ShedReason | Counted => {
+    if (FanOut.delay() > maxFanOutDelay) return "fan_out_delay"
+    if (subscriptions.count >= maxSubscriptions) return "subscriptions"
+    return subscriptions.take(undefined)
+  }
   return {
     reasons: (kind) => byKind[kind].filter((reason) => finite[reason]),
+    subscribe: () => {
+      if (loop.delay > maxDelay) return "event_loop_delay"
+      if (TurnQueue.queueDelay() > maxRequestDelay) return "request_delay"
+      if (loop.utilization > maxUtilization) return "event_loop_utilization"
+      if (loop.rss > maxMemory) return "memory"
+      return subscription()
+    },
     admit: (kind, request) =>
       Effect.suspend((): Effect.Effect<ShedReason | Slot, never, Scope.Scope> => {
         if (loop.delay > maxDelay) return Effect.succeed("event_loop_delay" as const)
@@ -281,9 +300,8 @@ export const make = (options: AdmissionOptions = {}): Admission => {
         }
         if (kind !== "unary" && loop.rss > maxMemory) return Effect.succeed("memory" as const)
         if (kind === "subscription") {
-          if (FanOut.delay() > maxFanOutDelay) return Effect.succeed("fan_out_delay" as const)
-          if (subscriptions.count >= maxSubscriptions) return Effect.succeed("subscriptions" as const)
-          return held(subscriptions.take(undefined))
+          const admitted = subscription()
+          return typeof admitted === "string" ? Effect.succeed(admitted) : held(admitted)
         }
         if (kind === "download" || kind === "export") {
           if (transfers.count >= maxTransfers) return Effect.succeed("transfers" as const)

@@ -108,6 +108,52 @@ const asStream = (result: unknown): Stream.Stream<unknown, unknown> => {
   ))
 }
 
+/** What a call of `rpc` is invoked with: its handler, the span's name and options, the middlewares' options. */
+const callOf = (call: Call, context: Context.Context<never>) => {
+  const { headers, payload, served } = call
+  const rpc = served.rpc
+  const entry = context.unsafeMap.get(rpc.key) as Rpc.Handler<string> | undefined
+  if (entry === undefined) return undefined
+  const parent = HttpTraceContext.fromHeaders(headers)
+  const span = {
+    kind: "server" as const,
+    captureStackTrace: false,
+    attributes: { "rpc.system": "effect-stream-rpc", "rpc.method": rpc._tag, "rpc.kind": served.spec._tag },
+    ...(Option.isSome(parent) ? { parent: parent.value } : {})
+  }
+  const spanName = `RpcServer.${rpc._tag}`
+  const options = { rpc, payload, headers: headers as Headers.Headers, clientId: 0 }
+  return { rpc, entry, span, spanName, options }
+}
+
+/**
+ * A stream call's invocation: what the handler returned (`result`), run
+ * under the handler's context and what the plain middlewares provided
+ * (`provided`), inside its `wrap` middlewares and its span.
+ */
+const streamOf = (
+  invoked: NonNullable<ReturnType<typeof callOf>>,
+  context: Context.Context<never>,
+  result: unknown,
+  provided: Context.Context<never>,
+  traced: Tracer.Span | undefined
+): Invocation => {
+  const { entry, options, span, spanName } = invoked
+  const wraps = Array.from(invoked.rpc.middlewares).filter((tag) => tag.wrap)
+  // Merged when the run starts: a Topic subscription served without a fiber never
+  // runs it, and its request then holds no copy of the context while it is open.
+  let merged: Context.Context<never> | undefined
+  const handlerContext = (ctx: Context.Context<never>) => Context.merge(ctx, merged ??= Context.merge(entry.context, provided))
+  const run = (run: Effect.Effect<void, unknown>) => {
+    const inSpan = traced === undefined ? Effect.withSpan(run, spanName, span) : Effect.withParentSpan(run, traced)
+    return Effect.mapInputContext(
+      wraps.length === 0 ? inSpan : applyAll(wraps, context, options, inSpan),
+      handlerContext
+    ) as Effect.Effect<void, unknown>
+  }
+  return { _tag: "Stream" as const, source: asStream(result), run, wrapped: wraps.length > 0, span: traced }
+}
+
 /**
  * Invokes the handler of `call` (its span the child of the caller's, from
  * the `traceparent` of its headers). `context` holds the handlers (`group.toLayer`)
@@ -119,44 +165,21 @@ export const invoke = (
   context: Context.Context<never>
 ): Effect.Effect<Invocation, unknown> =>
   Effect.suspend((): Effect.Effect<Invocation, unknown> => {
-    const { headers, payload, served } = call
-    const rpc = served.rpc
-    const entry = context.unsafeMap.get(rpc.key) as Rpc.Handler<string> | undefined
-    if (entry === undefined) return Effect.dieMessage(`No handler for ${rpc._tag}: provide the layer of group.toLayer`)
-    const parent = HttpTraceContext.fromHeaders(headers)
-    const span = {
-      kind: "server" as const,
-      captureStackTrace: false,
-      attributes: { "rpc.system": "effect-stream-rpc", "rpc.method": rpc._tag, "rpc.kind": served.spec._tag },
-      ...(Option.isSome(parent) ? { parent: parent.value } : {})
+    const invoked = callOf(call, context)
+    if (invoked === undefined) {
+      return Effect.dieMessage(`No handler for ${call.served.rpc._tag}: provide the layer of group.toLayer`)
     }
-    const spanName = `RpcServer.${rpc._tag}`
-    const options = { rpc, payload, headers: headers as Headers.Headers, clientId: 0 }
-    const result = entry.handler(payload, { clientId: 0, headers })
-    const withHandlerContext = <A, E>(effect: Effect.Effect<A, E>) =>
-      Effect.mapInputContext(effect, (ctx: Context.Context<never>) => Context.merge(ctx, entry.context))
-
-    if (served.spec._tag === "unary") {
-      const handler = withHandlerContext(unwrap(result) as Effect.Effect<unknown, unknown>)
+    const { entry, options, rpc, span, spanName } = invoked
+    const result = entry.handler(call.payload, { clientId: 0, headers: call.headers })
+    if (call.served.spec._tag === "unary") {
+      const handler = Effect.mapInputContext(
+        unwrap(result) as Effect.Effect<unknown, unknown>,
+        (ctx: Context.Context<never>) => Context.merge(ctx, entry.context)
+      )
       return Effect.succeed({
         _tag: "Unary" as const,
         effect: Effect.withSpan(applyAll(rpc.middlewares, context, options, handler), spanName, span)
       })
-    }
-    const wraps = Array.from(rpc.middlewares).filter((tag) => tag.wrap)
-    const stream = (provided: Context.Context<never>, traced: Tracer.Span | undefined): Invocation => {
-      // Merged when the run starts: a Topic subscription served without a fiber never
-      // runs it, and its request then holds no copy of the context while it is open.
-      let merged: Context.Context<never> | undefined
-      const handlerContext = (ctx: Context.Context<never>) => Context.merge(ctx, merged ??= Context.merge(entry.context, provided))
-      const run = (run: Effect.Effect<void, unknown>) => {
-        const inSpan = traced === undefined ? Effect.withSpan(run, spanName, span) : Effect.withParentSpan(run, traced)
-        return Effect.mapInputContext(
-          wraps.length === 0 ? inSpan : applyAll(wraps, context, options, inSpan),
-          handlerContext
-        ) as Effect.Effect<void, unknown>
-      }
-      return { _tag: "Stream" as const, source: asStream(result), run, wrapped: wraps.length > 0, span: traced }
     }
     return Effect.flatMap(
       applyPlain(Array.from(rpc.middlewares).filter((tag) => !tag.wrap), context, options, Effect.context<never>()),
@@ -164,7 +187,19 @@ export const invoke = (
         // With a tracer provided, the span lasts as long as the stream (ended by its answer).
         Effect.flatMap(Spans.enabled, (tracing) =>
           tracing
-            ? Effect.map(Effect.makeSpan(spanName, span), (traced) => stream(provided, traced))
-            : Effect.succeed(stream(provided, undefined)))
+            ? Effect.map(Effect.makeSpan(spanName, span), (traced) => streamOf(invoked, context, result, provided, traced))
+            : Effect.succeed(streamOf(invoked, context, result, provided, undefined)))
     )
   })
+
+/**
+ * `invoke` outside a fiber, for a stream procedure with no middleware and
+ * no tracer provided: the handler's stream, in `context`. Undefined when
+ * `context` has no handler for it.
+ */
+export const invokeStreamUntraced = (call: Call, context: Context.Context<never>): Invocation | undefined => {
+  const invoked = callOf(call, context)
+  if (invoked === undefined) return undefined
+  const result = invoked.entry.handler(call.payload, { clientId: 0, headers: call.headers })
+  return streamOf(invoked, context, result, context, undefined)
+}

@@ -30,6 +30,14 @@ export const socketOf = (request: HttpServerRequest.HttpServerRequest): Http.Inc
   return typeof socket === "object" && socket !== null ? socket : undefined
 }
 
+/** The `node:http` server a request served by Node arrived on (its socket's `server`), else undefined. */
+export const serverOf = (request: HttpServerRequest.HttpServerRequest): Http.Server | undefined => {
+  const server = (socketOf(request) as { readonly server?: unknown } | undefined)?.server
+  return typeof server === "object" && server !== null && typeof (server as Http.Server).listeners === "function"
+    ? server as Http.Server
+    : undefined
+}
+
 /** The `node:http` response of a request served by Node, else undefined. */
 export const responseOf = (request: HttpServerRequest.HttpServerRequest): Http.ServerResponse | undefined => {
   if (socketOf(request) === undefined) return undefined
@@ -56,18 +64,23 @@ export const clientGone = (request: HttpServerRequest.HttpServerRequest): boolea
  * reading): whether the client is gone is known after it.
  */
 export const afterNextReads: Effect.Effect<void> = Effect.async<void>((resume) => {
-  const waiter = () => resume(Effect.void)
+  const cancel = afterNextTurnsReads(() => resume(Effect.void))
+  return Effect.sync(cancel)
+})
+
+/** `afterNextReads` for code outside a fiber: calls `callback` then; the function returned cancels it. */
+export const afterNextTurnsReads = (callback: () => void): () => void => {
   let batch = arriving
   if (batch === undefined) {
     batch = arriving = new Set()
     setImmediate(turned, batch)
   }
-  batch.add(waiter)
+  batch.add(callback)
   const waiting = batch
-  return Effect.sync(() => {
-    waiting.delete(waiter)
-  })
-})
+  return () => {
+    waiting.delete(callback)
+  }
+}
 
 /**
  * The requests that arrived in this turn of the loop: they all wait for the

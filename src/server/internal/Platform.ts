@@ -22,3 +22,14 @@ export const node = (request: HttpServerRequest.HttpServerRequest): Effect.Effec
   if (loaded !== undefined) return Effect.succeed(loaded)
   return Effect.map(Effect.promise(() => import("./NodePlatform.ts")), (module) => (loaded = module))
 }
+
+export type FrontDoor = typeof import("./NodeFrontDoor.ts")
+
+let frontDoorLoaded: FrontDoor | undefined
+
+/** The front door's module (`NodeFrontDoor`), loaded with the first request served by Node that installs it. */
+export const frontDoor: Effect.Effect<FrontDoor> = Effect.suspend(() =>
+  frontDoorLoaded !== undefined
+    ? Effect.succeed(frontDoorLoaded)
+    : Effect.map(Effect.promise(() => import("./NodeFrontDoor.ts")), (module) => (frontDoorLoaded = module))
+)

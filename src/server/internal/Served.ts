@@ -4,6 +4,7 @@
  */
 import type * as Rpc from "@effect/rpc/Rpc"
 import type * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Procedure from "../../contract/Procedure.ts"
@@ -14,6 +15,8 @@ export interface Served {
   readonly rpc: Rpc.AnyWithProps
   readonly spec: Procedure.ProcedureSpec
   readonly decodePayload: (u: unknown) => Effect.Effect<unknown, ParseResult.ParseError>
+  /** `decodePayload` without a fiber: a Left too for a schema that cannot decode synchronously. */
+  readonly decodePayloadEither: (u: unknown) => Either.Either<unknown, ParseResult.ParseError>
   readonly encodeSuccess: (a: unknown) => unknown
   /**
    * The JSON text of a value (compiled: no intermediate object for the shapes the fast path knows):
@@ -46,6 +49,8 @@ const csvColumnsOf = (spec: Procedure.ProcedureSpec, row: Schema.Schema.All): Re
   return closed && names.length > 0 ? names : undefined
 }
 
+const decodeOptions = { errors: "all", onExcessProperty: "ignore" } as const
+
 export const make = (rpc: Rpc.AnyWithProps): Served => {
   const schemas = Procedure.schemasOf(rpc)
   const failure = Procedure.failureSchemaOf(rpc)
@@ -56,10 +61,8 @@ export const make = (rpc: Rpc.AnyWithProps): Served => {
   return {
     rpc,
     spec: Procedure.specOf(rpc),
-    decodePayload: Schema.decodeUnknown(schemas.payload as Schema.Schema<unknown, unknown, never>, {
-      errors: "all",
-      onExcessProperty: "ignore"
-    }),
+    decodePayload: Schema.decodeUnknown(schemas.payload as Schema.Schema<unknown, unknown, never>, decodeOptions),
+    decodePayloadEither: Schema.decodeUnknownEither(schemas.payload as Schema.Schema<unknown, unknown, never>, decodeOptions),
     encodeSuccess,
     successJson: success.json,
     failure,

@@ -23,6 +23,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as FiberRefs from "effect/FiberRefs"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
+import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Stream from "effect/Stream"
 import * as SseAnswer from "../../core/SseAnswer.ts"
 import { WebSink } from "../../core/WebSink.ts"
@@ -153,6 +154,9 @@ export const counts = (): { readonly answers: number; readonly timers: number; r
   drainWatchers: drainWatchers.size
 })
 
+/** What a fiber started for an answer runs with: Effect's fiber metrics off (a tagged registry update at its start and end). */
+const detachedFlags = RuntimeFlags.disable(Runtime.defaultRuntimeFlags, RuntimeFlags.RuntimeMetrics)
+
 /**
  * A runtime with `fiber`'s loggers, log annotations and settings (its
  * scheduler among them), and `context` (nothing of the request's by
@@ -165,7 +169,7 @@ const detachedRuntime = (
   Runtime.make({
     context,
     fiberRefs: FiberRefs.delete(fiber.getFiberRefs(), FiberRef.currentContext),
-    runtimeFlags: Runtime.defaultRuntimeFlags
+    runtimeFlags: detachedFlags
   })
 
 /** The last runtime `sharedRuntime` made, and the references it holds. */
@@ -286,51 +290,84 @@ const missedValuesOf = <A>(answer: SseAnswer.SseAnswer<A>) =>
 
 const interrupterOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => (): void => fiber.unsafeInterruptAsFork(FiberId.none)
 
+/** What starting an answer takes from the fiber (or the server) that starts it. */
+export interface Starter {
+  /** Where `StreamingConfig`, `GracefulShutdown` and `MetricsService` are read; the source runs in it by default. */
+  readonly context: Context.Context<never>
+  readonly clock: Clock.Clock
+  /**
+   * Without a context: the answer's log lines run on it, and a producer
+   * fiber starts with its references.
+   */
+  readonly runtime: Runtime.Runtime<never>
+}
+
+/** A starter for what runs outside any request's fiber: the references of `runtime`, the context given. */
+export const starterOf = (runtime: Runtime.Runtime<never>, context: Context.Context<never>): Starter => ({
+  context,
+  clock: Runtime.runSync(runtime)(Effect.clock),
+  runtime: Runtime.make({
+    context: Context.empty(),
+    fiberRefs: FiberRefs.delete(runtime.fiberRefs, FiberRef.currentContext),
+    runtimeFlags: detachedFlags
+  })
+})
+
 /**
  * Starts an answer on `sink` and whatever feeds it. Reads `StreamingConfig`,
  * `GracefulShutdown` and, when provided, `MetricsService`; the source runs
  * in `options.context`, else the caller's.
  */
 export const start = <A, E>(sink: SseAnswer.SseSink, options: Options<A, E>): Effect.Effect<SseAnswer.SseAnswer<A>> =>
-  Effect.clockWith((clock) => Effect.withFiberRuntime<SseAnswer.SseAnswer<A>>((fiber) => {
-    const context = fiber.currentContext
-    const config = Context.get(context, StreamingConfig)
-    const metrics = Option.getOrUndefined(Context.getOption(context, MetricsService))
-    // Shared with the answers of other requests whose fiber holds the same references.
-    const runtime = sharedRuntime(fiber)
-    // What an open answer keeps: not `options` (its `run` holds the request's context).
-    const { id, onStop, serialize } = options
-    const source = options.source
-    const topic = Topic.isSubscription(source) ? (source as unknown as Topic.Subscription<A>) : undefined
-    const stopped: { callback: (() => void) | undefined } = { callback: undefined }
-    let opening = options.multiplexed !== undefined ? options.multiplexed.opening : openingOf(config)
-    if (options.preamble !== undefined) opening += options.preamble
-    const answer = new SseAnswer.SseAnswer<A>(sink, {
-      name: options.name,
-      headers: options.headers,
-      opening,
-      heartbeatMillis: options.multiplexed !== undefined ? 0 : heartbeatMillisOf(config),
-      every: everyOf(clock),
-      draining: drainingOf(Drains.fromContext(context)),
-      metrics,
-      capacity: capacities.subscription,
-      frame: topic !== undefined ? undefined : frameOf(id, serialize),
-      stopped: stoppedOf(stopped, onStop, runtime, options.span, clock)
-    })
-    if (!answer.start()) return Effect.succeed(answer)
-    if (topic !== undefined && options.wrapped !== true) {
-      // The topic writes to the sink itself: no fiber, no ring.
-      answer.attach(topic[Topic.TypeId], serialize)
-      return Effect.succeed(answer)
-    }
-    const feed = topic !== undefined ? attached(answer, topic, serialize, stopped) : pullInto(answer, source)
-    // One context for the whole run: each `provide` on the way would copy it.
-    const runContext = Context.add(options.context ?? context, MissedValues, missedValuesOf(answer))
-    const producer = Runtime.runFork(detachedRuntime(fiber, runContext))(options.run === undefined ? feed : options.run(feed))
-    answer.release = interrupterOf(producer)
-    producer.addObserver(endedWith(answer, options.serializeError, runtime))
-    return Effect.succeed(answer)
-  }))
+  Effect.clockWith((clock) =>
+    Effect.withFiberRuntime<SseAnswer.SseAnswer<A>>((fiber) =>
+      // Shared with the answers of other requests whose fiber holds the same references.
+      Effect.succeed(begin({ context: fiber.currentContext, clock, runtime: sharedRuntime(fiber) }, sink, options))
+    )
+  )
+
+/** `start`, given what it reads of the starting fiber. */
+export const begin = <A, E>(starter: Starter, sink: SseAnswer.SseSink, options: Options<A, E>): SseAnswer.SseAnswer<A> => {
+  const { clock, context, runtime } = starter
+  const config = Context.get(context, StreamingConfig)
+  const metrics = Option.getOrUndefined(Context.getOption(context, MetricsService))
+  // What an open answer keeps: not `options` (its `run` holds the request's context).
+  const { id, onStop, serialize } = options
+  const source = options.source
+  const topic = Topic.isSubscription(source) ? (source as unknown as Topic.Subscription<A>) : undefined
+  const stopped: { callback: (() => void) | undefined } = { callback: undefined }
+  let opening = options.multiplexed !== undefined ? options.multiplexed.opening : openingOf(config)
+  if (options.preamble !== undefined) opening += options.preamble
+  const answer = new SseAnswer.SseAnswer<A>(sink, {
+    name: options.name,
+    headers: options.headers,
+    opening,
+    heartbeatMillis: options.multiplexed !== undefined ? 0 : heartbeatMillisOf(config),
+    every: everyOf(clock),
+    draining: drainingOf(Drains.fromContext(context)),
+    metrics,
+    capacity: capacities.subscription,
+    frame: topic !== undefined ? undefined : frameOf(id, serialize),
+    stopped: stoppedOf(stopped, onStop, runtime, options.span, clock)
+  })
+  if (!answer.start()) return answer
+  if (topic !== undefined && options.wrapped !== true) {
+    // The topic writes to the sink itself: no fiber, no ring.
+    answer.attach(topic[Topic.TypeId], serialize)
+    return answer
+  }
+  const feed = topic !== undefined ? attached(answer, topic, serialize, stopped) : pullInto(answer, source)
+  // One context for the whole run: each `provide` on the way would copy it.
+  const runContext = Context.add(options.context ?? context, MissedValues, missedValuesOf(answer))
+  const producer = Runtime.runFork(withContext(runtime, runContext))(options.run === undefined ? feed : options.run(feed))
+  answer.release = interrupterOf(producer)
+  producer.addObserver(endedWith(answer, options.serializeError, runtime))
+  return answer
+}
+
+/** `runtime`'s references (shared, not copied) with `context`. */
+const withContext = (runtime: Runtime.Runtime<never>, context: Context.Context<never>): Runtime.Runtime<never> =>
+  Runtime.make({ context, fiberRefs: runtime.fiberRefs, runtimeFlags: detachedFlags })
 
 /**
  * Serves the answer on `sink` until it stops (the source ends, the client
