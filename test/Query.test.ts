@@ -266,6 +266,16 @@ describe("liveQueryOptions", () => {
     await subscribers(0, "the subscription closed")
   })
 
+  it("a query removed from the cache closes its subscription", async () => {
+    const queryClient = newQueryClient()
+    const key = ["ticks", "removed"] as const
+    const live = observe(queryClient, ticks(key))
+    await subscribers(1, "the subscription")
+    queryClient.removeQueries({ queryKey: key, exact: true })
+    await subscribers(0, "the subscription closed")
+    live.unsubscribe()
+  })
+
   it("invalidating or refetching an open live query keeps its subscription", async () => {
     const queryClient = newQueryClient()
     const key = ["ticks", "invalidated"] as const
