@@ -1,8 +1,9 @@
 /**
- * The TypeScript snippets of the README and the guides are runnable as
- * written: each is written to a directory beside `examples/demo/` holding the
- * demo's files (the snippets' relative imports are the demo's), and the
- * compiler checks them with the repository's settings, where
+ * The TypeScript snippets of the README and the guides (React's in `tsx`
+ * blocks, compiled with `jsx: "react-jsx"`) are runnable as written: each
+ * is written to a directory beside `examples/demo/` holding the demo's files
+ * (the snippets' relative imports are the demo's), and the compiler checks
+ * them with the repository's settings, where
  * `effect-stream-rpc/…` resolves as the exports map resolves it (checked in
  * test/Readme.test.ts). The README's complete example, JavaScript that is also
  * valid TypeScript, is checked the same way.
@@ -27,7 +28,7 @@ describe("the README and the guides", () => {
       })
       writeFileSync(
         Path.join(dir, "tsconfig.json"),
-        JSON.stringify({ extends: "../../tsconfig.json", files, include: [] })
+        JSON.stringify({ extends: "../../tsconfig.json", compilerOptions: { jsx: "react-jsx" }, files, include: [] })
       )
       const result = await exec(process.execPath, ["node_modules/typescript/bin/tsc", "-p", Path.join(dir, "tsconfig.json")], {
         timeout: 120_000

@@ -35,8 +35,10 @@ const testTimeout = 120_000
 /** Bounds a wait that never ends (e.g. a subscription queued behind six busy connections); not a timing assertion. */
 const hang = 45_000
 
-/** The live views the page shows: one per symbol, the watchlist, the spread, the last trades and the feed. */
-const pageViews = ["acme", "globex", "initech", "umbrella", "hooli", "watchlist", "spread", "tape", "feed"]
+/** The live views the page shows: one per symbol, the watchlist, the spread, the last trades, the feed and a TanStack Query. */
+const pageViews = ["acme", "globex", "initech", "umbrella", "hooli", "watchlist", "spread", "tape", "feed", "query"]
+/** The page's views and the three a test adds. */
+const withAdded = pageViews.length + 3
 
 interface View {
   readonly state: string
@@ -188,7 +190,7 @@ describe.skipIf(!haveChromium)("many live views on one page, over HTTP/1.1 (wire
       return counts.subscriptions === 0 && counts.connections === 0
     }, hang, "the server to end the subscriptions of the pages closed before")
 
-  it("12 subscriptions, a download and a call from one page all progress", async () => {
+  it(`${withAdded} subscriptions, a download and a call from one page all progress`, async () => {
     await settled()
     const context = await newContext()
     try {
@@ -201,7 +203,7 @@ describe.skipIf(!haveChromium)("many live views on one page, over HTTP/1.1 (wire
         { name: "extra-all", symbols: ["ACME", "GLOBEX", "INITECH", "UMBRELLA", "HOOLI"] }
       ])
       const live = await allProgress(page, undefined, diagnose)
-      expect(Object.keys(live)).toHaveLength(12)
+      expect(Object.keys(live)).toHaveLength(withAdded)
 
       // A download and a unary call while every view is live: neither waits for a connection.
       const size = 8 * 1024 * 1024
@@ -230,11 +232,11 @@ describe.skipIf(!haveChromium)("many live views on one page, over HTTP/1.1 (wire
       const after = await allProgress(page, live, diagnose)
       await allProgress(page, after, diagnose)
 
-      // One event-stream connection carries the twelve, and nothing waits for one.
-      console.log(`one page, 12 subscriptions. ${await diagnose()}`)
+      // One event-stream connection carries them all, and nothing waits for one.
+      console.log(`one page, ${withAdded} subscriptions. ${await diagnose()}`)
       expect(network.waiting()).toBe(0)
       expect(network.eventStreams()).toEqual({ streams: 1, connections: 1 })
-      expect(await serverCounts(session.demo)).toEqual({ connections: 1, subscriptions: 12 })
+      expect(await serverCounts(session.demo)).toEqual({ connections: 1, subscriptions: withAdded })
       expect(pageErrors).toEqual([])
       await network.detach()
     } finally {

@@ -13,8 +13,11 @@ export const readme = text("README.md")
 export const blocks = (page: string, language: string) =>
   Array.from(text(page).matchAll(new RegExp(`^\`\`\`${language}\\n([\\s\\S]*?)^\`\`\`$`, "gm")), (match) => match[1]!)
 
+/** The TypeScript snippets of every page: `ts` blocks, and `tsx` blocks (React, JSX) as `.tsx` files. */
 export const snippets = pages.flatMap((page) =>
-  blocks(page, "ts").map((code, i) => ({ file: `${Path.basename(page, ".md")}-${i + 1}.ts`, code }))
+  (["ts", "tsx"] as const).flatMap((language) =>
+    blocks(page, language).map((code, i) => ({ file: `${Path.basename(page, ".md")}-${i + 1}.${language}`, code }))
+  )
 )
 
 /** The README's complete example: its one JavaScript block. */

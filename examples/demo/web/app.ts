@@ -3,12 +3,15 @@
  * self-contained (no Effect in the page's bundle); the page only renders.
  *
  * Every live view is its own subscription: one per symbol, a watchlist, a
- * spread, a tape of the last trades and the feed (which accounts for every
- * price and can pause its reader). Each view's element carries
+ * spread, a tape of the last trades, the feed (which accounts for every
+ * price and can pause its reader) and the latest ACME price as a TanStack
+ * Query (`effect-stream-rpc/client/query`). Each view's element carries
  * `data-live="<name>"`, `data-state`, `data-count` (values shown) and
  * `data-dropped`. `window.demoState` exposes what the feed saw and
  * `window.demoApi` the page's client, for the end-to-end tests.
  */
+import { QueryClient, QueryObserver } from "@tanstack/query-core"
+import { liveQueryOptions, statusQueryOptions } from "effect-stream-rpc/client/query"
 import { type DemoApiClient, makeDemoApiClient, type Price, UnknownSymbol } from "../generated/demo.ts"
 import { symbols } from "../symbols.ts"
 
@@ -468,6 +471,45 @@ for (const symbol of symbols) {
       }
       return li
     }))
+  })
+}
+
+// --- a TanStack Query view: the latest ACME price as a query's data -------------
+
+{
+  // Vanilla query-core, as a React, Vue, Svelte, Solid or Angular app's hooks use it underneath.
+  const queryClient = new QueryClient()
+  queryClient.mount()
+  const acme = liveQueryOptions({
+    queryKey: ["price", "ACME"],
+    subscribe: (callbacks) => client.watchPrices({ symbols: ["ACME"] }, { ...callbacks, reconnect })
+  })
+  const root = $("query")
+  const view = new LiveView("query", root, ["update", "updates"])
+  liveViews.push(view)
+  const priceElement = root.querySelector<HTMLElement>(".price")!
+  const atElement = root.querySelector<HTMLElement>(".at")!
+  let latest: Price | undefined
+  let shown: Price | undefined
+  new QueryObserver(queryClient, acme).subscribe((result) => {
+    if (result.data !== undefined && result.data !== latest) {
+      latest = result.data
+      view.count++
+    }
+    if (result.isError) atElement.textContent = `failed: ${result.error.message}`
+    schedule()
+  })
+  new QueryObserver(queryClient, statusQueryOptions(acme.queryKey)).subscribe(({ data }) => {
+    if (data === undefined) return
+    view.dropped = data.dropped
+    view.gaps = data.gaps
+    view.setState(data.state)
+  })
+  renderers.push(() => {
+    if (latest === undefined || latest === shown) return
+    shown = latest
+    priceElement.textContent = latest.price.toFixed(2)
+    atElement.textContent = `at ${latest.at.toISOString().slice(11, 23)} UTC`
   })
 }
 
