@@ -145,12 +145,17 @@ describe("the layout", () => {
     expect(effectful).toEqual([])
   })
 
-  it("keeps the client package (client/ but client/effect) free of packages: node: built-ins in saveToFile.ts alone", () => {
+  it("keeps the client package (client/ but client/effect) free of packages: node: built-ins in saveToFile.ts alone, TanStack Query's types in query.ts", () => {
     // effect-stream-rpc-client (client/package.json) has no dependencies: what client/ imports is in it.
+    // client/query.ts (effect-stream-rpc/client/query, not in that package) imports only the types of its
+    // optional peer @tanstack/query-core: its JavaScript imports no package.
     const imported = modules
       .filter((m) => roleOf(m.path) === "client" && m.packages.length > 0)
       .map((m) => [m.path, m.packages.every((specifier) => specifier.startsWith("node:"))])
-    expect(imported).toEqual([[Path.join("client", "saveToFile.ts"), true]])
+    expect(imported).toEqual([[Path.join("client", "query.ts"), false], [Path.join("client", "saveToFile.ts"), true]])
+    const query = readFileSync(Path.join("client", "query.ts"), "utf8")
+    const packages = Array.from(query.matchAll(/^import (type )?[^;]*?from "([^"]+)"/gm), (m) => [m[2], m[1] !== undefined])
+    expect(packages.filter(([specifier]) => !String(specifier).startsWith("."))).toEqual([["@tanstack/query-core", true]])
   })
 
   it("has no module past 500 lines", () => {
