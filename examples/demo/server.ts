@@ -87,7 +87,10 @@ const OpenApiDocument = HttpLayerRouter.add(
 // second, not because the loop is busy accepting a burst of returning clients or feeding one
 // client's export. One client cannot hold more than 32 of the 256 downloads and exports.
 const App = Layer.mergeAll(
-  HttpTransport.layer(DemoApi, { admission: { maxTransfersPerClient: 32 } }),
+  // The front door: subscriptions by GET (EventSource, curl, services) are answered before the router, so a
+  // reconnect storm gets in about as fast as a hand-written node:http server lets it; every other request
+  // (a page's multiplexed connection among them) goes through the router.
+  HttpTransport.layer(DemoApi, { admission: { maxTransfersPerClient: 32 }, frontDoor: true }),
   Page,
   Metrics,
   Health,
