@@ -127,12 +127,18 @@ describe("OpenTelemetry", () => {
       expect(download!.duration[0] * 1e9 + download!.duration[1]).toBeGreaterThan(0)
     }).pipe(quiet))
 
-  it.live("the RPC and messaging instruments are exported under OpenTelemetry's names", () =>
+  it.live("an export is one span with its rows and bytes; the RPC and messaging instruments are exported under OpenTelemetry's names", () =>
     Effect.gen(function*() {
       const text = yield* Effect.promise(() =>
         fetch(`${base}/rpc/exportOrders?format=ndjson&payload=${payload({ count: 10 })}`).then((r) => r.text())
       )
       expect(text.trim().split("\n")).toHaveLength(10)
+      yield* Effect.promise(() => eventually(() => finished("RpcServer.exportOrders").length >= 1))
+      const [exported] = finished("RpcServer.exportOrders")
+      expect(exported!.attributes["rpc.kind"]).toBe("export")
+      expect(exported!.attributes["effect_stream_rpc.termination"]).toBe("completed")
+      expect(exported!.attributes["effect_stream_rpc.values"]).toBe(10)
+      expect(exported!.attributes["effect_stream_rpc.bytes"]).toBe(Buffer.byteLength(text))
       yield* Effect.promise(() =>
         eventually(async () => {
           metrics.reset()
