@@ -70,6 +70,29 @@ const traceId = "0af7651916cd43dd8448eb211c80319c"
 const parentId = "b7ad6b7169203331"
 
 describe("the demo with OTEL_EXPORTER_OTLP_ENDPOINT", () => {
+  // First, before any call: what an operator's alerts see of a fresh instance.
+  it("a fresh demo's /metrics, before any call: every procedure's series at 0, each family with its help", async () => {
+    const text = await fetch(`${demo.url}/metrics`).then((r) => r.text())
+    const families = Array.from(text.matchAll(/^# TYPE (\S+) /gm), (m) => m[1]!)
+    const helped = new Set(Array.from(text.matchAll(/^# HELP (\S+) /gm), (m) => m[1]!))
+    expect(families.filter((name) => !helped.has(name))).toEqual([])
+    for (const [kind, stream] of [["subscription", "watchPrices"], ["download", "downloadReport"], ["export", "exportOrders"]]) {
+      const labels = `kind="${kind}",stream="${stream}"`
+      for (const name of ["stream_active", "stream_values_total", "stream_bytes_total", "stream_failures_total"]) {
+        expect(text, `${name}{${labels}}`).toContain(`${name}{${labels}} 0\n`)
+      }
+      for (const termination of ["completed", "failed", "interrupted"]) {
+        expect(text).toContain(`stream_terminations_total{${labels},termination="${termination}"} 0\n`)
+      }
+    }
+    expect(text).toContain(`stream_dropped_total{kind="subscription",stream="watchPrices"} 0\n`)
+    for (const reason of ["event_loop_delay", "request_delay", "fan_out_delay", "subscriptions"]) {
+      expect(text).toContain(`stream_shed_total{kind="subscription",stream="watchPrices",reason="${reason}"} 0\n`)
+    }
+    expect(text).toContain(`stream_shed_total{kind="export",stream="exportOrders",reason="client_transfers"} 0\n`)
+    expect(text).toContain("stream_connections 0\n")
+  })
+
   it("exports a subscription's span, in the caller's trace, with what it delivered", async () => {
     const payload = encodeURIComponent(JSON.stringify({ symbols: ["ACME"] }))
     const response = await get(`${demo.url}/rpc/watchPrices?payload=${payload}`, {
