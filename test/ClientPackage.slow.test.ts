@@ -2,33 +2,43 @@
  * The client package, effect-stream-rpc-client (client/package.json), as a
  * frontend gets it: `npm pack ./client` (which builds client/dist/), the
  * tarball's files exactly, and the tarball installed (`--prefer-offline`, as
- * test/Package.slow.test.ts does) into two fresh projects outside the
+ * test/Package.slow.test.ts does) into two fresh Vite projects outside the
  * repository: one with no Effect at all, and one whose package.json already
  * depends on `effect` 4.1.5, which the root package's Effect 3 peers refuse
- * (ERESOLVE). In each: the install adds that one package and nothing else (no
- * `effect`, no `@effect/*`, no install script; the project's effect stays
- * 4.1.5), TypeScript checks a consumer under Bundler and NodeNext resolution
- * with no `@types/node` (strict, exactOptionalPropertyTypes, the package's
- * declarations checked too), a browser bundle of the demo's client generated
- * with `--runtime effect-stream-rpc-client` holds nothing but the package and
- * the page, and a Node script subscribes, downloads (to a file, through
- * `effect-stream-rpc-client/node`), exports and calls against the demo server.
- * docs/clients.md states the tarball's size, checked here as the README's is
- * by test/Package.slow.test.ts.
+ * (ERESOLVE). Each starts as a team starts one (Vite's vanilla-ts template:
+ * `vite` as a devDependency, index.html, src/main.ts): `npm install`, then
+ * TypeScript 7 (`typescript@latest`) as a devDependency, then the client
+ * package. In each: the client's install adds that one package and nothing
+ * else (no `effect`, no `@effect/*`, no install script; the project's effect
+ * stays 4.1.5), TypeScript 5.9 (this repository's) and 7 check the page and
+ * the generated client under Bundler and NodeNext resolution as browser-only
+ * code (lib ES2022 and DOM, no `@types/node`; strict,
+ * exactOptionalPropertyTypes, the package's declarations checked too),
+ * `npx vite build` bundles src/main.ts (the demo's client generated with
+ * `--runtime effect-stream-rpc-client`, subscribing) into one script whose
+ * modules are the package's and the page's alone, an esbuild bundle holds
+ * nothing else either, and a Node script subscribes, downloads (to a file,
+ * through `effect-stream-rpc-client/node`), exports and calls against the
+ * demo server. The install and bundle figures are printed; docs/clients.md
+ * states them, and the tarball's size, checked here as the README's is by
+ * test/Package.slow.test.ts.
  */
 import { bundleForBrowser } from "./support/bundle.ts"
 import { type DemoProcess, startDemo } from "./support/demoProcess.ts"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { execFile } from "node:child_process"
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as Path from "node:path"
 import { promisify } from "node:util"
+import { gzipSync } from "node:zlib"
 
 const exec = promisify(execFile)
 const repo = process.cwd()
 const typescript59 = Path.join(repo, "node_modules/typescript/bin/tsc")
 const name = "effect-stream-rpc-client"
+// The current major (8.4.1 when written; engines ^20.19.0 || >=22.12.0), as `npm create vite` writes it.
+const vite = "^8.4.1"
 
 interface Packed {
   readonly filename: string
@@ -63,8 +73,8 @@ const npm = (args: ReadonlyArray<string>, cwd: string) =>
   run("npm", [...args, "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], cwd)
 
 /** The compiler's output, "" when it passes. */
-const typecheck = (project: string, cwd: string) =>
-  run(process.execPath, [typescript59, "-p", project], cwd).then(
+const typecheck = (tsc: ReadonlyArray<string>, project: string, cwd: string) =>
+  run(tsc[0]!, [...tsc.slice(1), "-p", project], cwd).then(
     () => "",
     (error: { stdout?: string; stderr?: string }) => `${error.stdout ?? ""}${error.stderr ?? ""}` || String(error)
   )
@@ -79,23 +89,38 @@ const installed = (dir: string): Record<string, string | undefined> =>
 const effectPackages = (dir: string): ReadonlyArray<string> =>
   Object.keys(installed(dir)).filter((path) => /(^|\/)node_modules\/(effect|@effect\/[^/]+)$/.test(path)).sort()
 
+/** The packages on disk: package-lock.json also lists the optional ones for other platforms, which npm skips. */
+const present = (dir: string): ReadonlyArray<string> => Object.keys(installed(dir)).filter((path) => existsSync(Path.join(dir, path)))
+
+/** Bytes of the files under dir (symbolic links, as node_modules/.bin's, counted as links). */
 const bytesUnder = (dir: string): number =>
   readdirSync(dir).reduce((sum, entry) => {
     const path = Path.join(dir, entry)
-    const stat = statSync(path)
+    const stat = lstatSync(path)
     return sum + (stat.isDirectory() ? bytesUnder(path) : stat.size)
   }, 0)
 
-const figures = (dir: string) =>
-  `${Object.keys(installed(dir)).length} package(s), ${(bytesUnder(Path.join(dir, "node_modules")) / 1024 / 1024).toFixed(2)} MB in node_modules`
+interface Footprint {
+  readonly packages: number
+  readonly bytes: number
+}
 
-/** The repository's modules the package is built from: client/ but client/effect, and src/protocol. */
+const footprint = (dir: string): Footprint => ({ packages: present(dir).length, bytes: bytesUnder(Path.join(dir, "node_modules")) })
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(2)} MB`
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`
+
+/**
+ * The repository's modules the package is built from: client/ but client/effect and client/query.ts (the
+ * TanStack Query adapter, effect-stream-rpc/client/query, whose peer @tanstack/query-core is not the client
+ * package's), and src/protocol.
+ */
 const sources = (): ReadonlyArray<string> => {
   const under = (dir: string): ReadonlyArray<string> =>
     readdirSync(Path.join(repo, dir)).flatMap((entry) => {
       const path = `${dir}/${entry}`
       if (statSync(Path.join(repo, path)).isDirectory()) return ["effect", "dist"].includes(entry) ? [] : under(path)
-      return path.endsWith(".ts") ? [path] : []
+      return path.endsWith(".ts") && path !== "client/query.ts" ? [path] : []
     })
   return [...under("client"), ...under("src/protocol")]
 }
@@ -139,29 +164,49 @@ const script = [
   ``
 ].join("\n")
 
+// Browser-only code: the DOM and the language, no Node types (nor DOM.Iterable, which TypeScript 6 folded into DOM).
 const compilerOptions = (resolution: "Bundler" | "NodeNext") => ({
   strict: true,
   exactOptionalPropertyTypes: true,
   skipLibCheck: false,
   target: "ES2022",
-  lib: ["ES2022", "DOM", "DOM.Iterable"],
+  lib: ["ES2022", "DOM"],
   module: resolution === "NodeNext" ? "NodeNext" : "ESNext",
   moduleResolution: resolution,
   types: [],
   noEmit: true
 })
 
-/** A fresh project outside the repository: its package.json, the generated client, the page and the script. */
+/**
+ * A fresh Vite project outside the repository, as Vite's vanilla-ts template lays it out (package.json with
+ * `vite` as a devDependency and its scripts, index.html, src/main.ts): the page is src/main.ts, next to the
+ * generated client; and the Node script.
+ */
 const project = (dir: string, dependencies: Readonly<Record<string, string>>) => {
-  mkdirSync(dir)
-  writeFileSync(Path.join(dir, "package.json"), JSON.stringify({ name: "frontend", private: true, type: "module", dependencies }, null, 2))
-  copyFileSync(Path.join(work, "demo.ts"), Path.join(dir, "demo.ts"))
-  writeFileSync(Path.join(dir, "page.ts"), page)
+  mkdirSync(Path.join(dir, "src"), { recursive: true })
+  writeFileSync(
+    Path.join(dir, "package.json"),
+    JSON.stringify({
+      name: "frontend",
+      private: true,
+      version: "0.0.0",
+      type: "module",
+      scripts: { dev: "vite", build: "vite build", preview: "vite preview" },
+      dependencies,
+      devDependencies: { vite }
+    }, null, 2)
+  )
+  writeFileSync(
+    Path.join(dir, "index.html"),
+    `<!doctype html>\n<html lang="en">\n  <head>\n    <meta charset="UTF-8" />\n    <title>Prices</title>\n  </head>\n  <body>\n    <script type="module" src="/src/main.ts"></script>\n  </body>\n</html>\n`
+  )
+  copyFileSync(Path.join(work, "demo.ts"), Path.join(dir, "src/demo.ts"))
+  writeFileSync(Path.join(dir, "src/main.ts"), page)
   writeFileSync(Path.join(dir, "subscribe.js"), script)
   for (const resolution of ["Bundler", "NodeNext"] as const) {
     writeFileSync(
       Path.join(dir, `tsconfig.${resolution.toLowerCase()}.json`),
-      JSON.stringify({ compilerOptions: compilerOptions(resolution), files: ["page.ts"] })
+      JSON.stringify({ compilerOptions: compilerOptions(resolution), files: ["src/main.ts"] })
     )
   }
 }
@@ -193,7 +238,7 @@ afterAll(async () => {
 }, 60_000)
 
 describe("the client package's tarball", () => {
-  it("holds exactly the runtime (client/ but client/effect, and src/protocol) compiled, its package.json, README and LICENSE", () => {
+  it("holds exactly the runtime (client/ but client/effect and client/query.ts, and src/protocol) compiled, its package.json, README and LICENSE", () => {
     const expected = [
       ...sources().flatMap((source) => [".js", ".d.ts", ".js.map"].map((extension) => `dist/${source.replace(/\.ts$/, extension)}`)),
       "LICENSE",
@@ -203,7 +248,7 @@ describe("the client package's tarball", () => {
     expect(packed.files.map((file) => file.path).sort()).toEqual(expected)
     expect(packed.entryCount).toBe(expected.length)
     expect(expected).toContain("dist/client/saveToFile.js")
-    expect(expected.filter((path) => /effect|contract|server|topic|generator|core/.test(path))).toEqual([])
+    expect(expected.filter((path) => /effect|contract|server|topic|generator|core|query/.test(path))).toEqual([])
     console.log(
       `${packed.filename}: ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked, ${packed.entryCount} files`
     )
@@ -249,47 +294,136 @@ describe("the demo's client generated with --runtime effect-stream-rpc-client", 
 })
 
 const projects = [
-  { label: "a project with no Effect", dir: "none", dependencies: {} },
-  { label: "a project on Effect 4 (effect 4.1.5 in its package.json)", dir: "effect4", dependencies: { effect: "4.1.5" } }
+  { label: "a Vite project with no Effect", dir: "none", dependencies: {} },
+  { label: "a Vite project on Effect 4 (effect 4.1.5 in its package.json)", dir: "effect4", dependencies: { effect: "4.1.5" } }
 ] as const
+
+/** Each project's `npx vite build` script, by the project's directory. */
+const builds: Record<string, Buffer> = {}
+
+const versionIn = (dir: string, module: string): string =>
+  (JSON.parse(readFileSync(Path.join(dir, "node_modules", module, "package.json"), "utf8")) as { version: string }).version
+
+/** `npm install --save-dev typescript@latest`; should latest not be 7.x, the newest 7.x instead (and says so). */
+const installTypeScript7 = async (dir: string): Promise<string> => {
+  await npm(["install", "--save-dev", "typescript@latest"], dir)
+  const latest = versionIn(dir, "typescript")
+  if (latest.startsWith("7.")) return latest
+  await npm(["install", "--save-dev", "typescript@7"], dir)
+  return `${versionIn(dir, "typescript")} (typescript@latest is ${latest})`
+}
 
 for (const { dependencies, dir: subdir, label } of projects) describe(`in ${label}`, { timeout: 240_000 }, () => {
   const dir = () => Path.join(work, subdir)
+  const effect = "effect" in dependencies ? " and effect 4.1.5" : ""
+  let typescript7: string | undefined
+  let typescript7Failure = ""
+  let beforeClient: Footprint
+
+  it(`npm install of the project's own (vite as a devDependency${effect}), then TypeScript 7 (typescript@latest) as a devDependency`, async () => {
+    project(dir(), dependencies)
+    await timed(`${subdir}: npm install (vite${effect})`, () => npm(["install"], dir()))
+    const own = footprint(dir())
+    expect(present(dir())).toContain("node_modules/vite")
+    expect(effectPackages(dir())).toEqual("effect" in dependencies ? ["node_modules/effect"] : [])
+    console.log(`${subdir}: npm install (vite ${versionIn(dir(), "vite")}${effect}): ${own.packages} packages, ${mb(own.bytes)} in node_modules`)
+    await timed(`${subdir}: npm install typescript@latest`, () => installTypeScript7(dir())).then(
+      (version) => {
+        typescript7 = Path.join(dir(), "node_modules/.bin/tsc")
+        const now = footprint(dir())
+        console.log(`${subdir}: then typescript ${version}: +${now.packages - own.packages} packages, +${mb(now.bytes - own.bytes)}`)
+      },
+      (error: unknown) => {
+        typescript7Failure = String(error)
+      }
+    )
+    expect(existsSync(Path.join(dir(), "node_modules/@types"))).toBe(false)
+  })
 
   it("npm install of the tarball adds that one package: no effect or @effect/* beyond the project's, no install script", async () => {
-    project(dir(), dependencies)
-    await timed(`${subdir}: npm install (the project's own)`, () => npm(["install"], dir()))
     const before = installed(dir())
+    const entriesBefore = readdirSync(Path.join(dir(), "node_modules"))
     const effectBefore = effectPackages(dir())
+    beforeClient = footprint(dir())
     await timed(`${subdir}: npm install of the tarball`, () => npm(["install", `../${packed.filename}`], dir()))
     const after = installed(dir())
     expect(after).toEqual({ ...before, [`node_modules/${name}`]: packed.filename.match(/-(\d+\.\d+\.\d+)\.tgz$/)![1] })
+    expect(readdirSync(Path.join(dir(), "node_modules")).filter((entry) => !entriesBefore.includes(entry))).toEqual([name])
     expect(effectPackages(dir())).toEqual(effectBefore)
     expect(lockOf(dir()).packages[`node_modules/${name}`]!.hasInstallScript).toBeUndefined()
     const manifest = JSON.parse(readFileSync(Path.join(dir(), "package.json"), "utf8")) as { dependencies: Record<string, string> }
     expect(manifest.dependencies).toEqual({ ...dependencies, [name]: `file:../${packed.filename}` })
     if ("effect" in dependencies) {
       expect(effectBefore).toEqual(["node_modules/effect"])
-      expect(JSON.parse(readFileSync(Path.join(dir(), "node_modules/effect/package.json"), "utf8")).version).toBe("4.1.5")
+      expect(versionIn(dir(), "effect")).toBe("4.1.5")
     } else {
       expect(effectBefore).toEqual([])
-      expect(readdirSync(Path.join(dir(), "node_modules")).filter((entry) => !entry.startsWith("."))).toEqual([name])
     }
-    console.log(`${subdir}: before the tarball ${Object.keys(before).length} packages; after: ${figures(dir())}`)
+    const now = footprint(dir())
+    expect(now.packages - beforeClient.packages).toBe(1)
+    const own = bytesUnder(Path.join(dir(), "node_modules", name))
+    console.log(
+      `${subdir}: npm install of the tarball: +${now.packages - beforeClient.packages} package (${beforeClient.packages} -> ${now.packages}), ` +
+        `+${mb(now.bytes - beforeClient.bytes)} in node_modules (node_modules/${name}: ${mb(own)}), ` +
+        `effect packages: ${effectPackages(dir()).length === 0 ? "none" : effectPackages(dir()).map((path) => `${path} ${versionIn(dir(), path.replace(/^node_modules\//, ""))}`).join(", ")}`
+    )
   })
 
   for (const resolution of ["Bundler", "NodeNext"] as const) {
-    it(`type-checks the generated client and a page under ${resolution} with no @types/node (the package's declarations too)`, async () => {
+    const project = `tsconfig.${resolution.toLowerCase()}.json`
+    it(`TypeScript 5.9 type-checks the page and the generated client under ${resolution} as browser-only code (the package's declarations too)`, async () => {
       expect(existsSync(Path.join(dir(), "node_modules/@types"))).toBe(false)
-      expect(await timed(`${subdir}: tsc ${resolution}`, () => typecheck(`tsconfig.${resolution.toLowerCase()}.json`, dir()))).toBe("")
+      expect(await timed(`${subdir}: tsc 5.9 ${resolution}`, () => typecheck([process.execPath, typescript59], project, dir()))).toBe("")
+    })
+    it(`TypeScript 7 type-checks the page and the generated client under ${resolution} as browser-only code (the package's declarations too)`, async (context) => {
+      if (typescript7 === undefined) {
+        console.log(`TypeScript 7 did not install: ${typescript7Failure}`)
+        return context.skip()
+      }
+      expect(existsSync(Path.join(dir(), "node_modules/@types"))).toBe(false)
+      expect(await timed(`${subdir}: tsc 7 ${resolution}`, () => typecheck([typescript7!], project, dir()))).toBe("")
     })
   }
 
-  it("bundles the page for browsers: the package's modules and the page, nothing else", async () => {
-    const { inputs } = await bundleForBrowser({ entry: "page.ts", absWorkingDir: dir() })
+  it("`npx vite build` makes one script of the package's modules and the page's, no effect code", async () => {
+    const { stdout } = await timed(`${subdir}: npx vite build`, () => run("npx", ["vite", "build"], dir()))
+    const scripts = readdirSync(Path.join(dir(), "dist/assets")).filter((file) => file.endsWith(".js"))
+    expect(scripts).toHaveLength(1)
+    expect(readFileSync(Path.join(dir(), "dist/index.html"), "utf8")).toContain(`/assets/${scripts[0]}`)
+    const code = readFileSync(Path.join(dir(), "dist/assets", scripts[0]!))
+    const text = code.toString("utf8")
+    expect(text).toContain("Bearer demo-token")
+    // Effect's type ids are strings "effect/…" (Effect 3) and "~effect/…" (Effect 4): any Effect module brings some.
+    expect(text.match(/["'`]~?effect\/|@effect\//g)).toBeNull()
+    // Which modules: a second build with a source map beside the script (not referenced from it), the script the same.
+    await timed(`${subdir}: npx vite build --sourcemap hidden`, () =>
+      run("npx", ["vite", "build", "--sourcemap", "hidden", "--outDir", "dist-map"], dir()))
+    expect(readFileSync(Path.join(dir(), "dist-map/assets", scripts[0]!))).toEqual(code)
+    const map = JSON.parse(readFileSync(Path.join(dir(), "dist-map/assets", `${scripts[0]}.map`), "utf8")) as { sources: ReadonlyArray<string> }
+    const modules = map.sources.map((source) => Path.relative(dir(), Path.resolve(dir(), "dist-map/assets", source)).split(Path.sep).join("/"))
+    expect(modules.filter((module) => module.startsWith(`node_modules/${name}/`)).length).toBeGreaterThan(10)
+    expect(modules).toContain("src/demo.ts")
+    expect(modules.filter((module) => !module.startsWith(`node_modules/${name}/`) && !/^src\/(main|demo)\.ts$/.test(module))).toEqual([])
+    const reported = stdout.split("\n").find((line) => line.includes(scripts[0]!))?.replace(/\s+/g, " ").trim()
+    console.log(
+      `${subdir}: npx vite build (vite ${versionIn(dir(), "vite")}): dist/assets/${scripts[0]} ${code.length} bytes (${kib(code.length)}), ` +
+        `gzip ${gzipSync(code).length} bytes (${kib(gzipSync(code).length)}); ${map.sources.length} modules; vite: ${reported}`
+    )
+    if ("effect" in dependencies) expect(versionIn(dir(), "effect")).toBe("4.1.5")
+    // Effect 4 in the project changes nothing in the page's script.
+    for (const other of Object.values(builds)) expect(code.equals(other)).toBe(true)
+    builds[subdir] = code
+    const stated = /`npx vite build` \| one script, ([\d.]+) KiB, ([\d.]+) KiB gzip/.exec(readFileSync(Path.join(repo, "docs/clients.md"), "utf8"))
+    expect(stated).not.toBeNull()
+    expect(Math.abs(Number(stated![1]) * 1024 - code.length) / code.length).toBeLessThan(0.1)
+    expect(Math.abs(Number(stated![2]) * 1024 - gzipSync(code).length) / gzipSync(code).length).toBeLessThan(0.1)
+  })
+
+  it("bundles the page for browsers with esbuild: the package's modules and the page, nothing else", async () => {
+    const { inputs } = await bundleForBrowser({ entry: "src/main.ts", absWorkingDir: dir() })
     expect(inputs).toContain(`node_modules/${name}/dist/client/Client.js`)
     expect(inputs).toContain(`node_modules/${name}/dist/src/protocol/SseParser.js`)
-    expect(inputs.filter((input) => !input.startsWith(`node_modules/${name}/dist/`) && !/^(page|demo)\.ts$/.test(input))).toEqual([])
+    expect(inputs.filter((input) => !input.startsWith(`node_modules/${name}/dist/`) && !/^src\/(main|demo)\.ts$/.test(input))).toEqual([])
   })
 
   it("from Node, subscribes, saves a download to a file (./node), exports and calls against the demo server", async () => {
@@ -316,6 +450,6 @@ describe("effect-stream-rpc-client/node", { timeout: 120_000 }, () => {
         files: ["node.ts"]
       })
     )
-    expect(await typecheck("tsconfig.node.json", dir)).toBe("")
+    expect(await typecheck([process.execPath, typescript59], "tsconfig.node.json", dir)).toBe("")
   })
 })
