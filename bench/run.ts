@@ -1255,7 +1255,7 @@ const stormTable = (rows: ReadonlyArray<Row>, asked: number, raisedTo: number | 
   }
   lines.push(
     "",
-    `raw node:http admits every connection (it has no admission). effect-stream-rpc serves its Topic route with the library's defaults, the bench setting \`BENCH_DEFAULTS=1\` in its server's environment for the storm scenarios only: \`HttpTransport.layer(BenchApi)\` with no admission options${
+    `raw node:http admits every connection (it has no admission). effect-stream-rpc serves its Topic route with the library's defaults, the bench setting \`BENCH_DEFAULTS=1\` in its server's environment for the storm scenarios only: \`HttpTransport.layer(BenchApi)\` with no admission options (the front door's row: the same, plus \`frontDoor: true\`, under \`/door\`)${
       raisedTo === undefined ? "" : ` but \`maxSubscriptions: ${raisedTo.toLocaleString("en-US")}\` (the live subscribers and clients asked for; the default admits ${
         admissionDefaults.maxSubscriptions.toLocaleString("en-US")
       })`
