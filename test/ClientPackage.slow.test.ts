@@ -25,28 +25,19 @@
  */
 import { bundleForBrowser } from "./support/bundle.ts"
 import { type DemoProcess, startDemo } from "./support/demoProcess.ts"
+import { differenceFromStated, type Packed, npm, run, stopwatch, typecheck } from "./support/packing.ts"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { execFile } from "node:child_process"
 import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as Path from "node:path"
-import { promisify } from "node:util"
 import { gzipSync } from "node:zlib"
 
-const exec = promisify(execFile)
 const repo = process.cwd()
 const typescript59 = Path.join(repo, "node_modules/typescript/bin/tsc")
 const name = "effect-stream-rpc-client"
 // The current major (8.4.1 when written; engines ^20.19.0 || >=22.12.0), as `npm create vite` writes it.
 const vite = "^8.4.1"
 
-interface Packed {
-  readonly filename: string
-  readonly size: number
-  readonly unpackedSize: number
-  readonly entryCount: number
-  readonly files: ReadonlyArray<{ readonly path: string }>
-}
 
 interface Lock {
   readonly packages: Readonly<Record<string, { readonly version?: string; readonly hasInstallScript?: boolean }>>
@@ -55,29 +46,7 @@ interface Lock {
 let work = ""
 let packed: Packed
 let demo: DemoProcess | undefined
-const timings: Array<string> = []
-
-const timed = async <A>(label: string, f: () => Promise<A>): Promise<A> => {
-  const start = Date.now()
-  try {
-    return await f()
-  } finally {
-    timings.push(`${label} ${((Date.now() - start) / 1000).toFixed(1)} s`)
-  }
-}
-
-const run = (file: string, args: ReadonlyArray<string>, cwd: string) =>
-  exec(file, args, { cwd, maxBuffer: 64 * 1024 * 1024, timeout: 180_000 })
-
-const npm = (args: ReadonlyArray<string>, cwd: string) =>
-  run("npm", [...args, "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], cwd)
-
-/** The compiler's output, "" when it passes. */
-const typecheck = (tsc: ReadonlyArray<string>, project: string, cwd: string) =>
-  run(tsc[0]!, [...tsc.slice(1), "-p", project], cwd).then(
-    () => "",
-    (error: { stdout?: string; stderr?: string }) => `${error.stdout ?? ""}${error.stderr ?? ""}` || String(error)
-  )
+const { timed, timings } = stopwatch()
 
 const lockOf = (dir: string): Lock => JSON.parse(readFileSync(Path.join(dir, "package-lock.json"), "utf8")) as Lock
 
@@ -255,14 +224,8 @@ describe("the client package's tarball", () => {
   })
 
   it("is as large as docs/clients.md says (files exactly, size within 10%)", () => {
-    const stated = /The\s+package's\s+tarball\s+is\s+(\d+)\s+KiB\s+\((\d+)\s+KiB\s+unpacked,\s+(\d+)\s+files\)/.exec(
-      readFileSync(Path.join(repo, "docs/clients.md"), "utf8")
-    )
-    expect(stated).not.toBeNull()
-    const [, size, unpacked, files] = stated!.map(Number)
-    expect(files).toBe(packed.entryCount)
-    expect(Math.abs(size! * 1024 - packed.size) / packed.size).toBeLessThan(0.1)
-    expect(Math.abs(unpacked! * 1024 - packed.unpackedSize) / packed.unpackedSize).toBeLessThan(0.1)
+    const text = readFileSync(Path.join(repo, "docs/clients.md"), "utf8")
+    expect(differenceFromStated(packed, text, /The\s+package's\s+tarball\s+is\s+(\d+)\s+KiB\s+\((\d+)\s+KiB\s+unpacked,\s+(\d+)\s+files\)/)).toBeUndefined()
   })
 
   it("imports nothing but itself and node: built-ins (in saveToFile.js alone)", async () => {

@@ -9,8 +9,6 @@
  * No timing is asserted: every wait is for a state of the cache, of the
  * server or an event.
  */
-import type * as HttpApp from "@effect/platform/HttpApp"
-import type * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import { QueryClient, type QueryKey, QueryObserver, type QueryObserverResult } from "@tanstack/query-core"
 import * as Effect from "effect/Effect"
@@ -27,9 +25,8 @@ import { DemoApi } from "../examples/demo/contract.ts"
 import { AuthenticationLive, DemoHandlers } from "../examples/demo/handlers.ts"
 import * as PriceFeed from "../examples/demo/PriceFeed.ts"
 import * as Procedure from "../src/contract/Procedure.ts"
-import * as HttpTransport from "../src/server/HttpTransport.ts"
 import * as Topic from "../src/topic/Topic.ts"
-import { eventually, listen, quiet } from "./support/http.ts"
+import { eventually, quiet, serveGroup } from "./support/http.ts"
 import { type GeneratedDemo, loadGeneratedDemo } from "./support/generatedDemo.ts"
 
 // ---------------------------------------------------------------------------
@@ -50,16 +47,7 @@ const Api = RpcGroup.make(
   Procedure.subscription("finite", { payload: { count: Schema.Int }, success: Tick })
 )
 
-/** Serves `group` with `handlers` on a loopback port for the lifetime of the scope; its base URL (`…/rpc`). */
-const serveGroup = <Rpcs extends Rpc.Any, E>(
-  group: RpcGroup.RpcGroup<Rpcs>,
-  handlers: Layer.Layer<Rpc.ToHandler<Rpcs> | Rpc.Middleware<Rpcs>, E>
-): Effect.Effect<string, E, Scope.Scope> =>
-  Effect.gen(function*() {
-    const context = yield* Layer.build(handlers)
-    const app = yield* HttpTransport.toHttpApp(group).pipe(Effect.provide(context))
-    return `${yield* listen(app as HttpApp.Default<never, Scope.Scope>)}/rpc`
-  })
+
 
 const ticksOf = (count: number) => Array.from({ length: count }, (_, i) => ({ n: i + 1 }))
 

@@ -5,7 +5,6 @@
  * connections in the middle of a subscription.
  */
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
-import type * as HttpApp from "@effect/platform/HttpApp"
 import type * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import { describe, expect, it } from "@effect/vitest"
@@ -15,7 +14,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as fc from "fast-check"
 import { expectTypeOf } from "vitest"
@@ -28,26 +26,16 @@ import * as StreamClient from "../client/effect/StreamClient.ts"
 import { DemoApi, Order, orderColumns, Price, UnknownSymbol } from "../examples/demo/contract.ts"
 import { AuthenticationLive, DemoHandlers, orderAt } from "../examples/demo/handlers.ts"
 import * as PriceFeed from "../examples/demo/PriceFeed.ts"
-import * as HttpTransport from "../src/server/HttpTransport.ts"
 import * as Procedure from "../src/contract/Procedure.ts"
 import { Forbidden, Unauthorized } from "../src/contract/ProtocolError.ts"
 import * as GeneratedClient from "./support/generatedClient.ts"
-import { eventually, listen, quiet, rawServer, settled } from "./support/http.ts"
+import { eventually, quiet, rawServer, serveGroup, settled } from "./support/http.ts"
 
 // ---------------------------------------------------------------------------
 // Servers
 // ---------------------------------------------------------------------------
 
-/** Serves `group` with `handlers` on a loopback port for the lifetime of the scope; its base URL (`…/rpc`). */
-const serveGroup = <Rpcs extends Rpc.Any, E>(
-  group: RpcGroup.RpcGroup<Rpcs>,
-  handlers: Layer.Layer<Rpc.ToHandler<Rpcs> | Rpc.Middleware<Rpcs>, E>
-): Effect.Effect<string, E, Scope.Scope> =>
-  Effect.gen(function*() {
-    const context = yield* Layer.build(handlers)
-    const app = yield* HttpTransport.toHttpApp(group).pipe(Effect.provide(context))
-    return `${yield* listen(app as HttpApp.Default<never, Scope.Scope>)}/rpc`
-  })
+
 
 const demoServer = serveGroup(
   DemoApi,

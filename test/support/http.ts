@@ -2,14 +2,18 @@
  * Test support: a real NodeHttpServer on a loopback port, and real clients.
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
+import type * as Rpc from "@effect/rpc/Rpc"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import type * as Scope from "effect/Scope"
 import { createParser, type EventSourceMessage } from "eventsource-parser"
 import * as Http from "node:http"
+import * as HttpTransport from "../../src/server/HttpTransport.ts"
 
 /** Serves `app` on 127.0.0.1 and an OS-chosen port for the lifetime of the scope. */
 export const listen = <E>(app: HttpApp.Default<E, Scope.Scope>): Effect.Effect<string, never, Scope.Scope> =>
@@ -87,3 +91,14 @@ export const rawServer = (
         server.close(() => resume(Effect.void))
       })
   ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as import("node:net").AddressInfo).port}/rpc`))
+
+/** Serves `group` with `handlers` on a loopback port for the lifetime of the scope; its base URL (`…/rpc`). */
+export const serveGroup = <Rpcs extends Rpc.Any, E>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  handlers: Layer.Layer<Rpc.ToHandler<Rpcs> | Rpc.Middleware<Rpcs>, E>
+): Effect.Effect<string, E, Scope.Scope> =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(handlers)
+    const app = yield* HttpTransport.toHttpApp(group).pipe(Effect.provide(context))
+    return `${yield* listen(app as HttpApp.Default<never, Scope.Scope>)}/rpc`
+  })
