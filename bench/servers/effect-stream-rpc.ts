@@ -444,6 +444,7 @@ const stream = "Stream (general path)"
 const topic = "Topic"
 const direct = "SSE answer direct (bench-only)"
 const frontDoor = "Topic, front door (frontDoor: true)"
+const streamFrontDoor = "Stream (general path), front door (frontDoor: true)"
 
 const main = Effect.gen(function*() {
   const server = yield* HttpServer.HttpServer
@@ -466,12 +467,14 @@ const main = Effect.gen(function*() {
     ],
     idle: [
       { path: "/rpc/idle", variant: stream },
+      { path: "/door/idle", variant: streamFrontDoor },
       { path: "/rpc/idleTopic", variant: topic },
       { path: "/door/idleTopic", variant: frontDoor },
       { path: "/direct/topic/idle", variant: direct }
     ],
     fanout: [
       { path: "/rpc/fanout", variant: stream },
+      { path: "/door/fanout", variant: streamFrontDoor },
       { path: "/rpc/fanoutTopic", variant: topic },
       { path: "/rpc/fanoutPubSubTopic", variant: "Topic.fromPubSub (the feed through a PubSub)" },
       { path: "/direct/topic/fanout", variant: direct }
@@ -483,6 +486,7 @@ const main = Effect.gen(function*() {
     ],
     keyed: [
       { path: `/rpc/keyed?payload=${keyedPayload}`, variant: stream },
+      { path: `/door/keyed?payload=${keyedPayload}`, variant: streamFrontDoor },
       { path: `/rpc/keyedTopic?payload=${keyedPayload}`, variant: topic },
       { path: "/direct/topic/keyed?key={key}", variant: direct }
     ],
