@@ -125,7 +125,7 @@ describe("the front door", () => {
 
       // Past maxSubscriptions (3): the fourth goes to the router, which answers 503 and counts it
       // (once: the registry is the process's, so counted from what it was).
-      const shedBefore = metric(yield* Effect.promise(metrics), "stream_shed_total", "reason=\"subscriptions\"")
+      const shedBefore = metric(yield* Effect.promise(metrics), "stream_shed_total", "stream=\"watchPrices\",reason=\"subscriptions\"")
       const held = yield* Effect.promise(() => Promise.all([open(watch()), open(watch()), open(watch())]))
       yield* Effect.gen(function*() {
         yield* Effect.promise(() => eventually(() => held.every((h) => h.messages().length > 0)))
@@ -134,7 +134,7 @@ describe("the front door", () => {
         expect(shed.headers.get("retry-after")).toBe("1")
         yield* Effect.promise(() => shed.text())
         expect(routed.at(-1)).toBe("/rpc/watchPrices")
-        expect(metric(yield* Effect.promise(metrics), "stream_shed_total", "reason=\"subscriptions\"")).toBe(shedBefore + 1)
+        expect(metric(yield* Effect.promise(metrics), "stream_shed_total", "stream=\"watchPrices\",reason=\"subscriptions\"")).toBe(shedBefore + 1)
       }).pipe(Effect.ensuring(Effect.sync(() => {
         for (const h of held) h.response.destroy()
       })))
