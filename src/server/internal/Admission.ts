@@ -276,33 +276,33 @@ export const make = (options: AdmissionOptions = {}): Admission => {
     download: ["event_loop_delay", "request_delay", "event_loop_utilization", "memory", "transfers", "client_transfers"],
     export: ["event_loop_delay", "request_delay", "event_loop_utilization", "memory", "transfers", "client_transfers"]
   }
-  /** A subscription's admission past the checks every kind shares. */
-  const subscription = (): ShedReason | Counted => {
+  /** What sheds a call of any kind (`unary` or not): the loop's and the requests' lateness, utilization, memory. */
+  const pressure = (kind: Procedure.ProcedureKind): ShedReason | undefined => {
+    if (loop.delay > maxDelay) return "event_loop_delay"
+    if (TurnQueue.queueDelay() > maxRequestDelay) return "request_delay"
+    if (kind === "unary") return undefined
+    if (loop.utilization > maxUtilization) return "event_loop_utilization"
+    if (loop.rss > maxMemory) return "memory"
+    return undefined
+  }
+  const subscribe = (): ShedReason | Counted => {
+    const shed = pressure("subscription")
+    if (shed !== undefined) return shed
     if (FanOut.delay() > maxFanOutDelay) return "fan_out_delay"
     if (subscriptions.count >= maxSubscriptions) return "subscriptions"
     return subscriptions.take(undefined)
   }
   return {
     reasons: (kind) => byKind[kind].filter((reason) => finite[reason]),
-    subscribe: () => {
-      if (loop.delay > maxDelay) return "event_loop_delay"
-      if (TurnQueue.queueDelay() > maxRequestDelay) return "request_delay"
-      if (loop.utilization > maxUtilization) return "event_loop_utilization"
-      if (loop.rss > maxMemory) return "memory"
-      return subscription()
-    },
+    subscribe,
     admit: (kind, request) =>
       Effect.suspend((): Effect.Effect<ShedReason | Slot, never, Scope.Scope> => {
-        if (loop.delay > maxDelay) return Effect.succeed("event_loop_delay" as const)
-        if (TurnQueue.queueDelay() > maxRequestDelay) return Effect.succeed("request_delay" as const)
-        if (kind !== "unary" && loop.utilization > maxUtilization) {
-          return Effect.succeed("event_loop_utilization" as const)
-        }
-        if (kind !== "unary" && loop.rss > maxMemory) return Effect.succeed("memory" as const)
         if (kind === "subscription") {
-          const admitted = subscription()
+          const admitted = subscribe()
           return typeof admitted === "string" ? Effect.succeed(admitted) : held(admitted)
         }
+        const shed = pressure(kind)
+        if (shed !== undefined) return Effect.succeed(shed)
         if (kind === "download" || kind === "export") {
           if (transfers.count >= maxTransfers) return Effect.succeed("transfers" as const)
           const client = request === undefined || maxPerClient === Infinity ? undefined : clientKey(request)
