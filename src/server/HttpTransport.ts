@@ -145,16 +145,13 @@ export const toHttpApp = <Rpcs extends Rpc.Any>(
         drain,
         context,
         cors: options.cors,
-        // Answers started there run and log as a request's: on its scheduler, without Effect's fiber metrics.
+        // Answers started there run and log as a request's: on its scheduler (and, as every answer's fibers,
+        // without Effect's fiber metrics).
         starter: SseResponse.starterOf(
-          Runtime.make({
-            context,
-            fiberRefs: FiberRefs.updateAs(runtime.fiberRefs, {
-              fiberId: FiberId.none,
-              fiberRef: FiberRef.currentScheduler,
-              value: Scheduling.scheduler
-            }),
-            runtimeFlags: RuntimeFlags.disable(runtime.runtimeFlags, RuntimeFlags.RuntimeMetrics)
+          FiberRefs.updateAs(runtime.fiberRefs, {
+            fiberId: FiberId.none,
+            fiberRef: FiberRef.currentScheduler,
+            value: Scheduling.scheduler
           }),
           context
         )

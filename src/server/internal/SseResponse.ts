@@ -158,17 +158,14 @@ export const counts = (): { readonly answers: number; readonly timers: number; r
 const detachedFlags = RuntimeFlags.disable(Runtime.defaultRuntimeFlags, RuntimeFlags.RuntimeMetrics)
 
 /**
- * A runtime with `fiber`'s loggers, log annotations and settings (its
- * scheduler among them), and `context` (nothing of the request's by
- * default): for what runs after the request's fiber has ended.
+ * A runtime with the loggers, log annotations and settings of `fiberRefs`
+ * (a fiber's, its scheduler among them) and no context: for what runs after
+ * the request's fiber has ended.
  */
-const detachedRuntime = (
-  fiber: Fiber.RuntimeFiber<unknown, unknown>,
-  context: Context.Context<never> = Context.empty()
-): Runtime.Runtime<never> =>
+const detachedRuntime = (fiberRefs: FiberRefs.FiberRefs): Runtime.Runtime<never> =>
   Runtime.make({
-    context,
-    fiberRefs: FiberRefs.delete(fiber.getFiberRefs(), FiberRef.currentContext),
+    context: Context.empty(),
+    fiberRefs: FiberRefs.delete(fiberRefs, FiberRef.currentContext),
     runtimeFlags: detachedFlags
   })
 
@@ -188,15 +185,16 @@ const sameButContext = (refs: FiberRefs.FiberRefs, detached: FiberRefs.FiberRefs
 }
 
 /**
- * `detachedRuntime(fiber)`, shared by the answers of every request whose
+ * `detachedRuntime` of a fiber's references, shared by the answers of every request whose
  * fiber holds the same references (loggers, log level and annotations,
  * scheduler, …), as requests served by one router do: an open answer then
  * holds no copy of them. Compared value by value, so a request whose
  * middleware annotated its logs gets its own.
  */
 const sharedRuntime = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Runtime.Runtime<never> => {
-  if (lastShared !== undefined && sameButContext(fiber.getFiberRefs(), lastShared.fiberRefs)) return lastShared
-  return lastShared = detachedRuntime(fiber)
+  const fiberRefs = fiber.getFiberRefs()
+  if (lastShared !== undefined && sameButContext(fiberRefs, lastShared.fiberRefs)) return lastShared
+  return lastShared = detachedRuntime(fiberRefs)
 }
 
 const logClosed = <A>(answer: SseAnswer.SseAnswer<A>): Effect.Effect<void> =>
@@ -302,16 +300,11 @@ export interface Starter {
   readonly runtime: Runtime.Runtime<never>
 }
 
-/** A starter for what runs outside any request's fiber: the references of `runtime`, the context given. */
-export const starterOf = (runtime: Runtime.Runtime<never>, context: Context.Context<never>): Starter => ({
-  context,
-  clock: Runtime.runSync(runtime)(Effect.clock),
-  runtime: Runtime.make({
-    context: Context.empty(),
-    fiberRefs: FiberRefs.delete(runtime.fiberRefs, FiberRef.currentContext),
-    runtimeFlags: detachedFlags
-  })
-})
+/** A starter for what runs outside any request's fiber: it runs and logs with `fiberRefs`, and reads `context`. */
+export const starterOf = (fiberRefs: FiberRefs.FiberRefs, context: Context.Context<never>): Starter => {
+  const runtime = detachedRuntime(fiberRefs)
+  return { context, clock: Runtime.runSync(runtime)(Effect.clock), runtime }
+}
 
 /**
  * Starts an answer on `sink` and whatever feeds it. Reads `StreamingConfig`,
