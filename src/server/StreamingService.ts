@@ -261,9 +261,7 @@ const endSpanUnstarted = (span: Tracer.Span | undefined) =>
   span === undefined ? transfer : Effect.onExit(transfer, (exit) =>
     exit._tag === "Success" ? Effect.void : Effect.clockWith((clock) =>
       Effect.sync(() =>
-        Spans.end(span, clock.unsafeCurrentTimeNanos(), {
-          values: 0,
-          bytes: 0,
+        Spans.endUnstarted(span, clock.unsafeCurrentTimeNanos(), {
           termination: Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "failed",
           failure: Cause.squash(exit.cause)
         })

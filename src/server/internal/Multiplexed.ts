@@ -153,7 +153,7 @@ export const make = (settings: Settings): Multiplexer => {
         return Effect.clockWith((clock) =>
           Effect.sync(() => {
             prepared.slot.release()
-            if (span !== undefined) Spans.end(span, clock.unsafeCurrentTimeNanos(), { values: 0, bytes: 0, dropped: 0, termination: "interrupted" })
+            if (span !== undefined) Spans.endUnstarted(span, clock.unsafeCurrentTimeNanos(), { dropped: 0, termination: "interrupted" })
           })
         )
       }

@@ -40,6 +40,7 @@ import type * as Admission from "./Admission.ts"
 import * as Cors from "./Cors.ts"
 import type { Drain } from "./Drains.ts"
 import * as Invocation from "./Invocation.ts"
+import * as RequestParsing from "./RequestParsing.ts"
 import { afterNextTurnsReads, NodeSink } from "./NodePlatform.ts"
 import type { Served } from "./Served.ts"
 import * as SseResponse from "./SseResponse.ts"
@@ -56,8 +57,6 @@ export interface Settings {
   readonly starter: SseResponse.Starter
   readonly cors: Cors.CorsOptions | undefined
 }
-
-const internalError = Errors.encodeBody("InternalError", "Internal server error")
 
 type Listener = (request: Http.IncomingMessage, response: Http.ServerResponse) => void
 
@@ -112,11 +111,7 @@ const callOf = (settings: Settings, request: Http.IncomingMessage) => {
   // An absent payload stands for an empty object when the schema accepts one (as `RequestParsing`).
   if (Either.isLeft(decoded) && raw === undefined) decoded = served.decodePayloadEither({})
   if (Either.isLeft(decoded)) return undefined
-  let headers = Headers.fromInput(request.headers as Headers.Input)
-  const resumeFrom = params.get(Names.query.lastEventId)
-  if (resumeFrom !== null && headers[Names.headers.lastEventId] === undefined) {
-    headers = Headers.set(headers, Names.headers.lastEventId, resumeFrom)
-  }
+  const headers = RequestParsing.withResumeCursor(Headers.fromInput(request.headers as Headers.Input), params)
   return { served, payload: decoded.right, headers, format: undefined }
 }
 
@@ -144,7 +139,7 @@ const door = (settings: Settings) => (request: Http.IncomingMessage, response: H
     if (invocation === undefined || invocation._tag !== "Stream") {
       // As the router answers a defect: logged, never sent.
       slot.release()
-      response.writeHead(500, { "content-type": Names.contentTypes.json, ...allow }).end(internalError)
+      response.writeHead(500, { "content-type": Names.contentTypes.json, ...allow }).end(Errors.internalError)
       return
     }
     const spec = call.served.spec

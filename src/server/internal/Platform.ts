@@ -8,7 +8,17 @@ import * as Effect from "effect/Effect"
 
 export type Node = typeof import("./NodePlatform.ts")
 
-let loaded: Node | undefined
+export type FrontDoor = typeof import("./NodeFrontDoor.ts")
+
+/** `load()`'s module, loaded on first use and kept. */
+const once = <M>(load: () => Promise<M>): Effect.Effect<M> => {
+  let loaded: M | undefined
+  return Effect.suspend(() =>
+    loaded !== undefined ? Effect.succeed(loaded) : Effect.map(Effect.promise(load), (module) => (loaded = module))
+  )
+}
+
+const nodeModule = once(() => import("./NodePlatform.ts"))
 
 /** `@effect/platform-node` gives a request its `IncomingMessage` as `source`, which has a socket. */
 const servedByNode = (request: HttpServerRequest.HttpServerRequest): boolean => {
@@ -18,18 +28,8 @@ const servedByNode = (request: HttpServerRequest.HttpServerRequest): boolean => 
 
 /** The Node module when `request` is served by Node, else undefined. */
 export const node = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Node | undefined> => {
-  if (!servedByNode(request)) return Effect.succeed(undefined)
-  if (loaded !== undefined) return Effect.succeed(loaded)
-  return Effect.map(Effect.promise(() => import("./NodePlatform.ts")), (module) => (loaded = module))
+  return servedByNode(request) ? nodeModule : Effect.succeed(undefined)
 }
 
-export type FrontDoor = typeof import("./NodeFrontDoor.ts")
-
-let frontDoorLoaded: FrontDoor | undefined
-
 /** The front door's module (`NodeFrontDoor`), loaded with the first request served by Node that installs it. */
-export const frontDoor: Effect.Effect<FrontDoor> = Effect.suspend(() =>
-  frontDoorLoaded !== undefined
-    ? Effect.succeed(frontDoorLoaded)
-    : Effect.map(Effect.promise(() => import("./NodeFrontDoor.ts")), (module) => (frontDoorLoaded = module))
-)
+export const frontDoor: Effect.Effect<FrontDoor> = once(() => import("./NodeFrontDoor.ts"))

@@ -181,6 +181,14 @@ export const urlOf = (request: HttpServerRequest.HttpServerRequest): URL => {
   return new URL(`http://localhost${target.startsWith("/") ? "" : "/"}${target}`)
 }
 
+/** `headers` with `?lastEventId=` of `query` as `last-event-id` when the header is absent. */
+export const withResumeCursor = (headers: Headers.Headers, query: URLSearchParams): Headers.Headers => {
+  const resumeFrom = query.get(Names.query.lastEventId)
+  return resumeFrom !== null && headers[Names.headers.lastEventId] === undefined
+    ? Headers.set(headers, Names.headers.lastEventId, resumeFrom)
+    : headers
+}
+
 /**
  * The call a request makes of `served`, the procedure its URL (`url`, from
  * `urlOf`) names (`procedureOf`): the method, the format, the payload, the
@@ -198,10 +206,5 @@ export const parse = (
     }
     const format = yield* formatOf(served.spec, url)
     const payload = yield* decodePayload(served, yield* rawPayload(request, url, options.maxPayloadBytes, options.bodyTimeout))
-    let headers = request.headers
-    const resumeFrom = url.searchParams.get(Names.query.lastEventId)
-    if (resumeFrom !== null && headers[Names.headers.lastEventId] === undefined) {
-      headers = Headers.set(headers, Names.headers.lastEventId, resumeFrom)
-    }
-    return { served, payload, headers, format }
+    return { served, payload, headers: withResumeCursor(request.headers, url.searchParams), format }
   })

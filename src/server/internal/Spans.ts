@@ -59,3 +59,7 @@ export const end = (span: Tracer.Span, nanos: bigint, delivered: Delivered): voi
       : Exit.interrupt(FiberId.none)
   )
 }
+
+/** Ends `span` of a stream that never started: nothing delivered. */
+export const endUnstarted = (span: Tracer.Span, nanos: bigint, ending: Omit<Delivered, "values" | "bytes">): void =>
+  end(span, nanos, { ...ending, values: 0, bytes: 0 })
